@@ -1,0 +1,3 @@
+pub mod compute;
+pub mod service;
+pub mod store;

@@ -1,0 +1,66 @@
+use crate::compute::ComputeError;
+use crate::store::StoreError;
+use std::collections::BTreeMap;
+
+/// Messages per input field, in the order the fields were checked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldErrors(pub BTreeMap<String, Vec<String>>);
+
+impl FieldErrors {
+    pub fn single(field: &str, message: impl Into<String>) -> Self {
+        let mut errors = Self::default();
+        errors.add(field, message);
+        errors
+    }
+
+    pub fn add(&mut self, field: &str, message: impl Into<String>) {
+        self.0.entry(field.to_owned()).or_default().push(message.into());
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// `Ok(value)` when no error was recorded.
+    pub fn into_result<T>(self, value: T) -> Result<T, ServiceError> {
+        if self.is_empty() { Ok(value) } else { Err(ServiceError::Invalid(self)) }
+    }
+}
+
+/// Everything a service can refuse or fail with. The HTTP layer maps each variant to a
+/// status and a JSend body in one place (`http::reply`).
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("no credentials were given")]
+    NoCredentials,
+    #[error("wrong user name, password or token")]
+    BadCredentials,
+    #[error("the token has expired; ask for a new one")]
+    TokenExpired,
+    #[error("too many failed logins; try again in {retry_after} s")]
+    Throttled { retry_after: u64 },
+    #[error("only an administrator may do this")]
+    NotAdministrator,
+    #[error("invalid input")]
+    Invalid(FieldErrors),
+    #[error("terminal not exist")]
+    TerminalNotFound,
+    #[error("terminal existed")]
+    TerminalExists,
+    #[error("place and seat number existed")]
+    SeatTaken,
+    #[error("no such desktop")]
+    DesktopNotFound,
+    #[error("another action on this desktop is still running")]
+    DesktopBusy,
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Compute(#[from] ComputeError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("internal error: {0}")]
+    Internal(String),
+}

@@ -1,0 +1,235 @@
+//! Places, terminals and how terminals get registered.
+
+use super::{FieldErrors, Principal, ServiceError, unix_now};
+use crate::store::{Conflict, NewTerminal, Store, StoreError, TerminalRecord};
+use serde_json::Value;
+use std::sync::Arc;
+use thindesk_shared::{MacAddress, Place, RegistrationMode, Terminal, TerminalState};
+
+pub const MAX_SEAT_CHARS: usize = 32;
+pub const MAX_PLACE_CHARS: usize = 64;
+
+/// The one mode a registration may name.
+pub const AUTH_MODE: &str = "auth";
+
+/// A registration body that passed the checks that need no database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registration {
+    pub place: String,
+    pub seat_number: String,
+    pub mac: MacAddress,
+    /// `mode: "auth"`: an administrator registers the terminal directly.
+    pub by_administrator: bool,
+}
+
+impl Registration {
+    /// Reads a registration body, collecting every field's problem at once so a
+    /// terminal's form can show them all beside their fields.
+    pub fn parse(body: &Value) -> Result<Self, ServiceError> {
+        let mut errors = FieldErrors::default();
+        let Value::Object(fields) = body else {
+            return Err(ServiceError::Invalid(FieldErrors::single("body", "must be a JSON object")));
+        };
+        let place = match fields.get("place") {
+            Some(Value::String(place)) if !place.trim().is_empty() => place.trim().to_owned(),
+            None | Some(Value::Null) => {
+                errors.add("place", "is required");
+                String::new()
+            }
+            Some(_) => {
+                errors.add("place", "must be the name of a place");
+                String::new()
+            }
+        };
+        // A seat number is text ("01" and "1" are different seats), but a client that
+        // sends a JSON number plainly means that number.
+        let seat_number = match fields.get("seat_number") {
+            Some(Value::String(seat)) => seat.trim().to_owned(),
+            Some(Value::Number(n)) if n.is_u64() => n.to_string(),
+            None | Some(Value::Null) => String::new(),
+            Some(_) => {
+                errors.add("seat_number", "must be a string such as \"01\"");
+                "?".to_owned()
+            }
+        };
+        if seat_number.is_empty() {
+            errors.add("seat_number", "is required");
+        } else if seat_number.chars().count() > MAX_SEAT_CHARS || seat_number.chars().any(char::is_control) {
+            errors.add("seat_number", format!("must be 1 to {MAX_SEAT_CHARS} printable characters"));
+        }
+        let mac = match fields.get("mac_address") {
+            Some(Value::String(text)) => match text.parse::<MacAddress>() {
+                Ok(mac) => Some(mac),
+                Err(e) => {
+                    errors.add("mac_address", e.to_string());
+                    None
+                }
+            },
+            None | Some(Value::Null) => {
+                errors.add("mac_address", "is required");
+                None
+            }
+            Some(_) => {
+                errors.add("mac_address", "must be a string such as \"08:00:20:0A:8C:6D\"");
+                None
+            }
+        };
+        let by_administrator = match fields.get("mode") {
+            None | Some(Value::Null) => false,
+            Some(Value::String(mode)) if mode == AUTH_MODE => true,
+            Some(_) => {
+                errors.add("mode", "must be \"auth\" or left out");
+                false
+            }
+        };
+        match mac {
+            Some(mac) if errors.is_empty() => Ok(Self { place, seat_number, mac, by_administrator }),
+            _ => Err(ServiceError::Invalid(errors)),
+        }
+    }
+}
+
+pub struct Terminals {
+    store: Arc<Store>,
+}
+
+impl Terminals {
+    pub fn new(store: Arc<Store>) -> Self {
+        Self { store }
+    }
+
+    pub fn places(&self) -> Result<Vec<Place>, ServiceError> {
+        Ok(self.store.places()?.into_iter().map(|p| Place { name: p.name, address: p.address }).collect())
+    }
+
+    pub fn lookup(&self, mac: &str) -> Result<Terminal, ServiceError> {
+        let mac = parse_mac(mac)?;
+        let record = self.store.terminal(mac)?.ok_or(ServiceError::TerminalNotFound)?;
+        Ok(to_wire(record))
+    }
+
+    /// Registers a terminal. `registrar` must be an administrator when the
+    /// registration says `mode: "auth"`; the caller authenticates them first.
+    pub fn register(
+        &self,
+        registration: &Registration,
+        registrar: Option<&Principal>,
+    ) -> Result<TerminalState, ServiceError> {
+        let (state, register_mode) = if registration.by_administrator {
+            registrar.ok_or(ServiceError::NoCredentials)?.require_admin()?;
+            (TerminalState::Approved, AUTH_MODE.to_owned())
+        } else {
+            let mode = self.store.registration_mode()?;
+            (mode.initial_state(), mode.as_str().to_owned())
+        };
+        if !self.store.place_exists(&registration.place)? {
+            return Err(ServiceError::Invalid(FieldErrors::single(
+                "place",
+                format!("there is no place named {:?}", registration.place),
+            )));
+        }
+        let terminal = NewTerminal {
+            mac: registration.mac,
+            place: &registration.place,
+            seat_number: &registration.seat_number,
+            state,
+            register_mode: &register_mode,
+        };
+        match self.store.insert_terminal(&terminal, unix_now()) {
+            Ok(()) => Ok(state),
+            Err(StoreError::Conflict(Conflict::TerminalExists)) => Err(ServiceError::TerminalExists),
+            Err(StoreError::Conflict(Conflict::SeatTaken)) => Err(ServiceError::SeatTaken),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    // ----- administration ------------------------------------------------------
+
+    pub fn add_place(&self, name: &str, address: &str) -> Result<(), ServiceError> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > MAX_PLACE_CHARS || name.chars().any(char::is_control) {
+            return Err(ServiceError::Invalid(FieldErrors::single(
+                "name",
+                format!("must be 1 to {MAX_PLACE_CHARS} printable characters"),
+            )));
+        }
+        match self.store.insert_place(name, address.trim()) {
+            Ok(()) => Ok(()),
+            Err(StoreError::Conflict(_)) => Err(ServiceError::Conflict(format!("a place named {name:?} exists"))),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    pub fn delete_place(&self, name: &str) -> Result<(), ServiceError> {
+        match self.store.delete_place(name) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(ServiceError::NotFound(format!("place {name:?}"))),
+            Err(StoreError::InUse(why)) => Err(ServiceError::Conflict(why.to_owned())),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    pub fn terminals(&self, state: Option<TerminalState>) -> Result<Vec<Terminal>, ServiceError> {
+        Ok(self.store.terminals(state)?.into_iter().map(to_wire).collect())
+    }
+
+    pub fn set_state(&self, mac: &str, state: TerminalState) -> Result<(), ServiceError> {
+        let mac = parse_mac(mac)?;
+        if self.store.set_terminal_state(mac, state)? { Ok(()) } else { Err(ServiceError::TerminalNotFound) }
+    }
+
+    pub fn delete(&self, mac: &str) -> Result<(), ServiceError> {
+        let mac = parse_mac(mac)?;
+        if self.store.delete_terminal(mac)? { Ok(()) } else { Err(ServiceError::TerminalNotFound) }
+    }
+
+    pub fn registration_mode(&self) -> Result<RegistrationMode, ServiceError> {
+        Ok(self.store.registration_mode()?)
+    }
+
+    pub fn set_registration_mode(&self, mode: RegistrationMode) -> Result<(), ServiceError> {
+        Ok(self.store.set_registration_mode(mode)?)
+    }
+}
+
+fn parse_mac(text: &str) -> Result<MacAddress, ServiceError> {
+    text.parse().map_err(|e: thindesk_shared::MacError| ServiceError::Invalid(FieldErrors::single("mac_address", e.to_string())))
+}
+
+fn to_wire(record: TerminalRecord) -> Terminal {
+    Terminal {
+        place: record.place,
+        seat_number: record.seat_number,
+        mac_address: record.mac.to_string(),
+        state: record.state,
+        register_mode: record.register_mode,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_field_problem_is_reported_at_once() {
+        let body = json!({"place": 7, "seat_number": "", "mac_address": "nope", "mode": "sudo"});
+        match Registration::parse(&body) {
+            Err(ServiceError::Invalid(errors)) => {
+                let fields: Vec<&str> = errors.0.keys().map(String::as_str).collect();
+                assert_eq!(fields, ["mac_address", "mode", "place", "seat_number"]);
+            }
+            other => panic!("expected field errors, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_good_body_is_normalised() {
+        let body = json!({"place": " b101 ", "seat_number": 12, "mac_address": "0800200a8c6d", "mode": "auth"});
+        let registration = Registration::parse(&body).expect("valid");
+        assert_eq!(registration.place, "b101");
+        assert_eq!(registration.seat_number, "12");
+        assert_eq!(registration.mac.to_string(), "08:00:20:0A:8C:6D");
+        assert!(registration.by_administrator);
+    }
+}

@@ -1,0 +1,70 @@
+//! Versioned schema. Each entry moves the database from version `i` to `i + 1`
+//! (`PRAGMA user_version`); entries are only ever appended, never edited.
+
+use super::{Result, StoreError};
+use rusqlite::Connection;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: users, tokens, places, terminals, settings, desktops.
+    "CREATE TABLE users (
+        id            INTEGER PRIMARY KEY,
+        name          TEXT NOT NULL UNIQUE,
+        password_hash TEXT NOT NULL,
+        is_admin      INTEGER NOT NULL DEFAULT 0,
+        created_at    INTEGER NOT NULL
+    );
+    CREATE TABLE tokens (
+        hash       TEXT PRIMARY KEY,
+        user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        issued_at  INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    CREATE INDEX tokens_by_user ON tokens(user_id);
+    CREATE TABLE places (
+        id      INTEGER PRIMARY KEY,
+        name    TEXT NOT NULL UNIQUE,
+        address TEXT NOT NULL DEFAULT ''
+    );
+    CREATE TABLE terminals (
+        mac           TEXT PRIMARY KEY,
+        place_id      INTEGER NOT NULL REFERENCES places(id) ON DELETE RESTRICT,
+        seat_number   TEXT NOT NULL,
+        state         TEXT NOT NULL CHECK (state IN ('APPROVED', 'WAITING', 'REJECTED')),
+        register_mode TEXT NOT NULL,
+        created_at    INTEGER NOT NULL,
+        UNIQUE (place_id, seat_number)
+    );
+    CREATE TABLE settings (
+        key   TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    CREATE TABLE desktops (
+        id                      TEXT PRIMARY KEY,
+        name                    TEXT NOT NULL,
+        owner_id                INTEGER NOT NULL REFERENCES users(id) ON DELETE RESTRICT,
+        status                  TEXT NOT NULL,
+        os_username             TEXT NOT NULL,
+        os_password             TEXT NOT NULL,
+        default_connection_type TEXT NOT NULL CHECK (default_connection_type IN ('rdp', 'spice')),
+        enable_usb              INTEGER NOT NULL,
+        enable_clipboard        INTEGER NOT NULL,
+        enable_audio            INTEGER NOT NULL,
+        created_at              INTEGER NOT NULL
+    );
+    CREATE INDEX desktops_by_owner ON desktops(owner_id);",
+];
+
+pub(super) fn apply(connection: &mut Connection) -> Result<()> {
+    let known = MIGRATIONS.len() as i64;
+    let transaction = connection.transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)?;
+    let found: i64 = transaction.query_row("PRAGMA user_version", [], |row| row.get(0))?;
+    if found > known {
+        return Err(StoreError::TooNew { found, known });
+    }
+    for (version, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+        transaction.execute_batch(sql)?;
+        transaction.pragma_update(None, "user_version", version as i64 + 1)?;
+    }
+    transaction.commit()?;
+    Ok(())
+}

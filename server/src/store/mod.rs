@@ -1,0 +1,603 @@
+//! SQLite, the only place thindesk keeps anything. Nothing outside this module
+//! touches rusqlite.
+//!
+//! The store is synchronous: callers on the async side reach it through
+//! `tokio::task::spawn_blocking` (see `http::blocking`), so SQLite's locking and disk
+//! waits never stall a runtime worker.
+
+mod migrations;
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+use thindesk_shared::{ConnectionType, DesktopStatus, MacAddress, Policy, RegistrationMode, TerminalState};
+
+pub const DATABASE_FILE: &str = "thindesk.sqlite3";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("cannot prepare the data directory {path}: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error("the database is at schema version {found}, newer than this program knows ({known}); upgrade thindesk")]
+    TooNew { found: i64, known: i64 },
+    #[error("stored value {value:?} in {column} is not valid")]
+    Corrupt { column: &'static str, value: String },
+    #[error("{0}")]
+    Conflict(Conflict),
+    #[error("{0}")]
+    InUse(&'static str),
+}
+
+/// A write that would break a uniqueness rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Conflict {
+    #[error("a user with this name exists")]
+    UserExists,
+    #[error("a place with this name exists")]
+    PlaceExists,
+    #[error("a terminal with this MAC address exists")]
+    TerminalExists,
+    #[error("this seat of this place already has a terminal")]
+    SeatTaken,
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    pub id: i64,
+    pub name: String,
+    pub password_hash: String,
+    pub is_admin: bool,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub user: UserRecord,
+    pub issued_at: i64,
+    pub expires_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlaceRecord {
+    pub name: String,
+    pub address: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TerminalRecord {
+    pub mac: MacAddress,
+    pub place: String,
+    pub seat_number: String,
+    pub state: TerminalState,
+    pub register_mode: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTerminal<'a> {
+    pub mac: MacAddress,
+    pub place: &'a str,
+    pub seat_number: &'a str,
+    pub state: TerminalState,
+    pub register_mode: &'a str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesktopRecord {
+    pub id: String,
+    pub name: String,
+    pub owner_id: i64,
+    pub owner_name: String,
+    pub status: DesktopStatus,
+    pub os_username: String,
+    pub os_password: String,
+    pub default_connection_type: ConnectionType,
+    pub policy: Policy,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDesktop<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub owner_id: i64,
+    pub status: DesktopStatus,
+    pub os_username: &'a str,
+    pub os_password: &'a str,
+    pub default_connection_type: ConnectionType,
+    pub policy: Policy,
+}
+
+/// Keys of the `settings` table.
+pub mod setting {
+    pub const TERMINAL_REGISTRATION_MODE: &str = "terminal_registration_mode";
+}
+
+/// The database. One connection, serialised by a mutex: a school's server sees a few
+/// requests a second, and SQLite writes one at a time anyway. Other processes (the
+/// admin command line) may open the same file meanwhile; WAL and a busy timeout make
+/// that safe.
+pub struct Store {
+    connection: Mutex<Connection>,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish()
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the database in `data_dir` and brings its schema up
+    /// to date.
+    pub fn open(data_dir: &Path) -> Result<Self> {
+        create_private_dir(data_dir)?;
+        let path = data_dir.join(DATABASE_FILE);
+        let mut connection = Connection::open(&path)?;
+        restrict_to_owner(&path)?;
+        connection.busy_timeout(Duration::from_secs(10))?;
+        connection.pragma_update(None, "journal_mode", "WAL")?;
+        connection.pragma_update(None, "foreign_keys", "ON")?;
+        connection.pragma_update(None, "synchronous", "NORMAL")?;
+        migrations::apply(&mut connection)?;
+        Ok(Self { connection: Mutex::new(connection), path })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves no half-written state behind (every
+        // write is a transaction), so a poisoned lock is safe to keep using.
+        self.connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs `work` in one IMMEDIATE transaction: it commits if `work` returns `Ok`, and
+    /// leaves the database untouched otherwise.
+    fn write<T>(&self, work: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut connection = self.lock();
+        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let value = work(&transaction)?;
+        transaction.commit()?;
+        Ok(value)
+    }
+
+    // ----- users ---------------------------------------------------------------
+
+    pub fn insert_user(&self, name: &str, password_hash: &str, is_admin: bool, now: i64) -> Result<i64> {
+        self.write(|tx| {
+            if tx.query_row("SELECT 1 FROM users WHERE name = ?1", [name], |_| Ok(())).optional()?.is_some() {
+                return Err(StoreError::Conflict(Conflict::UserExists));
+            }
+            tx.execute(
+                "INSERT INTO users (name, password_hash, is_admin, created_at) VALUES (?1, ?2, ?3, ?4)",
+                params![name, password_hash, is_admin, now],
+            )?;
+            Ok(tx.last_insert_rowid())
+        })
+    }
+
+    pub fn user_by_name(&self, name: &str) -> Result<Option<UserRecord>> {
+        let connection = self.lock();
+        Ok(connection
+            .query_row(
+                "SELECT id, name, password_hash, is_admin, created_at FROM users WHERE name = ?1",
+                [name],
+                user_from_row,
+            )
+            .optional()?)
+    }
+
+    pub fn users(&self) -> Result<Vec<UserRecord>> {
+        let connection = self.lock();
+        let mut statement =
+            connection.prepare("SELECT id, name, password_hash, is_admin, created_at FROM users ORDER BY name")?;
+        let rows = statement.query_map([], user_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Sets a new password hash and drops every token of the user except `keep_token`.
+    /// Returns false when there is no such user.
+    pub fn set_password(&self, user_id: i64, password_hash: &str, keep_token: Option<&str>) -> Result<bool> {
+        self.write(|tx| {
+            let changed =
+                tx.execute("UPDATE users SET password_hash = ?1 WHERE id = ?2", params![password_hash, user_id])?;
+            if changed == 0 {
+                return Ok(false);
+            }
+            tx.execute(
+                "DELETE FROM tokens WHERE user_id = ?1 AND hash IS NOT ?2",
+                params![user_id, keep_token],
+            )?;
+            Ok(true)
+        })
+    }
+
+    pub fn set_admin(&self, user_id: i64, is_admin: bool) -> Result<bool> {
+        self.write(|tx| Ok(tx.execute("UPDATE users SET is_admin = ?1 WHERE id = ?2", params![is_admin, user_id])? > 0))
+    }
+
+    /// Deletes a user and their tokens. Refused while the user owns desktops, so that no
+    /// running machine is orphaned.
+    pub fn delete_user(&self, user_id: i64) -> Result<bool> {
+        self.write(|tx| {
+            let desktops: i64 =
+                tx.query_row("SELECT count(*) FROM desktops WHERE owner_id = ?1", [user_id], |row| row.get(0))?;
+            if desktops > 0 {
+                return Err(StoreError::InUse("the user still owns desktops; delete those first"));
+            }
+            Ok(tx.execute("DELETE FROM users WHERE id = ?1", [user_id])? > 0)
+        })
+    }
+
+    // ----- tokens --------------------------------------------------------------
+
+    /// Stores a token's hash, and forgets tokens that have expired.
+    pub fn insert_token(&self, hash: &str, user_id: i64, issued_at: i64, expires_at: i64) -> Result<()> {
+        self.write(|tx| {
+            tx.execute("DELETE FROM tokens WHERE expires_at <= ?1", [issued_at])?;
+            tx.execute(
+                "INSERT INTO tokens (hash, user_id, issued_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
+                params![hash, user_id, issued_at, expires_at],
+            )?;
+            Ok(())
+        })
+    }
+
+    pub fn token(&self, hash: &str) -> Result<Option<TokenRecord>> {
+        let connection = self.lock();
+        Ok(connection
+            .query_row(
+                "SELECT u.id, u.name, u.password_hash, u.is_admin, u.created_at, t.issued_at, t.expires_at
+                 FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = ?1",
+                [hash],
+                |row| {
+                    Ok(TokenRecord { user: user_from_row(row)?, issued_at: row.get(5)?, expires_at: row.get(6)? })
+                },
+            )
+            .optional()?)
+    }
+
+    // ----- places --------------------------------------------------------------
+
+    pub fn insert_place(&self, name: &str, address: &str) -> Result<()> {
+        self.write(|tx| {
+            if tx.query_row("SELECT 1 FROM places WHERE name = ?1", [name], |_| Ok(())).optional()?.is_some() {
+                return Err(StoreError::Conflict(Conflict::PlaceExists));
+            }
+            tx.execute("INSERT INTO places (name, address) VALUES (?1, ?2)", params![name, address])?;
+            Ok(())
+        })
+    }
+
+    pub fn places(&self) -> Result<Vec<PlaceRecord>> {
+        let connection = self.lock();
+        let mut statement = connection.prepare("SELECT name, address FROM places ORDER BY name")?;
+        let rows = statement.query_map([], |row| Ok(PlaceRecord { name: row.get(0)?, address: row.get(1)? }))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn place_exists(&self, name: &str) -> Result<bool> {
+        let connection = self.lock();
+        Ok(connection.query_row("SELECT 1 FROM places WHERE name = ?1", [name], |_| Ok(())).optional()?.is_some())
+    }
+
+    /// Deletes a place. Refused while terminals sit in it.
+    pub fn delete_place(&self, name: &str) -> Result<bool> {
+        self.write(|tx| {
+            let terminals: i64 = tx.query_row(
+                "SELECT count(*) FROM terminals t JOIN places p ON p.id = t.place_id WHERE p.name = ?1",
+                [name],
+                |row| row.get(0),
+            )?;
+            if terminals > 0 {
+                return Err(StoreError::InUse("terminals are registered in this place; delete or move them first"));
+            }
+            Ok(tx.execute("DELETE FROM places WHERE name = ?1", [name])? > 0)
+        })
+    }
+
+    // ----- terminals -----------------------------------------------------------
+
+    /// Registers a terminal, checking both uniqueness rules inside one transaction so
+    /// that two terminals racing for one seat cannot both get it.
+    pub fn insert_terminal(&self, terminal: &NewTerminal<'_>, now: i64) -> Result<()> {
+        let mac = terminal.mac.to_string();
+        self.write(|tx| {
+            if tx.query_row("SELECT 1 FROM terminals WHERE mac = ?1", [&mac], |_| Ok(())).optional()?.is_some() {
+                return Err(StoreError::Conflict(Conflict::TerminalExists));
+            }
+            let place_id: i64 = tx.query_row("SELECT id FROM places WHERE name = ?1", [terminal.place], |r| r.get(0))?;
+            let seat_taken = tx
+                .query_row(
+                    "SELECT 1 FROM terminals WHERE place_id = ?1 AND seat_number = ?2",
+                    params![place_id, terminal.seat_number],
+                    |_| Ok(()),
+                )
+                .optional()?
+                .is_some();
+            if seat_taken {
+                return Err(StoreError::Conflict(Conflict::SeatTaken));
+            }
+            tx.execute(
+                "INSERT INTO terminals (mac, place_id, seat_number, state, register_mode, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![mac, place_id, terminal.seat_number, terminal.state.as_str(), terminal.register_mode, now],
+            )?;
+            Ok(())
+        })
+    }
+
+    pub fn terminal(&self, mac: MacAddress) -> Result<Option<TerminalRecord>> {
+        let connection = self.lock();
+        connection
+            .query_row(&format!("{TERMINAL_SELECT} WHERE t.mac = ?1"), [mac.to_string()], terminal_from_row)
+            .optional()?
+            .transpose()
+    }
+
+    pub fn terminals(&self, state: Option<TerminalState>) -> Result<Vec<TerminalRecord>> {
+        let connection = self.lock();
+        let mut statement = connection
+            .prepare(&format!("{TERMINAL_SELECT} WHERE ?1 IS NULL OR t.state = ?1 ORDER BY p.name, t.seat_number"))?;
+        let rows = statement.query_map([state.map(TerminalState::as_str)], terminal_from_row)?;
+        rows.map(|row| row?).collect()
+    }
+
+    pub fn set_terminal_state(&self, mac: MacAddress, state: TerminalState) -> Result<bool> {
+        self.write(|tx| {
+            Ok(tx.execute("UPDATE terminals SET state = ?1 WHERE mac = ?2", params![state.as_str(), mac.to_string()])?
+                > 0)
+        })
+    }
+
+    pub fn delete_terminal(&self, mac: MacAddress) -> Result<bool> {
+        self.write(|tx| Ok(tx.execute("DELETE FROM terminals WHERE mac = ?1", [mac.to_string()])? > 0))
+    }
+
+    // ----- settings ------------------------------------------------------------
+
+    pub fn registration_mode(&self) -> Result<RegistrationMode> {
+        let connection = self.lock();
+        let value: Option<String> = connection
+            .query_row("SELECT value FROM settings WHERE key = ?1", [setting::TERMINAL_REGISTRATION_MODE], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        match value {
+            None => Ok(RegistrationMode::default()),
+            Some(text) => RegistrationMode::parse(&text)
+                .ok_or(StoreError::Corrupt { column: "settings.terminal_registration_mode", value: text }),
+        }
+    }
+
+    pub fn set_registration_mode(&self, mode: RegistrationMode) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO settings (key, value) VALUES (?1, ?2) ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![setting::TERMINAL_REGISTRATION_MODE, mode.as_str()],
+            )?;
+            Ok(())
+        })
+    }
+
+    // ----- desktops ------------------------------------------------------------
+
+    pub fn insert_desktop(&self, desktop: &NewDesktop<'_>, now: i64) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO desktops (id, name, owner_id, status, os_username, os_password,
+                    default_connection_type, enable_usb, enable_clipboard, enable_audio, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                params![
+                    desktop.id,
+                    desktop.name,
+                    desktop.owner_id,
+                    desktop.status.as_str(),
+                    desktop.os_username,
+                    desktop.os_password,
+                    desktop.default_connection_type.as_str(),
+                    desktop.policy.enable_usb,
+                    desktop.policy.enable_clipboard,
+                    desktop.policy.enable_audio,
+                    now
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    pub fn desktop(&self, id: &str) -> Result<Option<DesktopRecord>> {
+        let connection = self.lock();
+        connection.query_row(&format!("{DESKTOP_SELECT} WHERE d.id = ?1"), [id], desktop_from_row).optional()?.transpose()
+    }
+
+    pub fn desktops_of(&self, owner_id: i64) -> Result<Vec<DesktopRecord>> {
+        let connection = self.lock();
+        let mut statement =
+            connection.prepare(&format!("{DESKTOP_SELECT} WHERE d.owner_id = ?1 ORDER BY d.name, d.id"))?;
+        let rows = statement.query_map([owner_id], desktop_from_row)?;
+        rows.map(|row| row?).collect()
+    }
+
+    pub fn set_desktop_status(&self, id: &str, status: DesktopStatus) -> Result<bool> {
+        self.write(|tx| {
+            Ok(tx.execute("UPDATE desktops SET status = ?1 WHERE id = ?2", params![status.as_str(), id])? > 0)
+        })
+    }
+}
+
+const TERMINAL_SELECT: &str = "SELECT t.mac, p.name, t.seat_number, t.state, t.register_mode, t.created_at
+     FROM terminals t JOIN places p ON p.id = t.place_id";
+
+const DESKTOP_SELECT: &str = "SELECT d.id, d.name, d.owner_id, u.name, d.status, d.os_username, d.os_password,
+        d.default_connection_type, d.enable_usb, d.enable_clipboard, d.enable_audio, d.created_at
+     FROM desktops d JOIN users u ON u.id = d.owner_id";
+
+fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<UserRecord> {
+    Ok(UserRecord {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        password_hash: row.get(2)?,
+        is_admin: row.get(3)?,
+        created_at: row.get(4)?,
+    })
+}
+
+/// Rows whose text columns hold values this program does not know are reported as
+/// corrupt rather than guessed at.
+fn terminal_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<TerminalRecord>> {
+    let mac: String = row.get(0)?;
+    let state: String = row.get(3)?;
+    let record = (|| {
+        Ok(TerminalRecord {
+            mac: mac.parse().map_err(|_| StoreError::Corrupt { column: "terminals.mac", value: mac.clone() })?,
+            place: row.get(1)?,
+            seat_number: row.get(2)?,
+            state: TerminalState::parse(&state)
+                .ok_or_else(|| StoreError::Corrupt { column: "terminals.state", value: state.clone() })?,
+            register_mode: row.get(4)?,
+            created_at: row.get(5)?,
+        })
+    })();
+    Ok(record)
+}
+
+fn desktop_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<DesktopRecord>> {
+    let status: String = row.get(4)?;
+    let connection_type: String = row.get(7)?;
+    let record = (|| {
+        Ok(DesktopRecord {
+            id: row.get(0)?,
+            name: row.get(1)?,
+            owner_id: row.get(2)?,
+            owner_name: row.get(3)?,
+            status: DesktopStatus::parse(&status)
+                .ok_or_else(|| StoreError::Corrupt { column: "desktops.status", value: status.clone() })?,
+            os_username: row.get(5)?,
+            os_password: row.get(6)?,
+            default_connection_type: ConnectionType::parse(&connection_type).ok_or_else(|| StoreError::Corrupt {
+                column: "desktops.default_connection_type",
+                value: connection_type.clone(),
+            })?,
+            policy: Policy { enable_usb: row.get(8)?, enable_clipboard: row.get(9)?, enable_audio: row.get(10)? },
+            created_at: row.get(11)?,
+        })
+    })();
+    Ok(record)
+}
+
+/// The data directory holds password hashes and desktop credentials: only its owner
+/// may read it.
+fn create_private_dir(dir: &Path) -> Result<()> {
+    let error = |source| StoreError::DataDir { path: dir.to_owned(), source };
+    std::fs::create_dir_all(dir).map_err(error)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(error)?;
+    }
+    Ok(())
+}
+
+fn restrict_to_owner(file: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(file, std::fs::Permissions::from_mode(0o600))
+            .map_err(|source| StoreError::DataDir { path: file.to_owned(), source })?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path()).expect("open");
+        (dir, store)
+    }
+
+    #[test]
+    fn reopening_keeps_data_and_does_not_reapply_migrations() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        {
+            let store = Store::open(dir.path()).expect("open");
+            store.insert_user("alice", "hash", false, 1).expect("insert");
+        }
+        let store = Store::open(dir.path()).expect("reopen");
+        assert_eq!(store.user_by_name("alice").expect("query").map(|u| u.name), Some("alice".to_owned()));
+    }
+
+    #[test]
+    fn a_failed_write_changes_nothing() {
+        let (_dir, store) = store();
+        store.insert_place("b101", "one floor").expect("place");
+        let mac: MacAddress = "08:00:20:0a:8c:6d".parse().expect("mac");
+        let terminal = NewTerminal {
+            mac,
+            place: "b101",
+            seat_number: "01",
+            state: TerminalState::Waiting,
+            register_mode: "approval",
+        };
+        store.insert_terminal(&terminal, 1).expect("first");
+        let other: MacAddress = "08:00:20:0a:8c:6e".parse().expect("mac");
+        let clash = NewTerminal { mac: other, ..terminal.clone() };
+        assert!(matches!(store.insert_terminal(&clash, 2), Err(StoreError::Conflict(Conflict::SeatTaken))));
+        assert!(matches!(store.insert_terminal(&terminal, 3), Err(StoreError::Conflict(Conflict::TerminalExists))));
+        assert_eq!(store.terminals(None).expect("list").len(), 1);
+        assert!(store.terminal(other).expect("lookup").is_none());
+    }
+
+    #[test]
+    fn password_change_keeps_only_the_named_token() {
+        let (_dir, store) = store();
+        let id = store.insert_user("bob", "old", false, 1).expect("user");
+        for hash in ["a", "b", "c"] {
+            store.insert_token(hash, id, 10, 1_000).expect("token");
+        }
+        assert!(store.set_password(id, "new", Some("b")).expect("set"));
+        assert!(store.token("a").expect("q").is_none());
+        assert!(store.token("b").expect("q").is_some());
+        assert!(store.token("c").expect("q").is_none());
+        assert!(store.set_password(id, "newer", None).expect("set"));
+        assert!(store.token("b").expect("q").is_none());
+    }
+
+    #[test]
+    fn a_user_with_desktops_cannot_be_deleted() {
+        let (_dir, store) = store();
+        let id = store.insert_user("carol", "h", false, 1).expect("user");
+        let desktop = NewDesktop {
+            id: "d1",
+            name: "desk",
+            owner_id: id,
+            status: DesktopStatus::Shutoff,
+            os_username: "u",
+            os_password: "p",
+            default_connection_type: ConnectionType::Spice,
+            policy: Policy::default(),
+        };
+        store.insert_desktop(&desktop, 1).expect("desktop");
+        assert!(matches!(store.delete_user(id), Err(StoreError::InUse(_))));
+        assert!(store.user_by_name("carol").expect("q").is_some());
+    }
+
+    #[test]
+    fn registration_mode_defaults_to_approval_and_persists() {
+        let (_dir, store) = store();
+        assert_eq!(store.registration_mode().expect("get"), RegistrationMode::Approval);
+        store.set_registration_mode(RegistrationMode::Auto).expect("set");
+        assert_eq!(store.registration_mode().expect("get"), RegistrationMode::Auto);
+    }
+}

@@ -1,0 +1,58 @@
+//! The JSend envelope (<https://github.com/omniti-labs/jsend>) that wraps every v1.0 reply.
+
+use serde::{Deserialize, Serialize};
+
+/// One reply of the v1.0 API. `fail` is the caller's fault (4xx), `error` the server's
+/// (5xx).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "lowercase")]
+pub enum JSend<T> {
+    Success {
+        data: T,
+    },
+    Fail {
+        data: serde_json::Value,
+    },
+    Error {
+        message: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        code: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        data: Option<serde_json::Value>,
+    },
+}
+
+impl<T> JSend<T> {
+    /// The data of a success, or the whole envelope back as the error.
+    pub fn into_result(self) -> Result<T, Self> {
+        match self {
+            JSend::Success { data } => Ok(data),
+            other => Err(other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn success_with_null_data_is_spelled_as_the_seed_shows() {
+        let reply: JSend<()> = JSend::Success { data: () };
+        assert_eq!(serde_json::to_value(&reply).ok(), Some(json!({"status": "success", "data": null})));
+    }
+
+    #[test]
+    fn error_without_code_omits_it() {
+        let reply: JSend<()> = JSend::Error { message: "down".into(), code: None, data: None };
+        assert_eq!(serde_json::to_value(&reply).ok(), Some(json!({"status": "error", "message": "down"})));
+    }
+
+    #[test]
+    fn fail_reads_back() {
+        let parsed: JSend<()> =
+            serde_json::from_value(json!({"status": "fail", "data": "terminal not exist"})).expect("valid JSend");
+        assert_eq!(parsed, JSend::Fail { data: json!("terminal not exist") });
+    }
+}

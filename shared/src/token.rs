@@ -1,0 +1,18 @@
+use serde::{Deserialize, Serialize};
+
+/// A bearer token as `GET /api/v1.0/token` hands it out. Times are ISO 8601 UTC,
+/// `2016-03-04T21:08:12Z`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Token {
+    pub id: String,
+    pub issued_at: String,
+    pub expires: String,
+}
+
+/// The `data` of a token reply: the seed's `token`, plus `expires_in` (seconds) so a
+/// client can renew without parsing dates or trusting its own clock.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenGrant {
+    pub token: Token,
+    pub expires_in: u64,
+}
