@@ -18,15 +18,8 @@ pub enum DesktopStatus {
 }
 
 impl DesktopStatus {
-    pub const ALL: [DesktopStatus; 7] = [
-        Self::Active,
-        Self::Shutoff,
-        Self::Suspended,
-        Self::Paused,
-        Self::Build,
-        Self::Reboot,
-        Self::Error,
-    ];
+    pub const ALL: [DesktopStatus; 7] =
+        [Self::Active, Self::Shutoff, Self::Suspended, Self::Paused, Self::Build, Self::Reboot, Self::Error];
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -13,11 +13,7 @@ pub struct MacError(pub String);
 
 impl fmt::Display for MacError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{:?} is not a MAC address (expected six hex pairs like 08:00:20:0A:8C:6D)",
-            self.0
-        )
+        write!(f, "{:?} is not a MAC address (expected six hex pairs like 08:00:20:0A:8C:6D)", self.0)
     }
 }
 

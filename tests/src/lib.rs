@@ -1,14 +1,185 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
+//! Helpers for thindesk's end-to-end tests: a real server on `127.0.0.1:0` over a
+//! temporary data directory, and a small HTTP client for it.
+
+use base64::Engine;
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+use tempfile::TempDir;
+use thindesk_server::compute::Compute;
+use thindesk_server::compute::double::TestCompute;
+use thindesk_server::service::desktops::DesktopSpec;
+use thindesk_server::{Config, RunningServer, Services};
+use thindesk_shared::{ConnectionType, Policy};
+
+pub const ADMIN: (&str, &str) = ("teacher", "teacher-password");
+pub const STUDENT: (&str, &str) = ("student", "student-password");
+pub const OTHER_STUDENT: (&str, &str) = ("other", "other-password");
+
+/// A running server over its own data directory, seeded with an administrator, two
+/// students and two places.
+pub struct TestServer {
+    pub server: RunningServer,
+    pub compute: Arc<TestCompute>,
+    pub http: reqwest::Client,
+    data_dir: TempDir,
+    token_ttl: Duration,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// A reply as a test looks at it.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+}
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
+impl Reply {
+    /// `data` of a JSend success, failing the test otherwise.
+    pub fn data(&self) -> &Value {
+        assert_eq!(self.status, StatusCode::OK, "expected success, got {self:?}");
+        assert_eq!(self.body["status"], "success", "{self:?}");
+        &self.body["data"]
     }
+
+    /// Asserts a JSend `fail` with this status, and returns its `data`.
+    pub fn fail(&self, status: u16) -> &Value {
+        assert_eq!(self.status.as_u16(), status, "{self:?}");
+        assert_eq!(self.body["status"], "fail", "{self:?}");
+        &self.body["data"]
+    }
+
+    /// Asserts a JSend `error` with this status, and returns its `message`.
+    pub fn error(&self, status: u16) -> &str {
+        assert_eq!(self.status.as_u16(), status, "{self:?}");
+        assert_eq!(self.body["status"], "error", "{self:?}");
+        self.body["message"].as_str().unwrap_or_default()
+    }
+}
+
+impl TestServer {
+    pub async fn start() -> Self {
+        Self::start_with(Duration::from_secs(7200), Arc::new(TestCompute::new())).await
+    }
+
+    pub async fn start_with(token_ttl: Duration, compute: Arc<TestCompute>) -> Self {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let server = Self::launch(data_dir.path(), token_ttl, compute.clone()).await;
+        let test_server = Self { server, compute, http: reqwest::Client::new(), data_dir, token_ttl };
+        let services = test_server.services().clone();
+        tokio::task::spawn_blocking(move || {
+            for ((name, password), admin) in [(ADMIN, true), (STUDENT, false), (OTHER_STUDENT, false)] {
+                services.accounts.create_user(name, password, admin).expect("seed user");
+            }
+            services.terminals.add_place("b101", "one floor").expect("seed place");
+            services.terminals.add_place("b201", "two floor").expect("seed place");
+        })
+        .await
+        .expect("seeding");
+        test_server
+    }
+
+    async fn launch(data_dir: &Path, token_ttl: Duration, compute: Arc<dyn Compute>) -> RunningServer {
+        let config = Config {
+            listen: "127.0.0.1:0".parse().expect("address"),
+            data_dir: data_dir.to_owned(),
+            public_address: Some("192.0.2.10".into()),
+            token_ttl,
+        };
+        RunningServer::start(config, compute).await.expect("server starts")
+    }
+
+    /// Stops the server and starts a new one on the same data directory (and a new
+    /// port), as a host reboot would.
+    pub async fn restart(self) -> Self {
+        let Self { server, compute, http, data_dir, token_ttl } = self;
+        server.shutdown().await;
+        let server = Self::launch(data_dir.path(), token_ttl, compute.clone()).await;
+        Self { server, compute, http, data_dir, token_ttl }
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.data_dir.path()
+    }
+
+    pub fn services(&self) -> &Services {
+        self.server.services()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.server.url())
+    }
+
+    /// Sends a request to `/api/v1.0{path}`.
+    pub async fn call(&self, method: Method, path: &str, authorization: Option<&str>, body: Option<Value>) -> Reply {
+        let mut request = self.http.request(method, self.url(&format!("/api/v1.0{path}")));
+        if let Some(authorization) = authorization {
+            request = request.header("Authorization", authorization);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        reply(request.send().await.expect("request sent")).await
+    }
+
+    pub async fn get(&self, path: &str, authorization: Option<&str>) -> Reply {
+        self.call(Method::GET, path, authorization, None).await
+    }
+
+    pub async fn post(&self, path: &str, authorization: Option<&str>, body: Value) -> Reply {
+        self.call(Method::POST, path, authorization, Some(body)).await
+    }
+
+    /// A fresh token for `user`.
+    pub async fn token(&self, (user, password): (&str, &str)) -> String {
+        let reply = self.get("/token", Some(&basic(user, password))).await;
+        reply.data()["token"]["id"].as_str().expect("token id").to_owned()
+    }
+
+    /// Creates a desktop owned by `owner` and returns its id.
+    pub async fn create_desktop(&self, owner: &str, name: &str) -> String {
+        let services = self.services().clone();
+        let spec = DesktopSpec {
+            name: name.into(),
+            owner: owner.into(),
+            os_username: format!("{owner}-os"),
+            os_password: format!("{owner}-os-password"),
+            default_connection_type: ConnectionType::Spice,
+            policy: Policy { enable_usb: false, enable_clipboard: true, enable_audio: true },
+        };
+        tokio::task::spawn_blocking(move || services.desktops.create(&spec).expect("desktop"))
+            .await
+            .expect("creating a desktop")
+    }
+}
+
+pub async fn reply(response: reqwest::Response) -> Reply {
+    let status = response.status();
+    let headers = response.headers().clone();
+    let text = response.text().await.expect("body read");
+    let body = serde_json::from_str(&text).unwrap_or_else(|e| panic!("body is not JSON ({e}): {text:?}"));
+    Reply { status, headers, body }
+}
+
+/// `Basic base64(user:password)`, as RFC 7617 spells it.
+pub fn basic(user: &str, password: &str) -> String {
+    format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
+}
+
+/// Every way the contract allows to send a user name and password.
+pub fn password_forms(user: &str, password: &str) -> Vec<String> {
+    vec![basic(user, password), format!("Basic {user}:{password}"), format!("{user}:{password}")]
+}
+
+/// Every way the contract allows to send a token.
+pub fn token_forms(token: &str) -> Vec<String> {
+    let encode = |text: String| base64::engine::general_purpose::STANDARD.encode(text);
+    vec![
+        format!("Bearer {token}"),
+        token.to_owned(),
+        format!("Basic {}", encode(format!("{token}:"))),
+        format!("Basic {}", encode(format!("{token}:anything"))),
+    ]
 }

@@ -63,7 +63,9 @@ impl Compute for TestCompute {
             (PowerOp::Shutdown, DesktopStatus::Active | DesktopStatus::Paused | DesktopStatus::Suspended) => {
                 DesktopStatus::Shutoff
             }
-            (op, state) => return Err(ComputeError::Failed(format!("{op:?} is not possible in state {state}"))),
+            (op, state) => {
+                return Err(ComputeError::Failed(format!("{op:?} is not possible in state {state}")));
+            }
         };
         machines.insert(desktop_id.to_owned(), next);
         drop(machines);

@@ -3,8 +3,8 @@
 use super::throttle::{LoginThrottle, ThrottlePolicy};
 use super::{FieldErrors, ServiceError, iso8601, random_token, unix_now};
 use crate::store::{Conflict, Store, StoreError, UserRecord};
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use sha2::{Digest, Sha256};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -18,11 +18,17 @@ pub const MAX_USER_NAME_CHARS: usize = 64;
 /// What a request offers as proof of who it is, as read from `Authorization`.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Credentials {
-    Password { user: String, password: String },
+    Password {
+        user: String,
+        password: String,
+    },
     Token(String),
     /// `Basic base64(a:b)`: a token when `a` is a live token (the Flask-HTTPAuth
     /// convention), otherwise a user name and password.
-    TokenOrPassword { user: String, password: String },
+    TokenOrPassword {
+        user: String,
+        password: String,
+    },
 }
 
 // Credentials must never reach a log line, even through `{:?}`.
@@ -224,7 +230,8 @@ fn hash_password(password: &str) -> Result<String, ServiceError> {
 
 /// Argon2's verifier compares the derived keys in constant time.
 fn verify_password(password: &str, stored: &str) -> Result<bool, ServiceError> {
-    let parsed = PasswordHash::new(stored).map_err(|e| ServiceError::Internal(format!("stored hash unreadable: {e}")))?;
+    let parsed =
+        PasswordHash::new(stored).map_err(|e| ServiceError::Internal(format!("stored hash unreadable: {e}")))?;
     Ok(Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
 }
 

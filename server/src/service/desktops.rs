@@ -47,6 +47,10 @@ impl Desktops {
         Self { store, compute, public_address, busy: Mutex::new(HashSet::new()) }
     }
 
+    pub fn compute_name(&self) -> &'static str {
+        self.compute.name()
+    }
+
     pub fn create(&self, spec: &DesktopSpec) -> Result<String, ServiceError> {
         let mut errors = FieldErrors::default();
         if spec.name.trim().is_empty() || spec.name.chars().count() > 64 {
@@ -199,7 +203,8 @@ mod tests {
         for action in DesktopAction::ALL {
             for state in DesktopStatus::ALL {
                 let (_, outcome) = plan(action, state);
-                let expected = if action == DesktopAction::Shutdown { DesktopStatus::Shutoff } else { DesktopStatus::Active };
+                let expected =
+                    if action == DesktopAction::Shutdown { DesktopStatus::Shutoff } else { DesktopStatus::Active };
                 assert_eq!(outcome, expected, "{action} from {state}");
             }
         }
@@ -214,7 +219,8 @@ mod tests {
         let other = store.insert_user("other", "h", false, 0).expect("user");
         let compute = Arc::new(TestCompute::new());
         let desktops = Desktops::new(store, compute.clone(), "10.0.0.1".into());
-        let principal = |id, name: &str| Principal { user_id: id, name: name.into(), is_admin: false, token_hash: None };
+        let principal =
+            |id, name: &str| Principal { user_id: id, name: name.into(), is_admin: false, token_hash: None };
         (dir, compute, desktops, principal(owner, "owner"), principal(other, "other"))
     }
 

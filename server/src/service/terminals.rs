@@ -193,7 +193,9 @@ impl Terminals {
 }
 
 fn parse_mac(text: &str) -> Result<MacAddress, ServiceError> {
-    text.parse().map_err(|e: thindesk_shared::MacError| ServiceError::Invalid(FieldErrors::single("mac_address", e.to_string())))
+    text.parse().map_err(|e: thindesk_shared::MacError| {
+        ServiceError::Invalid(FieldErrors::single("mac_address", e.to_string()))
+    })
 }
 
 fn to_wire(record: TerminalRecord) -> Terminal {

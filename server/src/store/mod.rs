@@ -212,10 +212,7 @@ impl Store {
             if changed == 0 {
                 return Ok(false);
             }
-            tx.execute(
-                "DELETE FROM tokens WHERE user_id = ?1 AND hash IS NOT ?2",
-                params![user_id, keep_token],
-            )?;
+            tx.execute("DELETE FROM tokens WHERE user_id = ?1 AND hash IS NOT ?2", params![user_id, keep_token])?;
             Ok(true)
         })
     }
@@ -258,9 +255,7 @@ impl Store {
                 "SELECT u.id, u.name, u.password_hash, u.is_admin, u.created_at, t.issued_at, t.expires_at
                  FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = ?1",
                 [hash],
-                |row| {
-                    Ok(TokenRecord { user: user_from_row(row)?, issued_at: row.get(5)?, expires_at: row.get(6)? })
-                },
+                |row| Ok(TokenRecord { user: user_from_row(row)?, issued_at: row.get(5)?, expires_at: row.get(6)? }),
             )
             .optional()?)
     }
@@ -314,7 +309,8 @@ impl Store {
             if tx.query_row("SELECT 1 FROM terminals WHERE mac = ?1", [&mac], |_| Ok(())).optional()?.is_some() {
                 return Err(StoreError::Conflict(Conflict::TerminalExists));
             }
-            let place_id: i64 = tx.query_row("SELECT id FROM places WHERE name = ?1", [terminal.place], |r| r.get(0))?;
+            let place_id: i64 =
+                tx.query_row("SELECT id FROM places WHERE name = ?1", [terminal.place], |r| r.get(0))?;
             let seat_taken = tx
                 .query_row(
                     "SELECT 1 FROM terminals WHERE place_id = ?1 AND seat_number = ?2",
@@ -353,7 +349,8 @@ impl Store {
 
     pub fn set_terminal_state(&self, mac: MacAddress, state: TerminalState) -> Result<bool> {
         self.write(|tx| {
-            Ok(tx.execute("UPDATE terminals SET state = ?1 WHERE mac = ?2", params![state.as_str(), mac.to_string()])?
+            Ok(tx
+                .execute("UPDATE terminals SET state = ?1 WHERE mac = ?2", params![state.as_str(), mac.to_string()])?
                 > 0)
         })
     }
@@ -367,9 +364,7 @@ impl Store {
     pub fn registration_mode(&self) -> Result<RegistrationMode> {
         let connection = self.lock();
         let value: Option<String> = connection
-            .query_row("SELECT value FROM settings WHERE key = ?1", [setting::TERMINAL_REGISTRATION_MODE], |r| {
-                r.get(0)
-            })
+            .query_row("SELECT value FROM settings WHERE key = ?1", [setting::TERMINAL_REGISTRATION_MODE], |r| r.get(0))
             .optional()?;
         match value {
             None => Ok(RegistrationMode::default()),
@@ -416,7 +411,10 @@ impl Store {
 
     pub fn desktop(&self, id: &str) -> Result<Option<DesktopRecord>> {
         let connection = self.lock();
-        connection.query_row(&format!("{DESKTOP_SELECT} WHERE d.id = ?1"), [id], desktop_from_row).optional()?.transpose()
+        connection
+            .query_row(&format!("{DESKTOP_SELECT} WHERE d.id = ?1"), [id], desktop_from_row)
+            .optional()?
+            .transpose()
     }
 
     pub fn desktops_of(&self, owner_id: i64) -> Result<Vec<DesktopRecord>> {

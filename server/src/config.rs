@@ -1,0 +1,160 @@
+//! Server configuration: built-in defaults, then a TOML file, then environment
+//! variables, then command-line flags, each overriding the one before.
+
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:5000";
+pub const DEFAULT_TOKEN_TTL_SECS: u64 = 2 * 60 * 60;
+/// Looked for when no `--config` is given.
+pub const SYSTEM_CONFIG_FILE: &str = "/etc/thindesk/server.toml";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Where the HTTP server listens. The seed's port is 5000.
+    pub listen: SocketAddr,
+    /// Holds the database; created with owner-only permissions.
+    pub data_dir: PathBuf,
+    /// The host name or address terminals use to reach desktops on this host. When
+    /// unset: the listen address if it is a specific one, else 127.0.0.1.
+    pub public_address: Option<String>,
+    /// How long a token lives.
+    pub token_ttl: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([0, 0, 0, 0], 5000)),
+            data_dir: default_data_dir(),
+            public_address: None,
+            token_ttl: Duration::from_secs(DEFAULT_TOKEN_TTL_SECS),
+        }
+    }
+}
+
+/// The TOML file's shape. Every key is optional; unknown keys are an error, so a
+/// misspelt setting does not silently fall back to its default.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    public_address: Option<String>,
+    /// Seconds.
+    token_ttl: Option<u64>,
+}
+
+/// Values from the environment or flags; `None` leaves the file's or default value.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub listen: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub public_address: Option<String>,
+    pub token_ttl_secs: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read the configuration file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("the configuration file {path} is not valid: {source}")]
+    Parse { path: PathBuf, source: Box<toml::de::Error> },
+    #[error("token_ttl must be between 60 seconds and 30 days, not {0} s")]
+    TokenTtl(u64),
+}
+
+impl Config {
+    /// Reads `file` (or the system file if it exists and `file` is `None`), then
+    /// applies `overrides`.
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> Result<Self, ConfigError> {
+        let system = Path::new(SYSTEM_CONFIG_FILE);
+        let file = file.or_else(|| system.exists().then_some(system));
+        let parsed = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+                toml::from_str::<ConfigFile>(&text)
+                    .map_err(|source| ConfigError::Parse { path: path.to_owned(), source: Box::new(source) })?
+            }
+            None => ConfigFile::default(),
+        };
+        let defaults = Config::default();
+        let token_ttl_secs = overrides.token_ttl_secs.or(parsed.token_ttl).unwrap_or(DEFAULT_TOKEN_TTL_SECS);
+        Config {
+            listen: overrides.listen.or(parsed.listen).unwrap_or(defaults.listen),
+            data_dir: overrides.data_dir.clone().or(parsed.data_dir).unwrap_or(defaults.data_dir),
+            public_address: overrides.public_address.clone().or(parsed.public_address),
+            token_ttl: Duration::from_secs(token_ttl_secs),
+        }
+        .checked()
+    }
+
+    /// Refuses values that would make the server unsafe or useless. Tests may build a
+    /// `Config` directly to use a shorter TTL.
+    fn checked(self) -> Result<Self, ConfigError> {
+        let secs = self.token_ttl.as_secs();
+        if !(60..=30 * 24 * 3600).contains(&secs) {
+            return Err(ConfigError::TokenTtl(secs));
+        }
+        Ok(self)
+    }
+
+    pub fn public_address(&self) -> String {
+        match &self.public_address {
+            Some(address) => address.clone(),
+            None if !self.listen.ip().is_unspecified() => self.listen.ip().to_string(),
+            None => "127.0.0.1".to_owned(),
+        }
+    }
+}
+
+/// `$XDG_DATA_HOME/thindesk`, else `~/.local/share/thindesk`, else `./thindesk-data`.
+/// A packaged install sets `data_dir = "/var/lib/thindesk"` in its file.
+fn default_data_dir() -> PathBuf {
+    if let Some(data_home) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(data_home).join("thindesk");
+    }
+    if let Some(home) = std::env::var_os("HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(home).join(".local/share/thindesk");
+    }
+    PathBuf::from("thindesk-data")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_override_the_file_which_overrides_defaults() {
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("server.toml");
+        std::fs::write(&file, "listen = \"127.0.0.1:6000\"\ntoken_ttl = 600\npublic_address = \"lab.example\"\n")
+            .expect("write");
+        let config = Config::load(Some(&file), &Overrides::default()).expect("load");
+        assert_eq!(config.listen, "127.0.0.1:6000".parse().expect("addr"));
+        assert_eq!(config.token_ttl, Duration::from_secs(600));
+        assert_eq!(config.public_address(), "lab.example");
+        let overrides = Overrides { token_ttl_secs: Some(900), ..Overrides::default() };
+        let config = Config::load(Some(&file), &overrides).expect("load");
+        assert_eq!(config.token_ttl, Duration::from_secs(900));
+    }
+
+    #[test]
+    fn misspelt_keys_and_silly_ttls_are_refused() {
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("server.toml");
+        std::fs::write(&file, "listn = \"127.0.0.1:6000\"\n").expect("write");
+        assert!(matches!(Config::load(Some(&file), &Overrides::default()), Err(ConfigError::Parse { .. })));
+        std::fs::write(&file, "token_ttl = 1\n").expect("write");
+        assert!(matches!(Config::load(Some(&file), &Overrides::default()), Err(ConfigError::TokenTtl(1))));
+    }
+
+    #[test]
+    fn the_seeds_port_is_the_default() {
+        assert_eq!(Config::default().listen.port(), 5000);
+        assert_eq!(DEFAULT_LISTEN.parse::<SocketAddr>().ok(), Some(Config::default().listen));
+    }
+}

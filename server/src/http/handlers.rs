@@ -1,0 +1,105 @@
+//! One function per endpoint: parse, authorize, call the service, reply.
+
+use super::reply::{ApiError, HttpError, success};
+use super::{AppState, Caller, blocking, credentials};
+use crate::service::terminals::Registration;
+use crate::service::{FieldErrors, Principal, ServiceError};
+use serde_json::Value;
+use thindesk_shared::{DesktopAction, DesktopList, PlaceList, RegistrationReply};
+use warp::http::Method;
+use warp::reply::Response;
+
+async fn authenticate(state: &AppState, caller: Caller) -> Result<Principal, ApiError> {
+    let authorization = caller.authorization.ok_or(ServiceError::NoCredentials)?;
+    let credentials = credentials::parse(&authorization);
+    let accounts = state.accounts.clone();
+    blocking(move || accounts.authenticate(&credentials, caller.address)).await
+}
+
+pub async fn token(caller: Caller, state: AppState) -> Result<Response, ApiError> {
+    let principal = authenticate(&state, caller).await?;
+    let accounts = state.accounts.clone();
+    let grant = blocking(move || accounts.issue_token(&principal)).await?;
+    Ok(success(grant))
+}
+
+pub async fn reset_password(
+    caller: Caller,
+    body: Result<Value, HttpError>,
+    state: AppState,
+) -> Result<Response, ApiError> {
+    let principal = authenticate(&state, caller).await?;
+    let body = body?;
+    let password = match body.get("password") {
+        Some(Value::String(password)) => password.clone(),
+        Some(_) => return Err(ApiError::from(invalid("password", "must be a string"))),
+        None => {
+            return Err(ApiError::from(invalid("password", "is required: send {\"password\": \"...\"}")));
+        }
+    };
+    let accounts = state.accounts.clone();
+    blocking(move || accounts.change_own_password(&principal, &password)).await?;
+    Ok(success(()))
+}
+
+pub async fn desktops(caller: Caller, state: AppState) -> Result<Response, ApiError> {
+    let principal = authenticate(&state, caller).await?;
+    let desktops = state.desktops.clone();
+    let desktop_list = blocking(move || desktops.list_for(&principal)).await?;
+    Ok(success(DesktopList { desktop_list, gateway_list: Vec::new() }))
+}
+
+pub async fn is_administrator(caller: Caller, state: AppState) -> Result<Response, ApiError> {
+    let principal = authenticate(&state, caller).await?;
+    // The seed answers with the string, not a JSON boolean.
+    Ok(success(if principal.is_admin { "true" } else { "false" }))
+}
+
+pub async fn desktop_action(
+    id: String,
+    caller: Caller,
+    body: Result<Value, HttpError>,
+    state: AppState,
+) -> Result<Response, ApiError> {
+    let principal = authenticate(&state, caller).await?;
+    let action = DesktopAction::from_body(&body?).map_err(|message| invalid("action", message))?;
+    let desktops = state.desktops.clone();
+    blocking(move || desktops.act(&principal, &id, action)).await?;
+    Ok(success(()))
+}
+
+pub async fn places(state: AppState) -> Result<Response, ApiError> {
+    let terminals = state.terminals.clone();
+    let place_list = blocking(move || terminals.places()).await?;
+    Ok(success(PlaceList { place_list }))
+}
+
+pub async fn terminal(mac: String, state: AppState) -> Result<Response, ApiError> {
+    // `/terminals/registration` is the POST-only sibling of this route, not a MAC.
+    if mac == "registration" {
+        static ONLY_POST: [Method; 1] = [Method::POST];
+        return Err(HttpError::MethodNotAllowed { method: Method::GET, allowed: &ONLY_POST }.into());
+    }
+    let terminals = state.terminals.clone();
+    let terminal = blocking(move || terminals.lookup(&mac)).await?;
+    Ok(success(terminal))
+}
+
+/// Without `mode`, anyone may ask; the server's registration mode decides the state.
+/// With `mode: "auth"`, an administrator's credentials are checked first, and nothing
+/// is written unless they hold.
+pub async fn register_terminal(
+    caller: Caller,
+    body: Result<Value, HttpError>,
+    state: AppState,
+) -> Result<Response, ApiError> {
+    let registration = Registration::parse(&body?)?;
+    let registrar = if registration.by_administrator { Some(authenticate(&state, caller).await?) } else { None };
+    let terminals = state.terminals.clone();
+    let terminal_state = blocking(move || terminals.register(&registration, registrar.as_ref())).await?;
+    Ok(success(RegistrationReply { terminal_state }))
+}
+
+fn invalid(field: &str, message: impl Into<String>) -> ServiceError {
+    ServiceError::Invalid(FieldErrors::single(field, message))
+}

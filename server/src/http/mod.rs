@@ -1,0 +1,163 @@
+//! The HTTP face of the server: warp filters that route and extract, thin handlers
+//! that authorize, call a service and reply. No rule of thindesk lives here.
+
+mod body;
+pub mod credentials;
+mod handlers;
+pub mod reply;
+
+use crate::service::{Accounts, Desktops, ServiceError, Terminals};
+use reply::{ApiError, HttpError, reject};
+use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use warp::filters::BoxedFilter;
+use warp::http::Method;
+use warp::{Filter, Rejection, Reply};
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub accounts: Arc<Accounts>,
+    pub terminals: Arc<Terminals>,
+    pub desktops: Arc<Desktops>,
+}
+
+/// Who is knocking: the raw `Authorization` value and the peer's address. Checking
+/// them needs the database and Argon2, so that happens in the handler, off the
+/// async workers.
+#[derive(Clone)]
+pub struct Caller {
+    authorization: Option<String>,
+    address: Option<IpAddr>,
+}
+
+/// Every route of the server, with errors recovered into JSend replies and each
+/// request logged (method, path, status, time; never headers or bodies).
+pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
+    v1_routes(state).recover(reply::recover).with(warp::log::custom(|info| {
+        tracing::info!(
+            method = %info.method(),
+            path = info.path(),
+            status = info.status().as_u16(),
+            elapsed_ms = info.elapsed().as_millis() as u64,
+            "request"
+        );
+    }))
+}
+
+fn v1_routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
+    const GET: Method = Method::GET;
+    const POST: Method = Method::POST;
+    const PUT: Method = Method::PUT;
+    static TOKEN: [Method; 2] = [GET, POST];
+    static RESET: [Method; 3] = [GET, POST, PUT];
+    static ONLY_GET: [Method; 1] = [GET];
+    static ONLY_POST: [Method; 1] = [POST];
+    let with_state = warp::any().map(move || state.clone());
+
+    let token = warp::path!("api" / "v1.0" / "token")
+        .and(allow(&TOKEN))
+        .and(caller())
+        .and(with_state.clone())
+        .then(handlers::token)
+        .map(reply::finish)
+        .boxed();
+    let reset_password = warp::path!("api" / "v1.0" / "users" / "me" / "reset_password")
+        .and(allow(&RESET))
+        .and(caller())
+        .and(body::json())
+        .and(with_state.clone())
+        .then(handlers::reset_password)
+        .map(reply::finish)
+        .boxed();
+    let desktops = warp::path!("api" / "v1.0" / "users" / "me" / "desktops")
+        .and(allow(&ONLY_GET))
+        .and(caller())
+        .and(with_state.clone())
+        .then(handlers::desktops)
+        .map(reply::finish)
+        .boxed();
+    let is_administrator = warp::path!("api" / "v1.0" / "users" / "me" / "is_administrator")
+        .and(allow(&ONLY_GET))
+        .and(caller())
+        .and(with_state.clone())
+        .then(handlers::is_administrator)
+        .map(reply::finish)
+        .boxed();
+    let desktop_action = warp::path!("api" / "v1.0" / "desktops" / String / "action")
+        .and(allow(&ONLY_POST))
+        .and(caller())
+        .and(body::json())
+        .and(with_state.clone())
+        .then(handlers::desktop_action)
+        .map(reply::finish)
+        .boxed();
+    let places = warp::path!("api" / "v1.0" / "places")
+        .and(allow(&ONLY_GET))
+        .and(with_state.clone())
+        .then(handlers::places)
+        .map(reply::finish)
+        .boxed();
+    let registration = warp::path!("api" / "v1.0" / "terminals" / "registration")
+        .and(allow(&ONLY_POST))
+        .and(caller())
+        .and(body::json())
+        .and(with_state.clone())
+        .then(handlers::register_terminal)
+        .map(reply::finish)
+        .boxed();
+    let terminal = warp::path!("api" / "v1.0" / "terminals" / String)
+        .and(allow(&ONLY_GET))
+        .and(with_state)
+        .then(handlers::terminal)
+        .map(reply::finish)
+        .boxed();
+
+    token
+        .or(reset_password)
+        .unify()
+        .or(desktops)
+        .unify()
+        .or(is_administrator)
+        .unify()
+        .or(desktop_action)
+        .unify()
+        .or(places)
+        .unify()
+        .or(registration)
+        .unify()
+        .or(terminal)
+        .unify()
+        .boxed()
+}
+
+/// Passes requests whose method is in `allowed`, and answers 405 (with `Allow`) for the
+/// rest. Placed after the path, so an unknown path stays a 404.
+fn allow(allowed: &'static [Method]) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::method()
+        .and_then(move |method: Method| async move {
+            if allowed.contains(&method) {
+                Ok(())
+            } else {
+                Err(reject(HttpError::MethodNotAllowed { method, allowed }))
+            }
+        })
+        .untuple_one()
+}
+
+fn caller() -> impl Filter<Extract = (Caller,), Error = Rejection> + Clone {
+    warp::header::optional::<String>("authorization")
+        .and(warp::addr::remote())
+        .map(|authorization, remote: Option<SocketAddr>| Caller { authorization, address: remote.map(|a| a.ip()) })
+}
+
+/// Runs blocking service work (SQLite, Argon2, QMP) on tokio's blocking pool.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, ServiceError> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::task::spawn_blocking(work).await {
+        Ok(result) => Ok(result?),
+        Err(join_error) => Err(ServiceError::Internal(format!("a worker thread failed: {join_error}")).into()),
+    }
+}

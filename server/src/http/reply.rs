@@ -1,0 +1,212 @@
+//! The one place where errors become HTTP statuses and JSend bodies.
+
+use crate::compute::ComputeError;
+use crate::service::{FieldErrors, ServiceError};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use std::convert::Infallible;
+use thindesk_shared::JSend;
+use thindesk_shared::terminal::{SEAT_TAKEN, TERMINAL_EXISTED, TERMINAL_NOT_EXIST};
+use warp::http::{HeaderValue, Method, StatusCode, header};
+use warp::reply::Response;
+use warp::{Rejection, Reply};
+
+/// Problems with the request itself, found before any service is called.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error("this endpoint does not accept {method}")]
+    MethodNotAllowed { method: Method, allowed: &'static [Method] },
+    #[error("the body is larger than 1 MiB")]
+    PayloadTooLarge,
+    #[error("the body must be JSON (application/json), not {0}")]
+    UnsupportedMediaType(String),
+    #[error("the body is not valid JSON: {0}")]
+    MalformedJson(String),
+    #[error("the body could not be read: {0}")]
+    UnreadableBody(String),
+}
+
+/// Anything a handler or filter refuses a request with.
+#[derive(Debug)]
+pub enum ApiError {
+    Http(HttpError),
+    Service(ServiceError),
+}
+
+impl warp::reject::Reject for ApiError {}
+
+impl From<HttpError> for ApiError {
+    fn from(error: HttpError) -> Self {
+        Self::Http(error)
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(error: ServiceError) -> Self {
+        Self::Service(error)
+    }
+}
+
+pub fn reject(error: impl Into<ApiError>) -> Rejection {
+    warp::reject::custom(error.into())
+}
+
+/// `{"status":"success","data":...}` with 200.
+pub fn success<T: Serialize>(data: T) -> Response {
+    jsend_response(StatusCode::OK, &JSend::Success { data })
+}
+
+fn jsend_response<T: Serialize>(status: StatusCode, body: &JSend<T>) -> Response {
+    let mut response = warp::reply::json(body).into_response();
+    *response.status_mut() = status;
+    response
+}
+
+fn fail(status: StatusCode, data: Value) -> Response {
+    jsend_response::<()>(status, &JSend::Fail { data })
+}
+
+fn error(status: StatusCode, message: &str, code: &str) -> Response {
+    jsend_response::<()>(status, &JSend::Error { message: message.to_owned(), code: Some(code.to_owned()), data: None })
+}
+
+/// Field errors in both shapes the contract uses: `{"errors": {"place": ["..."]}}` for
+/// forms, and the first message of each field at the top level
+/// (`{"mac_address": "..."}`).
+fn field_errors(errors: &FieldErrors) -> Value {
+    let mut data = Map::new();
+    for (field, messages) in &errors.0 {
+        if let Some(first) = messages.first() {
+            data.insert(field.clone(), Value::String(first.clone()));
+        }
+    }
+    data.insert("errors".into(), json!(errors.0));
+    Value::Object(data)
+}
+
+fn unauthorized(message: String) -> Response {
+    let mut response = fail(StatusCode::UNAUTHORIZED, json!({ "authorization": message }));
+    response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"thindesk\""));
+    response
+}
+
+fn service_response(e: &ServiceError) -> Response {
+    use ServiceError as E;
+    match e {
+        E::NoCredentials => unauthorized(
+            "credentials are required: send Authorization with user:password or a token from /api/v1.0/token".into(),
+        ),
+        E::BadCredentials | E::TokenExpired => unauthorized(e.to_string()),
+        E::Throttled { retry_after } => {
+            let mut response = fail(
+                StatusCode::TOO_MANY_REQUESTS,
+                json!({ "authorization": e.to_string(), "retry_after": retry_after }),
+            );
+            if let Ok(value) = HeaderValue::from_str(&retry_after.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            response
+        }
+        E::NotAdministrator => fail(StatusCode::FORBIDDEN, json!({ "authorization": e.to_string() })),
+        E::Invalid(errors) => fail(StatusCode::BAD_REQUEST, field_errors(errors)),
+        E::TerminalNotFound => fail(StatusCode::NOT_FOUND, json!(TERMINAL_NOT_EXIST)),
+        E::TerminalExists => fail(StatusCode::CONFLICT, json!(TERMINAL_EXISTED)),
+        E::SeatTaken => fail(StatusCode::CONFLICT, json!(SEAT_TAKEN)),
+        E::DesktopNotFound => fail(StatusCode::NOT_FOUND, json!({ "desktop": e.to_string() })),
+        E::DesktopBusy => fail(StatusCode::CONFLICT, json!({ "desktop": e.to_string() })),
+        E::NotFound(_) => fail(StatusCode::NOT_FOUND, json!({ "message": e.to_string() })),
+        E::Conflict(_) => fail(StatusCode::CONFLICT, json!({ "message": e.to_string() })),
+        E::Compute(ComputeError::NotConfigured) => {
+            error(StatusCode::SERVICE_UNAVAILABLE, "no hypervisor is attached to this server", "compute_unavailable")
+        }
+        E::Compute(detail) => {
+            tracing::error!(error = %detail, "hypervisor failure");
+            error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the hypervisor could not do this; the server's log has the details",
+                "compute_failed",
+            )
+        }
+        E::Store(_) | E::Internal(_) => {
+            tracing::error!(error = %e, "internal error");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal server error; the server's log has the details",
+                "internal",
+            )
+        }
+    }
+}
+
+fn http_response(e: &HttpError) -> Response {
+    match e {
+        HttpError::MethodNotAllowed { allowed, .. } => {
+            let mut response = fail(StatusCode::METHOD_NOT_ALLOWED, json!({ "method": e.to_string() }));
+            let allow = allowed.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
+            if let Ok(value) = HeaderValue::from_str(&allow) {
+                response.headers_mut().insert(header::ALLOW, value);
+            }
+            response
+        }
+        HttpError::PayloadTooLarge => fail(StatusCode::PAYLOAD_TOO_LARGE, json!({ "body": e.to_string() })),
+        HttpError::UnsupportedMediaType(_) => {
+            fail(StatusCode::UNSUPPORTED_MEDIA_TYPE, json!({ "body": e.to_string() }))
+        }
+        HttpError::MalformedJson(_) | HttpError::UnreadableBody(_) => {
+            fail(StatusCode::BAD_REQUEST, json!({ "body": e.to_string() }))
+        }
+    }
+}
+
+impl ApiError {
+    pub fn to_response(&self) -> Response {
+        match self {
+            ApiError::Http(e) => http_response(e),
+            ApiError::Service(e) => service_response(e),
+        }
+    }
+}
+
+/// A handler's outcome as the reply to send.
+pub fn finish(outcome: Result<Response, ApiError>) -> Response {
+    outcome.unwrap_or_else(|e| e.to_response())
+}
+
+/// Turns every rejection, ours or warp's, into a JSend reply. Nothing internal (no
+/// stack trace, no SQL, no path) reaches the client; 5xx details go to the log.
+pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
+    if let Some(api_error) = rejection.find::<ApiError>() {
+        return Ok(api_error.to_response());
+    }
+    if rejection.is_not_found() {
+        return Ok(fail(StatusCode::NOT_FOUND, json!({ "path": "no such endpoint" })));
+    }
+    if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
+        return Ok(fail(StatusCode::METHOD_NOT_ALLOWED, json!({ "method": "method not allowed here" })));
+    }
+    if let Some(e) = rejection.find::<warp::reject::InvalidHeader>() {
+        return Ok(fail(StatusCode::BAD_REQUEST, json!({ "header": e.to_string() })));
+    }
+    if let Some(e) = rejection.find::<warp::reject::PayloadTooLarge>() {
+        return Ok(fail(StatusCode::PAYLOAD_TOO_LARGE, json!({ "body": e.to_string() })));
+    }
+    tracing::warn!(?rejection, "unhandled rejection");
+    Ok(fail(StatusCode::BAD_REQUEST, json!({ "request": "the request could not be understood" })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn field_errors_carry_both_shapes() {
+        let mut errors = FieldErrors::default();
+        errors.add("place", "is required");
+        errors.add("place", "second");
+        errors.add("mac_address", "bad");
+        let value = field_errors(&errors);
+        assert_eq!(value["place"], "is required");
+        assert_eq!(value["mac_address"], "bad");
+        assert_eq!(value["errors"]["place"], json!(["is required", "second"]));
+    }
+}
