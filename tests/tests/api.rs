@@ -499,3 +499,47 @@ async fn a_restart_keeps_users_tokens_terminals_desktops_and_settings() {
     assert_eq!(server.services().terminals.registration_mode().expect("mode"), RegistrationMode::Auto);
     assert_eq!(server.get("/places", None).await.data()["place_list"].as_array().map(Vec::len), Some(2));
 }
+
+// ----- a server without a hypervisor ------------------------------------------------
+
+#[tokio::test]
+async fn without_a_hypervisor_desktops_list_but_power_actions_are_503() {
+    let dir = tempfile::tempdir().expect("dir");
+    let config = thindesk_server::Config {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        data_dir: dir.path().to_owned(),
+        ..thindesk_server::Config::default()
+    };
+    let server = thindesk_server::RunningServer::start(config, Arc::new(thindesk_server::compute::NoCompute))
+        .await
+        .expect("start");
+    let services = server.services().clone();
+    let id = tokio::task::spawn_blocking(move || {
+        services.accounts.create_user("solo", "solo-password", false).expect("user");
+        services
+            .desktops
+            .create(&thindesk_server::service::desktops::DesktopSpec {
+                name: "d".into(),
+                owner: "solo".into(),
+                os_username: "u".into(),
+                os_password: "p".into(),
+                default_connection_type: thindesk_shared::ConnectionType::Rdp,
+                policy: thindesk_shared::Policy::default(),
+            })
+            .expect("desktop")
+    })
+    .await
+    .expect("joined");
+    let http = reqwest::Client::new();
+    let auth = basic("solo", "solo-password");
+    let list = http.get(format!("{}/api/v1.0/users/me/desktops", server.url())).header("Authorization", &auth);
+    let list = thindesk_tests::reply(list.send().await.expect("sent")).await;
+    assert_eq!(list.data()["desktop_list"][0]["status"], "SHUTOFF");
+    let action = http
+        .post(format!("{}/api/v1.0/desktops/{id}/action", server.url()))
+        .header("Authorization", &auth)
+        .json(&json!({"resume": null}));
+    let action = thindesk_tests::reply(action.send().await.expect("sent")).await;
+    assert!(action.error(503).contains("hypervisor"));
+    server.shutdown().await;
+}
