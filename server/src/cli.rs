@@ -143,12 +143,14 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             overrides.public_address = args.public_address;
             overrides.token_ttl_secs = args.token_ttl;
             let config = Config::load(cli.config.as_deref(), &overrides)?;
-            runtime()?.block_on(serve(config, Arc::new(NoCompute)))
+            let compute = crate::compute::from_config(&config)?;
+            runtime()?.block_on(serve(config, compute))
         }
         Command::Demo { listen } => runtime()?.block_on(demo(listen)),
         command => {
             let config = Config::load(cli.config.as_deref(), &overrides)?;
-            let services = Services::open(&config, Arc::new(NoCompute))
+            let compute = crate::compute::from_config(&config)?;
+            let services = Services::open(&config, compute)
                 .with_context(|| format!("opening the data directory {}", config.data_dir.display()))?;
             administer(&services, command, &mut std::io::stdout().lock())
         }

@@ -2,7 +2,7 @@
 //! state machine a real one would and records every operation, so tests can assert
 //! what the service asked for. Never used by the shipped server.
 
-use super::{Compute, ComputeError, Display, MachineView, PowerOp};
+use super::{Compute, ComputeError, Display, MachineSpec, MachineView, PowerOp};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use thindesk_shared::DesktopStatus;
@@ -10,6 +10,8 @@ use thindesk_shared::DesktopStatus;
 #[derive(Debug, Default)]
 pub struct TestCompute {
     machines: Mutex<HashMap<String, DesktopStatus>>,
+    /// Machines defined through [`Compute::define`], by id.
+    defined: Mutex<HashMap<String, MachineSpec>>,
     log: Mutex<Vec<(String, PowerOp)>>,
     failing: Mutex<bool>,
 }
@@ -31,12 +33,24 @@ impl TestCompute {
         }
     }
 
+    /// The spec a machine was defined with, if it is defined.
+    pub fn spec(&self, id: &str) -> Option<MachineSpec> {
+        self.defined.lock().ok().and_then(|defined| defined.get(id).cloned())
+    }
+
     /// Puts a machine into `status` as if something outside thindesk had done it (a
     /// guest suspending itself, an operator pausing it).
     pub fn force_status(&self, desktop_id: &str, status: DesktopStatus) {
         if let Ok(mut machines) = self.machines.lock() {
             machines.insert(desktop_id.to_owned(), status);
         }
+    }
+
+    fn check_failing(&self) -> Result<(), ComputeError> {
+        if self.failing.lock().map(|f| *f).unwrap_or(false) {
+            return Err(ComputeError::Failed("the test double was told to fail".into()));
+        }
+        Ok(())
     }
 
     fn display_for(desktop_id: &str) -> Display {
@@ -50,10 +64,30 @@ impl Compute for TestCompute {
         "test-double"
     }
 
-    fn power(&self, desktop_id: &str, op: PowerOp) -> Result<(), ComputeError> {
-        if self.failing.lock().map(|f| *f).unwrap_or(false) {
-            return Err(ComputeError::Failed("the test double was told to fail".into()));
+    fn define(&self, spec: &MachineSpec) -> Result<(), ComputeError> {
+        self.check_failing()?;
+        let mut defined = self.defined.lock().map_err(|_| ComputeError::Failed("poisoned".into()))?;
+        if defined.contains_key(&spec.id) {
+            return Err(ComputeError::AlreadyDefined(spec.id.clone()));
         }
+        defined.insert(spec.id.clone(), spec.clone());
+        Ok(())
+    }
+
+    fn destroy(&self, id: &str) -> Result<(), ComputeError> {
+        self.check_failing()?;
+        let mut defined = self.defined.lock().map_err(|_| ComputeError::Failed("poisoned".into()))?;
+        if defined.remove(id).is_none() {
+            return Err(ComputeError::NoSuchMachine(id.to_owned()));
+        }
+        if let Ok(mut machines) = self.machines.lock() {
+            machines.remove(id);
+        }
+        Ok(())
+    }
+
+    fn power(&self, desktop_id: &str, op: PowerOp) -> Result<(), ComputeError> {
+        self.check_failing()?;
         let mut machines = self.machines.lock().map_err(|_| ComputeError::Failed("poisoned".into()))?;
         let current = machines.get(desktop_id).copied().unwrap_or(DesktopStatus::Shutoff);
         let next = match (op, current) {

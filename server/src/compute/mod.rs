@@ -7,6 +7,7 @@
 #[cfg(any(test, feature = "test-double"))]
 pub mod double;
 
+use std::path::PathBuf;
 use thindesk_shared::DesktopStatus;
 
 /// A power operation, as the driver performs it. The service decides which one a
@@ -43,12 +44,38 @@ pub struct MachineView {
     pub display: Option<Display>,
 }
 
+/// Everything a driver needs to define a machine. The machine's id is the desktop's or
+/// cloud instance's id; the driver keeps its own state under that id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MachineSpec {
+    pub id: String,
+    /// Shown to the guest (the demo image prints it) and in logs; not unique.
+    pub name: String,
+    /// The image's base disk; the machine gets a copy-on-write overlay on it.
+    pub base_disk: PathBuf,
+    pub vcpus: u32,
+    pub ram_mib: u32,
+    /// The overlay's virtual size; never smaller than the base disk.
+    pub disk_gib: u32,
+    /// `false` cuts the machine off from the host and every outside network.
+    pub internet: bool,
+    /// Forward a host port to the guest's RDP port (3389), for Windows images.
+    pub rdp: bool,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum ComputeError {
     #[error("no compute driver is configured on this server")]
     NotConfigured,
     #[error("the hypervisor has no machine {0}")]
     NoSuchMachine(String),
+    #[error("a machine {0} is already defined")]
+    AlreadyDefined(String),
+    #[error("the image's disk cannot be used: {0}")]
+    BadImage(String),
+    /// The host cannot take this machine (memory, ports); nothing was started.
+    #[error("the host has no room for this machine: {0}")]
+    NoCapacity(String),
     #[error("the hypervisor failed: {0}")]
     Failed(String),
 }
@@ -56,6 +83,13 @@ pub enum ComputeError {
 pub trait Compute: Send + Sync {
     /// A short name for logs and the status page: `qemu`, `none`, `test-double`.
     fn name(&self) -> &'static str;
+
+    /// Defines a machine (its disk overlay and settings) without starting it.
+    fn define(&self, spec: &MachineSpec) -> Result<(), ComputeError>;
+
+    /// Stops the machine if it runs and frees everything it held: process, disk
+    /// overlay, ports. Unknown machines are [`ComputeError::NoSuchMachine`].
+    fn destroy(&self, id: &str) -> Result<(), ComputeError>;
 
     /// Performs `op` on the machine of desktop `desktop_id`.
     fn power(&self, desktop_id: &str, op: PowerOp) -> Result<(), ComputeError>;
@@ -74,6 +108,14 @@ impl Compute for NoCompute {
         "none"
     }
 
+    fn define(&self, _spec: &MachineSpec) -> Result<(), ComputeError> {
+        Err(ComputeError::NotConfigured)
+    }
+
+    fn destroy(&self, _id: &str) -> Result<(), ComputeError> {
+        Err(ComputeError::NotConfigured)
+    }
+
     fn power(&self, _desktop_id: &str, _op: PowerOp) -> Result<(), ComputeError> {
         Err(ComputeError::NotConfigured)
     }
@@ -81,4 +123,9 @@ impl Compute for NoCompute {
     fn inspect(&self, _desktop_id: &str) -> Result<MachineView, ComputeError> {
         Err(ComputeError::NotConfigured)
     }
+}
+
+/// The driver a server or administration command uses for `config`.
+pub fn from_config(_config: &crate::config::Config) -> Result<std::sync::Arc<dyn Compute>, ComputeError> {
+    Ok(std::sync::Arc::new(NoCompute))
 }
