@@ -64,6 +64,9 @@ struct ServeArgs {
     /// Token lifetime in seconds [default: 7200]
     #[arg(long, env = "THINDESK_TOKEN_TTL")]
     token_ttl: Option<u64>,
+    /// What runs the desktops: qemu or none [default: qemu]
+    #[arg(long, env = "THINDESK_HYPERVISOR")]
+    hypervisor: Option<crate::config::Hypervisor>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,6 +145,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             overrides.listen = args.listen;
             overrides.public_address = args.public_address;
             overrides.token_ttl_secs = args.token_ttl;
+            overrides.hypervisor = args.hypervisor;
             let config = Config::load(cli.config.as_deref(), &overrides)?;
             let compute = crate::compute::from_config(&config)?;
             runtime()?.block_on(serve(config, compute))

@@ -1,6 +1,8 @@
 //! Helpers for thindesk's end-to-end tests: a real server on `127.0.0.1:0` over a
 //! temporary data directory, and a small HTTP client for it.
 
+pub mod vm;
+
 use base64::Engine;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
@@ -87,6 +89,7 @@ impl TestServer {
             data_dir: data_dir.to_owned(),
             public_address: Some("192.0.2.10".into()),
             token_ttl,
+            ..Config::default()
         };
         RunningServer::start(config, compute).await.expect("server starts")
     }
