@@ -5,6 +5,7 @@ use std::time::Duration;
 use thindesk_server::compute::qemu::{QemuCompute, QemuConfig};
 use thindesk_server::compute::{Compute, ComputeError, PowerOp};
 use thindesk_shared::DesktopStatus;
+use thindesk_tests::spice::{self, Verdict};
 use thindesk_tests::vm::{self, Cleanup};
 
 fn driver(state: &tempfile::TempDir) -> QemuCompute {
@@ -29,6 +30,9 @@ fn a_machine_boots_the_demo_image_and_goes_through_its_power_cycle() {
     let display = view.display.expect("a running machine has a display");
     assert!(vm::port_open(display.spice_port), "SPICE listens on {}", display.spice_port);
     assert!(display.spice_ticket.len() >= 20, "the ticket is long enough to resist guessing");
+    assert_eq!(spice::try_ticket(display.spice_port, &display.spice_ticket).expect("link"), Verdict::Accepted);
+    assert_eq!(spice::try_ticket(display.spice_port, "not-the-ticket").expect("link"), Verdict::Refused(7));
+    assert_eq!(spice::try_ticket(display.spice_port, "").expect("link"), Verdict::Refused(7));
     vm::wait_for_serial(&compute, "cycle", "thindesk-demo name=Exam seat 7");
 
     // The ticket is on no command line: not QEMU's, not anyone's.
@@ -57,6 +61,8 @@ fn a_machine_boots_the_demo_image_and_goes_through_its_power_cycle() {
     compute.power("cycle", PowerOp::Start).expect("start again");
     let again = compute.inspect("cycle").expect("inspect").display.expect("display");
     assert_ne!(again.spice_ticket, display.spice_ticket);
+    assert_eq!(spice::try_ticket(again.spice_port, &display.spice_ticket).expect("link"), Verdict::Refused(7));
+    assert_eq!(spice::try_ticket(again.spice_port, &again.spice_ticket).expect("link"), Verdict::Accepted);
     let pid = compute.pid("cycle").expect("pid");
 
     compute.destroy("cycle").expect("destroy");
