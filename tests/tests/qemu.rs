@@ -52,6 +52,8 @@ fn a_machine_boots_the_demo_image_and_goes_through_its_power_cycle() {
     // Shutdown presses the power button; the demo guest powers off by itself.
     compute.power("cycle", PowerOp::Shutdown).expect("shutdown");
     assert!(!vm::process_alive(pid), "QEMU exited");
+    let log = compute.serial_log("cycle").expect("log");
+    assert!(log.contains("thindesk-demo: ACPI power button, powering off"), "a graceful shutdown: {log}");
     assert!(!vm::port_open(display.spice_port), "the SPICE port is free again");
     let view = compute.inspect("cycle").expect("inspect");
     assert_eq!(view.status, DesktopStatus::Shutoff);
@@ -109,7 +111,9 @@ fn without_internet_the_guest_cannot_reach_the_host() {
         QemuCompute::new(QemuConfig { guest_probe_port: Some(port), ..vm::qemu_config(state.path()) }).expect("driver");
     let _cleanup = Cleanup(&compute);
     compute.define(&vm::demo_spec("open", "open", true)).expect("define");
-    compute.define(&vm::demo_spec("closed", "closed", false)).expect("define");
+    let mut closed = vm::demo_spec("closed", "closed", false);
+    closed.rdp = true;
+    compute.define(&closed).expect("define");
     compute.power("open", PowerOp::Start).expect("start");
     compute.power("closed", PowerOp::Start).expect("start");
 
@@ -122,6 +126,14 @@ fn without_internet_the_guest_cannot_reach_the_host() {
     });
     let log = compute.serial_log("closed").expect("log");
     assert_eq!(log.matches("thindesk-demo name=closed server=unreachable").count(), attempts(&log), "{log}");
+
+    // Cut off from the network, the guest still takes its remote-display connections.
+    let rdp_port = compute.inspect("closed").expect("inspect").display.and_then(|d| d.rdp_port).expect("rdp port");
+    let mut answer = String::new();
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", rdp_port)).expect("rdp port");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    std::io::Read::read_to_string(&mut stream, &mut answer).expect("read");
+    assert_eq!(answer.trim(), "thindesk-demo closed");
 }
 
 #[test]
