@@ -340,6 +340,7 @@ impl QemuCompute {
         {
             tracing::warn!(error = %stderr.trim(), "KVM cannot run machines on this host; using TCG (slower) from now on");
             *lock(&self.accel) = Accel::Tcg;
+            clear_run_state(dir);
             output = run(Accel::Tcg)?;
         }
         if !output.status.success() {
@@ -366,9 +367,11 @@ impl QemuCompute {
         if let Some(port) = self.config.guest_probe_port {
             smbios.push_str(&format!(",version={port}"));
         }
+        // Under TCG the default CPU model boots faster than `max`, which emulates
+        // every feature QEMU knows.
         let (machine, cpu) = match accel {
             Accel::Kvm => ("q35,accel=kvm", "host"),
-            _ => ("q35,accel=tcg", "max"),
+            _ => ("q35,accel=tcg", "qemu64"),
         };
         let path = |file: &str| dir.join(file).to_string_lossy().into_owned();
         [
