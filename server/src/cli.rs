@@ -628,3 +628,84 @@ fn read_new_password(prompt: &str) -> anyhow::Result<String> {
     }
     Ok(password.to_owned())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compute::double::TestCompute;
+
+    struct Admin {
+        _dir: tempfile::TempDir,
+        disk: PathBuf,
+        compute: Arc<TestCompute>,
+        services: Services,
+    }
+
+    impl Admin {
+        fn new() -> Self {
+            let dir = tempfile::tempdir().expect("dir");
+            let config = Config { data_dir: dir.path().join("data"), ..Config::default() };
+            let compute = Arc::new(TestCompute::new());
+            let services = Services::open(&config, compute.clone()).expect("services");
+            let disk = dir.path().join("xubuntu.qcow2");
+            std::fs::write(&disk, b"QFI\xfb").expect("disk");
+            Self { _dir: dir, disk, compute, services }
+        }
+
+        /// Runs one command line; passwords come from `password`, and the test fails
+        /// if a command asks for one when none is given.
+        fn run(&self, args: &[&str], password: Option<&str>) -> anyhow::Result<String> {
+            let cli = Cli::try_parse_from(std::iter::once("thindesk-server").chain(args.iter().copied()))?;
+            let mut out = Vec::new();
+            let mut passwords = |_prompt: &str| -> anyhow::Result<String> {
+                password.map(str::to_owned).ok_or_else(|| anyhow::anyhow!("no password expected"))
+            };
+            administer(&self.services, cli.command, &mut out, &mut passwords)?;
+            Ok(String::from_utf8(out)?)
+        }
+    }
+
+    #[test]
+    fn a_desktop_created_from_the_command_line_gets_its_machine_and_loses_it_on_delete() {
+        let admin = Admin::new();
+        admin.run(&["user", "add", "kim"], Some("kims-password")).expect("user");
+        let disk = admin.disk.to_str().expect("utf-8");
+        admin
+            .run(&["image", "add", "xubuntu", "--disk", disk, "--os-username", "student"], Some("os-password"))
+            .expect("image");
+        let created = admin
+            .run(&["desktop", "create", "--user", "kim", "--image", "xubuntu", "--flavor", "m1.small"], None)
+            .expect("desktop");
+        let id = created.split_whitespace().nth(2).expect("id printed").to_owned();
+        let machine = admin.compute.spec(&id).expect("machine defined");
+        assert_eq!((machine.vcpus, machine.ram_mib, machine.disk_gib), (1, 2048, 20));
+        assert_eq!(machine.base_disk, admin.disk);
+
+        let listed = admin.run(&["desktop", "list", "--user", "kim"], None).expect("list");
+        let row = listed.lines().find(|line| line.starts_with(&id)).expect("listed");
+        assert!(row.contains("xubuntu") && row.contains("m1.small") && row.contains("kim"), "{row}");
+        assert!(!listed.contains("os-password"), "credentials are not listed");
+        let principal = crate::service::Principal { user_id: 1, name: "kim".into(), is_admin: false, token_hash: None };
+        let wire = admin.services.desktops.list_for(&principal).expect("list");
+        assert_eq!((wire[0].os_username.as_str(), wire[0].os_password.as_str()), ("student", "os-password"));
+
+        let refused = admin.run(&["image", "delete", "xubuntu"], None).expect_err("in use");
+        assert!(refused.to_string().contains("use this image"), "{refused}");
+        admin.run(&["desktop", "delete", &id], None).expect("delete");
+        assert!(admin.compute.spec(&id).is_none(), "machine destroyed");
+        assert_eq!(admin.run(&["desktop", "list"], None).expect("list").lines().count(), 1, "header only");
+        admin.run(&["image", "delete", "xubuntu"], None).expect("free now");
+    }
+
+    #[test]
+    fn instances_are_listed_without_their_tickets() {
+        let admin = Admin::new();
+        let disk = admin.disk.to_str().expect("utf-8");
+        admin.run(&["image", "add", "xubuntu", "--disk", disk, "--os-username", "student"], Some("pw")).expect("image");
+        let launched = admin.services.cloud.launch_instance("xubuntu", "m1.tiny", false, "exam-42").expect("launch");
+        let listed = admin.run(&["instance", "list"], None).expect("list");
+        let row = listed.lines().find(|line| line.starts_with(&launched.vm_id)).expect("listed");
+        assert!(row.contains("exam-42") && row.contains("m1.tiny") && row.contains("ACTIVE"), "{row}");
+        assert!(!listed.contains(&launched.spice_password), "the SPICE ticket is not printed");
+    }
+}
