@@ -27,7 +27,10 @@ fn thindesk(data_dir: &Path, args: &[&str], stdin: &str) -> Output {
         .spawn()
         .expect("binary starts");
     if let Some(mut input) = child.stdin.take() {
-        input.write_all(stdin.as_bytes()).expect("stdin written");
+        // A command refused for its arguments may exit before reading its input.
+        if let Err(error) = input.write_all(stdin.as_bytes()) {
+            assert_eq!(error.kind(), std::io::ErrorKind::BrokenPipe, "stdin not written: {error}");
+        }
     }
     child.wait_with_output().expect("binary ends")
 }
@@ -259,9 +262,7 @@ async fn images_and_flavors_are_managed_from_the_command_line_while_the_server_r
     assert!(refused(&data, &["image", "add", "xubuntu", "--disk", disk], "pw\n").contains("exists"));
     assert!(refused(&data, &["image", "add", "rel", "--disk", "xubuntu.qcow2"], "pw\n").contains("absolute"));
     assert!(refused(&data, &["image", "add", "gone", "--disk", "/no/such/disk.qcow2"], "pw\n").contains("disk"));
-    assert!(
-        refused(&data, &["image", "add", "x", "--disk", disk, "--connection", "vnc"], "pw\n").contains("spice or rdp")
-    );
+    assert!(refused(&data, &["image", "add", "x", "--disk", disk, "--connection", "vnc"], "").contains("spice or rdp"));
 
     ok(&data, &["flavor", "add", "m1.lab", "--vcpus", "2", "--ram", "1024", "--disk", "10"], "");
     let flavors = ok(&data, &["flavor", "list"], "");
