@@ -81,6 +81,9 @@ struct ServeArgs {
     /// [default: 127.0.0.0/8,::1]
     #[arg(long, env = "THINDESK_CLOUD_API_ALLOW", value_delimiter = ',')]
     cloud_api_allow: Option<Vec<String>>,
+    /// What runs the desktops: qemu or none [default: qemu]
+    #[arg(long, env = "THINDESK_HYPERVISOR")]
+    hypervisor: Option<crate::config::Hypervisor>,
 }
 
 /// The cloud API key is a secret: it comes from the file or from this variable, never
@@ -247,6 +250,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             overrides.public_address = args.public_address;
             overrides.token_ttl_secs = args.token_ttl;
             overrides.cloud_api_allow = args.cloud_api_allow;
+            overrides.hypervisor = args.hypervisor;
             let config = Config::load(cli.config.as_deref(), &overrides)?;
             let compute = crate::compute::from_config(&config)?;
             runtime()?.block_on(serve(config, compute))

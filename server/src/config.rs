@@ -1,9 +1,11 @@
 //! Server configuration: built-in defaults, then a TOML file, then environment
 //! variables, then command-line flags, each overriding the one before.
 
+pub use crate::compute::qemu::Accel;
 use ipnet::IpNet;
 use serde::Deserialize;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -52,6 +54,41 @@ pub struct Config {
     pub cloud_api_key: Option<ApiKey>,
     /// Addresses and networks allowed to call the cloud API.
     pub cloud_api_allow: Vec<IpNet>,
+    /// What runs the desktops and exam machines.
+    pub hypervisor: Hypervisor,
+    /// `kvm`, `tcg`, or `auto` (KVM when `/dev/kvm` is usable).
+    pub accel: Accel,
+    /// The host address that SPICE and forwarded RDP ports listen on.
+    pub display_address: IpAddr,
+    /// SPICE ports, one per running machine.
+    pub spice_ports: RangeInclusive<u16>,
+    /// Host ports forwarded to guests' RDP port.
+    pub rdp_ports: RangeInclusive<u16>,
+    /// Memory all machines together may have; `None`: the host's less 1 GiB.
+    pub vm_memory_mib: Option<u64>,
+    /// How long a guest has to power off before it is stopped by force.
+    pub shutdown_timeout: Duration,
+}
+
+/// The compute driver a server runs with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Hypervisor {
+    /// Local QEMU/KVM processes.
+    Qemu,
+    /// No machines: desktops are listed, power actions answer 503.
+    None,
+}
+
+impl std::str::FromStr for Hypervisor {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, String> {
+        match text {
+            "qemu" => Ok(Self::Qemu),
+            "none" => Ok(Self::None),
+            other => Err(format!("unknown hypervisor {other:?}; expected qemu or none")),
+        }
+    }
 }
 
 impl Default for Config {
@@ -63,6 +100,13 @@ impl Default for Config {
             token_ttl: Duration::from_secs(DEFAULT_TOKEN_TTL_SECS),
             cloud_api_key: None,
             cloud_api_allow: default_cloud_api_allow(),
+            hypervisor: Hypervisor::Qemu,
+            accel: Accel::Auto,
+            display_address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            spice_ports: 5900..=5999,
+            rdp_ports: 33890..=33989,
+            vm_memory_mib: None,
+            shutdown_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -91,6 +135,15 @@ struct ConfigFile {
     token_ttl: Option<u64>,
     cloud_api_key: Option<String>,
     cloud_api_allow: Option<Vec<String>>,
+    hypervisor: Option<Hypervisor>,
+    accel: Option<Accel>,
+    display_address: Option<IpAddr>,
+    /// `"5900-5999"`.
+    spice_ports: Option<String>,
+    rdp_ports: Option<String>,
+    vm_memory_mib: Option<u64>,
+    /// Seconds.
+    shutdown_timeout: Option<u64>,
 }
 
 /// Values from the environment or flags; `None` leaves the file's or default value.
@@ -103,6 +156,7 @@ pub struct Overrides {
     pub cloud_api_key: Option<ApiKey>,
     /// Networks or addresses, as in the file.
     pub cloud_api_allow: Option<Vec<String>>,
+    pub hypervisor: Option<Hypervisor>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -117,6 +171,10 @@ pub enum ConfigError {
     CloudApiAllow(String),
     #[error("cloud_api_key must be at least {MIN_CLOUD_API_KEY_CHARS} characters long")]
     CloudApiKeyTooShort,
+    #[error("{key} must be a port range like \"5900-5999\", not {value:?}")]
+    PortRange { key: &'static str, value: String },
+    #[error("spice_ports and rdp_ports must not overlap")]
+    OverlappingPorts,
 }
 
 impl Config {
@@ -140,6 +198,10 @@ impl Config {
             Some(list) => list.iter().map(|net| parse_network(net)).collect::<Result<_, _>>()?,
             None => defaults.cloud_api_allow,
         };
+        let port_range = |key, value: Option<String>, default| match value {
+            Some(text) => parse_port_range(&text).ok_or(ConfigError::PortRange { key, value: text }),
+            None => Ok(default),
+        };
         Config {
             listen: overrides.listen.or(parsed.listen).unwrap_or(defaults.listen),
             data_dir: overrides.data_dir.clone().or(parsed.data_dir).unwrap_or(defaults.data_dir),
@@ -147,6 +209,13 @@ impl Config {
             token_ttl: Duration::from_secs(token_ttl_secs),
             cloud_api_key: overrides.cloud_api_key.clone().or(parsed.cloud_api_key.map(ApiKey)),
             cloud_api_allow,
+            hypervisor: overrides.hypervisor.or(parsed.hypervisor).unwrap_or(defaults.hypervisor),
+            accel: parsed.accel.unwrap_or(defaults.accel),
+            display_address: parsed.display_address.unwrap_or(defaults.display_address),
+            spice_ports: port_range("spice_ports", parsed.spice_ports, defaults.spice_ports)?,
+            rdp_ports: port_range("rdp_ports", parsed.rdp_ports, defaults.rdp_ports)?,
+            vm_memory_mib: parsed.vm_memory_mib.or(defaults.vm_memory_mib),
+            shutdown_timeout: parsed.shutdown_timeout.map_or(defaults.shutdown_timeout, Duration::from_secs),
         }
         .checked()
     }
@@ -161,6 +230,10 @@ impl Config {
         if self.cloud_api_key.as_ref().is_some_and(|key| key.expose().chars().count() < MIN_CLOUD_API_KEY_CHARS) {
             return Err(ConfigError::CloudApiKeyTooShort);
         }
+        let (spice, rdp) = (&self.spice_ports, &self.rdp_ports);
+        if spice.start() <= rdp.end() && rdp.start() <= spice.end() {
+            return Err(ConfigError::OverlappingPorts);
+        }
         Ok(self)
     }
 
@@ -171,6 +244,13 @@ impl Config {
             None => "127.0.0.1".to_owned(),
         }
     }
+}
+
+/// `"5900-5999"` (both ends included, first not after last, no port 0).
+fn parse_port_range(text: &str) -> Option<RangeInclusive<u16>> {
+    let (first, last) = text.split_once('-')?;
+    let (first, last): (u16, u16) = (first.trim().parse().ok()?, last.trim().parse().ok()?);
+    (first > 0 && first <= last).then_some(first..=last)
 }
 
 /// `$XDG_DATA_HOME/thindesk`, else `~/.local/share/thindesk`, else `./thindesk-data`.
@@ -249,6 +329,21 @@ mod tests {
         assert!(matches!(Config::load(Some(&file), &Overrides::default()), Err(ConfigError::CloudApiAllow(_))));
         std::fs::write(&file, "cloud_api_key = \"short\"\n").expect("write");
         assert!(matches!(Config::load(Some(&file), &Overrides::default()), Err(ConfigError::CloudApiKeyTooShort)));
+    }
+
+    #[test]
+    fn compute_settings_come_from_the_file() {
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("server.toml");
+        std::fs::write(&file, "accel = \"tcg\"\nspice_ports = \"6000-6009\"\nvm_memory_mib = 4096\n").expect("write");
+        let config = Config::load(Some(&file), &Overrides::default()).expect("load");
+        assert_eq!(config.accel, Accel::Tcg);
+        assert_eq!(config.spice_ports, 6000..=6009);
+        assert_eq!(config.vm_memory_mib, Some(4096));
+        for bad in ["spice_ports = \"6009-6000\"", "rdp_ports = \"0-10\"", "spice_ports = \"33900-33950\""] {
+            std::fs::write(&file, bad).expect("write");
+            assert!(Config::load(Some(&file), &Overrides::default()).is_err(), "{bad}");
+        }
     }
 
     #[test]

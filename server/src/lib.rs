@@ -10,6 +10,7 @@ pub mod cli;
 pub mod compute;
 pub mod config;
 pub mod http;
+mod random;
 pub mod service;
 pub mod store;
 

@@ -1,6 +1,10 @@
 //! Helpers for thindesk's end-to-end tests: a real server on `127.0.0.1:0` over a
 //! temporary data directory, and a small HTTP client for it.
 
+pub mod screen;
+pub mod spice;
+pub mod vm;
+
 use base64::Engine;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;

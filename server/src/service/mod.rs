@@ -34,14 +34,7 @@ pub fn iso8601(unix_seconds: i64) -> String {
         .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_owned())
 }
 
-/// `len` bytes from the operating system's CSPRNG, URL-safe base64 without padding.
-pub(crate) fn random_token(len: usize) -> String {
-    use argon2::password_hash::rand_core::{OsRng, RngCore};
-    use base64::Engine;
-    let mut bytes = vec![0u8; len];
-    OsRng.fill_bytes(&mut bytes);
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
+pub(crate) use crate::random::token as random_token;
 
 #[cfg(test)]
 mod tests {

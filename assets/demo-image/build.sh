@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# Builds the thindesk demo desktop: a small bootable qcow2 made only from Debian's
+# packages, without mounting anything (so no root, loop devices or FUSE are needed).
+#
+#   assets/demo-image/build.sh OUTPUT.qcow2
+#
+# Needs these Debian packages on the build machine:
+#
+#   apt-get install busybox-static syslinux syslinux-common mtools dosfstools qemu-utils
+#
+# plus apt-get and dpkg-deb (always present on Debian) and a working apt source that
+# carries linux-image-cloud-amd64 (the kernel is downloaded with `apt-get download`
+# and unpacked with dpkg-deb, never installed).
+#
+# The disk is an unpartitioned FAT file system whose boot sector is SYSLINUX's,
+# holding Debian's cloud kernel and an initramfs of busybox-static and the `init`
+# beside this script. Boot it with -drive file=...,if=virtio (or ide); SeaBIOS boots
+# it like a "superfloppy". The guest shows a banner naming itself a thindesk demo
+# desktop and its VM's name, and says on screen and on the serial port whether it
+# can reach the management server. The host passes both through SMBIOS:
+#
+#   -smbios type=1,serial=VM_NAME,version=SERVER_PORT
+#
+# (read in the guest from /sys/class/dmi/id/product_serial and product_version).
+# It powers off on the ACPI power button (QMP system_powerdown).
+#
+# Running it again rebuilds OUTPUT from scratch; OUTPUT is replaced atomically.
+set -euo pipefail
+
+die() { echo "build.sh: $*" >&2; exit 1; }
+
+[ $# -eq 1 ] || die "usage: build.sh OUTPUT.qcow2"
+out=$1
+here=$(cd "$(dirname "$0")" && pwd)
+[ -f "$here/init" ] || die "$here/init is missing"
+
+for tool in apt-get dpkg-deb syslinux mcopy mkfs.fat qemu-img gzip; do
+    command -v "$tool" >/dev/null ||
+        die "$tool is missing; apt-get install busybox-static syslinux syslinux-common mtools dosfstools qemu-utils"
+done
+# Debian's dynamically linked `busybox` package lacks acpid and needs libc in the
+# initramfs; busybox-static (which replaces it) provides a static /bin/busybox.
+busybox=/bin/busybox
+dpkg-query -W -f '${Status}' busybox-static 2>/dev/null | grep -q 'install ok installed' ||
+    die "busybox-static is not installed; apt-get install busybox-static"
+for applet in acpid insmod nc ip cpio poweroff; do
+    "$busybox" --list | grep -qx "$applet" || die "$busybox lacks the $applet applet"
+done
+
+out_dir=$(dirname "$out")
+mkdir -p "$out_dir" || die "cannot create $out_dir"
+out=$(cd "$out_dir" && pwd)/$(basename "$out")
+
+work=$(mktemp -d)
+trap 'rm -rf "$work" "$out.partial"' EXIT
+cd "$work"
+
+# The cloud kernel is small and has the VGA text console, DMI/SMBIOS sysfs and the
+# 8250 serial console built in; virtio and the ACPI button are modules. The meta
+# package names the real kernel package in its Depends.
+download() {
+    apt-get download "$1" >apt.log 2>&1 || {
+        cat apt.log >&2
+        die "apt-get download $1 failed (is an apt source configured? try apt-get update)"
+    }
+}
+download linux-image-cloud-amd64
+kernel_pkg=$(dpkg-deb -f linux-image-cloud-amd64_*.deb Depends | grep -o 'linux-image-[0-9][^ ,]*-cloud-amd64' | head -n1)
+[ -n "$kernel_pkg" ] || die "cannot find the kernel package in linux-image-cloud-amd64's Depends"
+download "$kernel_pkg"
+dpkg-deb -x "$kernel_pkg"_*.deb kernel
+vmlinuz=$(ls kernel/boot/vmlinuz-*)
+modules=$(ls -d kernel/lib/modules/*/kernel)
+
+# initramfs: busybox, the init script, and the modules for virtio networking and the
+# ACPI power button (button + evdev, which busybox acpid reads), each after the
+# modules it depends on. There is no modules.dep in the package (depmod makes it on
+# installation), so the dependencies come from each module's .modinfo "depends=".
+mkdir -p root/bin root/lib/modules root/etc/acpi/PWRF root/proc root/sys root/dev \
+         root/tmp root/var/log root/var/run
+cp "$busybox" root/bin/busybox
+install -m 0755 "$here/init" root/init
+module_path() {
+    local found
+    found=$(find "$modules" -name "$1.ko" -o -name "$1.ko.xz" -o -name "$1.ko.zst" | head -n1)
+    [ -n "$found" ] || die "module $1 is not in $kernel_pkg"
+    case $found in *.ko) ;; *) die "module $found is compressed; this script expects plain .ko" ;; esac
+    echo "$found"
+}
+ordered=()
+add_module() {
+    local name=$1 dep path seen
+    for seen in "${ordered[@]}"; do [ "$seen" = "$name" ] && return 0; done
+    path=$(module_path "$name")
+    for dep in $(tr '\0' '\n' <"$path" | sed -n 's/^depends=//p' | tr ',' ' '); do
+        add_module "$dep"
+    done
+    ordered+=("$name")
+}
+for module in virtio_pci virtio_net button evdev; do add_module "$module"; done
+n=0
+for module in "${ordered[@]}"; do
+    n=$((n + 1))
+    cp "$(module_path "$module")" "root/lib/modules/$(printf %02d $n)-$module.ko"
+done
+printf '#!/bin/sh\necho "thindesk-demo: ACPI power button, powering off" > /dev/ttyS0\n/bin/busybox poweroff -f\n' \
+    > root/etc/acpi/PWRF/00000080
+chmod 0755 root/etc/acpi/PWRF/00000080
+(cd root && find . | "$busybox" cpio -o -H newc 2>/dev/null | gzip -9) > initrd.gz
+
+# console=tty0 last makes the VGA console /dev/console; the kernel also logs (only
+# errors, loglevel=3) to the serial port.
+cat > syslinux.cfg <<'CFG'
+DEFAULT thindesk
+PROMPT 0
+TIMEOUT 0
+LABEL thindesk
+  KERNEL vmlinuz
+  INITRD initrd.gz
+  APPEND console=ttyS0 console=tty0 quiet loglevel=3 consoleblank=0 panic=5
+CFG
+
+size_kib=$(( ( $(stat -c %s "$vmlinuz") + $(stat -c %s initrd.gz) ) / 1024 + 2048 ))
+mkfs.fat -C -n THINDESK disk.img "$size_kib" >/dev/null
+mcopy -i disk.img "$vmlinuz" ::/vmlinuz
+mcopy -i disk.img initrd.gz ::/initrd.gz
+mcopy -i disk.img syslinux.cfg ::/syslinux.cfg
+syslinux --install disk.img || die "syslinux --install failed"
+qemu-img convert -f raw -O qcow2 disk.img "$out.partial"
+mv -f "$out.partial" "$out"
+echo "built $out ($(du -h "$out" | cut -f1)) with $kernel_pkg, modules: ${ordered[*]}"

@@ -1,0 +1,728 @@
+//! The local QEMU/KVM driver: one `qemu-system-x86_64` process per running machine,
+//! a qcow2 overlay on the image's base disk, and QMP over a Unix socket for every
+//! action.
+//!
+//! Machines outlive the server: QEMU daemonizes into its own session, and everything
+//! the driver needs to find a machine again lives in the machine's directory
+//! (`<state_dir>/<id>/`):
+//!
+//! | file | what |
+//! | --- | --- |
+//! | `machine.json` | the spec it was defined with |
+//! | `disk.qcow2` | the overlay |
+//! | `run.json` (0600) | while it runs: pid, ports, SPICE ticket |
+//! | `qemu.pid`, `qmp.sock` | QEMU's own |
+//! | `serial.log` | the guest's serial console |
+//!
+//! The SPICE ticket never appears on a command line: QEMU starts with ticketing on
+//! and no password (so every connection is refused) and gets the ticket over QMP.
+
+pub mod demo_image;
+mod qmp;
+
+use super::{Compute, ComputeError, Display, MachineSpec, MachineView, PowerOp};
+use qmp::{Qmp, QmpError};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, TcpListener};
+use std::ops::RangeInclusive;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+use thindesk_shared::DesktopStatus;
+
+const SPEC_FILE: &str = "machine.json";
+const RUN_FILE: &str = "run.json";
+const DISK_FILE: &str = "disk.qcow2";
+const PID_FILE: &str = "qemu.pid";
+const QMP_SOCKET: &str = "qmp.sock";
+const SERIAL_LOG: &str = "serial.log";
+/// `sun_path` is 108 bytes on Linux, including the terminating NUL.
+const MAX_SOCKET_PATH: usize = 107;
+/// How long QEMU may take to exit after `quit` before it is killed.
+const QUIT_GRACE: Duration = Duration::from_secs(5);
+
+/// Which accelerator machines run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Accel {
+    /// KVM when `/dev/kvm` can be opened for writing, else TCG.
+    #[default]
+    Auto,
+    Kvm,
+    Tcg,
+}
+
+impl Accel {
+    fn resolve(self) -> Self {
+        match self {
+            Accel::Auto if kvm_usable() => Accel::Kvm,
+            Accel::Auto => Accel::Tcg,
+            other => other,
+        }
+    }
+}
+
+fn kvm_usable() -> bool {
+    std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_ok()
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QemuConfig {
+    /// One directory per machine below this; created owner-only.
+    pub state_dir: PathBuf,
+    pub qemu_system: PathBuf,
+    pub qemu_img: PathBuf,
+    pub accel: Accel,
+    /// The host address SPICE and forwarded RDP ports listen on.
+    pub display_address: IpAddr,
+    pub spice_ports: RangeInclusive<u16>,
+    pub rdp_ports: RangeInclusive<u16>,
+    /// How long a guest has to power off after the ACPI power button before it is
+    /// stopped by force.
+    pub shutdown_deadline: Duration,
+    /// Memory the virtual machines may have in all, in MiB. `None`: the host's memory
+    /// less `host_reserve_mib`.
+    pub vm_memory_mib: Option<u64>,
+    /// Memory kept for the host itself when `vm_memory_mib` is not set.
+    pub host_reserve_mib: u64,
+    /// A host TCP port the guest is told about (SMBIOS `version`), so the demo image
+    /// can show whether it reaches the management server; usually the server's port.
+    pub guest_probe_port: Option<u16>,
+}
+
+impl QemuConfig {
+    /// Defaults for a server whose data lives in `data_dir`.
+    pub fn new(data_dir: &Path) -> Self {
+        Self {
+            state_dir: data_dir.join("vms"),
+            qemu_system: "qemu-system-x86_64".into(),
+            qemu_img: "qemu-img".into(),
+            accel: Accel::Auto,
+            display_address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            spice_ports: 5900..=5999,
+            rdp_ports: 33890..=33989,
+            shutdown_deadline: Duration::from_secs(60),
+            vm_memory_mib: None,
+            host_reserve_mib: 1024,
+            guest_probe_port: None,
+        }
+    }
+}
+
+/// What a machine was defined with, as kept in `machine.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredSpec {
+    name: String,
+    base_disk: PathBuf,
+    vcpus: u32,
+    ram_mib: u32,
+    disk_gib: u32,
+    internet: bool,
+    rdp: bool,
+}
+
+/// A running machine's particulars, as kept in `run.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RunState {
+    pid: u32,
+    spice_port: u16,
+    rdp_port: Option<u16>,
+    spice_ticket: String,
+}
+
+/// Host resources a running (or starting) machine holds.
+#[derive(Debug, Clone, Copy)]
+struct Claim {
+    ram_mib: u32,
+    spice_port: u16,
+    rdp_port: Option<u16>,
+}
+
+pub struct QemuCompute {
+    config: QemuConfig,
+    /// `Kvm` or `Tcg`. With `Accel::Auto`, a host whose `/dev/kvm` opens but cannot
+    /// run a CPU (nested setups without the features QEMU needs) moves to TCG at the
+    /// first failed start.
+    accel: Mutex<Accel>,
+    vm_memory_mib: u64,
+    claims: Mutex<HashMap<String, Claim>>,
+    /// Serialises power operations per machine, so a start and a destroy of the same
+    /// machine never interleave.
+    machine_locks: Mutex<HashMap<String, std::sync::Arc<Mutex<()>>>>,
+}
+
+impl QemuCompute {
+    /// Prepares the state directory and re-attaches to the machines still running
+    /// from an earlier server; the dead ones lose their run state.
+    pub fn new(config: QemuConfig) -> Result<Self, ComputeError> {
+        let state = config.state_dir.to_string_lossy();
+        if state.contains(',') {
+            return Err(ComputeError::Failed(format!(
+                "the state directory {state} has a comma, which QEMU options cannot carry"
+            )));
+        }
+        create_private_dir(&config.state_dir)?;
+        let vm_memory_mib = match config.vm_memory_mib {
+            Some(mib) => mib,
+            None => host_memory_mib()?.saturating_sub(config.host_reserve_mib),
+        };
+        let accel = config.accel.resolve();
+        let driver = Self {
+            config,
+            accel: Mutex::new(accel),
+            vm_memory_mib,
+            claims: Mutex::new(HashMap::new()),
+            machine_locks: Mutex::new(HashMap::new()),
+        };
+        let mut reattached = 0;
+        for id in driver.machine_ids()? {
+            let dir = driver.machine_dir(&id);
+            match (driver.live_run_state(&dir), read_json::<StoredSpec>(&dir.join(SPEC_FILE))) {
+                (Some(run), Ok(spec)) => {
+                    let claim = Claim { ram_mib: spec.ram_mib, spice_port: run.spice_port, rdp_port: run.rdp_port };
+                    lock(&driver.claims).insert(id, claim);
+                    reattached += 1;
+                }
+                _ => clear_run_state(&dir),
+            }
+        }
+        tracing::info!(
+            ?accel,
+            state_dir = %driver.config.state_dir.display(),
+            vm_memory_mib,
+            reattached,
+            "QEMU driver ready"
+        );
+        Ok(driver)
+    }
+
+    /// The accelerator the next machine starts with.
+    pub fn accel(&self) -> Accel {
+        *lock(&self.accel)
+    }
+
+    /// The guest's serial console so far (the demo image reports on it).
+    pub fn serial_log(&self, id: &str) -> Result<String, ComputeError> {
+        let dir = self.existing_machine_dir(id)?;
+        let bytes = std::fs::read(dir.join(SERIAL_LOG)).unwrap_or_default();
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// The ids of every defined machine.
+    pub fn machine_ids(&self) -> Result<Vec<String>, ComputeError> {
+        let entries =
+            std::fs::read_dir(&self.config.state_dir).map_err(|e| io_failure("reading the state directory", e))?;
+        let mut ids: Vec<String> = entries
+            .filter_map(Result::ok)
+            .filter(|entry| entry.path().join(SPEC_FILE).is_file())
+            .filter_map(|entry| entry.file_name().into_string().ok())
+            .filter(|id| valid_id(id))
+            .collect();
+        ids.sort();
+        Ok(ids)
+    }
+
+    /// The process id of a running machine, for tests and diagnostics.
+    pub fn pid(&self, id: &str) -> Option<u32> {
+        self.live_run_state(&self.machine_dir(id)).map(|run| run.pid)
+    }
+
+    fn machine_dir(&self, id: &str) -> PathBuf {
+        self.config.state_dir.join(id)
+    }
+
+    fn existing_machine_dir(&self, id: &str) -> Result<PathBuf, ComputeError> {
+        let dir = self.machine_dir(id);
+        if !valid_id(id) || !dir.join(SPEC_FILE).is_file() {
+            return Err(ComputeError::NoSuchMachine(id.to_owned()));
+        }
+        Ok(dir)
+    }
+
+    fn machine_lock(&self, id: &str) -> std::sync::Arc<Mutex<()>> {
+        lock(&self.machine_locks).entry(id.to_owned()).or_default().clone()
+    }
+
+    /// The run state of a machine whose QEMU process is alive; `None` when it is not
+    /// running (or its pid now belongs to some other process).
+    fn live_run_state(&self, dir: &Path) -> Option<RunState> {
+        let run: RunState = read_json(&dir.join(RUN_FILE)).ok()?;
+        process_is_our_qemu(run.pid, &dir.join(QMP_SOCKET)).then_some(run)
+    }
+
+    fn qmp(&self, dir: &Path) -> Result<Qmp, ComputeError> {
+        Qmp::connect(&dir.join(QMP_SOCKET)).map_err(qmp_failure)
+    }
+
+    /// Reserves memory and ports for a machine about to start. Machines that died
+    /// since their claim was made give theirs back first.
+    fn claim(&self, id: &str, spec: &StoredSpec) -> Result<Claim, ComputeError> {
+        let mut claims = lock(&self.claims);
+        claims.retain(|other, _| other == id || self.live_run_state(&self.machine_dir(other)).is_some());
+        claims.remove(id);
+        let committed: u64 = claims.values().map(|c| u64::from(c.ram_mib)).sum();
+        let free = self.vm_memory_mib.saturating_sub(committed);
+        if u64::from(spec.ram_mib) > free {
+            return Err(ComputeError::NoCapacity(format!(
+                "it needs {} MiB of memory and only {free} MiB of the {} MiB for virtual machines are free",
+                spec.ram_mib, self.vm_memory_mib
+            )));
+        }
+        let taken: Vec<u16> = claims.values().flat_map(|c| [Some(c.spice_port), c.rdp_port]).flatten().collect();
+        let address = self.config.display_address;
+        let free_port = |range: &RangeInclusive<u16>, also_taken: Option<u16>| {
+            range.clone().find(|port| {
+                !taken.contains(port) && Some(*port) != also_taken && TcpListener::bind((address, *port)).is_ok()
+            })
+        };
+        let spice_port = free_port(&self.config.spice_ports, None)
+            .ok_or_else(|| ComputeError::NoCapacity("every SPICE port of the configured range is in use".into()))?;
+        let rdp_port =
+            if spec.rdp {
+                Some(free_port(&self.config.rdp_ports, Some(spice_port)).ok_or_else(|| {
+                    ComputeError::NoCapacity("every RDP port of the configured range is in use".into())
+                })?)
+            } else {
+                None
+            };
+        let claim = Claim { ram_mib: spec.ram_mib, spice_port, rdp_port };
+        claims.insert(id.to_owned(), claim);
+        Ok(claim)
+    }
+
+    fn release(&self, id: &str) {
+        lock(&self.claims).remove(id);
+    }
+
+    fn start(&self, id: &str, dir: &Path) -> Result<(), ComputeError> {
+        if self.live_run_state(dir).is_some() {
+            return Ok(());
+        }
+        let spec: StoredSpec = read_json(&dir.join(SPEC_FILE))?;
+        clear_run_state(dir);
+        let claim = self.claim(id, &spec)?;
+        let ticket = crate::random::token(18);
+        let outcome = self.spawn(id, dir, &spec, claim).and_then(|pid| {
+            let run = RunState { pid, spice_port: claim.spice_port, rdp_port: claim.rdp_port, spice_ticket: ticket };
+            write_private_json(&dir.join(RUN_FILE), &run)?;
+            self.qmp(dir)?
+                .execute("set_password", Some(serde_json::json!({ "protocol": "spice", "password": run.spice_ticket })))
+                .map_err(qmp_failure)?;
+            Ok(())
+        });
+        if let Err(error) = outcome {
+            self.force_stop(dir);
+            clear_run_state(dir);
+            self.release(id);
+            return Err(error);
+        }
+        tracing::info!(machine = id, spice_port = claim.spice_port, rdp_port = ?claim.rdp_port, "machine started");
+        Ok(())
+    }
+
+    /// Starts QEMU and waits until it has daemonized, by which time its QMP socket
+    /// and SPICE port are listening. Returns the daemon's pid.
+    fn spawn(&self, id: &str, dir: &Path, spec: &StoredSpec, claim: Claim) -> Result<u32, ComputeError> {
+        let run = |accel| {
+            Command::new(&self.config.qemu_system)
+                .args(self.qemu_arguments(id, dir, spec, claim, accel))
+                .current_dir(dir)
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|e| ComputeError::Failed(format!("cannot run {}: {e}", self.config.qemu_system.display())))
+        };
+        let accel = self.accel();
+        let mut output = run(accel)?;
+        let stderr = String::from_utf8_lossy(&output.stderr).to_ascii_lowercase();
+        if !output.status.success() && accel == Accel::Kvm && self.config.accel == Accel::Auto && stderr.contains("kvm")
+        {
+            tracing::warn!(error = %stderr.trim(), "KVM cannot run machines on this host; using TCG (slower) from now on");
+            *lock(&self.accel) = Accel::Tcg;
+            output = run(Accel::Tcg)?;
+        }
+        if !output.status.success() {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            return Err(ComputeError::Failed(format!(
+                "QEMU did not start ({}): {}",
+                output.status,
+                stderr.trim().lines().last().unwrap_or("no message")
+            )));
+        }
+        let pid_text =
+            std::fs::read_to_string(dir.join(PID_FILE)).map_err(|e| io_failure("reading QEMU's pid file", e))?;
+        pid_text.trim().parse().map_err(|_| ComputeError::Failed(format!("QEMU wrote a bad pid file: {pid_text:?}")))
+    }
+
+    fn qemu_arguments(&self, id: &str, dir: &Path, spec: &StoredSpec, claim: Claim, accel: Accel) -> Vec<String> {
+        let address = self.config.display_address;
+        let mut network = format!("user,id=net0,restrict={}", if spec.internet { "off" } else { "on" });
+        if let Some(rdp_port) = claim.rdp_port {
+            network.push_str(&format!(",hostfwd=tcp:{address}:{rdp_port}-:3389"));
+        }
+        let mut smbios =
+            format!("type=1,manufacturer=thindesk,product=thindesk-desktop,serial={}", option_safe(&spec.name));
+        if let Some(port) = self.config.guest_probe_port {
+            smbios.push_str(&format!(",version={port}"));
+        }
+        let (machine, cpu) = match accel {
+            Accel::Kvm => ("q35,accel=kvm", "host"),
+            _ => ("q35,accel=tcg", "max"),
+        };
+        let path = |file: &str| dir.join(file).to_string_lossy().into_owned();
+        [
+            "-name",
+            &format!("guest=thindesk-{id},process=thindesk-{id}"),
+            "-machine",
+            machine,
+            "-cpu",
+            cpu,
+            "-smp",
+            &spec.vcpus.to_string(),
+            "-m",
+            &format!("{}M", spec.ram_mib),
+            "-nodefaults",
+            "-no-user-config",
+            "-drive",
+            &format!("file={},if=virtio,format=qcow2,cache=writeback", path(DISK_FILE)),
+            "-netdev",
+            &network,
+            "-device",
+            "virtio-net-pci,netdev=net0",
+            "-smbios",
+            &smbios,
+            "-vga",
+            "qxl",
+            "-device",
+            "qemu-xhci,id=xhci",
+            "-device",
+            "usb-tablet,bus=xhci.0",
+            "-spice",
+            &format!("port={},addr={address},seamless-migration=off", claim.spice_port),
+            "-serial",
+            &format!("file:{}", path(SERIAL_LOG)),
+            "-qmp",
+            &format!("unix:{},server=on,wait=off", path(QMP_SOCKET)),
+            "-display",
+            "none",
+            "-pidfile",
+            &path(PID_FILE),
+            "-daemonize",
+        ]
+        .iter()
+        .map(|s| (*s).to_owned())
+        .collect()
+    }
+
+    /// Asks the guest to power off, then stops it by force if it has not within the
+    /// deadline.
+    fn shutdown(&self, dir: &Path) -> Result<(), ComputeError> {
+        let Some(run) = self.live_run_state(dir) else { return Ok(()) };
+        let running = self
+            .qmp(dir)
+            .and_then(|mut qmp| qmp.execute("query-status", None).map_err(qmp_failure))
+            .is_ok_and(|status| status["status"] == "running");
+        if running {
+            match self.qmp(dir).and_then(|mut qmp| qmp.execute("system_powerdown", None).map_err(qmp_failure)) {
+                Ok(_) if wait_for_exit(run.pid, dir, self.config.shutdown_deadline) => {
+                    clear_run_state(dir);
+                    return Ok(());
+                }
+                Ok(_) => tracing::warn!(dir = %dir.display(), "guest ignored the power button; stopping it by force"),
+                Err(error) => {
+                    tracing::warn!(dir = %dir.display(), %error, "cannot press the power button; stopping by force")
+                }
+            }
+        }
+        self.force_stop(dir);
+        clear_run_state(dir);
+        Ok(())
+    }
+
+    /// `quit` over QMP, then SIGKILL if QEMU is still there after a grace period.
+    fn force_stop(&self, dir: &Path) {
+        let pid = std::fs::read_to_string(dir.join(PID_FILE)).ok().and_then(|text| text.trim().parse::<u32>().ok());
+        let Some(pid) = pid.filter(|pid| process_is_our_qemu(*pid, &dir.join(QMP_SOCKET))) else { return };
+        let _ = self.qmp(dir).and_then(|mut qmp| qmp.execute("quit", None).map_err(qmp_failure));
+        if !wait_for_exit(pid, dir, QUIT_GRACE) {
+            tracing::warn!(pid, "QEMU did not quit; killing it");
+            if let Some(raw) = i32::try_from(pid).ok().and_then(rustix::process::Pid::from_raw) {
+                let _ = rustix::process::kill_process(raw, rustix::process::Signal::KILL);
+            }
+            wait_for_exit(pid, dir, QUIT_GRACE);
+        }
+    }
+
+    fn status(&self, dir: &Path) -> Result<DesktopStatus, ComputeError> {
+        let reply = self.qmp(dir)?.execute("query-status", None).map_err(qmp_failure)?;
+        Ok(match reply["status"].as_str().unwrap_or_default() {
+            "running" => DesktopStatus::Active,
+            "paused" | "debug" | "watchdog" => DesktopStatus::Paused,
+            "suspended" => DesktopStatus::Suspended,
+            "shutdown" => DesktopStatus::Shutoff,
+            "internal-error" | "io-error" | "guest-panicked" => DesktopStatus::Error,
+            _ => DesktopStatus::Build,
+        })
+    }
+}
+
+impl Compute for QemuCompute {
+    fn name(&self) -> &'static str {
+        "qemu"
+    }
+
+    fn define(&self, spec: &MachineSpec) -> Result<(), ComputeError> {
+        if !valid_id(&spec.id) {
+            return Err(ComputeError::Failed(format!("{:?} is not a valid machine id", spec.id)));
+        }
+        let dir = self.machine_dir(&spec.id);
+        if dir.join(QMP_SOCKET).as_os_str().len() > MAX_SOCKET_PATH {
+            return Err(ComputeError::Failed(format!(
+                "the state directory {} is too long for a QMP socket path",
+                self.config.state_dir.display()
+            )));
+        }
+        let machine_lock = self.machine_lock(&spec.id);
+        let _guard = lock(&machine_lock);
+        if dir.exists() {
+            return Err(ComputeError::AlreadyDefined(spec.id.clone()));
+        }
+        if spec.vcpus == 0 || spec.ram_mib == 0 {
+            return Err(ComputeError::Failed("a machine needs at least one vCPU and some memory".into()));
+        }
+        let base = ImageInfo::read(&self.config.qemu_img, &spec.base_disk)?;
+        create_private_dir(&dir)?;
+        let created = (|| {
+            let size = (u64::from(spec.disk_gib) << 30).max(base.virtual_size);
+            let output = Command::new(&self.config.qemu_img)
+                .args(["create", "-q", "-f", "qcow2", "-F", &base.format, "-b"])
+                .arg(&spec.base_disk)
+                .arg(dir.join(DISK_FILE))
+                .arg(size.to_string())
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|e| ComputeError::Failed(format!("cannot run qemu-img: {e}")))?;
+            if !output.status.success() {
+                return Err(ComputeError::Failed(format!(
+                    "qemu-img could not create the overlay: {}",
+                    String::from_utf8_lossy(&output.stderr).trim()
+                )));
+            }
+            let stored = StoredSpec {
+                name: spec.name.clone(),
+                base_disk: spec.base_disk.clone(),
+                vcpus: spec.vcpus,
+                ram_mib: spec.ram_mib,
+                disk_gib: spec.disk_gib,
+                internet: spec.internet,
+                rdp: spec.rdp,
+            };
+            write_private_json(&dir.join(SPEC_FILE), &stored)
+        })();
+        if created.is_err() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        created
+    }
+
+    fn destroy(&self, id: &str) -> Result<(), ComputeError> {
+        let dir = self.existing_machine_dir(id)?;
+        let machine_lock = self.machine_lock(id);
+        let _guard = lock(&machine_lock);
+        self.force_stop(&dir);
+        self.release(id);
+        std::fs::remove_dir_all(&dir).map_err(|e| io_failure("removing the machine's files", e))?;
+        lock(&self.machine_locks).remove(id);
+        tracing::info!(machine = id, "machine destroyed");
+        Ok(())
+    }
+
+    fn power(&self, id: &str, op: PowerOp) -> Result<(), ComputeError> {
+        let dir = self.existing_machine_dir(id)?;
+        let machine_lock = self.machine_lock(id);
+        let _guard = lock(&machine_lock);
+        let running = || {
+            self.live_run_state(&dir)
+                .map(|_| ())
+                .ok_or_else(|| ComputeError::Failed(format!("{op:?}: the machine is not running")))
+        };
+        let execute = |command: &str| -> Result<(), ComputeError> {
+            running()?;
+            self.qmp(&dir)?.execute(command, None).map_err(qmp_failure)?;
+            Ok(())
+        };
+        match op {
+            PowerOp::Start => self.start(id, &dir),
+            PowerOp::Resume => match self.status(&dir) {
+                Ok(DesktopStatus::Suspended) => execute("system_wakeup"),
+                _ => execute("cont"),
+            },
+            PowerOp::Reboot | PowerOp::Reset => execute("system_reset"),
+            PowerOp::Shutdown => {
+                let outcome = self.shutdown(&dir);
+                self.release(id);
+                outcome
+            }
+        }
+    }
+
+    fn inspect(&self, id: &str) -> Result<MachineView, ComputeError> {
+        let dir = self.existing_machine_dir(id)?;
+        let Some(run) = self.live_run_state(&dir) else {
+            self.release(id);
+            return Ok(MachineView { status: DesktopStatus::Shutoff, display: None });
+        };
+        let status = self.status(&dir)?;
+        let display = Display { spice_port: run.spice_port, spice_ticket: run.spice_ticket, rdp_port: run.rdp_port };
+        Ok(MachineView { status, display: Some(display) })
+    }
+}
+
+/// What `qemu-img info` says of a base disk.
+struct ImageInfo {
+    format: String,
+    virtual_size: u64,
+}
+
+impl ImageInfo {
+    fn read(qemu_img: &Path, disk: &Path) -> Result<Self, ComputeError> {
+        if !disk.is_absolute() || !disk.is_file() {
+            return Err(ComputeError::BadImage(format!("{} is not a file", disk.display())));
+        }
+        let output = Command::new(qemu_img)
+            .args(["info", "--output=json", "-U"])
+            .arg(disk)
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|e| ComputeError::Failed(format!("cannot run qemu-img: {e}")))?;
+        if !output.status.success() {
+            return Err(ComputeError::BadImage(format!(
+                "{} is not a disk image qemu-img can read: {}",
+                disk.display(),
+                String::from_utf8_lossy(&output.stderr).trim()
+            )));
+        }
+        let info: serde_json::Value = serde_json::from_slice(&output.stdout)
+            .map_err(|e| ComputeError::Failed(format!("qemu-img info gave bad JSON: {e}")))?;
+        let format = info["format"].as_str().unwrap_or_default().to_owned();
+        // A raw file could be anything, a text file included; base disks are qcow2
+        // (`qemu-img convert -O qcow2` makes one from anything else).
+        if format != "qcow2" {
+            return Err(ComputeError::BadImage(format!("{} is {format}, not a qcow2 disk image", disk.display())));
+        }
+        Ok(Self { format, virtual_size: info["virtual-size"].as_u64().unwrap_or(0) })
+    }
+}
+
+/// Ids become directory names and QEMU option values.
+fn valid_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+/// A free-text value inside a QEMU option list, where a comma would start a new
+/// option: printable ASCII without commas, at most 64 characters.
+fn option_safe(text: &str) -> String {
+    let cleaned: String =
+        text.chars().filter(|c| c.is_ascii_graphic() || *c == ' ').filter(|c| *c != ',').take(64).collect();
+    if cleaned.trim().is_empty() { "thindesk".to_owned() } else { cleaned }
+}
+
+/// True when `pid` is alive and is the QEMU serving `qmp_socket` (a pid alone could
+/// have been reused by another process since).
+fn process_is_our_qemu(pid: u32, qmp_socket: &Path) -> bool {
+    let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else { return false };
+    let needle = qmp_socket.to_string_lossy();
+    cmdline.split(|b| *b == 0).any(|argument| String::from_utf8_lossy(argument).contains(needle.as_ref()))
+}
+
+fn wait_for_exit(pid: u32, dir: &Path, deadline: Duration) -> bool {
+    let start = Instant::now();
+    let socket = dir.join(QMP_SOCKET);
+    while process_is_our_qemu(pid, &socket) {
+        if start.elapsed() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    true
+}
+
+fn clear_run_state(dir: &Path) {
+    for file in [RUN_FILE, PID_FILE, QMP_SOCKET] {
+        let _ = std::fs::remove_file(dir.join(file));
+    }
+}
+
+fn host_memory_mib() -> Result<u64, ComputeError> {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").map_err(|e| io_failure("reading /proc/meminfo", e))?;
+    meminfo
+        .lines()
+        .find_map(|line| line.strip_prefix("MemTotal:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map(|kib| kib / 1024)
+        .ok_or_else(|| ComputeError::Failed("cannot find MemTotal in /proc/meminfo".into()))
+}
+
+fn create_private_dir(dir: &Path) -> Result<(), ComputeError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(dir).map_err(|e| io_failure("creating a machine directory", e))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| io_failure("restricting a machine directory", e))
+}
+
+/// Writes `value` as JSON readable only by the owner, atomically: a reader sees the
+/// old file or the new one, never half of one.
+fn write_private_json<T: Serialize>(path: &Path, value: &T) -> Result<(), ComputeError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let partial = path.with_extension("partial");
+    let text = serde_json::to_vec_pretty(value).map_err(|e| ComputeError::Failed(e.to_string()))?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&partial)
+        .map_err(|e| io_failure("writing machine state", e))?;
+    file.write_all(&text).and_then(|()| file.sync_all()).map_err(|e| io_failure("writing machine state", e))?;
+    std::fs::rename(&partial, path).map_err(|e| io_failure("writing machine state", e))
+}
+
+fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Result<T, ComputeError> {
+    let bytes = std::fs::read(path).map_err(|e| io_failure("reading machine state", e))?;
+    serde_json::from_slice(&bytes).map_err(|e| ComputeError::Failed(format!("{} is damaged: {e}", path.display())))
+}
+
+fn io_failure(what: &str, error: std::io::Error) -> ComputeError {
+    ComputeError::Failed(format!("{what}: {error}"))
+}
+
+fn qmp_failure(error: QmpError) -> ComputeError {
+    ComputeError::Failed(error.to_string())
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_that_could_escape_the_state_directory_are_refused() {
+        assert!(valid_id("aZ09-_"));
+        for bad in ["", "..", "a/b", "a,b", "a b", &"x".repeat(65)] {
+            assert!(!valid_id(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn names_cannot_inject_qemu_options() {
+        assert_eq!(option_safe("exam,serial=evil"), "examserial=evil");
+        assert_eq!(option_safe("  "), "thindesk");
+        assert_eq!(option_safe("期末考试"), "thindesk");
+        assert_eq!(option_safe(&"n".repeat(100)).len(), 64);
+    }
+}
