@@ -273,3 +273,33 @@ async fn a_desktop_made_from_an_image_and_a_flavor_reaches_its_user_with_the_ima
     assert!(server.compute.spec(&id).is_none(), "deleting the desktop destroys its machine");
     assert_eq!(server.get("/users/me/desktops", Some(&auth)).await.data()["desktop_list"], json!([]));
 }
+
+#[tokio::test]
+async fn the_cloud_api_cannot_touch_a_desktops_machine() {
+    let server = TestServer::start().await;
+    server.add_image("win10", ConnectionType::Rdp, "Administrator", "pw").await;
+    let services = server.services().clone();
+    let desktop = tokio::task::spawn_blocking(move || {
+        services
+            .desktops
+            .create(&DesktopSpec {
+                name: "lab".into(),
+                owner: STUDENT.0.into(),
+                os_username: None,
+                os_password: None,
+                default_connection_type: None,
+                policy: Policy::default(),
+                image: Some("win10".into()),
+                flavor: Some("m1.tiny".into()),
+            })
+            .expect("desktop")
+    })
+    .await
+    .expect("joined");
+    for command in ["destroy_instance", "query_instance"] {
+        let answer = server.cloud(&[("command", command), ("vm_id", desktop.as_str())]).await;
+        assert_code(&answer, 6, "Invalid virtual machine id");
+    }
+    assert!(server.compute.spec(&desktop).is_some(), "the desktop's machine is untouched");
+    assert_eq!(server.cloud(&[("command", "list_instances")]).await.body["instances"], json!([]));
+}
