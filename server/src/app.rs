@@ -4,7 +4,7 @@
 use crate::compute::Compute;
 use crate::config::Config;
 use crate::http::{self, AppState};
-use crate::service::{Accounts, Desktops, ServiceError, Terminals, ThrottlePolicy};
+use crate::service::{Accounts, Catalogue, Cloud, CloudAccess, Desktops, ServiceError, Terminals, ThrottlePolicy};
 use crate::store::{Store, StoreError};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -30,22 +30,33 @@ pub struct Services {
     pub accounts: Arc<Accounts>,
     pub terminals: Arc<Terminals>,
     pub desktops: Arc<Desktops>,
+    pub catalogue: Arc<Catalogue>,
+    pub cloud: Arc<Cloud>,
 }
 
 impl Services {
     /// Opens the store (migrating it) and builds every service. Blocking.
     pub fn open(config: &Config, compute: Arc<dyn Compute>) -> Result<Self, StartError> {
         let store = Arc::new(Store::open(&config.data_dir)?);
+        let access =
+            CloudAccess::new(config.cloud_api_allow.clone(), config.cloud_api_key.as_ref().map(|key| key.expose()));
         Ok(Self {
             accounts: Arc::new(Accounts::new(store.clone(), config.token_ttl, ThrottlePolicy::default())?),
             terminals: Arc::new(Terminals::new(store.clone())),
-            desktops: Arc::new(Desktops::new(store.clone(), compute, config.public_address())),
+            desktops: Arc::new(Desktops::new(store.clone(), compute.clone(), config.public_address())),
+            catalogue: Arc::new(Catalogue::new(store.clone())),
+            cloud: Arc::new(Cloud::new(store.clone(), compute, config.public_address(), access)),
             store,
         })
     }
 
     fn app_state(&self) -> AppState {
-        AppState { accounts: self.accounts.clone(), terminals: self.terminals.clone(), desktops: self.desktops.clone() }
+        AppState {
+            accounts: self.accounts.clone(),
+            terminals: self.terminals.clone(),
+            desktops: self.desktops.clone(),
+            cloud: self.cloud.clone(),
+        }
     }
 }
 

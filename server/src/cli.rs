@@ -5,9 +5,10 @@
 
 use crate::app::{RunningServer, Services};
 use crate::compute::{Compute, NoCompute};
-use crate::config::{Config, Overrides};
+use crate::config::{ApiKey, Config, Overrides};
+use crate::service::catalogue::{Flavor, ImageSpec};
 use crate::service::desktops::DesktopSpec;
-use crate::service::random_token;
+use crate::service::{iso8601, random_token};
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use std::io::{BufRead, IsTerminal, Write};
@@ -51,6 +52,18 @@ enum Command {
     /// Read and change server settings
     #[command(subcommand)]
     Setting(SettingCommand),
+    /// Manage the catalogue's images (base disks)
+    #[command(subcommand)]
+    Image(ImageCommand),
+    /// Manage the catalogue's flavors (machine sizes)
+    #[command(subcommand)]
+    Flavor(FlavorCommand),
+    /// Manage desktops
+    #[command(subcommand)]
+    Desktop(DesktopCommand),
+    /// Look at the cloud API's instances
+    #[command(subcommand)]
+    Instance(InstanceCommand),
 }
 
 #[derive(Debug, Args)]
@@ -64,10 +77,18 @@ struct ServeArgs {
     /// Token lifetime in seconds [default: 7200]
     #[arg(long, env = "THINDESK_TOKEN_TTL")]
     token_ttl: Option<u64>,
+    /// Networks or addresses allowed to call the cloud API, comma-separated
+    /// [default: 127.0.0.0/8,::1]
+    #[arg(long, env = "THINDESK_CLOUD_API_ALLOW", value_delimiter = ',')]
+    cloud_api_allow: Option<Vec<String>>,
     /// What runs the desktops: qemu or none [default: qemu]
     #[arg(long, env = "THINDESK_HYPERVISOR")]
     hypervisor: Option<crate::config::Hypervisor>,
 }
+
+/// The cloud API key is a secret: it comes from the file or from this variable, never
+/// from an argument that every user of the host can read.
+const CLOUD_API_KEY_VARIABLE: &str = "THINDESK_CLOUD_API_KEY";
 
 #[derive(Debug, Subcommand)]
 enum UserCommand {
@@ -124,11 +145,90 @@ enum TerminalCommand {
 }
 
 #[derive(Debug, Subcommand)]
+enum ImageCommand {
+    /// Add an image; the guest's OS password is read from the terminal (or one line of
+    /// stdin)
+    Add {
+        name: String,
+        /// Absolute path of the base disk (qcow2)
+        #[arg(long)]
+        disk: PathBuf,
+        /// How terminals connect to desktops of this image
+        #[arg(long, default_value = "spice", value_parser = parse_connection_type)]
+        connection: ConnectionType,
+        /// The account desktops of this image log in with
+        #[arg(long, default_value = "")]
+        os_username: String,
+    },
+    /// List images
+    List,
+    /// Delete an image no desktop or instance uses
+    Delete { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum FlavorCommand {
+    /// Add a flavor
+    Add {
+        name: String,
+        /// Virtual CPUs (1 to 64)
+        #[arg(long)]
+        vcpus: u32,
+        /// Memory in MiB (at least 64)
+        #[arg(long)]
+        ram: u32,
+        /// Disk size in GiB (at least 1)
+        #[arg(long)]
+        disk: u32,
+    },
+    /// List flavors
+    List,
+    /// Delete a flavor no desktop or instance uses
+    Delete { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum DesktopCommand {
+    /// Create a desktop for a user from an image and a flavor; its machine is defined
+    /// at once, and the user starts it from their terminal
+    Create {
+        /// The user who owns it
+        #[arg(long)]
+        user: String,
+        #[arg(long)]
+        image: String,
+        #[arg(long)]
+        flavor: String,
+        /// Shown to the user [default: the image's name]
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// List desktops
+    List {
+        /// Only this user's
+        #[arg(long)]
+        user: Option<String>,
+    },
+    /// Delete a desktop and free its machine
+    Delete { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+enum InstanceCommand {
+    /// List the instances launched through the cloud API
+    List,
+}
+
+#[derive(Debug, Subcommand)]
 enum SettingCommand {
     /// Show every setting
     List,
     /// Change a setting: terminal_registration_mode = auto | approval | closed
     Set { key: String, value: String },
+}
+
+fn parse_connection_type(text: &str) -> Result<ConnectionType, String> {
+    ConnectionType::parse(&text.to_ascii_lowercase()).ok_or_else(|| "expected spice or rdp".into())
 }
 
 fn parse_terminal_state(text: &str) -> Result<TerminalState, String> {
@@ -139,12 +239,17 @@ const REGISTRATION_MODE_KEY: &str = crate::store::setting::TERMINAL_REGISTRATION
 
 /// Runs the parsed command line.
 pub fn run(cli: Cli) -> anyhow::Result<()> {
-    let mut overrides = Overrides { data_dir: cli.data_dir.clone(), ..Overrides::default() };
+    let mut overrides = Overrides {
+        data_dir: cli.data_dir.clone(),
+        cloud_api_key: std::env::var(CLOUD_API_KEY_VARIABLE).ok().filter(|key| !key.is_empty()).map(ApiKey::new),
+        ..Overrides::default()
+    };
     match cli.command {
         Command::Serve(args) => {
             overrides.listen = args.listen;
             overrides.public_address = args.public_address;
             overrides.token_ttl_secs = args.token_ttl;
+            overrides.cloud_api_allow = args.cloud_api_allow;
             overrides.hypervisor = args.hypervisor;
             let config = Config::load(cli.config.as_deref(), &overrides)?;
             let compute = crate::compute::from_config(&config)?;
@@ -156,7 +261,7 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let compute = crate::compute::from_config(&config)?;
             let services = Services::open(&config, compute)
                 .with_context(|| format!("opening the data directory {}", config.data_dir.display()))?;
-            administer(&services, command, &mut std::io::stdout().lock())
+            administer(&services, command, &mut std::io::stdout().lock(), &mut read_new_password)
         }
     }
 }
@@ -213,10 +318,12 @@ async fn demo(listen: SocketAddr) -> anyhow::Result<()> {
             services.desktops.create(&DesktopSpec {
                 name: "Demo desktop".into(),
                 owner: "student".into(),
-                os_username: "student".into(),
-                os_password: random_token(9),
-                default_connection_type: ConnectionType::Spice,
+                os_username: Some("student".into()),
+                os_password: Some(random_token(9)),
+                default_connection_type: Some(ConnectionType::Spice),
                 policy: Policy::default(),
+                image: None,
+                flavor: None,
             })?;
             Ok(())
         })
@@ -233,33 +340,51 @@ async fn demo(listen: SocketAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn administer(services: &Services, command: Command, out: &mut impl Write) -> anyhow::Result<()> {
+/// Where administration commands get passwords from: a no-echo prompt or stdin in
+/// the binary, a script in tests. Never from arguments.
+type PasswordSource<'a> = dyn FnMut(&str) -> anyhow::Result<String> + 'a;
+
+fn administer(
+    services: &Services,
+    command: Command,
+    out: &mut impl Write,
+    passwords: &mut PasswordSource<'_>,
+) -> anyhow::Result<()> {
     match command {
-        Command::User(command) => user(services, command, out),
+        Command::User(command) => user(services, command, out, passwords),
         Command::Place(command) => place(services, command, out),
         Command::Terminal(command) => terminal(services, command, out),
         Command::Setting(command) => setting(services, command, out),
+        Command::Image(command) => image(services, command, out, passwords),
+        Command::Flavor(command) => flavor(services, command, out),
+        Command::Desktop(command) => desktop(services, command, out),
+        Command::Instance(command) => instance(services, command, out),
         Command::Serve(_) | Command::Demo { .. } => bail!("not an administration command"),
     }
 }
 
-fn user(services: &Services, command: UserCommand, out: &mut impl Write) -> anyhow::Result<()> {
+fn user(
+    services: &Services,
+    command: UserCommand,
+    out: &mut impl Write,
+    passwords: &mut PasswordSource<'_>,
+) -> anyhow::Result<()> {
     let accounts = &services.accounts;
     match command {
         UserCommand::Add { name, admin } => {
-            let password = read_new_password(&format!("Password for {name}: "))?;
+            let password = passwords(&format!("Password for {name}: "))?;
             accounts.create_user(&name, &password, admin).map_err(explain)?;
             writeln!(out, "created {}{name}", if admin { "administrator " } else { "user " })?;
         }
         UserCommand::List => {
             writeln!(out, "{:<32} {:<6} created", "name", "admin")?;
             for user in accounts.users()? {
-                let created = crate::service::iso8601(user.created_at);
+                let created = iso8601(user.created_at);
                 writeln!(out, "{:<32} {:<6} {created}", user.name, if user.is_admin { "yes" } else { "no" })?;
             }
         }
         UserCommand::Passwd { name } => {
-            let password = read_new_password(&format!("New password for {name}: "))?;
+            let password = passwords(&format!("New password for {name}: "))?;
             accounts.reset_password(&name, &password).map_err(explain)?;
             writeln!(out, "password of {name} changed; their tokens are revoked")?;
         }
@@ -325,6 +450,137 @@ fn terminal(services: &Services, command: TerminalCommand, out: &mut impl Write)
     Ok(())
 }
 
+fn image(
+    services: &Services,
+    command: ImageCommand,
+    out: &mut impl Write,
+    passwords: &mut PasswordSource<'_>,
+) -> anyhow::Result<()> {
+    let catalogue = &services.catalogue;
+    match command {
+        ImageCommand::Add { name, disk, connection, os_username } => {
+            let os_password = passwords(&format!("OS password of {os_username:?} on image {name}: "))?;
+            let spec = ImageSpec {
+                name: name.clone(),
+                base_disk: disk,
+                default_connection_type: connection,
+                os_username,
+                os_password,
+            };
+            catalogue.add_image(&spec).map_err(explain)?;
+            writeln!(out, "added image {}", name.trim())?;
+        }
+        ImageCommand::List => {
+            writeln!(out, "{:<32} {:<10} {:<16} {:<20} base disk", "name", "connection", "os user", "created")?;
+            for image in catalogue.images()? {
+                writeln!(
+                    out,
+                    "{:<32} {:<10} {:<16} {:<20} {}",
+                    image.name,
+                    image.default_connection_type.as_str(),
+                    image.os_username,
+                    iso8601(image.created_at),
+                    image.base_disk.display()
+                )?;
+            }
+        }
+        ImageCommand::Delete { name } => {
+            catalogue.delete_image(&name).map_err(explain)?;
+            writeln!(out, "deleted image {name}")?;
+        }
+    }
+    Ok(())
+}
+
+fn flavor(services: &Services, command: FlavorCommand, out: &mut impl Write) -> anyhow::Result<()> {
+    let catalogue = &services.catalogue;
+    match command {
+        FlavorCommand::Add { name, vcpus, ram, disk } => {
+            catalogue
+                .add_flavor(&Flavor { name: name.clone(), vcpus, ram_mib: ram, disk_gib: disk })
+                .map_err(explain)?;
+            writeln!(out, "added flavor {}", name.trim())?;
+        }
+        FlavorCommand::List => {
+            writeln!(out, "{:<24} {:>5} {:>9} {:>8}", "name", "vcpus", "ram (MiB)", "disk (GiB)")?;
+            for flavor in catalogue.flavors()? {
+                writeln!(out, "{:<24} {:>5} {:>9} {:>8}", flavor.name, flavor.vcpus, flavor.ram_mib, flavor.disk_gib)?;
+            }
+        }
+        FlavorCommand::Delete { name } => {
+            catalogue.delete_flavor(&name).map_err(explain)?;
+            writeln!(out, "deleted flavor {name}")?;
+        }
+    }
+    Ok(())
+}
+
+fn desktop(services: &Services, command: DesktopCommand, out: &mut impl Write) -> anyhow::Result<()> {
+    let desktops = &services.desktops;
+    match command {
+        DesktopCommand::Create { user, image, flavor, name } => {
+            let spec = DesktopSpec {
+                name: name.unwrap_or_else(|| image.clone()),
+                owner: user.clone(),
+                os_username: None,
+                os_password: None,
+                default_connection_type: None,
+                policy: Policy::default(),
+                image: Some(image),
+                flavor: Some(flavor),
+            };
+            let id = desktops.create(&spec).map_err(explain)?;
+            writeln!(out, "created desktop {id} for {user}")?;
+        }
+        DesktopCommand::List { user } => {
+            writeln!(out, "{:<18} {:<24} {:<16} {:<9} {:<24} flavor", "id", "name", "owner", "status", "image")?;
+            for d in desktops.list_all(user.as_deref()).map_err(explain)? {
+                writeln!(
+                    out,
+                    "{:<18} {:<24} {:<16} {:<9} {:<24} {}",
+                    d.id,
+                    d.name,
+                    d.owner,
+                    d.status,
+                    d.image.as_deref().unwrap_or("-"),
+                    d.flavor.as_deref().unwrap_or("-")
+                )?;
+            }
+        }
+        DesktopCommand::Delete { id } => {
+            desktops.delete(&id).map_err(explain)?;
+            writeln!(out, "deleted desktop {id}")?;
+        }
+    }
+    Ok(())
+}
+
+fn instance(services: &Services, command: InstanceCommand, out: &mut impl Write) -> anyhow::Result<()> {
+    match command {
+        InstanceCommand::List => {
+            writeln!(
+                out,
+                "{:<18} {:<24} {:<24} {:<12} {:<8} {:<9} created",
+                "vm_id", "name", "image", "flavor", "internet", "status"
+            )?;
+            for i in services.cloud.list_instances()? {
+                writeln!(
+                    out,
+                    "{:<18} {:<24} {:<24} {:<12} {:<8} {:<9} {}",
+                    i.vm_id,
+                    i.name,
+                    i.image,
+                    i.flavor,
+                    if i.internet { "yes" } else { "no" },
+                    i.status,
+                    i.created_at
+                )?;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn setting(services: &Services, command: SettingCommand, out: &mut impl Write) -> anyhow::Result<()> {
     let terminals = &services.terminals;
     match command {
@@ -375,4 +631,85 @@ fn read_new_password(prompt: &str) -> anyhow::Result<String> {
         bail!("no password on stdin");
     }
     Ok(password.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::compute::double::TestCompute;
+
+    struct Admin {
+        _dir: tempfile::TempDir,
+        disk: PathBuf,
+        compute: Arc<TestCompute>,
+        services: Services,
+    }
+
+    impl Admin {
+        fn new() -> Self {
+            let dir = tempfile::tempdir().expect("dir");
+            let config = Config { data_dir: dir.path().join("data"), ..Config::default() };
+            let compute = Arc::new(TestCompute::new());
+            let services = Services::open(&config, compute.clone()).expect("services");
+            let disk = dir.path().join("xubuntu.qcow2");
+            std::fs::write(&disk, b"QFI\xfb").expect("disk");
+            Self { _dir: dir, disk, compute, services }
+        }
+
+        /// Runs one command line; passwords come from `password`, and the test fails
+        /// if a command asks for one when none is given.
+        fn run(&self, args: &[&str], password: Option<&str>) -> anyhow::Result<String> {
+            let cli = Cli::try_parse_from(std::iter::once("thindesk-server").chain(args.iter().copied()))?;
+            let mut out = Vec::new();
+            let mut passwords = |_prompt: &str| -> anyhow::Result<String> {
+                password.map(str::to_owned).ok_or_else(|| anyhow::anyhow!("no password expected"))
+            };
+            administer(&self.services, cli.command, &mut out, &mut passwords)?;
+            Ok(String::from_utf8(out)?)
+        }
+    }
+
+    #[test]
+    fn a_desktop_created_from_the_command_line_gets_its_machine_and_loses_it_on_delete() {
+        let admin = Admin::new();
+        admin.run(&["user", "add", "kim"], Some("kims-password")).expect("user");
+        let disk = admin.disk.to_str().expect("utf-8");
+        admin
+            .run(&["image", "add", "xubuntu", "--disk", disk, "--os-username", "student"], Some("os-password"))
+            .expect("image");
+        let created = admin
+            .run(&["desktop", "create", "--user", "kim", "--image", "xubuntu", "--flavor", "m1.small"], None)
+            .expect("desktop");
+        let id = created.split_whitespace().nth(2).expect("id printed").to_owned();
+        let machine = admin.compute.spec(&id).expect("machine defined");
+        assert_eq!((machine.vcpus, machine.ram_mib, machine.disk_gib), (1, 2048, 20));
+        assert_eq!(machine.base_disk, admin.disk);
+
+        let listed = admin.run(&["desktop", "list", "--user", "kim"], None).expect("list");
+        let row = listed.lines().find(|line| line.starts_with(&id)).expect("listed");
+        assert!(row.contains("xubuntu") && row.contains("m1.small") && row.contains("kim"), "{row}");
+        assert!(!listed.contains("os-password"), "credentials are not listed");
+        let principal = crate::service::Principal { user_id: 1, name: "kim".into(), is_admin: false, token_hash: None };
+        let wire = admin.services.desktops.list_for(&principal).expect("list");
+        assert_eq!((wire[0].os_username.as_str(), wire[0].os_password.as_str()), ("student", "os-password"));
+
+        let refused = admin.run(&["image", "delete", "xubuntu"], None).expect_err("in use");
+        assert!(refused.to_string().contains("use this image"), "{refused}");
+        admin.run(&["desktop", "delete", &id], None).expect("delete");
+        assert!(admin.compute.spec(&id).is_none(), "machine destroyed");
+        assert_eq!(admin.run(&["desktop", "list"], None).expect("list").lines().count(), 1, "header only");
+        admin.run(&["image", "delete", "xubuntu"], None).expect("free now");
+    }
+
+    #[test]
+    fn instances_are_listed_without_their_tickets() {
+        let admin = Admin::new();
+        let disk = admin.disk.to_str().expect("utf-8");
+        admin.run(&["image", "add", "xubuntu", "--disk", disk, "--os-username", "student"], Some("pw")).expect("image");
+        let launched = admin.services.cloud.launch_instance("xubuntu", "m1.tiny", false, "exam-42").expect("launch");
+        let listed = admin.run(&["instance", "list"], None).expect("list");
+        let row = listed.lines().find(|line| line.starts_with(&launched.vm_id)).expect("listed");
+        assert!(row.contains("exam-42") && row.contains("m1.tiny") && row.contains("ACTIVE"), "{row}");
+        assert!(!listed.contains(&launched.spice_password), "the SPICE ticket is not printed");
+    }
 }

@@ -2,6 +2,7 @@
 //! variables, then command-line flags, each overriding the one before.
 
 pub use crate::compute::qemu::Accel;
+use ipnet::IpNet;
 use serde::Deserialize;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::RangeInclusive;
@@ -12,6 +13,30 @@ pub const DEFAULT_LISTEN: &str = "0.0.0.0:5000";
 pub const DEFAULT_TOKEN_TTL_SECS: u64 = 2 * 60 * 60;
 /// Looked for when no `--config` is given.
 pub const SYSTEM_CONFIG_FILE: &str = "/etc/thindesk/server.toml";
+/// Who may call the cloud API unless configured otherwise: this host only.
+pub const DEFAULT_CLOUD_API_ALLOW: [&str; 2] = ["127.0.0.0/8", "::1/128"];
+/// A shorter cloud API key would be guessable.
+pub const MIN_CLOUD_API_KEY_CHARS: usize = 16;
+
+/// A secret that must never be printed: its `Debug` shows only that it is set.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    pub fn new(key: impl Into<String>) -> Self {
+        Self(key.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKey(..)")
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -24,6 +49,11 @@ pub struct Config {
     pub public_address: Option<String>,
     /// How long a token lives.
     pub token_ttl: Duration,
+    /// The secret a cloud API caller must present (form field `api_key` or header
+    /// `X-Api-Key`) besides coming from an allowed address. `None`: the address decides.
+    pub cloud_api_key: Option<ApiKey>,
+    /// Addresses and networks allowed to call the cloud API.
+    pub cloud_api_allow: Vec<IpNet>,
     /// What runs the desktops and exam machines.
     pub hypervisor: Hypervisor,
     /// `kvm`, `tcg`, or `auto` (KVM when `/dev/kvm` is usable).
@@ -68,6 +98,8 @@ impl Default for Config {
             data_dir: default_data_dir(),
             public_address: None,
             token_ttl: Duration::from_secs(DEFAULT_TOKEN_TTL_SECS),
+            cloud_api_key: None,
+            cloud_api_allow: default_cloud_api_allow(),
             hypervisor: Hypervisor::Qemu,
             accel: Accel::Auto,
             display_address: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
@@ -77,6 +109,18 @@ impl Default for Config {
             shutdown_timeout: Duration::from_secs(60),
         }
     }
+}
+
+pub fn default_cloud_api_allow() -> Vec<IpNet> {
+    DEFAULT_CLOUD_API_ALLOW.iter().filter_map(|net| net.parse().ok()).collect()
+}
+
+/// A network (`10.1.0.0/16`, `fd00::/8`) or a single address (`10.1.2.3`).
+pub fn parse_network(text: &str) -> Result<IpNet, ConfigError> {
+    let text = text.trim();
+    text.parse::<IpNet>()
+        .or_else(|_| text.parse::<IpAddr>().map(IpNet::from))
+        .map_err(|_| ConfigError::CloudApiAllow(text.to_owned()))
 }
 
 /// The TOML file's shape. Every key is optional; unknown keys are an error, so a
@@ -89,6 +133,8 @@ struct ConfigFile {
     public_address: Option<String>,
     /// Seconds.
     token_ttl: Option<u64>,
+    cloud_api_key: Option<String>,
+    cloud_api_allow: Option<Vec<String>>,
     hypervisor: Option<Hypervisor>,
     accel: Option<Accel>,
     display_address: Option<IpAddr>,
@@ -107,6 +153,9 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     pub public_address: Option<String>,
     pub token_ttl_secs: Option<u64>,
+    pub cloud_api_key: Option<ApiKey>,
+    /// Networks or addresses, as in the file.
+    pub cloud_api_allow: Option<Vec<String>>,
     pub hypervisor: Option<Hypervisor>,
 }
 
@@ -118,6 +167,10 @@ pub enum ConfigError {
     Parse { path: PathBuf, source: Box<toml::de::Error> },
     #[error("token_ttl must be between 60 seconds and 30 days, not {0} s")]
     TokenTtl(u64),
+    #[error("cloud_api_allow: {0:?} is neither a network (10.1.0.0/16) nor an address (10.1.2.3)")]
+    CloudApiAllow(String),
+    #[error("cloud_api_key must be at least {MIN_CLOUD_API_KEY_CHARS} characters long")]
+    CloudApiKeyTooShort,
     #[error("{key} must be a port range like \"5900-5999\", not {value:?}")]
     PortRange { key: &'static str, value: String },
     #[error("spice_ports and rdp_ports must not overlap")]
@@ -141,6 +194,10 @@ impl Config {
         };
         let defaults = Config::default();
         let token_ttl_secs = overrides.token_ttl_secs.or(parsed.token_ttl).unwrap_or(DEFAULT_TOKEN_TTL_SECS);
+        let cloud_api_allow = match overrides.cloud_api_allow.clone().or(parsed.cloud_api_allow) {
+            Some(list) => list.iter().map(|net| parse_network(net)).collect::<Result<_, _>>()?,
+            None => defaults.cloud_api_allow,
+        };
         let port_range = |key, value: Option<String>, default| match value {
             Some(text) => parse_port_range(&text).ok_or(ConfigError::PortRange { key, value: text }),
             None => Ok(default),
@@ -150,6 +207,8 @@ impl Config {
             data_dir: overrides.data_dir.clone().or(parsed.data_dir).unwrap_or(defaults.data_dir),
             public_address: overrides.public_address.clone().or(parsed.public_address),
             token_ttl: Duration::from_secs(token_ttl_secs),
+            cloud_api_key: overrides.cloud_api_key.clone().or(parsed.cloud_api_key.map(ApiKey)),
+            cloud_api_allow,
             hypervisor: overrides.hypervisor.or(parsed.hypervisor).unwrap_or(defaults.hypervisor),
             accel: parsed.accel.unwrap_or(defaults.accel),
             display_address: parsed.display_address.unwrap_or(defaults.display_address),
@@ -167,6 +226,9 @@ impl Config {
         let secs = self.token_ttl.as_secs();
         if !(60..=30 * 24 * 3600).contains(&secs) {
             return Err(ConfigError::TokenTtl(secs));
+        }
+        if self.cloud_api_key.as_ref().is_some_and(|key| key.expose().chars().count() < MIN_CLOUD_API_KEY_CHARS) {
+            return Err(ConfigError::CloudApiKeyTooShort);
         }
         let (spice, rdp) = (&self.spice_ports, &self.rdp_ports);
         if spice.start() <= rdp.end() && rdp.start() <= spice.end() {
@@ -230,6 +292,43 @@ mod tests {
         assert!(matches!(Config::load(Some(&file), &Overrides::default()), Err(ConfigError::Parse { .. })));
         std::fs::write(&file, "token_ttl = 1\n").expect("write");
         assert!(matches!(Config::load(Some(&file), &Overrides::default()), Err(ConfigError::TokenTtl(1))));
+    }
+
+    #[test]
+    fn the_cloud_api_is_loopback_only_unless_configured() {
+        let config = Config::load(Some(Path::new("/dev/null")), &Overrides::default()).expect("load");
+        assert_eq!(config.cloud_api_allow, default_cloud_api_allow());
+        assert_eq!(config.cloud_api_allow.len(), 2);
+        assert_eq!(config.cloud_api_key, None);
+
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("server.toml");
+        std::fs::write(
+            &file,
+            "cloud_api_key = \"a-long-enough-secret\"\ncloud_api_allow = [\"10.1.0.0/16\", \"192.0.2.7\"]\n",
+        )
+        .expect("write");
+        let config = Config::load(Some(&file), &Overrides::default()).expect("load");
+        assert_eq!(config.cloud_api_key.as_ref().map(ApiKey::expose), Some("a-long-enough-secret"));
+        assert_eq!(
+            config.cloud_api_allow,
+            [parse_network("10.1.0.0/16").expect("net"), parse_network("192.0.2.7/32").expect("net")]
+        );
+        assert!(!format!("{config:?}").contains("a-long-enough-secret"), "the key never reaches a log");
+
+        let overrides = Overrides {
+            cloud_api_key: Some(ApiKey::new("another-long-secret")),
+            cloud_api_allow: Some(vec!["::1".into()]),
+            ..Overrides::default()
+        };
+        let config = Config::load(Some(&file), &overrides).expect("load");
+        assert_eq!(config.cloud_api_key.as_ref().map(ApiKey::expose), Some("another-long-secret"));
+        assert_eq!(config.cloud_api_allow, [parse_network("::1/128").expect("net")]);
+
+        std::fs::write(&file, "cloud_api_allow = [\"10.1.0.0/33\"]\n").expect("write");
+        assert!(matches!(Config::load(Some(&file), &Overrides::default()), Err(ConfigError::CloudApiAllow(_))));
+        std::fs::write(&file, "cloud_api_key = \"short\"\n").expect("write");
+        assert!(matches!(Config::load(Some(&file), &Overrides::default()), Err(ConfigError::CloudApiKeyTooShort)));
     }
 
     #[test]

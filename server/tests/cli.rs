@@ -11,6 +11,8 @@ use thindesk_server::compute::NoCompute;
 use thindesk_server::{Config, RunningServer};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_thindesk-server");
+/// Given to `serve` in `THINDESK_CLOUD_API_KEY`.
+const CLOUD_KEY: &str = "cloud-api-key-from-the-environment";
 
 /// Runs the binary on `data_dir` with `stdin` as its standard input.
 fn thindesk(data_dir: &Path, args: &[&str], stdin: &str) -> Output {
@@ -25,7 +27,10 @@ fn thindesk(data_dir: &Path, args: &[&str], stdin: &str) -> Output {
         .spawn()
         .expect("binary starts");
     if let Some(mut input) = child.stdin.take() {
-        input.write_all(stdin.as_bytes()).expect("stdin written");
+        // A command refused for its arguments may exit before reading its input.
+        if let Err(error) = input.write_all(stdin.as_bytes()) {
+            assert_eq!(error.kind(), std::io::ErrorKind::BrokenPipe, "stdin not written: {error}");
+        }
     }
     child.wait_with_output().expect("binary ends")
 }
@@ -185,6 +190,7 @@ async fn serve_logs_requests_without_secrets_and_stops_on_sigterm() {
         .env("THINDESK_DATA_DIR", dir.path())
         .env("THINDESK_LISTEN", "127.0.0.1:0")
         .env("THINDESK_LOG", "debug")
+        .env("THINDESK_CLOUD_API_KEY", CLOUD_KEY)
         .env_remove("THINDESK_CONFIG")
         .stderr(Stdio::piped())
         .kill_on_drop(true)
@@ -205,6 +211,16 @@ async fn serve_logs_requests_without_secrets_and_stops_on_sigterm() {
     let token = body["data"]["token"]["id"].as_str().expect("token").to_owned();
     assert_eq!(get(&format!("{url}/users/me/desktops"), Some(&token)).await.0, 200);
     assert_eq!(get(&format!("{url}/token"), Some("lee:wrong-guess-password")).await.0, 401);
+    let cloud = |key: &'static str| {
+        let request = reqwest::Client::new()
+            .post(format!("http://{address}/cloud_api"))
+            .header("X-Api-Key", key)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body("command=list_flavors");
+        async move { request.send().await.expect("request").json::<Value>().await.expect("json")["ret_code"].clone() }
+    };
+    assert_eq!(cloud("not-the-cloud-api-key").await, 9, "the key from the environment is required");
+    assert_eq!(cloud(CLOUD_KEY).await, 0);
 
     let pid = child.id().expect("pid").to_string();
     let killed = Command::new("kill").args(["-TERM", &pid]).status().expect("kill runs");
@@ -216,7 +232,109 @@ async fn serve_logs_requests_without_secrets_and_stops_on_sigterm() {
     assert!(status.success(), "a SIGTERM is a clean stop: {status:?}");
     let log = seen.join("\n");
     assert!(log.contains("/api/v1.0/users/me/desktops"), "requests are logged: {log}");
-    for secret in ["lee-secret-password", "wrong-guess-password", token.as_str()] {
+    for secret in ["lee-secret-password", "wrong-guess-password", token.as_str(), CLOUD_KEY, "not-the-cloud-api-key"] {
         assert!(!log.contains(secret), "the log holds a secret");
     }
+}
+
+/// Images and flavors added while the server runs are in the cloud API's catalogue at
+/// once; the guest's password comes from stdin, never from an argument.
+#[tokio::test(flavor = "multi_thread")]
+async fn images_and_flavors_are_managed_from_the_command_line_while_the_server_runs() {
+    let dir = tempfile::tempdir().expect("dir");
+    let data = dir.path().join("data");
+    let server = start(&data).await;
+    let disk = dir.path().join("xubuntu.qcow2");
+    std::fs::write(&disk, b"QFI\xfb").expect("disk");
+    let disk = disk.to_str().expect("utf-8 path");
+
+    let added = ok(&data, &["image", "add", "xubuntu", "--disk", disk, "--os-username", "student"], "os-secret-pw\n");
+    assert!(added.contains("added image xubuntu"), "{added}");
+    let refused_argv = refused(&data, &["image", "add", "win", "--disk", disk, "--os-password", "in-argv"], "");
+    assert!(refused_argv.contains("--os-password"), "there is no way to pass it as an argument: {refused_argv}");
+    let listed = ok(&data, &["image", "list"], "");
+    let row = listed.lines().find(|l| l.starts_with("xubuntu")).expect("listed");
+    assert!(row.contains("spice") && row.contains("student") && row.contains(disk), "{row}");
+    assert!(!listed.contains("os-secret-pw"), "the OS password is never shown");
+    let stored = thindesk_server::store::Store::open(&data).expect("store").image_by_name("xubuntu").expect("query");
+    assert_eq!(stored.map(|image| image.os_password).as_deref(), Some("os-secret-pw"), "read from stdin");
+
+    assert!(refused(&data, &["image", "add", "xubuntu", "--disk", disk], "pw\n").contains("exists"));
+    assert!(refused(&data, &["image", "add", "rel", "--disk", "xubuntu.qcow2"], "pw\n").contains("absolute"));
+    assert!(refused(&data, &["image", "add", "gone", "--disk", "/no/such/disk.qcow2"], "pw\n").contains("disk"));
+    assert!(refused(&data, &["image", "add", "x", "--disk", disk, "--connection", "vnc"], "").contains("spice or rdp"));
+
+    ok(&data, &["flavor", "add", "m1.lab", "--vcpus", "2", "--ram", "1024", "--disk", "10"], "");
+    let flavors = ok(&data, &["flavor", "list"], "");
+    let names: Vec<&str> = flavors.lines().skip(1).filter_map(|l| l.split_whitespace().next()).collect();
+    assert_eq!(names, ["m1.tiny", "m1.small", "m1.lab", "m1.medium"], "fewest vCPUs, then least memory, first");
+    let bad = refused(&data, &["flavor", "add", "m1.bad", "--vcpus", "0", "--ram", "32", "--disk", "0"], "");
+    assert!(bad.contains("vcpus") && bad.contains("ram") && bad.contains("disk"), "{bad}");
+
+    let cloud = |command: &'static str| {
+        let url = format!("{}/cloud_api", server.url());
+        async move {
+            let response = reqwest::Client::new()
+                .post(url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(format!("command={command}"))
+                .send()
+                .await
+                .expect("request");
+            response.json::<Value>().await.expect("json")
+        }
+    };
+    assert_eq!(cloud("list_images").await["images"], json!([{"name": "xubuntu", "default_connection_type": "spice"}]));
+    assert!(cloud("list_flavors").await["flavors"].as_array().is_some_and(|f| f.iter().any(|f| f["name"] == "m1.lab")));
+
+    ok(&data, &["flavor", "delete", "m1.lab"], "");
+    assert!(refused(&data, &["flavor", "delete", "m1.lab"], "").contains("not found"));
+    ok(&data, &["image", "delete", "xubuntu"], "");
+    assert_eq!(cloud("list_images").await["images"], json!([]));
+    assert_eq!(ok(&data, &["instance", "list"], "").lines().count(), 1, "header only");
+    server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn desktops_are_listed_and_deleted_from_the_command_line() {
+    let dir = tempfile::tempdir().expect("dir");
+    let server = start(dir.path()).await;
+    ok(dir.path(), &["user", "add", "kim"], "kims-password\n");
+    let services = server.services().clone();
+    let id = tokio::task::spawn_blocking(move || {
+        services
+            .desktops
+            .create(&thindesk_server::service::desktops::DesktopSpec {
+                name: "lab".into(),
+                owner: "kim".into(),
+                os_username: Some("kim".into()),
+                os_password: Some("pw".into()),
+                default_connection_type: None,
+                policy: thindesk_shared::Policy::default(),
+                image: None,
+                flavor: None,
+            })
+            .expect("desktop")
+    })
+    .await
+    .expect("joined");
+    let listed = ok(dir.path(), &["desktop", "list"], "");
+    assert!(listed.lines().any(|l| l.starts_with(&id) && l.contains("kim") && l.contains("SHUTOFF")), "{listed}");
+    assert!(ok(dir.path(), &["desktop", "list", "--user", "kim"], "").contains(&id));
+    assert!(refused(dir.path(), &["desktop", "list", "--user", "nobody"], "").contains("not found"));
+    let unknown = refused(
+        dir.path(),
+        &["desktop", "create", "--user", "kim", "--image", "nope", "--flavor", "m1.small", "--name", "x"],
+        "",
+    );
+    assert!(unknown.contains("no image named"), "{unknown}");
+
+    let desktops = format!("{}/api/v1.0/users/me/desktops", server.url());
+    let auth = basic("kim", "kims-password");
+    assert_eq!(get(&desktops, Some(&auth)).await.1["data"]["desktop_list"][0]["id"], json!(id));
+    ok(dir.path(), &["desktop", "delete", &id], "");
+    assert_eq!(get(&desktops, Some(&auth)).await.1["data"]["desktop_list"], json!([]));
+    assert!(refused(dir.path(), &["desktop", "delete", &id], "").contains("no such desktop"));
+    ok(dir.path(), &["user", "delete", "kim"], "");
+    server.shutdown().await;
 }

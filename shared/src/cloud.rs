@@ -89,6 +89,125 @@ pub struct CloudReply {
     pub description: String,
 }
 
+impl CloudReply {
+    /// `code` with its standard description.
+    pub fn standard(code: RetCode) -> Self {
+        Self { ret_code: code.code(), description: code.description().to_owned() }
+    }
+
+    /// `code` with the standard description followed by `detail`:
+    /// `Virtual machine creation failed: not enough free memory on the host`.
+    pub fn detailed(code: RetCode, detail: &str) -> Self {
+        Self { ret_code: code.code(), description: format!("{}: {detail}", code.description()) }
+    }
+}
+
+/// The value of the form key `command`. The seed defines the first two; the others
+/// are thindesk's additions for exam systems that want to look before they leap.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Command {
+    LaunchInstance,
+    DestroyInstance,
+    QueryInstance,
+    ListInstances,
+    ListImages,
+    ListFlavors,
+}
+
+impl Command {
+    pub const ALL: [Command; 6] = [
+        Self::LaunchInstance,
+        Self::DestroyInstance,
+        Self::QueryInstance,
+        Self::ListInstances,
+        Self::ListImages,
+        Self::ListFlavors,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::LaunchInstance => "launch_instance",
+            Self::DestroyInstance => "destroy_instance",
+            Self::QueryInstance => "query_instance",
+            Self::ListInstances => "list_instances",
+            Self::ListImages => "list_images",
+            Self::ListFlavors => "list_flavors",
+        }
+    }
+
+    /// Exactly the names above; the seed's clients spell them in lower case.
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == text)
+    }
+}
+
+impl std::fmt::Display for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The seed's `internet` argument: exactly `true` or `false`, anything else is
+/// [`RetCode::InvalidInternet`].
+pub fn parse_internet(text: &str) -> Option<bool> {
+    match text {
+        "true" => Some(true),
+        "false" => Some(false),
+        _ => None,
+    }
+}
+
+/// What `launch_instance` adds to a success: the seed's `vm_id` and `vm_ip`, and what a
+/// viewer needs besides. With user-mode networking the guest is reached through host
+/// ports, so `vm_ip` is the server's public address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LaunchedInstance {
+    pub vm_id: String,
+    pub vm_ip: String,
+    pub spice_port: u16,
+    /// The SPICE ticket.
+    pub spice_password: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rdp_port: Option<u16>,
+}
+
+/// One instance as `query_instance` and `list_instances` show it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceInfo {
+    pub vm_id: String,
+    pub name: String,
+    pub image: String,
+    pub flavor: String,
+    pub internet: bool,
+    /// OpenStack's words, as for desktops: `ACTIVE`, `SHUTOFF`, `ERROR`, ...
+    pub status: crate::DesktopStatus,
+    pub vm_ip: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spice_port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spice_password: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rdp_port: Option<u16>,
+    /// ISO 8601 UTC.
+    pub created_at: String,
+}
+
+/// One image of the catalogue, as `list_images` shows it (never its password or path).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageInfo {
+    pub name: String,
+    pub default_connection_type: crate::ConnectionType,
+}
+
+/// One flavor, with OpenStack's field names.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlavorInfo {
+    pub name: String,
+    pub vcpus: u32,
+    pub ram: u32,
+    pub disk: u32,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -100,5 +219,26 @@ mod tests {
             assert_eq!(RetCode::from_code(code.code()), Some(code));
         }
         assert_eq!(RetCode::from_code(10), None);
+    }
+
+    #[test]
+    fn descriptions_are_the_contracts_words() {
+        let reply = CloudReply::standard(RetCode::InvalidInternet);
+        assert_eq!((reply.ret_code, reply.description.as_str()), (5, "Invalid internet access setting"));
+        let detailed = CloudReply::detailed(RetCode::VmCreationFailure, "no room");
+        assert_eq!(detailed.description, "Virtual machine creation failed: no room");
+    }
+
+    #[test]
+    fn commands_and_internet_are_parsed_exactly() {
+        for command in Command::ALL {
+            assert_eq!(Command::parse(command.as_str()), Some(command));
+        }
+        assert_eq!(Command::parse("Launch_Instance"), None);
+        assert_eq!(parse_internet("true"), Some(true));
+        assert_eq!(parse_internet("false"), Some(false));
+        for bad in ["True", "1", "yes", "", " true"] {
+            assert_eq!(parse_internet(bad), None, "{bad:?}");
+        }
     }
 }

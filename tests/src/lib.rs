@@ -14,6 +14,7 @@ use std::time::Duration;
 use tempfile::TempDir;
 use thindesk_server::compute::Compute;
 use thindesk_server::compute::double::TestCompute;
+use thindesk_server::service::catalogue::ImageSpec;
 use thindesk_server::service::desktops::DesktopSpec;
 use thindesk_server::{Config, RunningServer, Services};
 use thindesk_shared::{ConnectionType, Policy};
@@ -29,7 +30,7 @@ pub struct TestServer {
     pub compute: Arc<TestCompute>,
     pub http: reqwest::Client,
     data_dir: TempDir,
-    token_ttl: Duration,
+    config: Config,
 }
 
 /// A reply as a test looks at it.
@@ -69,9 +70,21 @@ impl TestServer {
     }
 
     pub async fn start_with(token_ttl: Duration, compute: Arc<TestCompute>) -> Self {
+        Self::start_configured(compute, |config| config.token_ttl = token_ttl).await
+    }
+
+    /// A server whose configuration `adjust` may change (cloud API key, allow-list).
+    pub async fn start_configured(compute: Arc<TestCompute>, adjust: impl FnOnce(&mut Config)) -> Self {
         let data_dir = tempfile::tempdir().expect("temp dir");
-        let server = Self::launch(data_dir.path(), token_ttl, compute.clone()).await;
-        let test_server = Self { server, compute, http: reqwest::Client::new(), data_dir, token_ttl };
+        let mut config = Config {
+            listen: "127.0.0.1:0".parse().expect("address"),
+            data_dir: data_dir.path().to_owned(),
+            public_address: Some("192.0.2.10".into()),
+            ..Config::default()
+        };
+        adjust(&mut config);
+        let server = Self::launch(config.clone(), compute.clone()).await;
+        let test_server = Self { server, compute, http: reqwest::Client::new(), data_dir, config };
         let services = test_server.services().clone();
         tokio::task::spawn_blocking(move || {
             for ((name, password), admin) in [(ADMIN, true), (STUDENT, false), (OTHER_STUDENT, false)] {
@@ -85,24 +98,17 @@ impl TestServer {
         test_server
     }
 
-    async fn launch(data_dir: &Path, token_ttl: Duration, compute: Arc<dyn Compute>) -> RunningServer {
-        let config = Config {
-            listen: "127.0.0.1:0".parse().expect("address"),
-            data_dir: data_dir.to_owned(),
-            public_address: Some("192.0.2.10".into()),
-            token_ttl,
-            ..Config::default()
-        };
+    async fn launch(config: Config, compute: Arc<dyn Compute>) -> RunningServer {
         RunningServer::start(config, compute).await.expect("server starts")
     }
 
     /// Stops the server and starts a new one on the same data directory (and a new
     /// port), as a host reboot would.
     pub async fn restart(self) -> Self {
-        let Self { server, compute, http, data_dir, token_ttl } = self;
+        let Self { server, compute, http, data_dir, config } = self;
         server.shutdown().await;
-        let server = Self::launch(data_dir.path(), token_ttl, compute.clone()).await;
-        Self { server, compute, http, data_dir, token_ttl }
+        let server = Self::launch(config.clone(), compute.clone()).await;
+        Self { server, compute, http, data_dir, config }
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -149,15 +155,76 @@ impl TestServer {
         let spec = DesktopSpec {
             name: name.into(),
             owner: owner.into(),
-            os_username: format!("{owner}-os"),
-            os_password: format!("{owner}-os-password"),
-            default_connection_type: ConnectionType::Spice,
+            os_username: Some(format!("{owner}-os")),
+            os_password: Some(format!("{owner}-os-password")),
+            default_connection_type: Some(ConnectionType::Spice),
             policy: Policy { enable_usb: false, enable_clipboard: true, enable_audio: true },
+            image: None,
+            flavor: None,
         };
         tokio::task::spawn_blocking(move || services.desktops.create(&spec).expect("desktop"))
             .await
             .expect("creating a desktop")
     }
+
+    /// Adds an image to the catalogue, over a small file standing in for its base disk.
+    pub async fn add_image(&self, name: &str, connection: ConnectionType, os_username: &str, os_password: &str) {
+        let disk = self.data_dir().join(format!("{name}.qcow2"));
+        std::fs::write(&disk, b"QFI\xfb").expect("base disk written");
+        let spec = ImageSpec {
+            name: name.into(),
+            base_disk: disk,
+            default_connection_type: connection,
+            os_username: os_username.into(),
+            os_password: os_password.into(),
+        };
+        let services = self.services().clone();
+        tokio::task::spawn_blocking(move || services.catalogue.add_image(&spec).expect("image"))
+            .await
+            .expect("adding an image");
+    }
+
+    /// `POST /cloud_api` with a URL-encoded form.
+    pub async fn cloud(&self, form: &[(&str, &str)]) -> CloudAnswer {
+        self.cloud_request(self.http.post(self.url("/cloud_api")).form(form)).await
+    }
+
+    /// `POST /cloud_api` with a `multipart/form-data` body, as a browser's form sends it.
+    pub async fn cloud_multipart(&self, form: &[(&str, &str)]) -> CloudAnswer {
+        const BOUNDARY: &str = "----thindesk-test-boundary";
+        let mut body = String::new();
+        for (name, value) in form {
+            body.push_str(&format!(
+                "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n"
+            ));
+        }
+        body.push_str(&format!("--{BOUNDARY}--\r\n"));
+        let request = self
+            .http
+            .post(self.url("/cloud_api"))
+            .header("content-type", format!("multipart/form-data; boundary={BOUNDARY}"))
+            .body(body);
+        self.cloud_request(request).await
+    }
+
+    /// Sends a prepared request to `/cloud_api` and checks the envelope every answer
+    /// must have: HTTP 200, JSON, `ret_code` and `description`.
+    pub async fn cloud_request(&self, request: reqwest::RequestBuilder) -> CloudAnswer {
+        let reply = reply(request.send().await.expect("request sent")).await;
+        assert_eq!(reply.status, StatusCode::OK, "{reply:?}");
+        assert_eq!(reply.headers.get("content-type").and_then(|v| v.to_str().ok()), Some("application/json"));
+        let code = reply.body["ret_code"].as_u64().unwrap_or_else(|| panic!("no ret_code: {reply:?}"));
+        let description = reply.body["description"].as_str().unwrap_or_else(|| panic!("no description: {reply:?}"));
+        CloudAnswer { code, description: description.to_owned(), body: reply.body.clone() }
+    }
+}
+
+/// A cloud API answer.
+#[derive(Debug)]
+pub struct CloudAnswer {
+    pub code: u64,
+    pub description: String,
+    pub body: Value,
 }
 
 pub async fn reply(response: reqwest::Response) -> Reply {

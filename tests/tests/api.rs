@@ -521,10 +521,12 @@ async fn without_a_hypervisor_desktops_list_but_power_actions_are_503() {
             .create(&thindesk_server::service::desktops::DesktopSpec {
                 name: "d".into(),
                 owner: "solo".into(),
-                os_username: "u".into(),
-                os_password: "p".into(),
-                default_connection_type: thindesk_shared::ConnectionType::Rdp,
+                os_username: Some("u".into()),
+                os_password: Some("p".into()),
+                default_connection_type: Some(thindesk_shared::ConnectionType::Rdp),
                 policy: thindesk_shared::Policy::default(),
+                image: None,
+                flavor: None,
             })
             .expect("desktop")
     })

@@ -2,11 +2,12 @@
 //! that authorize, call a service and reply. No rule of thindesk lives here.
 
 mod body;
+mod cloud;
 pub mod credentials;
 mod handlers;
 pub mod reply;
 
-use crate::service::{Accounts, Desktops, ServiceError, Terminals};
+use crate::service::{Accounts, Cloud, Desktops, ServiceError, Terminals};
 use reply::{ApiError, HttpError, reject};
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
@@ -21,6 +22,7 @@ pub struct AppState {
     pub accounts: Arc<Accounts>,
     pub terminals: Arc<Terminals>,
     pub desktops: Arc<Desktops>,
+    pub cloud: Arc<Cloud>,
 }
 
 /// Who is knocking: the raw `Authorization` value and the peer's address. Checking
@@ -109,9 +111,18 @@ fn v1_routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
         .boxed();
     let terminal = warp::path!("api" / "v1.0" / "terminals" / String)
         .and(allow(&ONLY_GET))
-        .and(with_state)
+        .and(with_state.clone())
         .then(handlers::terminal)
         .map(reply::finish)
+        .boxed();
+    // Every method reaches the handler, which answers in the cloud API's own shape.
+    let cloud_api = warp::path!("cloud_api")
+        .and(warp::method())
+        .and(warp::addr::remote())
+        .and(warp::header::headers_cloned())
+        .and(body::form())
+        .and(with_state)
+        .then(cloud::cloud_api)
         .boxed();
 
     token
@@ -128,6 +139,8 @@ fn v1_routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
         .or(registration)
         .unify()
         .or(terminal)
+        .unify()
+        .or(cloud_api)
         .unify()
         .boxed()
 }

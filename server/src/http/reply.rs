@@ -24,6 +24,10 @@ pub enum HttpError {
     MalformedJson(String),
     #[error("the body could not be read: {0}")]
     UnreadableBody(String),
+    #[error("the body must be a form (application/x-www-form-urlencoded or multipart/form-data), not {0}")]
+    UnsupportedFormType(String),
+    #[error("the form could not be read: {0}")]
+    MalformedForm(String),
 }
 
 /// Anything a handler or filter refuses a request with.
@@ -149,10 +153,10 @@ fn http_response(e: &HttpError) -> Response {
             response
         }
         HttpError::PayloadTooLarge => fail(StatusCode::PAYLOAD_TOO_LARGE, json!({ "body": e.to_string() })),
-        HttpError::UnsupportedMediaType(_) => {
+        HttpError::UnsupportedMediaType(_) | HttpError::UnsupportedFormType(_) => {
             fail(StatusCode::UNSUPPORTED_MEDIA_TYPE, json!({ "body": e.to_string() }))
         }
-        HttpError::MalformedJson(_) | HttpError::UnreadableBody(_) => {
+        HttpError::MalformedJson(_) | HttpError::UnreadableBody(_) | HttpError::MalformedForm(_) => {
             fail(StatusCode::BAD_REQUEST, json!({ "body": e.to_string() }))
         }
     }

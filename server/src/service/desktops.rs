@@ -2,21 +2,54 @@
 //! terminal reaches the display.
 
 use super::{FieldErrors, Principal, ServiceError, random_token, unix_now};
-use crate::compute::{Compute, ComputeError, MachineView, PowerOp};
+use crate::compute::{Compute, ComputeError, MachineSpec, MachineView, PowerOp};
 use crate::store::{DesktopRecord, NewDesktop, Store};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use thindesk_shared::{ConnectionInfo, ConnectionType, Desktop, DesktopAction, DesktopStatus, Policy};
 
 /// What an administrator decides when creating a desktop.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct DesktopSpec {
     pub name: String,
     pub owner: String,
-    pub os_username: String,
-    pub os_password: String,
-    pub default_connection_type: ConnectionType,
+    /// `None`: the image's.
+    pub os_username: Option<String>,
+    /// `None`: the image's.
+    pub os_password: Option<String>,
+    /// `None`: the image's, or SPICE for a desktop without an image.
+    pub default_connection_type: Option<ConnectionType>,
     pub policy: Policy,
+    /// Catalogue image and flavor, by name; both or neither. With them, the desktop's
+    /// machine is defined on the hypervisor as the desktop is created.
+    pub image: Option<String>,
+    pub flavor: Option<String>,
+}
+
+// The OS password must never reach a log line, even through `{:?}`.
+impl std::fmt::Debug for DesktopSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DesktopSpec")
+            .field("name", &self.name)
+            .field("owner", &self.owner)
+            .field("os_username", &self.os_username)
+            .field("default_connection_type", &self.default_connection_type)
+            .field("policy", &self.policy)
+            .field("image", &self.image)
+            .field("flavor", &self.flavor)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A desktop as the administrator's listing shows it; never its credentials.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DesktopSummary {
+    pub id: String,
+    pub name: String,
+    pub owner: String,
+    pub status: DesktopStatus,
+    pub image: Option<String>,
+    pub flavor: Option<String>,
 }
 
 pub struct Desktops {
@@ -51,14 +84,48 @@ impl Desktops {
         self.compute.name()
     }
 
+    /// Creates a desktop. With an image and a flavor, its machine is defined on the
+    /// hypervisor too (id = the desktop's id, internet allowed, RDP forwarded for RDP
+    /// images), and the OS account and connection type default to the image's; if the
+    /// hypervisor refuses, the desktop is not kept.
     pub fn create(&self, spec: &DesktopSpec) -> Result<String, ServiceError> {
         let mut errors = FieldErrors::default();
-        if spec.name.trim().is_empty() || spec.name.chars().count() > 64 {
+        let name = spec.name.trim();
+        if name.is_empty() || name.chars().count() > 64 {
             errors.add("name", "must be 1 to 64 characters long");
         }
-        if spec.os_username.is_empty() {
-            errors.add("os_username", "is required");
+        let (image, flavor) = match (&spec.image, &spec.flavor) {
+            (None, None) => (None, None),
+            (Some(image_name), Some(flavor_name)) => {
+                let image = self.store.image_by_name(image_name)?;
+                if image.is_none() {
+                    errors.add("image", format!("there is no image named {image_name:?}"));
+                }
+                let flavor = self.store.flavor_by_name(flavor_name)?;
+                if flavor.is_none() {
+                    errors.add("flavor", format!("there is no flavor named {flavor_name:?}"));
+                }
+                (image, flavor)
+            }
+            (Some(_), None) => {
+                errors.add("flavor", "is required with an image");
+                (None, None)
+            }
+            (None, Some(_)) => {
+                errors.add("image", "is required with a flavor");
+                (None, None)
+            }
+        };
+        let os_username = spec.os_username.clone().or_else(|| image.as_ref().map(|i| i.os_username.clone()));
+        let os_username = os_username.unwrap_or_default();
+        if os_username.is_empty() {
+            errors.add("os_username", if image.is_some() { "is required: the image has none" } else { "is required" });
         }
+        let os_password = spec.os_password.clone().or_else(|| image.as_ref().map(|i| i.os_password.clone()));
+        let default_connection_type = spec
+            .default_connection_type
+            .or(image.as_ref().map(|i| i.default_connection_type))
+            .unwrap_or(ConnectionType::Spice);
         errors.into_result(())?;
         let owner = self
             .store
@@ -68,17 +135,82 @@ impl Desktops {
         self.store.insert_desktop(
             &NewDesktop {
                 id: &id,
-                name: spec.name.trim(),
+                name,
                 owner_id: owner.id,
                 status: DesktopStatus::Shutoff,
-                os_username: &spec.os_username,
-                os_password: &spec.os_password,
-                default_connection_type: spec.default_connection_type,
+                os_username: &os_username,
+                os_password: os_password.as_deref().unwrap_or_default(),
+                default_connection_type,
                 policy: spec.policy,
+                image_id: image.as_ref().map(|i| i.id),
+                flavor_id: flavor.as_ref().map(|f| f.id),
             },
             unix_now(),
         )?;
+        if let (Some(image), Some(flavor)) = (image, flavor) {
+            let machine = MachineSpec {
+                id: id.clone(),
+                name: name.to_owned(),
+                base_disk: image.base_disk,
+                vcpus: flavor.vcpus,
+                ram_mib: flavor.ram_mib,
+                disk_gib: flavor.disk_gib,
+                internet: true,
+                rdp: image.default_connection_type == ConnectionType::Rdp,
+            };
+            if let Err(error) = self.compute.define(&machine) {
+                if let Err(cleanup) = self.store.delete_desktop(&id) {
+                    tracing::error!(desktop = %id, error = %cleanup, "cannot remove a desktop whose machine was refused");
+                }
+                return Err(error.into());
+            }
+        }
+        tracing::info!(desktop = %id, owner = %owner.name, image = ?spec.image, flavor = ?spec.flavor, "desktop created");
         Ok(id)
+    }
+
+    /// Deletes a desktop and frees its machine (process, disk overlay, ports). A
+    /// machine the hypervisor does not know is already gone.
+    pub fn delete(&self, desktop_id: &str) -> Result<(), ServiceError> {
+        let record = self.store.desktop(desktop_id)?.ok_or(ServiceError::DesktopNotFound)?;
+        let _guard = self.claim(&record.id)?;
+        match self.compute.destroy(&record.id) {
+            Ok(()) | Err(ComputeError::NoSuchMachine(_)) => {}
+            // A desktop from before the catalogue may never have had a machine here.
+            Err(ComputeError::NotConfigured) if record.image.is_none() => {}
+            Err(error) => return Err(error.into()),
+        }
+        if !self.store.delete_desktop(&record.id)? {
+            return Err(ServiceError::DesktopNotFound);
+        }
+        tracing::info!(desktop = %record.id, owner = %record.owner_name, "desktop deleted");
+        Ok(())
+    }
+
+    /// Every desktop, or those of `owner`, for the administrator.
+    pub fn list_all(&self, owner: Option<&str>) -> Result<Vec<DesktopSummary>, ServiceError> {
+        let records = match owner {
+            Some(name) => {
+                let user =
+                    self.store.user_by_name(name)?.ok_or_else(|| ServiceError::NotFound(format!("user {name:?}")))?;
+                self.store.desktops_of(user.id)?
+            }
+            None => self.store.all_desktops()?,
+        };
+        records
+            .into_iter()
+            .map(|record| {
+                let status = self.observe(&record)?.map_or(record.status, |view| view.status);
+                Ok(DesktopSummary {
+                    id: record.id,
+                    name: record.name,
+                    owner: record.owner_name,
+                    status,
+                    image: record.image,
+                    flavor: record.flavor,
+                })
+            })
+            .collect()
     }
 
     /// The caller's own desktops, with their state as the hypervisor sees it now.
@@ -213,25 +345,110 @@ mod tests {
     }
 
     fn setup() -> (tempfile::TempDir, Arc<TestCompute>, Desktops, Principal, Principal) {
+        let (dir, _store, compute, desktops, owner, other) = setup_with_store();
+        (dir, compute, desktops, owner, other)
+    }
+
+    fn setup_with_store() -> (tempfile::TempDir, Arc<Store>, Arc<TestCompute>, Desktops, Principal, Principal) {
         let dir = tempfile::tempdir().expect("dir");
         let store = Arc::new(Store::open(dir.path()).expect("store"));
         let owner = store.insert_user("owner", "h", false, 0).expect("user");
         let other = store.insert_user("other", "h", false, 0).expect("user");
         let compute = Arc::new(TestCompute::new());
-        let desktops = Desktops::new(store, compute.clone(), "10.0.0.1".into());
+        let desktops = Desktops::new(store.clone(), compute.clone(), "10.0.0.1".into());
         let principal =
             |id, name: &str| Principal { user_id: id, name: name.into(), is_admin: false, token_hash: None };
-        (dir, compute, desktops, principal(owner, "owner"), principal(other, "other"))
+        (dir, store, compute, desktops, principal(owner, "owner"), principal(other, "other"))
+    }
+
+    /// Adds an RDP image `win` with a base disk in `dir`.
+    fn add_image(dir: &std::path::Path, store: &Store) {
+        let disk = dir.join("win.qcow2");
+        std::fs::write(&disk, b"QFI\xfb").expect("disk");
+        let image = crate::store::NewImage {
+            name: "win",
+            base_disk: disk.to_str().expect("utf-8"),
+            default_connection_type: ConnectionType::Rdp,
+            os_username: "Administrator",
+            os_password: "image-password",
+        };
+        store.insert_image(&image, 0).expect("image");
+    }
+
+    fn from_image() -> DesktopSpec {
+        DesktopSpec {
+            os_username: None,
+            os_password: None,
+            default_connection_type: None,
+            image: Some("win".into()),
+            flavor: Some("m1.medium".into()),
+            ..spec()
+        }
+    }
+
+    #[test]
+    fn a_desktop_from_an_image_defines_its_machine_and_takes_the_images_login() {
+        let (dir, store, compute, desktops, owner, _) = setup_with_store();
+        add_image(dir.path(), &store);
+        let id = desktops.create(&from_image()).expect("create");
+        let machine = compute.spec(&id).expect("the machine is defined");
+        assert_eq!((machine.vcpus, machine.ram_mib, machine.disk_gib), (2, 4096, 40));
+        assert!(machine.rdp && machine.internet);
+        assert_eq!(machine.base_disk, dir.path().join("win.qcow2"));
+        let listed = &desktops.list_for(&owner).expect("list")[0];
+        assert_eq!((listed.os_username.as_str(), listed.os_password.as_str()), ("Administrator", "image-password"));
+        assert_eq!(listed.default_connection_type, ConnectionType::Rdp);
+        let summary = &desktops.list_all(Some("owner")).expect("list")[0];
+        assert_eq!((summary.image.as_deref(), summary.flavor.as_deref()), (Some("win"), Some("m1.medium")));
+
+        desktops.delete(&id).expect("delete");
+        assert!(compute.spec(&id).is_none(), "the machine is destroyed with the desktop");
+        assert!(desktops.list_for(&owner).expect("list").is_empty());
+        assert!(matches!(desktops.delete(&id), Err(ServiceError::DesktopNotFound)));
+    }
+
+    #[test]
+    fn a_refused_machine_leaves_no_desktop_and_unknown_names_are_field_errors() {
+        let (dir, store, compute, desktops, owner, _) = setup_with_store();
+        add_image(dir.path(), &store);
+        compute.set_failing(true);
+        assert!(matches!(desktops.create(&from_image()), Err(ServiceError::Compute(_))));
+        compute.set_failing(false);
+        assert!(desktops.list_for(&owner).expect("list").is_empty());
+        let unknown = DesktopSpec { image: Some("nope".into()), flavor: Some("m9.huge".into()), ..from_image() };
+        match desktops.create(&unknown) {
+            Err(ServiceError::Invalid(errors)) => {
+                assert!(
+                    errors.0.contains_key("image")
+                        && errors.0.contains_key("flavor")
+                        && errors.0.contains_key("os_username")
+                );
+            }
+            other => panic!("accepted: {other:?}"),
+        }
+        let half = DesktopSpec { flavor: None, ..from_image() };
+        assert!(matches!(desktops.create(&half), Err(ServiceError::Invalid(_))));
+        assert!(desktops.list_all(None).expect("list").is_empty());
+    }
+
+    #[test]
+    fn a_desktop_without_a_machine_is_deleted_all_the_same() {
+        let (_dir, _compute, desktops, owner, _) = setup();
+        let id = desktops.create(&spec()).expect("create");
+        desktops.delete(&id).expect("NoSuchMachine is not an obstacle");
+        assert!(desktops.list_for(&owner).expect("list").is_empty());
     }
 
     fn spec() -> DesktopSpec {
         DesktopSpec {
             name: "lab".into(),
             owner: "owner".into(),
-            os_username: "student".into(),
-            os_password: "pw".into(),
-            default_connection_type: ConnectionType::Spice,
+            os_username: Some("student".into()),
+            os_password: Some("pw".into()),
+            default_connection_type: Some(ConnectionType::Spice),
             policy: Policy::default(),
+            image: None,
+            flavor: None,
         }
     }
 

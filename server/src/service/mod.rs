@@ -3,12 +3,16 @@
 //! command line both call them.
 
 pub mod accounts;
+pub mod catalogue;
+pub mod cloud;
 pub mod desktops;
 mod error;
 pub mod terminals;
 mod throttle;
 
 pub use accounts::{Accounts, Credentials, Principal};
+pub use catalogue::Catalogue;
+pub use cloud::{Cloud, CloudAccess, CloudError, CloudRequest};
 pub use desktops::Desktops;
 pub use error::{FieldErrors, ServiceError};
 pub use terminals::Terminals;

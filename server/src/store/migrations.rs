@@ -52,6 +52,37 @@ const MIGRATIONS: &[&str] = &[
         created_at              INTEGER NOT NULL
     );
     CREATE INDEX desktops_by_owner ON desktops(owner_id);",
+    // 2: the catalogue (images, flavors), what each desktop runs, cloud API instances.
+    "CREATE TABLE images (
+        id                      INTEGER PRIMARY KEY,
+        name                    TEXT NOT NULL UNIQUE,
+        base_disk               TEXT NOT NULL,
+        default_connection_type TEXT NOT NULL CHECK (default_connection_type IN ('rdp', 'spice')),
+        os_username             TEXT NOT NULL,
+        os_password             TEXT NOT NULL,
+        created_at              INTEGER NOT NULL
+    );
+    CREATE TABLE flavors (
+        id       INTEGER PRIMARY KEY,
+        name     TEXT NOT NULL UNIQUE,
+        vcpus    INTEGER NOT NULL CHECK (vcpus BETWEEN 1 AND 64),
+        ram_mib  INTEGER NOT NULL CHECK (ram_mib >= 64),
+        disk_gib INTEGER NOT NULL CHECK (disk_gib >= 1)
+    );
+    INSERT INTO flavors (name, vcpus, ram_mib, disk_gib) VALUES
+        ('m1.tiny', 1, 512, 1),
+        ('m1.small', 1, 2048, 20),
+        ('m1.medium', 2, 4096, 40);
+    ALTER TABLE desktops ADD COLUMN image_id INTEGER REFERENCES images(id) ON DELETE RESTRICT;
+    ALTER TABLE desktops ADD COLUMN flavor_id INTEGER REFERENCES flavors(id) ON DELETE RESTRICT;
+    CREATE TABLE instances (
+        id         TEXT PRIMARY KEY,
+        name       TEXT NOT NULL,
+        image_id   INTEGER NOT NULL REFERENCES images(id) ON DELETE RESTRICT,
+        flavor_id  INTEGER NOT NULL REFERENCES flavors(id) ON DELETE RESTRICT,
+        internet   INTEGER NOT NULL,
+        created_at INTEGER NOT NULL
+    );",
 ];
 
 pub(super) fn apply(connection: &mut Connection) -> Result<()> {

@@ -42,6 +42,10 @@ pub enum Conflict {
     TerminalExists,
     #[error("this seat of this place already has a terminal")]
     SeatTaken,
+    #[error("an image with this name exists")]
+    ImageExists,
+    #[error("a flavor with this name exists")]
+    FlavorExists,
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -99,6 +103,10 @@ pub struct DesktopRecord {
     pub default_connection_type: ConnectionType,
     pub policy: Policy,
     pub created_at: i64,
+    /// The catalogue image and flavor the desktop's machine was defined from, by name;
+    /// `None` for desktops made before the catalogue existed.
+    pub image: Option<String>,
+    pub flavor: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,6 +119,67 @@ pub struct NewDesktop<'a> {
     pub os_password: &'a str,
     pub default_connection_type: ConnectionType,
     pub policy: Policy,
+    pub image_id: Option<i64>,
+    pub flavor_id: Option<i64>,
+}
+
+/// A base disk and how to log in to the system on it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRecord {
+    pub id: i64,
+    pub name: String,
+    pub base_disk: PathBuf,
+    pub default_connection_type: ConnectionType,
+    pub os_username: String,
+    pub os_password: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewImage<'a> {
+    pub name: &'a str,
+    pub base_disk: &'a str,
+    pub default_connection_type: ConnectionType,
+    pub os_username: &'a str,
+    pub os_password: &'a str,
+}
+
+/// A machine size, as OpenStack names them (`m1.small`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FlavorRecord {
+    pub id: i64,
+    pub name: String,
+    pub vcpus: u32,
+    pub ram_mib: u32,
+    pub disk_gib: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewFlavor<'a> {
+    pub name: &'a str,
+    pub vcpus: u32,
+    pub ram_mib: u32,
+    pub disk_gib: u32,
+}
+
+/// A virtual machine launched through the cloud API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstanceRecord {
+    pub id: String,
+    pub name: String,
+    pub image: String,
+    pub flavor: String,
+    pub internet: bool,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewInstance<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub image_id: i64,
+    pub flavor_id: i64,
+    pub internet: bool,
 }
 
 /// Keys of the `settings` table.
@@ -389,8 +458,9 @@ impl Store {
         self.write(|tx| {
             tx.execute(
                 "INSERT INTO desktops (id, name, owner_id, status, os_username, os_password,
-                    default_connection_type, enable_usb, enable_clipboard, enable_audio, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                    default_connection_type, enable_usb, enable_clipboard, enable_audio, created_at,
+                    image_id, flavor_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
                 params![
                     desktop.id,
                     desktop.name,
@@ -402,7 +472,9 @@ impl Store {
                     desktop.policy.enable_usb,
                     desktop.policy.enable_clipboard,
                     desktop.policy.enable_audio,
-                    now
+                    now,
+                    desktop.image_id,
+                    desktop.flavor_id
                 ],
             )?;
             Ok(())
@@ -425,10 +497,148 @@ impl Store {
         rows.map(|row| row?).collect()
     }
 
+    /// Every desktop, of every owner.
+    pub fn all_desktops(&self) -> Result<Vec<DesktopRecord>> {
+        let connection = self.lock();
+        let mut statement = connection.prepare(&format!("{DESKTOP_SELECT} ORDER BY u.name, d.name, d.id"))?;
+        let rows = statement.query_map([], desktop_from_row)?;
+        rows.map(|row| row?).collect()
+    }
+
     pub fn set_desktop_status(&self, id: &str, status: DesktopStatus) -> Result<bool> {
         self.write(|tx| {
             Ok(tx.execute("UPDATE desktops SET status = ?1 WHERE id = ?2", params![status.as_str(), id])? > 0)
         })
+    }
+
+    pub fn delete_desktop(&self, id: &str) -> Result<bool> {
+        self.write(|tx| Ok(tx.execute("DELETE FROM desktops WHERE id = ?1", [id])? > 0))
+    }
+
+    // ----- images --------------------------------------------------------------
+
+    pub fn insert_image(&self, image: &NewImage<'_>, now: i64) -> Result<i64> {
+        self.write(|tx| {
+            if tx.query_row("SELECT 1 FROM images WHERE name = ?1", [image.name], |_| Ok(())).optional()?.is_some() {
+                return Err(StoreError::Conflict(Conflict::ImageExists));
+            }
+            tx.execute(
+                "INSERT INTO images (name, base_disk, default_connection_type, os_username, os_password, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![
+                    image.name,
+                    image.base_disk,
+                    image.default_connection_type.as_str(),
+                    image.os_username,
+                    image.os_password,
+                    now
+                ],
+            )?;
+            Ok(tx.last_insert_rowid())
+        })
+    }
+
+    pub fn image_by_name(&self, name: &str) -> Result<Option<ImageRecord>> {
+        let connection = self.lock();
+        connection.query_row(&format!("{IMAGE_SELECT} WHERE name = ?1"), [name], image_from_row).optional()?.transpose()
+    }
+
+    pub fn images(&self) -> Result<Vec<ImageRecord>> {
+        let connection = self.lock();
+        let mut statement = connection.prepare(&format!("{IMAGE_SELECT} ORDER BY name"))?;
+        let rows = statement.query_map([], image_from_row)?;
+        rows.map(|row| row?).collect()
+    }
+
+    /// Deletes an image. Refused while a desktop or an instance runs on it: their
+    /// overlays need its base disk.
+    pub fn delete_image(&self, name: &str) -> Result<bool> {
+        self.write(|tx| {
+            let users: i64 = tx.query_row(
+                "SELECT (SELECT count(*) FROM desktops d JOIN images i ON i.id = d.image_id WHERE i.name = ?1)
+                      + (SELECT count(*) FROM instances n JOIN images i ON i.id = n.image_id WHERE i.name = ?1)",
+                [name],
+                |row| row.get(0),
+            )?;
+            if users > 0 {
+                return Err(StoreError::InUse("desktops or instances use this image; delete those first"));
+            }
+            Ok(tx.execute("DELETE FROM images WHERE name = ?1", [name])? > 0)
+        })
+    }
+
+    // ----- flavors -------------------------------------------------------------
+
+    pub fn insert_flavor(&self, flavor: &NewFlavor<'_>) -> Result<i64> {
+        self.write(|tx| {
+            if tx.query_row("SELECT 1 FROM flavors WHERE name = ?1", [flavor.name], |_| Ok(())).optional()?.is_some() {
+                return Err(StoreError::Conflict(Conflict::FlavorExists));
+            }
+            tx.execute(
+                "INSERT INTO flavors (name, vcpus, ram_mib, disk_gib) VALUES (?1, ?2, ?3, ?4)",
+                params![flavor.name, flavor.vcpus, flavor.ram_mib, flavor.disk_gib],
+            )?;
+            Ok(tx.last_insert_rowid())
+        })
+    }
+
+    pub fn flavor_by_name(&self, name: &str) -> Result<Option<FlavorRecord>> {
+        let connection = self.lock();
+        Ok(connection.query_row(&format!("{FLAVOR_SELECT} WHERE name = ?1"), [name], flavor_from_row).optional()?)
+    }
+
+    /// Smallest first.
+    pub fn flavors(&self) -> Result<Vec<FlavorRecord>> {
+        let connection = self.lock();
+        let mut statement = connection.prepare(&format!("{FLAVOR_SELECT} ORDER BY vcpus, ram_mib, disk_gib, name"))?;
+        let rows = statement.query_map([], flavor_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    /// Deletes a flavor. Refused while a desktop or an instance is of that size.
+    pub fn delete_flavor(&self, name: &str) -> Result<bool> {
+        self.write(|tx| {
+            let users: i64 = tx.query_row(
+                "SELECT (SELECT count(*) FROM desktops d JOIN flavors f ON f.id = d.flavor_id WHERE f.name = ?1)
+                      + (SELECT count(*) FROM instances n JOIN flavors f ON f.id = n.flavor_id WHERE f.name = ?1)",
+                [name],
+                |row| row.get(0),
+            )?;
+            if users > 0 {
+                return Err(StoreError::InUse("desktops or instances use this flavor; delete those first"));
+            }
+            Ok(tx.execute("DELETE FROM flavors WHERE name = ?1", [name])? > 0)
+        })
+    }
+
+    // ----- cloud API instances -------------------------------------------------
+
+    pub fn insert_instance(&self, instance: &NewInstance<'_>, now: i64) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO instances (id, name, image_id, flavor_id, internet, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![instance.id, instance.name, instance.image_id, instance.flavor_id, instance.internet, now],
+            )?;
+            Ok(())
+        })
+    }
+
+    pub fn instance(&self, id: &str) -> Result<Option<InstanceRecord>> {
+        let connection = self.lock();
+        Ok(connection.query_row(&format!("{INSTANCE_SELECT} WHERE n.id = ?1"), [id], instance_from_row).optional()?)
+    }
+
+    /// Oldest first.
+    pub fn instances(&self) -> Result<Vec<InstanceRecord>> {
+        let connection = self.lock();
+        let mut statement = connection.prepare(&format!("{INSTANCE_SELECT} ORDER BY n.created_at, n.id"))?;
+        let rows = statement.query_map([], instance_from_row)?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    pub fn delete_instance(&self, id: &str) -> Result<bool> {
+        self.write(|tx| Ok(tx.execute("DELETE FROM instances WHERE id = ?1", [id])? > 0))
     }
 }
 
@@ -436,8 +646,17 @@ const TERMINAL_SELECT: &str = "SELECT t.mac, p.name, t.seat_number, t.state, t.r
      FROM terminals t JOIN places p ON p.id = t.place_id";
 
 const DESKTOP_SELECT: &str = "SELECT d.id, d.name, d.owner_id, u.name, d.status, d.os_username, d.os_password,
-        d.default_connection_type, d.enable_usb, d.enable_clipboard, d.enable_audio, d.created_at
-     FROM desktops d JOIN users u ON u.id = d.owner_id";
+        d.default_connection_type, d.enable_usb, d.enable_clipboard, d.enable_audio, d.created_at, i.name, f.name
+     FROM desktops d JOIN users u ON u.id = d.owner_id
+     LEFT JOIN images i ON i.id = d.image_id LEFT JOIN flavors f ON f.id = d.flavor_id";
+
+const IMAGE_SELECT: &str =
+    "SELECT id, name, base_disk, default_connection_type, os_username, os_password, created_at FROM images";
+
+const FLAVOR_SELECT: &str = "SELECT id, name, vcpus, ram_mib, disk_gib FROM flavors";
+
+const INSTANCE_SELECT: &str = "SELECT n.id, n.name, i.name, f.name, n.internet, n.created_at
+     FROM instances n JOIN images i ON i.id = n.image_id JOIN flavors f ON f.id = n.flavor_id";
 
 fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<UserRecord> {
     Ok(UserRecord {
@@ -487,9 +706,52 @@ fn desktop_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<DesktopR
             })?,
             policy: Policy { enable_usb: row.get(8)?, enable_clipboard: row.get(9)?, enable_audio: row.get(10)? },
             created_at: row.get(11)?,
+            image: row.get(12)?,
+            flavor: row.get(13)?,
         })
     })();
     Ok(record)
+}
+
+fn image_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<ImageRecord>> {
+    let connection_type: String = row.get(3)?;
+    let base_disk: String = row.get(2)?;
+    let record = (|| {
+        Ok(ImageRecord {
+            id: row.get(0)?,
+            name: row.get(1)?,
+            base_disk: PathBuf::from(base_disk.clone()),
+            default_connection_type: ConnectionType::parse(&connection_type).ok_or_else(|| StoreError::Corrupt {
+                column: "images.default_connection_type",
+                value: connection_type.clone(),
+            })?,
+            os_username: row.get(4)?,
+            os_password: row.get(5)?,
+            created_at: row.get(6)?,
+        })
+    })();
+    Ok(record)
+}
+
+fn flavor_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<FlavorRecord> {
+    Ok(FlavorRecord {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        vcpus: row.get(2)?,
+        ram_mib: row.get(3)?,
+        disk_gib: row.get(4)?,
+    })
+}
+
+fn instance_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<InstanceRecord> {
+    Ok(InstanceRecord {
+        id: row.get(0)?,
+        name: row.get(1)?,
+        image: row.get(2)?,
+        flavor: row.get(3)?,
+        internet: row.get(4)?,
+        created_at: row.get(5)?,
+    })
 }
 
 /// The data directory holds password hashes and desktop credentials: only its owner
@@ -585,10 +847,85 @@ mod tests {
             os_password: "p",
             default_connection_type: ConnectionType::Spice,
             policy: Policy::default(),
+            image_id: None,
+            flavor_id: None,
         };
         store.insert_desktop(&desktop, 1).expect("desktop");
         assert!(matches!(store.delete_user(id), Err(StoreError::InUse(_))));
         assert!(store.user_by_name("carol").expect("q").is_some());
+    }
+
+    #[test]
+    fn the_catalogue_starts_with_openstacks_flavors() {
+        let (_dir, store) = store();
+        let flavors: Vec<(String, u32, u32, u32)> =
+            store.flavors().expect("list").into_iter().map(|f| (f.name, f.vcpus, f.ram_mib, f.disk_gib)).collect();
+        assert_eq!(
+            flavors,
+            [("m1.tiny".into(), 1, 512, 1), ("m1.small".into(), 1, 2048, 20), ("m1.medium".into(), 2, 4096, 40)]
+        );
+    }
+
+    #[test]
+    fn images_and_flavors_in_use_cannot_be_deleted_and_names_are_unique() {
+        let (_dir, store) = store();
+        let image = NewImage {
+            name: "xubuntu",
+            base_disk: "/var/lib/thindesk/xubuntu.qcow2",
+            default_connection_type: ConnectionType::Spice,
+            os_username: "student",
+            os_password: "pw",
+        };
+        let image_id = store.insert_image(&image, 1).expect("image");
+        assert!(matches!(store.insert_image(&image, 2), Err(StoreError::Conflict(Conflict::ImageExists))));
+        let flavor = store.flavor_by_name("m1.small").expect("q").expect("seeded");
+        let tiny = NewFlavor { name: "m1.tiny", vcpus: 1, ram_mib: 64, disk_gib: 1 };
+        assert!(matches!(store.insert_flavor(&tiny), Err(StoreError::Conflict(Conflict::FlavorExists))));
+        let instance = NewInstance { id: "vm1", name: "exam", image_id, flavor_id: flavor.id, internet: false };
+        store.insert_instance(&instance, 3).expect("instance");
+        assert!(matches!(store.delete_image("xubuntu"), Err(StoreError::InUse(_))));
+        assert!(matches!(store.delete_flavor("m1.small"), Err(StoreError::InUse(_))));
+        let listed = store.instance("vm1").expect("q").expect("exists");
+        assert_eq!((listed.image.as_str(), listed.flavor.as_str(), listed.internet), ("xubuntu", "m1.small", false));
+        assert!(store.delete_instance("vm1").expect("delete"));
+        assert!(!store.delete_instance("vm1").expect("delete again"));
+        assert!(store.delete_image("xubuntu").expect("free now"));
+        assert!(store.delete_flavor("m1.small").expect("free now"));
+        assert!(!store.delete_flavor("m1.small").expect("gone"));
+    }
+
+    #[test]
+    fn a_desktop_knows_its_image_and_flavor_and_keeps_them_in_use() {
+        let (_dir, store) = store();
+        let owner = store.insert_user("dan", "h", false, 1).expect("user");
+        let image = NewImage {
+            name: "win",
+            base_disk: "/images/win.qcow2",
+            default_connection_type: ConnectionType::Rdp,
+            os_username: "Administrator",
+            os_password: "pw",
+        };
+        let image_id = store.insert_image(&image, 1).expect("image");
+        let flavor_id = store.flavor_by_name("m1.medium").expect("q").expect("seeded").id;
+        let desktop = NewDesktop {
+            id: "d1",
+            name: "desk",
+            owner_id: owner,
+            status: DesktopStatus::Shutoff,
+            os_username: "Administrator",
+            os_password: "pw",
+            default_connection_type: ConnectionType::Rdp,
+            policy: Policy::default(),
+            image_id: Some(image_id),
+            flavor_id: Some(flavor_id),
+        };
+        store.insert_desktop(&desktop, 1).expect("desktop");
+        let record = store.desktop("d1").expect("q").expect("exists");
+        assert_eq!((record.image.as_deref(), record.flavor.as_deref()), (Some("win"), Some("m1.medium")));
+        assert!(matches!(store.delete_image("win"), Err(StoreError::InUse(_))));
+        assert_eq!(store.all_desktops().expect("all").len(), 1);
+        assert!(store.delete_desktop("d1").expect("delete"));
+        assert!(store.delete_image("win").expect("free now"));
     }
 
     #[test]

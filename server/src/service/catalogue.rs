@@ -1,0 +1,257 @@
+//! The catalogue: images (base disks and how to log in to them) and flavors (machine
+//! sizes) that desktops and cloud instances are made from.
+
+use super::{FieldErrors, ServiceError, unix_now};
+use crate::store::{Conflict, FlavorRecord, NewFlavor, NewImage, Store, StoreError};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use thindesk_shared::ConnectionType;
+
+pub const MAX_NAME_CHARS: usize = 64;
+pub const MAX_VCPUS: u32 = 64;
+pub const MIN_RAM_MIB: u32 = 64;
+pub const MIN_DISK_GIB: u32 = 1;
+
+/// What an administrator says when adding an image.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ImageSpec {
+    pub name: String,
+    /// Absolute path of the base disk (qcow2); desktops get overlays on it.
+    pub base_disk: PathBuf,
+    pub default_connection_type: ConnectionType,
+    /// The account on the guest that desktops made from this image log in with.
+    pub os_username: String,
+    pub os_password: String,
+}
+
+// The password must never reach a log line, even through `{:?}`.
+impl std::fmt::Debug for ImageSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImageSpec")
+            .field("name", &self.name)
+            .field("base_disk", &self.base_disk)
+            .field("default_connection_type", &self.default_connection_type)
+            .field("os_username", &self.os_username)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An image as the listing shows it; never its password.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Image {
+    pub name: String,
+    pub base_disk: PathBuf,
+    pub default_connection_type: ConnectionType,
+    pub os_username: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flavor {
+    pub name: String,
+    pub vcpus: u32,
+    pub ram_mib: u32,
+    pub disk_gib: u32,
+}
+
+pub struct Catalogue {
+    store: Arc<Store>,
+}
+
+impl Catalogue {
+    pub fn new(store: Arc<Store>) -> Self {
+        Self { store }
+    }
+
+    /// Adds an image after checking that its base disk is an existing regular file.
+    pub fn add_image(&self, spec: &ImageSpec) -> Result<(), ServiceError> {
+        let name = spec.name.trim();
+        let mut errors = validate_name(name);
+        let base_disk = match check_base_disk(&spec.base_disk) {
+            Ok(path) => Some(path),
+            Err(message) => {
+                errors.add("disk", message);
+                None
+            }
+        };
+        if spec.os_username.chars().any(char::is_control) || spec.os_username.chars().count() > MAX_NAME_CHARS {
+            errors.add("os_username", format!("must be at most {MAX_NAME_CHARS} printable characters"));
+        }
+        let base_disk = match base_disk {
+            Some(path) if errors.is_empty() => path,
+            _ => return Err(ServiceError::Invalid(errors)),
+        };
+        let image = NewImage {
+            name,
+            base_disk: &base_disk,
+            default_connection_type: spec.default_connection_type,
+            os_username: &spec.os_username,
+            os_password: &spec.os_password,
+        };
+        match self.store.insert_image(&image, unix_now()) {
+            Ok(_) => Ok(()),
+            Err(StoreError::Conflict(Conflict::ImageExists)) => {
+                Err(ServiceError::Conflict(format!("an image named {name:?} exists")))
+            }
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    pub fn images(&self) -> Result<Vec<Image>, ServiceError> {
+        Ok(self
+            .store
+            .images()?
+            .into_iter()
+            .map(|i| Image {
+                name: i.name,
+                base_disk: i.base_disk,
+                default_connection_type: i.default_connection_type,
+                os_username: i.os_username,
+                created_at: i.created_at,
+            })
+            .collect())
+    }
+
+    /// Refused while a desktop or instance uses the image.
+    pub fn delete_image(&self, name: &str) -> Result<(), ServiceError> {
+        match self.store.delete_image(name) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(ServiceError::NotFound(format!("image {name:?}"))),
+            Err(StoreError::InUse(why)) => Err(ServiceError::Conflict(why.to_owned())),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    pub fn add_flavor(&self, flavor: &Flavor) -> Result<(), ServiceError> {
+        let name = flavor.name.trim();
+        let mut errors = validate_name(name);
+        if !(1..=MAX_VCPUS).contains(&flavor.vcpus) {
+            errors.add("vcpus", format!("must be 1 to {MAX_VCPUS}"));
+        }
+        if flavor.ram_mib < MIN_RAM_MIB {
+            errors.add("ram", format!("must be at least {MIN_RAM_MIB} MiB"));
+        }
+        if flavor.disk_gib < MIN_DISK_GIB {
+            errors.add("disk", format!("must be at least {MIN_DISK_GIB} GiB"));
+        }
+        errors.into_result(())?;
+        let new = NewFlavor { name, vcpus: flavor.vcpus, ram_mib: flavor.ram_mib, disk_gib: flavor.disk_gib };
+        match self.store.insert_flavor(&new) {
+            Ok(_) => Ok(()),
+            Err(StoreError::Conflict(Conflict::FlavorExists)) => {
+                Err(ServiceError::Conflict(format!("a flavor named {name:?} exists")))
+            }
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    /// Smallest first.
+    pub fn flavors(&self) -> Result<Vec<Flavor>, ServiceError> {
+        Ok(self.store.flavors()?.into_iter().map(flavor_summary).collect())
+    }
+
+    /// Refused while a desktop or instance is of this flavor.
+    pub fn delete_flavor(&self, name: &str) -> Result<(), ServiceError> {
+        match self.store.delete_flavor(name) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(ServiceError::NotFound(format!("flavor {name:?}"))),
+            Err(StoreError::InUse(why)) => Err(ServiceError::Conflict(why.to_owned())),
+            Err(other) => Err(other.into()),
+        }
+    }
+}
+
+fn flavor_summary(record: FlavorRecord) -> Flavor {
+    Flavor { name: record.name, vcpus: record.vcpus, ram_mib: record.ram_mib, disk_gib: record.disk_gib }
+}
+
+/// Image and flavor names: 1 to 64 printable characters. They are looked up exactly,
+/// so leading or trailing spaces are trimmed before this check.
+fn validate_name(name: &str) -> FieldErrors {
+    let mut errors = FieldErrors::default();
+    if name.is_empty() || name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
+        errors.add("name", format!("must be 1 to {MAX_NAME_CHARS} printable characters"));
+    }
+    errors
+}
+
+/// The base disk must be an absolute path, in UTF-8 (it is stored as text), to an
+/// existing regular file. Whether it is a usable qcow2 is for the driver to say.
+fn check_base_disk(path: &Path) -> Result<String, String> {
+    if !path.is_absolute() {
+        return Err(format!("must be an absolute path, not {}", path.display()));
+    }
+    let text = path.to_str().ok_or_else(|| format!("{} is not valid UTF-8", path.display()))?;
+    match std::fs::metadata(path) {
+        Ok(metadata) if metadata.is_file() => Ok(text.to_owned()),
+        Ok(_) => Err(format!("{text} is not a regular file")),
+        Err(e) => Err(format!("cannot use {text}: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn catalogue() -> (tempfile::TempDir, Catalogue) {
+        let dir = tempfile::tempdir().expect("dir");
+        let store = Arc::new(Store::open(dir.path()).expect("store"));
+        (dir, Catalogue::new(store))
+    }
+
+    fn image(name: &str, disk: PathBuf) -> ImageSpec {
+        ImageSpec {
+            name: name.into(),
+            base_disk: disk,
+            default_connection_type: ConnectionType::Spice,
+            os_username: "student".into(),
+            os_password: "os-secret".into(),
+        }
+    }
+
+    #[test]
+    fn an_image_needs_an_existing_regular_file_at_an_absolute_path() {
+        let (dir, catalogue) = catalogue();
+        let disk = dir.path().join("base.qcow2");
+        std::fs::write(&disk, b"QFI\xfb").expect("disk");
+        for bad in [PathBuf::from("base.qcow2"), dir.path().join("missing.qcow2"), dir.path().to_owned()] {
+            match catalogue.add_image(&image("xubuntu", bad.clone())) {
+                Err(ServiceError::Invalid(errors)) => assert!(errors.0.contains_key("disk"), "{bad:?}"),
+                other => panic!("{bad:?} accepted: {other:?}"),
+            }
+        }
+        assert!(catalogue.images().expect("list").is_empty());
+        catalogue.add_image(&image(" xubuntu ", disk.clone())).expect("added");
+        let listed = catalogue.images().expect("list");
+        assert_eq!(listed.len(), 1);
+        assert_eq!((listed[0].name.as_str(), listed[0].base_disk.as_path()), ("xubuntu", disk.as_path()));
+        assert!(matches!(catalogue.add_image(&image("xubuntu", disk)), Err(ServiceError::Conflict(_))));
+    }
+
+    #[test]
+    fn names_and_sizes_are_checked() {
+        let (_dir, catalogue) = catalogue();
+        let bad = Flavor { name: "x".repeat(65), vcpus: 0, ram_mib: 63, disk_gib: 0 };
+        match catalogue.add_flavor(&bad) {
+            Err(ServiceError::Invalid(errors)) => {
+                let fields: Vec<&str> = errors.0.keys().map(String::as_str).collect();
+                assert_eq!(fields, ["disk", "name", "ram", "vcpus"]);
+            }
+            other => panic!("accepted: {other:?}"),
+        }
+        let too_many = Flavor { name: "huge".into(), vcpus: 65, ram_mib: 64, disk_gib: 1 };
+        assert!(matches!(catalogue.add_flavor(&too_many), Err(ServiceError::Invalid(_))));
+        let smallest = Flavor { name: "m1.nano".into(), vcpus: 1, ram_mib: 64, disk_gib: 1 };
+        catalogue.add_flavor(&smallest).expect("smallest allowed");
+        assert_eq!(catalogue.flavors().expect("list")[0], smallest);
+        assert!(matches!(catalogue.add_flavor(&smallest), Err(ServiceError::Conflict(_))));
+        catalogue.delete_flavor("m1.nano").expect("deleted");
+        assert!(matches!(catalogue.delete_flavor("m1.nano"), Err(ServiceError::NotFound(_))));
+    }
+
+    #[test]
+    fn the_password_stays_out_of_debug_output() {
+        let spec = image("xubuntu", PathBuf::from("/x.qcow2"));
+        assert!(!format!("{spec:?}").contains("os-secret"));
+    }
+}

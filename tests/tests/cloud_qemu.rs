@@ -1,0 +1,247 @@
+//! The cloud API and catalogue desktops on real QEMU machines booting the demo image:
+//! what an exam system and a student get is a running guest, reachable with the
+//! ticket it was handed, cut off when asked, and gone after destroy.
+
+use serde_json::{Value, json};
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+use thindesk_server::compute::qemu::{QemuCompute, QemuConfig};
+use thindesk_server::service::catalogue::{Flavor, ImageSpec};
+use thindesk_server::service::desktops::DesktopSpec;
+use thindesk_server::{Config, RunningServer};
+use thindesk_shared::{ConnectionType, Policy};
+use thindesk_tests::spice::{self, Verdict};
+use thindesk_tests::vm::{self, Cleanup};
+
+struct Host {
+    server: RunningServer,
+    compute: Arc<QemuCompute>,
+    _data: tempfile::TempDir,
+}
+
+impl Host {
+    /// A server on a QEMU driver (`adjust` may change its settings) whose catalogue
+    /// has the demo image as `demo` (SPICE) and `demo-rdp` (RDP), and a flavor
+    /// `m1.demo` (1 vCPU, 256 MiB, 1 GiB).
+    async fn start(adjust: impl FnOnce(QemuConfig) -> QemuConfig) -> Self {
+        let data = tempfile::tempdir().expect("dir");
+        let compute = Arc::new(QemuCompute::new(adjust(vm::qemu_config(data.path()))).expect("driver"));
+        let config = Config {
+            listen: "127.0.0.1:0".parse().expect("address"),
+            data_dir: data.path().to_owned(),
+            public_address: Some("127.0.0.1".into()),
+            ..Config::default()
+        };
+        let server = RunningServer::start(config, compute.clone()).await.expect("server starts");
+        let services = server.services().clone();
+        tokio::task::spawn_blocking(move || {
+            let base_disk = vm::demo_image();
+            for (name, connection) in [("demo", ConnectionType::Spice), ("demo-rdp", ConnectionType::Rdp)] {
+                let image = ImageSpec {
+                    name: name.into(),
+                    base_disk: base_disk.clone(),
+                    default_connection_type: connection,
+                    os_username: "student".into(),
+                    os_password: "demo-os-password".into(),
+                };
+                services.catalogue.add_image(&image).expect("image");
+            }
+            let flavor = Flavor { name: "m1.demo".into(), vcpus: 1, ram_mib: 256, disk_gib: 1 };
+            services.catalogue.add_flavor(&flavor).expect("flavor");
+        })
+        .await
+        .expect("catalogue");
+        Self { server, compute, _data: data }
+    }
+
+    async fn cloud(&self, form: &[(&str, &str)]) -> Value {
+        let response = reqwest::Client::new().post(format!("{}/cloud_api", self.server.url())).form(form);
+        let response = response.send().await.expect("sent");
+        assert_eq!(response.status(), 200);
+        response.json().await.expect("json")
+    }
+
+    /// Waits, off the async workers, for a line of the guest's serial console.
+    async fn serial(&self, id: &str, needle: &str) -> String {
+        let (compute, id, needle) = (self.compute.clone(), id.to_owned(), needle.to_owned());
+        tokio::task::spawn_blocking(move || vm::wait_for_serial(&compute, &id, &needle)).await.expect("joined")
+    }
+}
+
+fn launch<'a>(image: &'a str, internet: &'a str, name: &'a str) -> [(&'a str, &'a str); 5] {
+    [("command", "launch_instance"), ("image", image), ("flavor", "m1.demo"), ("internet", internet), ("name", name)]
+}
+
+fn port(body: &Value, key: &str) -> u16 {
+    body[key].as_u64().and_then(|p| u16::try_from(p).ok()).unwrap_or_else(|| panic!("no {key}: {body}"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn launched_exam_machines_run_are_cut_off_when_asked_and_are_freed_by_destroy() {
+    if !vm::tools_present("the cloud API QEMU test", vm::TOOLS) {
+        return;
+    }
+    // What the guests try to reach on the host: it stands for "outside networks".
+    let probe = TcpListener::bind("0.0.0.0:0").expect("listener");
+    let probe_port = probe.local_addr().expect("address").port();
+    std::thread::spawn(move || {
+        for stream in probe.incoming() {
+            drop(stream);
+        }
+    });
+    let host = Host::start(|config| QemuConfig { guest_probe_port: Some(probe_port), ..config }).await;
+    let _cleanup = Cleanup(&host.compute);
+
+    let exam = host.cloud(&launch("demo", "false", "final_exam_141242022")).await;
+    assert_eq!((exam["ret_code"].as_u64(), exam["description"].as_str()), (Some(0), Some("Success")), "{exam}");
+    let exam_id = exam["vm_id"].as_str().expect("vm_id").to_owned();
+    assert_eq!(exam["vm_ip"], "127.0.0.1");
+    let spice_port = port(&exam, "spice_port");
+    let ticket = exam["spice_password"].as_str().expect("ticket").to_owned();
+    assert_eq!(
+        spice::try_ticket(spice_port, &ticket).expect("link"),
+        Verdict::Accepted,
+        "the answer's ticket opens it"
+    );
+    assert_eq!(spice::try_ticket(spice_port, "not-the-ticket").expect("link"), Verdict::Refused(7));
+    assert!(exam.get("rdp_port").is_none(), "a SPICE image forwards no RDP port: {exam}");
+
+    let teacher = host.cloud(&launch("demo-rdp", "true", "teacher_installs")).await;
+    assert_eq!(teacher["ret_code"], 0, "{teacher}");
+    let teacher_id = teacher["vm_id"].as_str().expect("vm_id").to_owned();
+    let rdp_port = port(&teacher, "rdp_port");
+
+    // The teacher's machine reaches the host; the exam machine, started the same way
+    // but with internet=false, never does.
+    host.serial(&teacher_id, "thindesk-demo name=teacher_installs server=reachable").await;
+    let attempts = |log: &str| log.matches("thindesk-demo name=final_exam_141242022 server=").count();
+    let compute = host.compute.clone();
+    let exam_log = {
+        let id = exam_id.clone();
+        tokio::task::spawn_blocking(move || {
+            vm::wait_until("two probes of the exam machine", Duration::from_secs(120), || {
+                attempts(&compute.serial_log(&id).unwrap_or_default()) >= 2
+            });
+            compute.serial_log(&id).expect("log")
+        })
+        .await
+        .expect("joined")
+    };
+    assert_eq!(
+        exam_log.matches("thindesk-demo name=final_exam_141242022 server=unreachable").count(),
+        attempts(&exam_log),
+        "{exam_log}"
+    );
+    let rdp_answer = tokio::task::spawn_blocking(move || {
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", rdp_port)).expect("rdp port");
+        stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        let mut answer = String::new();
+        std::io::Read::read_to_string(&mut stream, &mut answer).expect("read");
+        answer
+    })
+    .await
+    .expect("joined");
+    assert_eq!(rdp_answer.trim(), "thindesk-demo teacher_installs", "rdp_port reaches the guest's RDP port");
+
+    let query = host.cloud(&[("command", "query_instance"), ("vm_id", exam_id.as_str())]).await;
+    assert_eq!((query["status"].as_str(), query["internet"].as_bool()), (Some("ACTIVE"), Some(false)), "{query}");
+
+    let pid = host.compute.pid(&exam_id).expect("pid");
+    let destroyed = host.cloud(&[("command", "destroy_instance"), ("vm_id", exam_id.as_str())]).await;
+    assert_eq!(destroyed["ret_code"], 0, "{destroyed}");
+    assert!(!vm::process_alive(pid), "QEMU is stopped");
+    assert!(!vm::port_open(spice_port), "the SPICE port is free");
+    assert_eq!(
+        host.compute.machine_ids().expect("ids"),
+        std::slice::from_ref(&teacher_id),
+        "its overlay and state are gone"
+    );
+    let again = host.cloud(&[("command", "destroy_instance"), ("vm_id", exam_id.as_str())]).await;
+    assert_eq!(again["ret_code"], 6, "{again}");
+    let listed = host.cloud(&[("command", "list_instances")]).await;
+    assert_eq!(listed["instances"].as_array().map(Vec::len), Some(1), "{listed}");
+    host.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_host_without_room_answers_7_with_the_reason_and_keeps_nothing() {
+    if !vm::tools_present("the cloud API capacity test", vm::TOOLS) {
+        return;
+    }
+    let host = Host::start(|config| QemuConfig { vm_memory_mib: Some(128), ..config }).await;
+    let _cleanup = Cleanup(&host.compute);
+    let answer = host.cloud(&launch("demo", "false", "too_big")).await;
+    assert_eq!(answer["ret_code"], 7, "{answer}");
+    let description = answer["description"].as_str().expect("description");
+    assert!(description.starts_with("Virtual machine creation failed: "), "{description}");
+    assert!(description.contains("256 MiB") && description.contains("128 MiB"), "says why: {description}");
+    assert!(host.compute.machine_ids().expect("ids").is_empty(), "no machine is left defined");
+    assert_eq!(host.cloud(&[("command", "list_instances")]).await["instances"], json!([]));
+    host.server.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_catalogue_desktop_starts_on_request_shows_its_ticket_and_is_destroyed_with_it() {
+    if !vm::tools_present("the catalogue desktop QEMU test", vm::TOOLS) {
+        return;
+    }
+    let host = Host::start(|config| config).await;
+    let _cleanup = Cleanup(&host.compute);
+    let services = host.server.services().clone();
+    let id = tokio::task::spawn_blocking(move || {
+        services.accounts.create_user("kim", "kims-password", false).expect("user");
+        services
+            .desktops
+            .create(&DesktopSpec {
+                name: "Lab desktop".into(),
+                owner: "kim".into(),
+                os_username: None,
+                os_password: None,
+                default_connection_type: None,
+                policy: Policy::default(),
+                image: Some("demo".into()),
+                flavor: Some("m1.demo".into()),
+            })
+            .expect("desktop")
+    })
+    .await
+    .expect("joined");
+    assert_eq!(host.compute.machine_ids().expect("ids"), std::slice::from_ref(&id), "defined, not yet running");
+
+    let http = reqwest::Client::new();
+    let api = format!("{}/api/v1.0", host.server.url());
+    let action = http
+        .post(format!("{api}/desktops/{id}/action"))
+        .basic_auth("kim", Some("kims-password"))
+        .json(&json!({"resume": null}));
+    assert_eq!(action.send().await.expect("sent").status(), 200);
+    let listed: Value = http
+        .get(format!("{api}/users/me/desktops"))
+        .basic_auth("kim", Some("kims-password"))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("json");
+    let desktop = &listed["data"]["desktop_list"][0];
+    assert_eq!(desktop["status"], "ACTIVE", "{listed}");
+    assert_eq!(
+        (desktop["os_username"].as_str(), desktop["os_password"].as_str()),
+        (Some("student"), Some("demo-os-password"))
+    );
+    let spice_entry = &desktop["connection_info"][0];
+    let spice_port: u16 = spice_entry["port"].as_str().and_then(|p| p.parse().ok()).expect("port");
+    let ticket = spice_entry["password"].as_str().expect("ticket");
+    assert_eq!(spice::try_ticket(spice_port, ticket).expect("link"), Verdict::Accepted);
+    host.serial(&id, "thindesk-demo name=Lab desktop").await;
+
+    let pid = host.compute.pid(&id).expect("pid");
+    let services = host.server.services().clone();
+    let deleted = id.clone();
+    tokio::task::spawn_blocking(move || services.desktops.delete(&deleted).expect("delete")).await.expect("joined");
+    assert!(!vm::process_alive(pid), "deleting the desktop stops its machine");
+    assert!(host.compute.machine_ids().expect("ids").is_empty(), "and frees its overlay");
+    host.server.shutdown().await;
+}
