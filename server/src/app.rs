@@ -74,9 +74,14 @@ impl RunningServer {
     pub async fn start(config: Config, compute: Arc<dyn Compute>) -> Result<Self, StartError> {
         let services = {
             let config = config.clone();
-            tokio::task::spawn_blocking(move || Services::open(&config, compute))
-                .await
-                .map_err(|e| StartError::Interrupted(e.to_string()))??
+            tokio::task::spawn_blocking(move || {
+                let services = Services::open(&config, compute)?;
+                let desktops = services.desktops.reconcile()?;
+                tracing::debug!(desktops, "desktop statuses reconciled with the hypervisor");
+                Ok::<_, StartError>(services)
+            })
+            .await
+            .map_err(|e| StartError::Interrupted(e.to_string()))??
         };
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await

@@ -188,6 +188,13 @@ impl Desktops {
     }
 
     /// Every desktop, or those of `owner`, for the administrator.
+    /// Brings every stored status in line with the hypervisor. Run at start, so that
+    /// desktops whose machines died while the server was down read `SHUTOFF` before
+    /// anyone asks.
+    pub fn reconcile(&self) -> Result<usize, ServiceError> {
+        Ok(self.list_all(None)?.len())
+    }
+
     pub fn list_all(&self, owner: Option<&str>) -> Result<Vec<DesktopSummary>, ServiceError> {
         let records = match owner {
             Some(name) => {

@@ -1,0 +1,180 @@
+//! The real `thindesk-server` binary is killed while its machines run: the machines
+//! carry on, and the next server finds them again and marks the ones that died
+//! meanwhile SHUTOFF.
+
+use serde_json::{Value, json};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use thindesk_server::store::Store;
+use thindesk_shared::DesktopStatus;
+use thindesk_tests::spice::{self, Verdict};
+use thindesk_tests::vm;
+
+/// `cargo test --workspace` builds the server's binary beside the test executables.
+fn server_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable");
+    let binary = exe.parent().and_then(Path::parent).map(|dir| dir.join("thindesk-server")).expect("target dir");
+    assert!(binary.is_file(), "{} is missing: run `cargo test --workspace`, which builds it", binary.display());
+    binary
+}
+
+struct Setup {
+    config: PathBuf,
+    data: tempfile::TempDir,
+    url: String,
+}
+
+impl Setup {
+    fn new() -> Self {
+        let data = tempfile::tempdir().expect("dir");
+        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
+        let (spice, rdp) = (vm::port_block(8), vm::port_block(8));
+        let config = data.path().join("server.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\ndisplay_address = \"127.0.0.1\"\n\
+                 public_address = \"127.0.0.1\"\nspice_ports = \"{}-{}\"\nrdp_ports = \"{}-{}\"\n\
+                 shutdown_timeout = 20\n",
+                data.path().join("data").display(),
+                spice.start(),
+                spice.end(),
+                rdp.start(),
+                rdp.end()
+            ),
+        )
+        .expect("config");
+        Self { config, data, url: format!("http://127.0.0.1:{port}") }
+    }
+
+    /// An administration command, with `stdin` as its standard input.
+    fn admin(&self, arguments: &[&str], stdin: &str) {
+        let mut child = Command::new(server_binary())
+            .arg("--config")
+            .arg(&self.config)
+            .args(arguments)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("admin command");
+        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("stdin");
+        let output = child.wait_with_output().expect("admin command ran");
+        assert!(output.status.success(), "{arguments:?}: {}", String::from_utf8_lossy(&output.stderr));
+    }
+
+    async fn serve(&self) -> Child {
+        let child = Command::new(server_binary())
+            .arg("--config")
+            .arg(&self.config)
+            .arg("serve")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("serve");
+        for _ in 0..300 {
+            if reqwest::get(format!("{}/api/v1.0/places", self.url)).await.is_ok() {
+                return child;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the server did not come up");
+    }
+
+    fn machine_pid(&self, id: &str) -> u32 {
+        let pid_file = self.data.path().join(format!("data/vms/{id}/qemu.pid"));
+        std::fs::read_to_string(pid_file).expect("pid file").trim().parse().expect("pid")
+    }
+}
+
+async fn cloud(url: &str, form: &[(&str, &str)]) -> Value {
+    let reply = reqwest::Client::new().post(format!("{url}/cloud_api")).form(form).send().await.expect("sent");
+    reply.json().await.expect("json")
+}
+
+async fn student(url: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+    let mut request =
+        reqwest::Client::new().request(method, format!("{url}/api/v1.0{path}")).basic_auth("kim", Some("kims-pw-1"));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    request.send().await.expect("sent").json().await.expect("json")
+}
+
+fn kill(child: &mut Child, signal: &str) {
+    let status = Command::new("kill").args([signal, &child.id().to_string()]).status().expect("kill");
+    assert!(status.success());
+    let _ = child.wait();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn machines_survive_a_server_crash_and_the_next_server_finds_them() {
+    if !vm::tools_present("the server restart test", vm::TOOLS) {
+        return;
+    }
+    let image = tokio::task::spawn_blocking(vm::demo_image).await.expect("image");
+    let setup = Setup::new();
+    setup.admin(&["image", "add", "demo", "--disk", &image.to_string_lossy(), "--os-username", "student"], "os-pw\n");
+    setup.admin(&["flavor", "add", "m1.test", "--vcpus", "1", "--ram", "256", "--disk", "1"], "");
+    setup.admin(&["user", "add", "kim"], "kims-pw-1\n");
+    setup.admin(&["desktop", "create", "--user", "kim", "--image", "demo", "--flavor", "m1.test"], "");
+
+    let mut server = setup.serve().await;
+    let launched = cloud(
+        &setup.url,
+        &[
+            ("command", "launch_instance"),
+            ("image", "demo"),
+            ("flavor", "m1.test"),
+            ("internet", "false"),
+            ("name", "exam-1"),
+        ],
+    )
+    .await;
+    assert_eq!(launched["ret_code"], 0, "{launched}");
+    let vm_id = launched["vm_id"].as_str().expect("vm_id").to_owned();
+    let ticket = launched["spice_password"].as_str().expect("ticket").to_owned();
+    let spice_port = launched["spice_port"].as_u64().expect("port") as u16;
+
+    let listed = student(&setup.url, reqwest::Method::GET, "/users/me/desktops", None).await;
+    let desktop_id = listed["data"]["desktop_list"][0]["id"].as_str().expect("desktop").to_owned();
+    let resumed = student(
+        &setup.url,
+        reqwest::Method::POST,
+        &format!("/desktops/{desktop_id}/action"),
+        Some(json!({"resume": null})),
+    )
+    .await;
+    assert_eq!(resumed["status"], "success", "{resumed}");
+    let (exam_pid, desktop_pid) = (setup.machine_pid(&vm_id), setup.machine_pid(&desktop_id));
+
+    // The server crashes. Its machines do not.
+    kill(&mut server, "-KILL");
+    assert!(vm::process_alive(exam_pid) && vm::process_alive(desktop_pid), "machines outlive the server");
+    assert_eq!(spice::try_ticket(spice_port, &ticket).expect("link"), Verdict::Accepted);
+    // While it is down, the desktop's machine dies too.
+    assert!(Command::new("kill").args(["-KILL", &desktop_pid.to_string()]).status().expect("kill").success());
+    vm::wait_until("the desktop's QEMU to exit", Duration::from_secs(30), || !vm::process_alive(desktop_pid));
+
+    let mut server = setup.serve().await;
+    // Before anyone asks, the store already says what happened.
+    let store = Store::open(&setup.data.path().join("data")).expect("store");
+    assert_eq!(store.desktop(&desktop_id).expect("read").expect("desktop").status, DesktopStatus::Shutoff);
+
+    let queried = cloud(&setup.url, &[("command", "query_instance"), ("vm_id", &vm_id)]).await;
+    assert_eq!(queried["ret_code"], 0, "{queried}");
+    assert_eq!(queried["status"], "ACTIVE", "{queried}");
+    assert_eq!(queried["spice_password"], ticket.as_str(), "same machine, same ticket");
+    assert_eq!(spice::try_ticket(spice_port, &ticket).expect("link"), Verdict::Accepted);
+    let listed = student(&setup.url, reqwest::Method::GET, "/users/me/desktops", None).await;
+    assert_eq!(listed["data"]["desktop_list"][0]["status"], "SHUTOFF", "{listed}");
+
+    // The re-attached machine is still fully managed: destroy frees it.
+    let destroyed = cloud(&setup.url, &[("command", "destroy_instance"), ("vm_id", &vm_id)]).await;
+    assert_eq!(destroyed["ret_code"], 0, "{destroyed}");
+    assert!(!vm::process_alive(exam_pid));
+    kill(&mut server, "-TERM");
+}
