@@ -66,7 +66,7 @@ impl Setup {
     }
 
     async fn serve(&self) -> Child {
-        let child = Command::new(server_binary())
+        let mut child = Command::new(server_binary())
             .arg("--config")
             .arg(&self.config)
             .arg("serve")
@@ -81,6 +81,8 @@ impl Setup {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        let _ = child.kill();
+        let _ = child.wait();
         panic!("the server did not come up");
     }
 
