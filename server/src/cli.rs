@@ -4,11 +4,11 @@
 //! same whichever way a change is made.
 
 use crate::app::{RunningServer, Services};
-use crate::compute::{Compute, NoCompute};
+use crate::compute::Compute;
 use crate::config::{ApiKey, Config, Overrides};
 use crate::service::catalogue::{Flavor, ImageSpec};
 use crate::service::desktops::DesktopSpec;
-use crate::service::{iso8601, random_token};
+use crate::service::iso8601;
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use std::io::{BufRead, IsTerminal, Write};
@@ -301,42 +301,17 @@ async fn shutdown_signal() {
 }
 
 async fn demo(listen: SocketAddr) -> anyhow::Result<()> {
-    let data_dir = tempfile::Builder::new().prefix("thindesk-demo-").tempdir()?;
-    let config = Config { listen, data_dir: data_dir.path().to_owned(), ..Config::default() };
-    let server = RunningServer::start(config, Arc::new(NoCompute)).await?;
-    let services = server.services().clone();
-    let admin_password = random_token(9);
-    let student_password = random_token(9);
-    {
-        let (admin_password, student_password) = (admin_password.clone(), student_password.clone());
-        tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-            services.terminals.add_place("b101", "Building B, floor 1")?;
-            services.terminals.add_place("b201", "Building B, floor 2")?;
-            services.terminals.set_registration_mode(RegistrationMode::Approval)?;
-            services.accounts.create_user("admin", &admin_password, true)?;
-            services.accounts.create_user("student", &student_password, false)?;
-            services.desktops.create(&DesktopSpec {
-                name: "Demo desktop".into(),
-                owner: "student".into(),
-                os_username: Some("student".into()),
-                os_password: Some(random_token(9)),
-                default_connection_type: Some(ConnectionType::Spice),
-                policy: Policy::default(),
-                image: None,
-                flavor: None,
-            })?;
-            Ok(())
-        })
-        .await??;
-    }
-    let url = server.url();
-    println!("thindesk demo server at {url} (data in {}, removed on exit)", data_dir.path().display());
-    println!("  administrator: admin / {admin_password}");
-    println!("  student:       student / {student_password}");
-    println!("  try: curl -s -u student:{student_password} {url}/api/v1.0/users/me/desktops");
-    println!("Press Ctrl-C to stop.");
+    println!("Starting the thindesk demo (the first start builds the demo image: a few seconds)...");
+    let demo = crate::demo::Demo::start(listen).await?;
+    let url = demo.url();
+    let (admin, student) = (&demo.logins.admin, &demo.logins.student);
+    println!("thindesk demo server at {url} (data in {}, removed on exit)", demo.data_dir().display());
+    println!("  administrator: {} / {}", admin.0, admin.1);
+    println!("  student:       {} / {}  (owns \"{}\", running)", student.0, student.1, crate::demo::DESKTOP);
+    println!("  try: curl -s -u {}:{} {url}/api/v1.0/users/me/desktops", student.0, student.1);
+    println!("Press Ctrl-C to stop; the demo's machines are destroyed then.");
     shutdown_signal().await;
-    server.shutdown().await;
+    demo.stop().await;
     Ok(())
 }
 

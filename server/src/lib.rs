@@ -9,6 +9,7 @@ pub mod app;
 pub mod cli;
 pub mod compute;
 pub mod config;
+pub mod demo;
 pub mod http;
 mod random;
 pub mod service;

@@ -335,10 +335,11 @@ impl QemuCompute {
         };
         let accel = self.accel();
         let mut output = run(accel)?;
-        let stderr = String::from_utf8_lossy(&output.stderr).to_ascii_lowercase();
-        if !output.status.success() && accel == Accel::Kvm && self.config.accel == Accel::Auto && stderr.contains("kvm")
-        {
-            tracing::warn!(error = %stderr.trim(), "KVM cannot run machines on this host; using TCG (slower) from now on");
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        let kvm_failed = stderr.to_ascii_lowercase().contains("kvm");
+        if !output.status.success() && accel == Accel::Kvm && self.config.accel == Accel::Auto && kvm_failed {
+            let error = stderr.trim().lines().last().unwrap_or_default();
+            tracing::warn!(error, "KVM cannot run machines on this host; using TCG (slower) from now on");
             *lock(&self.accel) = Accel::Tcg;
             clear_run_state(dir);
             output = run(Accel::Tcg)?;

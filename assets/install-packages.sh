@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages thindesk runs and is tested with. Idempotent; run
+# as root (CI does; a developer runs it once with sudo).
+#
+#   qemu-system-x86, qemu-utils   the virtual machines and their overlays
+#   busybox-static, syslinux, syslinux-common, mtools, dosfstools
+#                                 build the demo image (assets/demo-image/build.sh)
+#   virt-viewer                   remote-viewer, the SPICE viewer
+#   xvfb, imagemagick             a virtual screen and screenshots for GUI tests
+#   python3                       the seed-only outside client (tests/seed_client.py)
+set -euo pipefail
+export DEBIAN_FRONTEND=noninteractive
+
+# Debian 12 images that ship qemu-utils from bookworm-backports need
+# qemu-system-x86 of the same version, which only backports has.
+. /etc/os-release
+if [ "${VERSION_CODENAME:-}" = bookworm ] && ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    echo "deb http://deb.debian.org/debian bookworm-backports main" > /etc/apt/sources.list.d/thindesk-backports.list
+fi
+apt-get update -qq
+qemu_release=()
+if [ "${VERSION_CODENAME:-}" = bookworm ]; then
+    qemu_release=(-t bookworm-backports)
+fi
+apt-get install -y -qq "${qemu_release[@]}" qemu-system-x86 qemu-utils >/dev/null
+apt-get install -y -qq busybox-static syslinux syslinux-common mtools dosfstools \
+    virt-viewer xvfb imagemagick python3 >/dev/null
+echo "packages installed: $(qemu-system-x86_64 --version | head -n1)"
