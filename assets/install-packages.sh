@@ -11,6 +11,23 @@
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
+needed=(qemu-system-x86_64 qemu-img busybox syslinux mcopy mkfs.fat remote-viewer Xvfb import python3)
+missing=()
+for tool in "${needed[@]}"; do
+    command -v "$tool" >/dev/null || missing+=("$tool")
+done
+if [ ${#missing[@]} -eq 0 ] && [ "${THINDESK_REINSTALL:-}" = "" ]; then
+    exit 0   # everything is there: nothing to do, no root needed
+fi
+if [ "$(id -u)" != 0 ]; then
+    if command -v sudo >/dev/null; then
+        echo "installing ${missing[*]} with sudo" >&2
+        exec sudo --preserve-env=THINDESK_REINSTALL bash "$0" "$@"
+    fi
+    echo "install-packages.sh: ${missing[*]} missing; run this script as root" >&2
+    exit 1
+fi
+
 # Debian 12 images that ship qemu-utils from bookworm-backports need
 # qemu-system-x86 of the same version, which only backports has.
 . /etc/os-release
