@@ -2,7 +2,8 @@
 //! sizes) that desktops and cloud instances are made from.
 
 use super::{FieldErrors, ServiceError, unix_now};
-use crate::store::{Conflict, FlavorRecord, NewFlavor, NewImage, Store, StoreError};
+use crate::compute::MachineSpec;
+use crate::store::{Conflict, FlavorRecord, ImageRecord, NewFlavor, NewImage, Store, StoreError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use thindesk_shared::ConnectionType;
@@ -186,6 +187,26 @@ fn check_base_disk(path: &Path) -> Result<String, String> {
         Ok(metadata) if metadata.is_file() => Ok(text.to_owned()),
         Ok(_) => Err(format!("{text} is not a regular file")),
         Err(e) => Err(format!("cannot use {text}: {e}")),
+    }
+}
+
+/// The machine a desktop or cloud instance `id` gets from `image` and `flavor`.
+pub(crate) fn machine_spec(
+    id: &str,
+    name: &str,
+    image: &ImageRecord,
+    flavor: &FlavorRecord,
+    internet: bool,
+) -> MachineSpec {
+    MachineSpec {
+        id: id.to_owned(),
+        name: name.to_owned(),
+        rdp: image.default_connection_type == ConnectionType::Rdp,
+        base_disk: image.base_disk.clone(),
+        vcpus: flavor.vcpus,
+        ram_mib: flavor.ram_mib,
+        disk_gib: flavor.disk_gib,
+        internet,
     }
 }
 

@@ -3,7 +3,7 @@
 //! behind.
 
 use super::{iso8601, random_token, unix_now};
-use crate::compute::{Compute, ComputeError, Display, MachineSpec, PowerOp};
+use crate::compute::{Compute, ComputeError, Display, PowerOp};
 use crate::store::{InstanceRecord, NewInstance, Store, StoreError};
 use ipnet::IpNet;
 use sha2::{Digest, Sha256};
@@ -11,8 +11,8 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Arc;
 use subtle::ConstantTimeEq;
+use thindesk_shared::DesktopStatus;
 use thindesk_shared::cloud::{Command, FlavorInfo, ImageInfo, InstanceInfo, LaunchedInstance, parse_internet};
-use thindesk_shared::{ConnectionType, DesktopStatus};
 
 pub const MAX_NAME_CHARS: usize = 64;
 
@@ -174,16 +174,7 @@ impl Cloud {
         let id = random_token(12);
         let instance = NewInstance { id: &id, name, image_id: image.id, flavor_id: flavor.id, internet };
         self.store.insert_instance(&instance, unix_now())?;
-        let machine = MachineSpec {
-            id: id.clone(),
-            name: name.to_owned(),
-            base_disk: image.base_disk,
-            vcpus: flavor.vcpus,
-            ram_mib: flavor.ram_mib,
-            disk_gib: flavor.disk_gib,
-            internet,
-            rdp: image.default_connection_type == ConnectionType::Rdp,
-        };
+        let machine = super::catalogue::machine_spec(&id, name, &image, &flavor, internet);
         if let Err(error) = self.compute.define(&machine) {
             self.forget(&id);
             return Err(CloudError::Launch(error));
@@ -298,10 +289,11 @@ impl Cloud {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::compute::MachineView;
     use crate::compute::double::TestCompute;
+    use crate::compute::{MachineSpec, MachineView};
     use crate::store::NewImage;
     use std::sync::Mutex;
+    use thindesk_shared::ConnectionType;
 
     /// The test double, told to refuse one define or one start with a given error, and
     /// remembering every id it was asked to define.

@@ -2,7 +2,7 @@
 //! terminal reaches the display.
 
 use super::{FieldErrors, Principal, ServiceError, random_token, unix_now};
-use crate::compute::{Compute, ComputeError, MachineSpec, MachineView, PowerOp};
+use crate::compute::{Compute, ComputeError, MachineView, PowerOp};
 use crate::store::{DesktopRecord, NewDesktop, Store};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -148,16 +148,7 @@ impl Desktops {
             unix_now(),
         )?;
         if let (Some(image), Some(flavor)) = (image, flavor) {
-            let machine = MachineSpec {
-                id: id.clone(),
-                name: name.to_owned(),
-                base_disk: image.base_disk,
-                vcpus: flavor.vcpus,
-                ram_mib: flavor.ram_mib,
-                disk_gib: flavor.disk_gib,
-                internet: true,
-                rdp: image.default_connection_type == ConnectionType::Rdp,
-            };
+            let machine = super::catalogue::machine_spec(&id, name, &image, &flavor, true);
             if let Err(error) = self.compute.define(&machine) {
                 if let Err(cleanup) = self.store.delete_desktop(&id) {
                     tracing::error!(desktop = %id, error = %cleanup, "cannot remove a desktop whose machine was refused");
