@@ -76,6 +76,35 @@ fn a_machine_boots_the_demo_image_and_goes_through_its_power_cycle() {
 }
 
 #[test]
+fn machines_started_at_once_each_get_ports_of_their_own() {
+    if !vm::tools_present("the concurrent start test", vm::TOOLS) {
+        return;
+    }
+    let state = tempfile::tempdir().expect("dir");
+    let compute = std::sync::Arc::new(driver(&state));
+    let _cleanup = Cleanup(&compute);
+    let ids: Vec<String> = (0..6).map(|i| format!("crowd{i}")).collect();
+    for id in &ids {
+        compute.define(&vm::demo_spec(id, id, false)).expect("define");
+    }
+    let starts: Vec<_> = ids
+        .iter()
+        .map(|id| {
+            let (compute, id) = (compute.clone(), id.clone());
+            std::thread::spawn(move || compute.power(&id, PowerOp::Start))
+        })
+        .collect();
+    for start in starts {
+        start.join().expect("thread").expect("every start succeeds");
+    }
+    let mut ports: Vec<u16> =
+        ids.iter().map(|id| compute.inspect(id).expect("inspect").display.expect("display").spice_port).collect();
+    ports.sort();
+    ports.dedup();
+    assert_eq!(ports.len(), ids.len(), "no two machines share a SPICE port");
+}
+
+#[test]
 fn a_paused_machine_resumes() {
     if !vm::tools_present("the QEMU resume test", vm::TOOLS) {
         return;

@@ -138,6 +138,9 @@ struct Claim {
     ram_mib: u32,
     spice_port: u16,
     rdp_port: Option<u16>,
+    /// False while the machine is starting: it has no live process to check yet, so
+    /// only its own start (on failure) may give the claim back.
+    running: bool,
 }
 
 pub struct QemuCompute {
@@ -181,7 +184,12 @@ impl QemuCompute {
             let dir = driver.machine_dir(&id);
             match (driver.live_run_state(&dir), read_json::<StoredSpec>(&dir.join(SPEC_FILE))) {
                 (Some(run), Ok(spec)) => {
-                    let claim = Claim { ram_mib: spec.ram_mib, spice_port: run.spice_port, rdp_port: run.rdp_port };
+                    let claim = Claim {
+                        ram_mib: spec.ram_mib,
+                        spice_port: run.spice_port,
+                        rdp_port: run.rdp_port,
+                        running: true,
+                    };
                     lock(&driver.claims).insert(id, claim);
                     reattached += 1;
                 }
@@ -260,7 +268,9 @@ impl QemuCompute {
     /// since their claim was made give theirs back first.
     fn claim(&self, id: &str, spec: &StoredSpec) -> Result<Claim, ComputeError> {
         let mut claims = lock(&self.claims);
-        claims.retain(|other, _| other == id || self.live_run_state(&self.machine_dir(other)).is_some());
+        claims.retain(|other, claim| {
+            other == id || !claim.running || self.live_run_state(&self.machine_dir(other)).is_some()
+        });
         claims.remove(id);
         let committed: u64 = claims.values().map(|c| u64::from(c.ram_mib)).sum();
         let free = self.vm_memory_mib.saturating_sub(committed);
@@ -287,7 +297,7 @@ impl QemuCompute {
             } else {
                 None
             };
-        let claim = Claim { ram_mib: spec.ram_mib, spice_port, rdp_port };
+        let claim = Claim { ram_mib: spec.ram_mib, spice_port, rdp_port, running: false };
         claims.insert(id.to_owned(), claim);
         Ok(claim)
     }
@@ -318,6 +328,9 @@ impl QemuCompute {
             self.release(id);
             return Err(error);
         }
+        if let Some(claim) = lock(&self.claims).get_mut(id) {
+            claim.running = true;
+        }
         tracing::info!(machine = id, spice_port = claim.spice_port, rdp_port = ?claim.rdp_port, "machine started");
         Ok(())
     }
@@ -342,6 +355,19 @@ impl QemuCompute {
             tracing::warn!(error, "KVM cannot run machines on this host; using TCG (slower) from now on");
             *lock(&self.accel) = Accel::Tcg;
             clear_run_state(dir);
+            // The aborted QEMU may hold its ports for a moment after its parent has
+            // returned.
+            let address = self.config.display_address;
+            let ports_free = || {
+                [Some(claim.spice_port), claim.rdp_port]
+                    .into_iter()
+                    .flatten()
+                    .all(|port| TcpListener::bind((address, port)).is_ok())
+            };
+            let deadline = Instant::now() + QUIT_GRACE;
+            while !ports_free() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(20));
+            }
             output = run(Accel::Tcg)?;
         }
         if !output.status.success() {
