@@ -12,7 +12,6 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use thindesk_server::compute::qemu::{QemuCompute, QemuConfig};
 use thindesk_server::service::catalogue::ImageSpec;
 use thindesk_server::{Config, RunningServer};
 use thindesk_shared::ConnectionType;
@@ -113,8 +112,8 @@ fn main() {
             l95.as_secs_f64() / b95.as_secs_f64()
         );
     }
-    let accel = QemuCompute::new(QemuConfig::new(tempfile::tempdir().expect("dir").path())).map(|d| d.accel());
-    println!("\naccelerator: {accel:?}; {} CPUs", std::thread::available_parallelism().map_or(0, |n| n.get()));
+    let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    println!("\naccelerator: {accel}; {cpus} CPUs; {rounds} rounds");
 }
 
 async fn launch(http: &reqwest::Client, url: &str, name: &str) -> (Duration, String) {
@@ -150,7 +149,9 @@ fn bare_accel(dir: &Path, image: &Path) -> &'static str {
     if std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_err() {
         return "tcg";
     }
-    let kvm_works = std::panic::catch_unwind(|| bare_start(dir, image, 999, "kvm")).is_ok();
+    let overlay = dir.join("bare-999.qcow2");
+    create_overlay(image, &overlay);
+    let kvm_works = start_qemu(dir, &overlay, 999, "kvm").success();
     stop_bare(dir);
     if kvm_works { "kvm" } else { "tcg" }
 }
@@ -160,15 +161,30 @@ fn bare_accel(dir: &Path, image: &Path) -> &'static str {
 fn bare_start(dir: &Path, image: &Path, i: usize, accel: &str) -> Duration {
     let overlay = dir.join(format!("bare-{i}.qcow2"));
     let start = Instant::now();
+    create_overlay(image, &overlay);
+    let status = start_qemu(dir, &overlay, i, accel);
+    let took = start.elapsed();
+    assert!(status.success(), "bare QEMU started");
+    if i < 999 {
+        stop_bare(dir);
+    }
+    took
+}
+
+fn create_overlay(image: &Path, overlay: &Path) {
     let status = Command::new("qemu-img")
         .args(["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b"])
         .arg(image)
-        .arg(&overlay)
+        .arg(overlay)
         .stdout(Stdio::null())
         .status()
         .expect("qemu-img");
-    assert!(status.success());
-    let status = Command::new("qemu-system-x86_64")
+    assert!(status.success(), "qemu-img created the overlay");
+}
+
+/// `qemu-system-x86_64 -daemonize` with the driver's kind of options.
+fn start_qemu(dir: &Path, overlay: &Path, i: usize, accel: &str) -> std::process::ExitStatus {
+    Command::new("qemu-system-x86_64")
         .args(["-machine", &format!("q35,accel={accel}"), "-m", "512M", "-nodefaults", "-display", "none"])
         .args(["-cpu", if accel == "kvm" { "host" } else { "qemu64" }])
         .arg("-drive")
@@ -183,13 +199,7 @@ fn bare_start(dir: &Path, image: &Path, i: usize, accel: &str) -> Duration {
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
-        .expect("qemu");
-    let took = start.elapsed();
-    assert!(status.success(), "bare QEMU started");
-    if i < 999 {
-        stop_bare(dir);
-    }
-    took
+        .expect("qemu")
 }
 
 fn stop_bare(dir: &Path) {
