@@ -154,6 +154,9 @@ pub struct QemuCompute {
     /// Serialises power operations per machine, so a start and a destroy of the same
     /// machine never interleave.
     machine_locks: Mutex<HashMap<String, std::sync::Arc<Mutex<()>>>>,
+    /// What `qemu-img info` said of each base disk, with the disk's modification
+    /// time then: a launch asks once per image, not once per machine.
+    base_disks: Mutex<HashMap<PathBuf, (std::time::SystemTime, ImageInfo)>>,
 }
 
 impl QemuCompute {
@@ -178,6 +181,7 @@ impl QemuCompute {
             vm_memory_mib,
             claims: Mutex::new(HashMap::new()),
             machine_locks: Mutex::new(HashMap::new()),
+            base_disks: Mutex::new(HashMap::new()),
         };
         let mut reattached = 0;
         for id in driver.machine_ids()? {
@@ -300,6 +304,20 @@ impl QemuCompute {
         let claim = Claim { ram_mib: spec.ram_mib, spice_port, rdp_port, running: false };
         claims.insert(id.to_owned(), claim);
         Ok(claim)
+    }
+
+    fn base_disk_info(&self, disk: &Path) -> Result<ImageInfo, ComputeError> {
+        let modified = std::fs::metadata(disk)
+            .and_then(|m| m.modified())
+            .map_err(|e| ComputeError::BadImage(format!("{}: {e}", disk.display())))?;
+        if let Some((seen, info)) = lock(&self.base_disks).get(disk) {
+            if *seen == modified {
+                return Ok(info.clone());
+            }
+        }
+        let info = ImageInfo::read(&self.config.qemu_img, disk)?;
+        lock(&self.base_disks).insert(disk.to_owned(), (modified, info.clone()));
+        Ok(info)
     }
 
     fn release(&self, id: &str) {
@@ -521,7 +539,7 @@ impl Compute for QemuCompute {
         if spec.vcpus == 0 || spec.ram_mib == 0 {
             return Err(ComputeError::Failed("a machine needs at least one vCPU and some memory".into()));
         }
-        let base = ImageInfo::read(&self.config.qemu_img, &spec.base_disk)?;
+        let base = self.base_disk_info(&spec.base_disk)?;
         create_private_dir(&dir)?;
         let created = (|| {
             let size = (u64::from(spec.disk_gib) << 30).max(base.virtual_size);
@@ -610,6 +628,7 @@ impl Compute for QemuCompute {
 }
 
 /// What `qemu-img info` says of a base disk.
+#[derive(Debug, Clone)]
 struct ImageInfo {
     format: String,
     virtual_size: u64,
