@@ -72,6 +72,7 @@ pub fn demo_spec(id: &str, name: &str, internet: bool) -> MachineSpec {
         disk_gib: 1,
         internet,
         rdp: false,
+        policy: thindesk_shared::Policy::default(),
     }
 }
 

@@ -256,6 +256,7 @@ async fn a_desktop_made_from_an_image_and_a_flavor_reaches_its_user_with_the_ima
     .expect("joined");
     let machine = server.compute.spec(&id).expect("the desktop's machine is defined");
     assert!(machine.rdp && machine.internet);
+    assert_eq!(machine.policy, Policy::default(), "the desktop's policy reaches its machine");
     assert_eq!((machine.vcpus, machine.ram_mib), (2, 4096));
 
     let auth = basic(STUDENT.0, STUDENT.1);

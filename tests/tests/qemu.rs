@@ -4,7 +4,7 @@ use std::net::TcpListener;
 use std::time::Duration;
 use thindesk_server::compute::qemu::{QemuCompute, QemuConfig};
 use thindesk_server::compute::{Compute, ComputeError, PowerOp};
-use thindesk_shared::DesktopStatus;
+use thindesk_shared::{DesktopStatus, Policy};
 use thindesk_tests::spice::{self, Verdict};
 use thindesk_tests::vm::{self, Cleanup};
 
@@ -242,14 +242,17 @@ fn bad_images_and_duplicate_ids_are_refused() {
     compute.destroy("dup").expect("destroy");
 }
 
-fn qmp_command(socket: &std::path::Path, command: &str) {
+/// Runs one QMP command on a machine's socket, as an operator would, and returns
+/// the reply's line.
+fn qmp_command(socket: &std::path::Path, command: &str) -> String {
     use std::io::{BufRead, BufReader, Write};
     let stream = std::os::unix::net::UnixStream::connect(socket).expect("qmp");
     let mut writer = stream.try_clone().expect("clone");
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
     reader.read_line(&mut line).expect("greeting");
-    for request in ["{\"execute\":\"qmp_capabilities\"}", &format!("{{\"execute\":\"{command}\"}}")] {
+    let request = if command.starts_with('{') { command.to_owned() } else { format!("{{\"execute\":\"{command}\"}}") };
+    for request in ["{\"execute\":\"qmp_capabilities\"}", &request] {
         writeln!(writer, "{request}").expect("send");
         loop {
             line.clear();
@@ -260,4 +263,34 @@ fn qmp_command(socket: &std::path::Path, command: &str) {
             assert!(!line.contains("\"error\""), "{line}");
         }
     }
+    line
+}
+
+#[test]
+fn the_hypervisor_enforces_the_desktops_policy() {
+    if !vm::tools_present("the policy test", vm::TOOLS) {
+        return;
+    }
+    let state = tempfile::tempdir().expect("dir");
+    let compute = driver(&state);
+    let _cleanup = Cleanup(&compute);
+    let open = vm::demo_spec("open", "open", true);
+    let mut locked = vm::demo_spec("locked", "locked", true);
+    locked.policy = Policy { enable_usb: false, enable_clipboard: false, enable_audio: false };
+    for spec in [&open, &locked] {
+        compute.define(spec).expect("define");
+        compute.power(&spec.id, PowerOp::Start).expect("start");
+    }
+    let ask = |id: &str, command: &str| qmp_command(&state.path().join(format!("vms/{id}/qmp.sock")), command);
+    let usb = r#"{"execute":"human-monitor-command","arguments":{"command-line":"info usb"}}"#;
+    assert_eq!(ask("open", usb).matches("USB Redirection Device").count(), 2, "two USB redirection ports");
+    assert_eq!(ask("locked", usb).matches("USB Redirection Device").count(), 0, "no USB redirection");
+    assert!(ask("open", "query-audiodevs").contains("\"spice\""), "sound goes to the viewer");
+    assert!(!ask("locked", "query-audiodevs").contains("\"spice\""), "no sound device for the viewer");
+    let cmdline = |id: &str| {
+        let pid = compute.pid(id).expect("pid");
+        String::from_utf8_lossy(&std::fs::read(format!("/proc/{pid}/cmdline")).expect("cmdline")).into_owned()
+    };
+    assert!(cmdline("locked").contains("disable-copy-paste=on"), "no clipboard through SPICE");
+    assert!(!cmdline("open").contains("disable-copy-paste"));
 }

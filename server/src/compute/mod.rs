@@ -9,7 +9,7 @@ pub mod double;
 pub mod qemu;
 
 use std::path::PathBuf;
-use thindesk_shared::DesktopStatus;
+use thindesk_shared::{DesktopStatus, Policy};
 
 /// A power operation, as the driver performs it. The service decides which one a
 /// user's action needs from the desktop's state.
@@ -62,6 +62,10 @@ pub struct MachineSpec {
     pub internet: bool,
     /// Forward a host port to the guest's RDP port (3389), for Windows images.
     pub rdp: bool,
+    /// What the display may carry between terminal and guest. Enforced by the
+    /// hypervisor, not only by the viewer: a student who edits a connection file
+    /// gets no channel the policy does not allow.
+    pub policy: Policy,
 }
 
 #[derive(Debug, thiserror::Error)]

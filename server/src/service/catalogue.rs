@@ -6,7 +6,7 @@ use crate::compute::MachineSpec;
 use crate::store::{Conflict, FlavorRecord, ImageRecord, NewFlavor, NewImage, Store, StoreError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use thindesk_shared::ConnectionType;
+use thindesk_shared::{ConnectionType, Policy};
 
 pub const MAX_NAME_CHARS: usize = 64;
 pub const MAX_VCPUS: u32 = 64;
@@ -197,6 +197,7 @@ pub(crate) fn machine_spec(
     image: &ImageRecord,
     flavor: &FlavorRecord,
     internet: bool,
+    policy: Policy,
 ) -> MachineSpec {
     MachineSpec {
         id: id.to_owned(),
@@ -207,6 +208,7 @@ pub(crate) fn machine_spec(
         ram_mib: flavor.ram_mib,
         disk_gib: flavor.disk_gib,
         internet,
+        policy,
     }
 }
 

@@ -136,6 +136,11 @@ fn digest(key: &str) -> Vec<u8> {
     Sha256::digest(key.as_bytes()).to_vec()
 }
 
+/// Exam machines take no USB devices and share no clipboard with the terminal, so
+/// nothing is carried in or out of an exam but through the exam system.
+pub const EXAM_POLICY: thindesk_shared::Policy =
+    thindesk_shared::Policy { enable_usb: false, enable_clipboard: false, enable_audio: true };
+
 pub struct Cloud {
     store: Arc<Store>,
     compute: Arc<dyn Compute>,
@@ -174,7 +179,7 @@ impl Cloud {
         let id = random_token(12);
         let instance = NewInstance { id: &id, name, image_id: image.id, flavor_id: flavor.id, internet };
         self.store.insert_instance(&instance, unix_now())?;
-        let machine = super::catalogue::machine_spec(&id, name, &image, &flavor, internet);
+        let machine = super::catalogue::machine_spec(&id, name, &image, &flavor, internet, EXAM_POLICY);
         if let Err(error) = self.compute.define(&machine) {
             self.forget(&id);
             return Err(CloudError::Launch(error));
@@ -367,6 +372,7 @@ mod tests {
         assert_eq!((machine.vcpus, machine.ram_mib, machine.disk_gib), (1, 2048, 20));
         assert!(!machine.internet, "internet=false reaches the driver");
         assert!(!machine.rdp);
+        assert!(!machine.policy.enable_usb && !machine.policy.enable_clipboard, "exam machines are locked down");
         assert_eq!(machine.base_disk, dir.path().join("xubuntu.qcow2"));
         assert_eq!(machine.name, "final_exam_141242022");
         assert_eq!(compute.inner.operations(), [(launched.vm_id.clone(), PowerOp::Start)]);

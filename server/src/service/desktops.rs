@@ -148,7 +148,7 @@ impl Desktops {
             unix_now(),
         )?;
         if let (Some(image), Some(flavor)) = (image, flavor) {
-            let machine = super::catalogue::machine_spec(&id, name, &image, &flavor, true);
+            let machine = super::catalogue::machine_spec(&id, name, &image, &flavor, true, spec.policy);
             if let Err(error) = self.compute.define(&machine) {
                 if let Err(cleanup) = self.store.delete_desktop(&id) {
                     tracing::error!(desktop = %id, error = %cleanup, "cannot remove a desktop whose machine was refused");

@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-use thindesk_shared::DesktopStatus;
+use thindesk_shared::{DesktopStatus, Policy};
 
 const SPEC_FILE: &str = "machine.json";
 const RUN_FILE: &str = "run.json";
@@ -121,6 +121,9 @@ struct StoredSpec {
     disk_gib: u32,
     internet: bool,
     rdp: bool,
+    /// Machines defined before policies were enforced get the permissive default.
+    #[serde(default)]
+    policy: Policy,
 }
 
 /// A running machine's particulars, as kept in `run.json`.
@@ -419,6 +422,10 @@ impl QemuCompute {
             _ => ("q35,accel=tcg", "qemu64"),
         };
         let path = |file: &str| dir.join(file).to_string_lossy().into_owned();
+        let mut spice = format!("port={},addr={address},seamless-migration=off", claim.spice_port);
+        if !spec.policy.enable_clipboard {
+            spice.push_str(",disable-copy-paste=on,disable-agent-file-xfer=on");
+        }
         [
             "-name",
             &format!("guest=thindesk-{id},process=thindesk-{id}"),
@@ -447,7 +454,7 @@ impl QemuCompute {
             "-device",
             "usb-tablet,bus=xhci.0",
             "-spice",
-            &format!("port={},addr={address},seamless-migration=off", claim.spice_port),
+            &spice,
             "-serial",
             &format!("file:{}", path(SERIAL_LOG)),
             "-qmp",
@@ -460,6 +467,7 @@ impl QemuCompute {
         ]
         .iter()
         .map(|s| (*s).to_owned())
+        .chain(policy_devices(&spec.policy))
         .collect()
     }
 
@@ -565,6 +573,7 @@ impl Compute for QemuCompute {
                 disk_gib: spec.disk_gib,
                 internet: spec.internet,
                 rdp: spec.rdp,
+                policy: spec.policy,
             };
             write_private_json(&dir.join(SPEC_FILE), &stored)
         })();
@@ -625,6 +634,43 @@ impl Compute for QemuCompute {
         let display = Display { spice_port: run.spice_port, spice_ticket: run.spice_ticket, rdp_port: run.rdp_port };
         Ok(MachineView { status, display: Some(display) })
     }
+}
+
+/// The devices a policy allows on top of the display: the SPICE agent's channel
+/// (clipboard, and resizing the guest's screen to the viewer's window), a sound card
+/// that plays through SPICE, and USB redirection ports on the machine's xHCI bus.
+fn policy_devices(policy: &Policy) -> Vec<String> {
+    let mut devices: Vec<&str> = vec![
+        "-device",
+        "virtio-serial-pci,id=virtio-serial0",
+        "-chardev",
+        "spicevmc,id=vdagent,name=vdagent",
+        "-device",
+        "virtserialport,chardev=vdagent,name=com.redhat.spice.0",
+    ];
+    if policy.enable_audio {
+        devices.extend([
+            "-audiodev",
+            "spice,id=audio0",
+            "-device",
+            "ich9-intel-hda",
+            "-device",
+            "hda-duplex,audiodev=audio0",
+        ]);
+    }
+    if policy.enable_usb {
+        devices.extend([
+            "-chardev",
+            "spicevmc,id=usbredir1,name=usbredir",
+            "-device",
+            "usb-redir,chardev=usbredir1,bus=xhci.0",
+            "-chardev",
+            "spicevmc,id=usbredir2,name=usbredir",
+            "-device",
+            "usb-redir,chardev=usbredir2,bus=xhci.0",
+        ]);
+    }
+    devices.into_iter().map(str::to_owned).collect()
 }
 
 /// What `qemu-img info` says of a base disk.
