@@ -227,6 +227,25 @@ pub struct CloudAnswer {
     pub body: Value,
 }
 
+/// Creates `owner`'s desktop `name` from a catalogue image and flavor, with the
+/// image's login and the default policy, and returns its id.
+pub async fn desktop_from_image(services: &Services, owner: &str, name: &str, image: &str, flavor: &str) -> String {
+    let spec = DesktopSpec {
+        name: name.into(),
+        owner: owner.into(),
+        os_username: None,
+        os_password: None,
+        default_connection_type: None,
+        policy: Policy::default(),
+        image: Some(image.into()),
+        flavor: Some(flavor.into()),
+    };
+    let services = services.clone();
+    tokio::task::spawn_blocking(move || services.desktops.create(&spec).expect("desktop from an image"))
+        .await
+        .expect("creating a desktop")
+}
+
 pub async fn reply(response: reqwest::Response) -> Reply {
     let status = response.status();
     let headers = response.headers().clone();

@@ -7,10 +7,9 @@ use std::sync::Arc;
 use thindesk_server::compute::double::TestCompute;
 use thindesk_server::compute::{NoCompute, PowerOp};
 use thindesk_server::config::{ApiKey, parse_network};
-use thindesk_server::service::desktops::DesktopSpec;
 use thindesk_server::{Config, RunningServer};
 use thindesk_shared::{ConnectionType, Policy};
-use thindesk_tests::{CloudAnswer, STUDENT, TestServer, basic};
+use thindesk_tests::{CloudAnswer, STUDENT, TestServer, basic, desktop_from_image};
 
 const IMAGE: &str = "xubuntu-14.04-desktop-x86";
 const KEY: &str = "exam-system-secret-key";
@@ -236,24 +235,7 @@ async fn a_caller_outside_the_allow_list_is_refused_even_with_the_key() {
 async fn a_desktop_made_from_an_image_and_a_flavor_reaches_its_user_with_the_images_login() {
     let server = TestServer::start().await;
     server.add_image("win10", ConnectionType::Rdp, "Administrator", "image-os-password").await;
-    let services = server.services().clone();
-    let id = tokio::task::spawn_blocking(move || {
-        services
-            .desktops
-            .create(&DesktopSpec {
-                name: "Windows lab".into(),
-                owner: STUDENT.0.into(),
-                os_username: None,
-                os_password: None,
-                default_connection_type: None,
-                policy: Policy::default(),
-                image: Some("win10".into()),
-                flavor: Some("m1.medium".into()),
-            })
-            .expect("desktop")
-    })
-    .await
-    .expect("joined");
+    let id = desktop_from_image(server.services(), STUDENT.0, "Windows lab", "win10", "m1.medium").await;
     let machine = server.compute.spec(&id).expect("the desktop's machine is defined");
     assert!(machine.rdp && machine.internet);
     assert_eq!(machine.policy, Policy::default(), "the desktop's policy reaches its machine");
@@ -279,24 +261,7 @@ async fn a_desktop_made_from_an_image_and_a_flavor_reaches_its_user_with_the_ima
 async fn the_cloud_api_cannot_touch_a_desktops_machine() {
     let server = TestServer::start().await;
     server.add_image("win10", ConnectionType::Rdp, "Administrator", "pw").await;
-    let services = server.services().clone();
-    let desktop = tokio::task::spawn_blocking(move || {
-        services
-            .desktops
-            .create(&DesktopSpec {
-                name: "lab".into(),
-                owner: STUDENT.0.into(),
-                os_username: None,
-                os_password: None,
-                default_connection_type: None,
-                policy: Policy::default(),
-                image: Some("win10".into()),
-                flavor: Some("m1.tiny".into()),
-            })
-            .expect("desktop")
-    })
-    .await
-    .expect("joined");
+    let desktop = desktop_from_image(server.services(), STUDENT.0, "lab", "win10", "m1.tiny").await;
     for command in ["destroy_instance", "query_instance"] {
         let answer = server.cloud(&[("command", command), ("vm_id", desktop.as_str())]).await;
         assert_code(&answer, 6, "Invalid virtual machine id");

@@ -8,9 +8,10 @@ use std::sync::Arc;
 use std::time::Duration;
 use thindesk_server::compute::qemu::{QemuCompute, QemuConfig};
 use thindesk_server::service::catalogue::{Flavor, ImageSpec};
-use thindesk_server::service::desktops::DesktopSpec;
+
 use thindesk_server::{Config, RunningServer};
-use thindesk_shared::{ConnectionType, Policy};
+use thindesk_shared::ConnectionType;
+use thindesk_tests::desktop_from_image;
 use thindesk_tests::spice::{self, Verdict};
 use thindesk_tests::vm::{self, Cleanup};
 
@@ -189,24 +190,10 @@ async fn a_catalogue_desktop_starts_on_request_shows_its_ticket_and_is_destroyed
     let host = Host::start(|config| config).await;
     let _cleanup = Cleanup(&host.compute);
     let services = host.server.services().clone();
-    let id = tokio::task::spawn_blocking(move || {
-        services.accounts.create_user("kim", "kims-password", false).expect("user");
-        services
-            .desktops
-            .create(&DesktopSpec {
-                name: "Lab desktop".into(),
-                owner: "kim".into(),
-                os_username: None,
-                os_password: None,
-                default_connection_type: None,
-                policy: Policy::default(),
-                image: Some("demo".into()),
-                flavor: Some("m1.demo".into()),
-            })
-            .expect("desktop")
-    })
-    .await
-    .expect("joined");
+    tokio::task::spawn_blocking(move || services.accounts.create_user("kim", "kims-password", false).expect("user"))
+        .await
+        .expect("joined");
+    let id = desktop_from_image(host.server.services(), "kim", "Lab desktop", "demo", "m1.demo").await;
     assert_eq!(host.compute.machine_ids().expect("ids"), std::slice::from_ref(&id), "defined, not yet running");
 
     let http = reqwest::Client::new();
