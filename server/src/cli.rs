@@ -8,7 +8,7 @@ use crate::compute::Compute;
 use crate::config::{ApiKey, Config, Overrides};
 use crate::service::catalogue::{Flavor, ImageSpec};
 use crate::service::desktops::DesktopSpec;
-use crate::service::iso8601;
+use crate::service::{Actor, iso8601};
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use std::io::{BufRead, IsTerminal, Write};
@@ -344,11 +344,12 @@ fn user(
     out: &mut impl Write,
     passwords: &mut PasswordSource<'_>,
 ) -> anyhow::Result<()> {
+    let by = Actor::cli();
     let accounts = &services.accounts;
     match command {
         UserCommand::Add { name, admin } => {
             let password = passwords(&format!("Password for {name}: "))?;
-            accounts.create_user(&name, &password, admin).map_err(explain)?;
+            accounts.create_user(&by, &name, &password, admin).map_err(explain)?;
             writeln!(out, "created {}{name}", if admin { "administrator " } else { "user " })?;
         }
         UserCommand::List => {
@@ -360,15 +361,15 @@ fn user(
         }
         UserCommand::Passwd { name } => {
             let password = passwords(&format!("New password for {name}: "))?;
-            accounts.reset_password(&name, &password).map_err(explain)?;
+            accounts.reset_password(&by, &name, &password).map_err(explain)?;
             writeln!(out, "password of {name} changed; their tokens are revoked")?;
         }
         UserCommand::Admin { name, enabled } => {
-            accounts.set_admin(&name, enabled).map_err(explain)?;
+            accounts.set_admin(&by, &name, enabled).map_err(explain)?;
             writeln!(out, "{name} is {}an administrator", if enabled { "" } else { "no longer " })?;
         }
         UserCommand::Delete { name } => {
-            accounts.delete_user(&name).map_err(explain)?;
+            accounts.delete_user(&by, &name).map_err(explain)?;
             writeln!(out, "deleted {name}")?;
         }
     }
@@ -376,10 +377,11 @@ fn user(
 }
 
 fn place(services: &Services, command: PlaceCommand, out: &mut impl Write) -> anyhow::Result<()> {
+    let by = Actor::cli();
     let terminals = &services.terminals;
     match command {
         PlaceCommand::Add { name, address } => {
-            terminals.add_place(&name, &address).map_err(explain)?;
+            terminals.add_place(&by, &name, &address).map_err(explain)?;
             writeln!(out, "added place {}", name.trim())?;
         }
         PlaceCommand::List => {
@@ -389,7 +391,7 @@ fn place(services: &Services, command: PlaceCommand, out: &mut impl Write) -> an
             }
         }
         PlaceCommand::Delete { name } => {
-            terminals.delete_place(&name).map_err(explain)?;
+            terminals.delete_place(&by, &name).map_err(explain)?;
             writeln!(out, "deleted place {name}")?;
         }
     }
@@ -397,6 +399,7 @@ fn place(services: &Services, command: PlaceCommand, out: &mut impl Write) -> an
 }
 
 fn terminal(services: &Services, command: TerminalCommand, out: &mut impl Write) -> anyhow::Result<()> {
+    let by = Actor::cli();
     let terminals = &services.terminals;
     match command {
         TerminalCommand::List { state } => {
@@ -410,15 +413,15 @@ fn terminal(services: &Services, command: TerminalCommand, out: &mut impl Write)
             }
         }
         TerminalCommand::Approve { mac } => {
-            terminals.set_state(&mac, TerminalState::Approved).map_err(explain)?;
+            terminals.set_state(&by, &mac, TerminalState::Approved).map_err(explain)?;
             writeln!(out, "approved {mac}")?;
         }
         TerminalCommand::Reject { mac } => {
-            terminals.set_state(&mac, TerminalState::Rejected).map_err(explain)?;
+            terminals.set_state(&by, &mac, TerminalState::Rejected).map_err(explain)?;
             writeln!(out, "rejected {mac}")?;
         }
         TerminalCommand::Delete { mac } => {
-            terminals.delete(&mac).map_err(explain)?;
+            terminals.delete(&by, &mac).map_err(explain)?;
             writeln!(out, "deleted {mac}")?;
         }
     }
@@ -431,6 +434,7 @@ fn image(
     out: &mut impl Write,
     passwords: &mut PasswordSource<'_>,
 ) -> anyhow::Result<()> {
+    let by = Actor::cli();
     let catalogue = &services.catalogue;
     match command {
         ImageCommand::Add { name, disk, connection, os_username } => {
@@ -442,7 +446,7 @@ fn image(
                 os_username,
                 os_password,
             };
-            catalogue.add_image(&spec).map_err(explain)?;
+            catalogue.add_image(&by, &spec).map_err(explain)?;
             writeln!(out, "added image {}", name.trim())?;
         }
         ImageCommand::List => {
@@ -460,7 +464,7 @@ fn image(
             }
         }
         ImageCommand::Delete { name } => {
-            catalogue.delete_image(&name).map_err(explain)?;
+            catalogue.delete_image(&by, &name).map_err(explain)?;
             writeln!(out, "deleted image {name}")?;
         }
     }
@@ -468,11 +472,12 @@ fn image(
 }
 
 fn flavor(services: &Services, command: FlavorCommand, out: &mut impl Write) -> anyhow::Result<()> {
+    let by = Actor::cli();
     let catalogue = &services.catalogue;
     match command {
         FlavorCommand::Add { name, vcpus, ram, disk } => {
             catalogue
-                .add_flavor(&Flavor { name: name.clone(), vcpus, ram_mib: ram, disk_gib: disk })
+                .add_flavor(&by, &Flavor { name: name.clone(), vcpus, ram_mib: ram, disk_gib: disk })
                 .map_err(explain)?;
             writeln!(out, "added flavor {}", name.trim())?;
         }
@@ -483,7 +488,7 @@ fn flavor(services: &Services, command: FlavorCommand, out: &mut impl Write) -> 
             }
         }
         FlavorCommand::Delete { name } => {
-            catalogue.delete_flavor(&name).map_err(explain)?;
+            catalogue.delete_flavor(&by, &name).map_err(explain)?;
             writeln!(out, "deleted flavor {name}")?;
         }
     }
@@ -491,6 +496,7 @@ fn flavor(services: &Services, command: FlavorCommand, out: &mut impl Write) -> 
 }
 
 fn desktop(services: &Services, command: DesktopCommand, out: &mut impl Write) -> anyhow::Result<()> {
+    let by = Actor::cli();
     let desktops = &services.desktops;
     match command {
         DesktopCommand::Create { user, image, flavor, name } => {
@@ -504,7 +510,7 @@ fn desktop(services: &Services, command: DesktopCommand, out: &mut impl Write) -
                 image: Some(image),
                 flavor: Some(flavor),
             };
-            let id = desktops.create(&spec).map_err(explain)?;
+            let id = desktops.create(&by, &spec).map_err(explain)?;
             writeln!(out, "created desktop {id} for {user}")?;
         }
         DesktopCommand::List { user } => {
@@ -523,7 +529,7 @@ fn desktop(services: &Services, command: DesktopCommand, out: &mut impl Write) -
             }
         }
         DesktopCommand::Delete { id } => {
-            desktops.delete(&id).map_err(explain)?;
+            desktops.delete(&by, &id).map_err(explain)?;
             writeln!(out, "deleted desktop {id}")?;
         }
     }
@@ -557,6 +563,7 @@ fn instance(services: &Services, command: InstanceCommand, out: &mut impl Write)
 }
 
 fn setting(services: &Services, command: SettingCommand, out: &mut impl Write) -> anyhow::Result<()> {
+    let by = Actor::cli();
     let terminals = &services.terminals;
     match command {
         SettingCommand::List => {
@@ -568,7 +575,7 @@ fn setting(services: &Services, command: SettingCommand, out: &mut impl Write) -
             }
             let mode = RegistrationMode::parse(&value)
                 .with_context(|| format!("{REGISTRATION_MODE_KEY} must be auto, approval or closed, not {value:?}"))?;
-            terminals.set_registration_mode(mode)?;
+            terminals.set_registration_mode(&by, mode)?;
             writeln!(out, "{REGISTRATION_MODE_KEY} = {mode}")?;
         }
     }
@@ -664,7 +671,13 @@ mod tests {
         let row = listed.lines().find(|line| line.starts_with(&id)).expect("listed");
         assert!(row.contains("xubuntu") && row.contains("m1.small") && row.contains("kim"), "{row}");
         assert!(!listed.contains("os-password"), "credentials are not listed");
-        let principal = crate::service::Principal { user_id: 1, name: "kim".into(), is_admin: false, token_hash: None };
+        let principal = crate::service::Principal {
+            user_id: 1,
+            name: "kim".into(),
+            is_admin: false,
+            token_hash: None,
+            address: None,
+        };
         let wire = admin.services.desktops.list_for(&principal).expect("list");
         assert_eq!((wire[0].os_username.as_str(), wire[0].os_password.as_str()), ("student", "os-password"));
 

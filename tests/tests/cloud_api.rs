@@ -7,6 +7,7 @@ use std::sync::Arc;
 use thindesk_server::compute::double::TestCompute;
 use thindesk_server::compute::{NoCompute, PowerOp};
 use thindesk_server::config::{ApiKey, parse_network};
+use thindesk_server::service::Actor;
 use thindesk_server::service::desktops::DesktopSpec;
 use thindesk_server::{Config, RunningServer};
 use thindesk_shared::{ConnectionType, Policy};
@@ -164,7 +165,7 @@ async fn a_server_without_a_hypervisor_answers_8_with_what_is_wrong() {
             os_username: "student".into(),
             os_password: "pw".into(),
         };
-        services.catalogue.add_image(&spec).expect("image");
+        services.catalogue.add_image(&Actor::system(), &spec).expect("image");
     })
     .await
     .expect("joined");
@@ -240,16 +241,19 @@ async fn a_desktop_made_from_an_image_and_a_flavor_reaches_its_user_with_the_ima
     let id = tokio::task::spawn_blocking(move || {
         services
             .desktops
-            .create(&DesktopSpec {
-                name: "Windows lab".into(),
-                owner: STUDENT.0.into(),
-                os_username: None,
-                os_password: None,
-                default_connection_type: None,
-                policy: Policy::default(),
-                image: Some("win10".into()),
-                flavor: Some("m1.medium".into()),
-            })
+            .create(
+                &Actor::system(),
+                &DesktopSpec {
+                    name: "Windows lab".into(),
+                    owner: STUDENT.0.into(),
+                    os_username: None,
+                    os_password: None,
+                    default_connection_type: None,
+                    policy: Policy::default(),
+                    image: Some("win10".into()),
+                    flavor: Some("m1.medium".into()),
+                },
+            )
             .expect("desktop")
     })
     .await
@@ -269,7 +273,9 @@ async fn a_desktop_made_from_an_image_and_a_flavor_reaches_its_user_with_the_ima
 
     let services = server.services().clone();
     let deleted = id.clone();
-    tokio::task::spawn_blocking(move || services.desktops.delete(&deleted).expect("delete")).await.expect("joined");
+    tokio::task::spawn_blocking(move || services.desktops.delete(&Actor::system(), &deleted).expect("delete"))
+        .await
+        .expect("joined");
     assert!(server.compute.spec(&id).is_none(), "deleting the desktop destroys its machine");
     assert_eq!(server.get("/users/me/desktops", Some(&auth)).await.data()["desktop_list"], json!([]));
 }
@@ -282,16 +288,19 @@ async fn the_cloud_api_cannot_touch_a_desktops_machine() {
     let desktop = tokio::task::spawn_blocking(move || {
         services
             .desktops
-            .create(&DesktopSpec {
-                name: "lab".into(),
-                owner: STUDENT.0.into(),
-                os_username: None,
-                os_password: None,
-                default_connection_type: None,
-                policy: Policy::default(),
-                image: Some("win10".into()),
-                flavor: Some("m1.tiny".into()),
-            })
+            .create(
+                &Actor::system(),
+                &DesktopSpec {
+                    name: "lab".into(),
+                    owner: STUDENT.0.into(),
+                    os_username: None,
+                    os_password: None,
+                    default_connection_type: None,
+                    policy: Policy::default(),
+                    image: Some("win10".into()),
+                    flavor: Some("m1.tiny".into()),
+                },
+            )
             .expect("desktop")
     })
     .await
