@@ -35,6 +35,8 @@ pub struct Services {
     pub catalogue: Arc<Catalogue>,
     pub cloud: Arc<Cloud>,
     pub audit: Arc<Audit>,
+    /// Whether the console's cookies are marked `Secure`.
+    console_secure_cookies: bool,
 }
 
 impl Services {
@@ -50,6 +52,7 @@ impl Services {
             catalogue: Arc::new(Catalogue::new(store.clone())),
             cloud: Arc::new(Cloud::new(store.clone(), compute, config.public_address(), access)),
             audit: Arc::new(Audit::new(store.clone())),
+            console_secure_cookies: config.console_secure_cookies,
             store,
         })
     }
@@ -62,6 +65,7 @@ impl Services {
             catalogue: self.catalogue.clone(),
             cloud: self.cloud.clone(),
             audit: self.audit.clone(),
+            console: Arc::new(http::console::ConsoleState::new(self.console_secure_cookies)),
         }
     }
 }

@@ -84,7 +84,6 @@ impl RawBody {
 
     /// The body as a form; with `keep_files`, a file part's content is the field's
     /// value (as text).
-    #[allow(dead_code)] // the console reads its forms with it
     pub async fn form(&self, keep_files: bool) -> Result<Form, HttpError> {
         if self.bytes.is_empty() {
             return Ok(Form::new());

@@ -4,6 +4,7 @@
 mod admin;
 mod body;
 mod cloud;
+pub mod console;
 pub mod credentials;
 mod handlers;
 pub mod reply;
@@ -27,6 +28,7 @@ pub struct AppState {
     pub catalogue: Arc<Catalogue>,
     pub cloud: Arc<Cloud>,
     pub audit: Arc<Audit>,
+    pub console: Arc<console::ConsoleState>,
 }
 
 /// Who is knocking: the raw `Authorization` value and the peer's address. Checking
@@ -130,6 +132,17 @@ fn v1_routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
         .then(admin::dispatch)
         .map(reply::finish)
         .boxed();
+    // The management console: HTML pages, its own session cookie, only under /admin.
+    let console_pages = warp::path("admin")
+        .and(warp::path::tail())
+        .and(warp::method())
+        .and(warp::query::<HashMap<String, String>>().or(warp::any().map(HashMap::new)).unify())
+        .and(warp::header::headers_cloned())
+        .and(warp::addr::remote())
+        .and(body::raw())
+        .and(with_state.clone())
+        .then(console::dispatch)
+        .boxed();
     // Every method reaches the handler, which answers in the cloud API's own shape.
     let cloud_api = warp::path!("cloud_api")
         .and(warp::method())
@@ -156,6 +169,8 @@ fn v1_routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
         .or(terminal)
         .unify()
         .or(admin_api)
+        .unify()
+        .or(console_pages)
         .unify()
         .or(cloud_api)
         .unify()
