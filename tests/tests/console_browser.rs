@@ -42,7 +42,7 @@ impl Browser {
         let profile = tempfile::tempdir().expect("profile dir");
         let mut browser = Self { client: connect(port, &profile).await, driver, _profile: profile, shots: None };
         browser.shots = std::env::var_os("THINDESK_SCREENSHOTS").map(PathBuf::from);
-        browser.client.set_window_size(1360, 900).await.expect("window size");
+        browser.client.set_window_size(1360, 1000).await.expect("window size");
         browser
     }
 
