@@ -6,11 +6,11 @@
 use super::body::RawBody;
 use super::reply::{ApiError, HttpError, success};
 use super::{AppState, Caller, blocking, handlers};
+use crate::service::audit::AuditRecord;
 use crate::service::audit::{AuditFilter, parse_time};
 use crate::service::catalogue::{Flavor, ImageSpec};
 use crate::service::desktops::{Class, DesktopSpec};
 use crate::service::{CloudError, FieldErrors, Principal, ServiceError, iso8601};
-use crate::store::AuditRecord;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::PathBuf;

@@ -3,7 +3,8 @@
 //! **No entry ever holds a secret**: no password, token, ticket, key or session id.
 
 use super::{ServiceError, unix_now};
-use crate::store::{AuditQuery, AuditRecord, NewAudit, Store};
+pub use crate::store::AuditRecord;
+use crate::store::{AuditQuery, NewAudit, Store};
 use std::net::IpAddr;
 use std::sync::Arc;
 

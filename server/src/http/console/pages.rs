@@ -534,7 +534,7 @@ fn settings(state: &AppState, ctx: &Ctx) -> Page {
     })
 }
 
-fn audit_table(lang: Lang, entries: &[crate::store::AuditRecord]) -> Markup {
+fn audit_table(lang: Lang, entries: &[crate::service::audit::AuditRecord]) -> Markup {
     if entries.is_empty() {
         return html! { p.empty { (lang.t("none_yet")) } };
     }
