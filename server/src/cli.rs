@@ -64,6 +64,24 @@ enum Command {
     /// Look at the cloud API's instances
     #[command(subcommand)]
     Instance(InstanceCommand),
+    /// Read the audit log, newest first
+    Audit {
+        /// Only what this user (or `terminal`, `cloud-api`, `cli:USER`) did
+        #[arg(long)]
+        actor: Option<String>,
+        /// Only this action (`terminal.approve`) or kind of action (`terminal`)
+        #[arg(long)]
+        action: Option<String>,
+        /// From this time on: 2026-11-24, 2026-11-24T08:00:00Z or Unix seconds
+        #[arg(long)]
+        since: Option<String>,
+        /// Up to this time
+        #[arg(long)]
+        until: Option<String>,
+        /// At most this many entries (1 to 1000)
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -210,7 +228,11 @@ enum DesktopCommand {
         user: Option<String>,
     },
     /// Delete a desktop and free its machine
-    Delete { id: String },
+    Delete {
+        /// Desktop ids are random and may begin with `-`
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -309,6 +331,7 @@ async fn demo(listen: SocketAddr) -> anyhow::Result<()> {
     println!("  administrator: {} / {}", admin.0, admin.1);
     println!("  student:       {} / {}  (owns \"{}\", running)", student.0, student.1, crate::demo::DESKTOP);
     println!("  try: curl -s -u {}:{} {url}/api/v1.0/users/me/desktops", student.0, student.1);
+    println!("  management console: {url}/admin/ (log in as the administrator)");
     println!("Press Ctrl-C to stop; the demo's machines are destroyed then.");
     shutdown_signal().await;
     demo.stop().await;
@@ -334,6 +357,37 @@ fn administer(
         Command::Flavor(command) => flavor(services, command, out),
         Command::Desktop(command) => desktop(services, command, out),
         Command::Instance(command) => instance(services, command, out),
+        Command::Audit { actor, action, since, until, limit } => {
+            let time = |flag: &str, text: Option<String>| -> anyhow::Result<Option<i64>> {
+                text.map(|t| {
+                    crate::service::audit::parse_time(&t).with_context(|| {
+                        format!("--{flag} {t:?}: expected 2026-11-24, 2026-11-24T08:00:00Z or Unix seconds")
+                    })
+                })
+                .transpose()
+            };
+            let filter = crate::service::AuditFilter {
+                actor,
+                action,
+                since: time("since", since)?,
+                until: time("until", until)?,
+                limit: Some(limit),
+            };
+            writeln!(out, "{:<20} {:<16} {:<15} {:<18} {:<20} detail", "time", "actor", "address", "action", "target")?;
+            for e in services.audit.list(&filter)? {
+                writeln!(
+                    out,
+                    "{:<20} {:<16} {:<15} {:<18} {:<20} {}",
+                    iso8601(e.at),
+                    e.actor,
+                    e.address,
+                    e.action,
+                    e.target,
+                    e.detail
+                )?;
+            }
+            Ok(())
+        }
         Command::Serve(_) | Command::Demo { .. } => bail!("not an administration command"),
     }
 }
@@ -687,6 +741,22 @@ mod tests {
         assert!(admin.compute.spec(&id).is_none(), "machine destroyed");
         assert_eq!(admin.run(&["desktop", "list"], None).expect("list").lines().count(), 1, "header only");
         admin.run(&["image", "delete", "xubuntu"], None).expect("free now");
+    }
+
+    #[test]
+    fn command_line_changes_are_audited_as_the_os_user_and_read_back_without_secrets() {
+        let admin = Admin::new();
+        admin.run(&["user", "add", "kim"], Some("kims-secret-password")).expect("user");
+        admin.run(&["place", "add", "b101"], None).expect("place");
+        let log = admin.run(&["audit", "--action", "user"], None).expect("audit");
+        let row = log.lines().find(|line| line.contains("user.create")).expect("user.create logged");
+        assert!(row.contains("cli:") && row.contains("kim"), "{row}");
+        assert!(!log.contains("place.create"), "filtered by action: {log}");
+        assert!(!log.contains("kims-secret-password"));
+        let all = admin.run(&["audit", "--since", "2000-01-01", "--limit", "1"], None).expect("audit");
+        assert_eq!(all.lines().count(), 2, "header and the newest entry: {all}");
+        assert!(all.contains("place.create"), "{all}");
+        assert!(admin.run(&["audit", "--since", "yesterday"], None).is_err());
     }
 
     #[test]

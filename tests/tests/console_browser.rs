@@ -65,6 +65,20 @@ impl Browser {
         element.unwrap_or_else(|e| panic!("{css}: {e}")).click().await.expect("click");
     }
 
+    /// Waits until the element's text holds `needle` (a click's page may still be
+    /// loading), and returns the text.
+    async fn wait_text(&self, css: &str, needle: &str) -> String {
+        let started = Instant::now();
+        loop {
+            let text = self.text(css).await;
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(started.elapsed() < Duration::from_secs(15), "{css} never showed {needle:?}: {text}");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     /// Waits until the browser shows `expected` (path and query), after a click.
     async fn wait_path(&self, expected: &str) {
         let started = Instant::now();
@@ -228,7 +242,7 @@ async fn an_administrator_approves_a_terminal_imports_a_class_gives_it_desktops_
     assert!(desktops.iter().all(|d| d.name == "Class 3B desktop" && server.compute.spec(&d.id).is_some()));
     // Start one from the console.
     browser.click("tr[data-owner='li.wei'] form[action='/admin/desktops/action'] button").await;
-    assert!(browser.text("tr[data-owner='li.wei']").await.contains("ACTIVE"));
+    browser.wait_text("tr[data-owner='li.wei']", "ACTIVE").await;
     browser.shot("desktops").await;
 
     // The audit log tells who did all this.
