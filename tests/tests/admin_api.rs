@@ -193,6 +193,21 @@ async fn a_csv_class_is_imported_whole_or_not_at_all() {
         admin(&server, Method::POST, "/users/import", Some(json!({"csv": "name,password\ndan,dan-password\n"}))).await;
     assert_eq!(as_json.data(), &json!({"created": ["dan"]}));
     csv(&server, "name,password\n").await.fail(400);
+
+    // A browser's or `curl -F file=@class.csv`'s upload works too.
+    const BOUNDARY: &str = "----thindesk-upload";
+    let body = format!(
+        "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"class.csv\"\r\n\
+         Content-Type: text/csv\r\n\r\nname,password\nemma,emma-password\n\r\n--{BOUNDARY}--\r\n"
+    );
+    let request = server
+        .http
+        .post(server.url("/api/v1.0/admin/users/import"))
+        .header("Authorization", admin_auth())
+        .header("Content-Type", format!("multipart/form-data; boundary={BOUNDARY}"))
+        .body(body);
+    let uploaded = thindesk_tests::reply(request.send().await.expect("sent")).await;
+    assert_eq!(uploaded.data(), &json!({"created": ["emma"]}));
 }
 
 #[tokio::test]

@@ -127,7 +127,15 @@ pub async fn dispatch(
     let admin = handlers::authenticate(&state, caller).await?;
     admin.require_admin()?;
     let body = body?;
-    let body = if method == GET || method == DELETE { Value::Null } else { json_unless_csv(&route, &body)? };
+    let body = if method == GET || method == DELETE {
+        Value::Null
+    } else if route == Route::UsersImport && body.essence().as_deref() == Some("multipart/form-data") {
+        // `curl -F file=@class.csv`: the file's content (or a `csv` field) is the CSV.
+        let form = body.form(true).await?;
+        json!({ "csv": form.get("file").or_else(|| form.get("csv")).cloned().unwrap_or_default() })
+    } else {
+        json_unless_csv(&route, &body)?
+    };
     let data = blocking(move || handle(&state, &admin, route, method, &query, body)).await?;
     Ok(success(data))
 }
