@@ -305,3 +305,42 @@ async fn the_language_follows_the_query_then_the_cookie_then_accept_language() {
         .expect("get");
     assert!(remembered.text().await.expect("html").contains("管理员登录"));
 }
+
+#[tokio::test]
+async fn a_bad_csv_upload_shows_every_bad_line_and_imports_nothing() {
+    let server = TestServer::start().await;
+    let (session, csrf) = admin_session(&server).await;
+    const BOUNDARY: &str = "----console-upload";
+    let upload = |csv: &str| {
+        format!(
+            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n\
+             --{BOUNDARY}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"class.csv\"\r\n\
+             Content-Type: text/csv\r\n\r\n{csv}\r\n--{BOUNDARY}--\r\n"
+        )
+    };
+    let http = client();
+    let post = |body: String| {
+        http.post(server.url("/admin/users/import"))
+            .header("Cookie", format!("td_session={session}"))
+            .header("Content-Type", format!("multipart/form-data; boundary={BOUNDARY}"))
+            .body(body)
+            .send()
+    };
+    let response =
+        post(upload("name,password\nann,ann-password\nbob,short\nstudent,student-password\n")).await.expect("post");
+    assert_eq!(response.headers().get("location").and_then(|v| v.to_str().ok()), Some("/admin/users"));
+    let page = http
+        .get(server.url("/admin/users"))
+        .header("Cookie", format!("td_session={session}"))
+        .send()
+        .await
+        .expect("get");
+    let html = page.text().await.expect("html");
+    assert!(html.contains("Nothing was imported"), "{html}");
+    assert!(html.contains("line 3:") && html.contains("line 4:"), "{html}");
+    assert!(!html.contains("short"), "the password is not repeated back");
+    server.get("/users/me/is_administrator", Some(&basic("ann", "ann-password"))).await.fail(401);
+
+    post(upload("name,password\nann,ann-password\n")).await.expect("post");
+    assert_eq!(server.get("/users/me/is_administrator", Some(&basic("ann", "ann-password"))).await.data(), "false");
+}
