@@ -8,10 +8,11 @@
 #   virt-viewer                   remote-viewer, the SPICE viewer
 #   xvfb, imagemagick             a virtual screen and screenshots for GUI tests
 #   python3                       the seed-only outside client (tests/seed_client.py)
+#   chromium, chromium-driver     a headless browser for the management console's tests
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
-needed=(qemu-system-x86_64 qemu-img busybox syslinux mcopy mkfs.fat remote-viewer Xvfb import python3)
+needed=(qemu-system-x86_64 qemu-img busybox syslinux mcopy mkfs.fat remote-viewer Xvfb import python3 chromium chromedriver)
 missing=()
 for tool in "${needed[@]}"; do
     command -v "$tool" >/dev/null || missing+=("$tool")
@@ -41,5 +42,5 @@ if [ "${VERSION_CODENAME:-}" = bookworm ]; then
 fi
 apt-get install -y -qq "${qemu_release[@]}" qemu-system-x86 qemu-utils >/dev/null
 apt-get install -y -qq busybox-static syslinux syslinux-common mtools dosfstools \
-    virt-viewer xvfb imagemagick python3 >/dev/null
+    virt-viewer xvfb imagemagick python3 chromium chromium-driver >/dev/null
 echo "packages installed: $(qemu-system-x86_64 --version | head -n1)"

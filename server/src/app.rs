@@ -4,7 +4,9 @@
 use crate::compute::Compute;
 use crate::config::Config;
 use crate::http::{self, AppState};
-use crate::service::{Accounts, Catalogue, Cloud, CloudAccess, Desktops, ServiceError, Terminals, ThrottlePolicy};
+use crate::service::{
+    Accounts, Audit, Catalogue, Cloud, CloudAccess, Desktops, ServiceError, Terminals, ThrottlePolicy,
+};
 use crate::store::{Store, StoreError};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -32,6 +34,9 @@ pub struct Services {
     pub desktops: Arc<Desktops>,
     pub catalogue: Arc<Catalogue>,
     pub cloud: Arc<Cloud>,
+    pub audit: Arc<Audit>,
+    /// Whether the console's cookies are marked `Secure`.
+    console_secure_cookies: bool,
 }
 
 impl Services {
@@ -46,6 +51,8 @@ impl Services {
             desktops: Arc::new(Desktops::new(store.clone(), compute.clone(), config.public_address())),
             catalogue: Arc::new(Catalogue::new(store.clone())),
             cloud: Arc::new(Cloud::new(store.clone(), compute, config.public_address(), access)),
+            audit: Arc::new(Audit::new(store.clone())),
+            console_secure_cookies: config.console_secure_cookies,
             store,
         })
     }
@@ -55,7 +62,10 @@ impl Services {
             accounts: self.accounts.clone(),
             terminals: self.terminals.clone(),
             desktops: self.desktops.clone(),
+            catalogue: self.catalogue.clone(),
             cloud: self.cloud.clone(),
+            audit: self.audit.clone(),
+            console: Arc::new(http::console::ConsoleState::new(self.console_secure_cookies)),
         }
     }
 }

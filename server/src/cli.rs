@@ -8,7 +8,7 @@ use crate::compute::Compute;
 use crate::config::{ApiKey, Config, Overrides};
 use crate::service::catalogue::{Flavor, ImageSpec};
 use crate::service::desktops::DesktopSpec;
-use crate::service::iso8601;
+use crate::service::{Actor, iso8601};
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand};
 use std::io::{BufRead, IsTerminal, Write};
@@ -64,6 +64,24 @@ enum Command {
     /// Look at the cloud API's instances
     #[command(subcommand)]
     Instance(InstanceCommand),
+    /// Read the audit log, newest first
+    Audit {
+        /// Only what this user (or `terminal`, `cloud-api`, `cli:USER`) did
+        #[arg(long)]
+        actor: Option<String>,
+        /// Only this action (`terminal.approve`) or kind of action (`terminal`)
+        #[arg(long)]
+        action: Option<String>,
+        /// From this time on: 2026-11-24, 2026-11-24T08:00:00Z or Unix seconds
+        #[arg(long)]
+        since: Option<String>,
+        /// Up to this time
+        #[arg(long)]
+        until: Option<String>,
+        /// At most this many entries (1 to 1000)
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -210,7 +228,11 @@ enum DesktopCommand {
         user: Option<String>,
     },
     /// Delete a desktop and free its machine
-    Delete { id: String },
+    Delete {
+        /// Desktop ids are random and may begin with `-`
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -309,6 +331,7 @@ async fn demo(listen: SocketAddr) -> anyhow::Result<()> {
     println!("  administrator: {} / {}", admin.0, admin.1);
     println!("  student:       {} / {}  (owns \"{}\", running)", student.0, student.1, crate::demo::DESKTOP);
     println!("  try: curl -s -u {}:{} {url}/api/v1.0/users/me/desktops", student.0, student.1);
+    println!("  management console: {url}/admin/ (log in as the administrator)");
     println!("Press Ctrl-C to stop; the demo's machines are destroyed then.");
     shutdown_signal().await;
     demo.stop().await;
@@ -334,6 +357,37 @@ fn administer(
         Command::Flavor(command) => flavor(services, command, out),
         Command::Desktop(command) => desktop(services, command, out),
         Command::Instance(command) => instance(services, command, out),
+        Command::Audit { actor, action, since, until, limit } => {
+            let time = |flag: &str, text: Option<String>| -> anyhow::Result<Option<i64>> {
+                text.map(|t| {
+                    crate::service::audit::parse_time(&t).with_context(|| {
+                        format!("--{flag} {t:?}: expected 2026-11-24, 2026-11-24T08:00:00Z or Unix seconds")
+                    })
+                })
+                .transpose()
+            };
+            let filter = crate::service::AuditFilter {
+                actor,
+                action,
+                since: time("since", since)?,
+                until: time("until", until)?,
+                limit: Some(limit),
+            };
+            writeln!(out, "{:<20} {:<16} {:<15} {:<18} {:<20} detail", "time", "actor", "address", "action", "target")?;
+            for e in services.audit.list(&filter)? {
+                writeln!(
+                    out,
+                    "{:<20} {:<16} {:<15} {:<18} {:<20} {}",
+                    iso8601(e.at),
+                    e.actor,
+                    e.address,
+                    e.action,
+                    e.target,
+                    e.detail
+                )?;
+            }
+            Ok(())
+        }
         Command::Serve(_) | Command::Demo { .. } => bail!("not an administration command"),
     }
 }
@@ -344,11 +398,12 @@ fn user(
     out: &mut impl Write,
     passwords: &mut PasswordSource<'_>,
 ) -> anyhow::Result<()> {
+    let by = Actor::cli();
     let accounts = &services.accounts;
     match command {
         UserCommand::Add { name, admin } => {
             let password = passwords(&format!("Password for {name}: "))?;
-            accounts.create_user(&name, &password, admin).map_err(explain)?;
+            accounts.create_user(&by, &name, &password, admin).map_err(explain)?;
             writeln!(out, "created {}{name}", if admin { "administrator " } else { "user " })?;
         }
         UserCommand::List => {
@@ -360,15 +415,15 @@ fn user(
         }
         UserCommand::Passwd { name } => {
             let password = passwords(&format!("New password for {name}: "))?;
-            accounts.reset_password(&name, &password).map_err(explain)?;
+            accounts.reset_password(&by, &name, &password).map_err(explain)?;
             writeln!(out, "password of {name} changed; their tokens are revoked")?;
         }
         UserCommand::Admin { name, enabled } => {
-            accounts.set_admin(&name, enabled).map_err(explain)?;
+            accounts.set_admin(&by, &name, enabled).map_err(explain)?;
             writeln!(out, "{name} is {}an administrator", if enabled { "" } else { "no longer " })?;
         }
         UserCommand::Delete { name } => {
-            accounts.delete_user(&name).map_err(explain)?;
+            accounts.delete_user(&by, &name).map_err(explain)?;
             writeln!(out, "deleted {name}")?;
         }
     }
@@ -376,10 +431,11 @@ fn user(
 }
 
 fn place(services: &Services, command: PlaceCommand, out: &mut impl Write) -> anyhow::Result<()> {
+    let by = Actor::cli();
     let terminals = &services.terminals;
     match command {
         PlaceCommand::Add { name, address } => {
-            terminals.add_place(&name, &address).map_err(explain)?;
+            terminals.add_place(&by, &name, &address).map_err(explain)?;
             writeln!(out, "added place {}", name.trim())?;
         }
         PlaceCommand::List => {
@@ -389,7 +445,7 @@ fn place(services: &Services, command: PlaceCommand, out: &mut impl Write) -> an
             }
         }
         PlaceCommand::Delete { name } => {
-            terminals.delete_place(&name).map_err(explain)?;
+            terminals.delete_place(&by, &name).map_err(explain)?;
             writeln!(out, "deleted place {name}")?;
         }
     }
@@ -397,6 +453,7 @@ fn place(services: &Services, command: PlaceCommand, out: &mut impl Write) -> an
 }
 
 fn terminal(services: &Services, command: TerminalCommand, out: &mut impl Write) -> anyhow::Result<()> {
+    let by = Actor::cli();
     let terminals = &services.terminals;
     match command {
         TerminalCommand::List { state } => {
@@ -410,15 +467,15 @@ fn terminal(services: &Services, command: TerminalCommand, out: &mut impl Write)
             }
         }
         TerminalCommand::Approve { mac } => {
-            terminals.set_state(&mac, TerminalState::Approved).map_err(explain)?;
+            terminals.set_state(&by, &mac, TerminalState::Approved).map_err(explain)?;
             writeln!(out, "approved {mac}")?;
         }
         TerminalCommand::Reject { mac } => {
-            terminals.set_state(&mac, TerminalState::Rejected).map_err(explain)?;
+            terminals.set_state(&by, &mac, TerminalState::Rejected).map_err(explain)?;
             writeln!(out, "rejected {mac}")?;
         }
         TerminalCommand::Delete { mac } => {
-            terminals.delete(&mac).map_err(explain)?;
+            terminals.delete(&by, &mac).map_err(explain)?;
             writeln!(out, "deleted {mac}")?;
         }
     }
@@ -431,6 +488,7 @@ fn image(
     out: &mut impl Write,
     passwords: &mut PasswordSource<'_>,
 ) -> anyhow::Result<()> {
+    let by = Actor::cli();
     let catalogue = &services.catalogue;
     match command {
         ImageCommand::Add { name, disk, connection, os_username } => {
@@ -442,7 +500,7 @@ fn image(
                 os_username,
                 os_password,
             };
-            catalogue.add_image(&spec).map_err(explain)?;
+            catalogue.add_image(&by, &spec).map_err(explain)?;
             writeln!(out, "added image {}", name.trim())?;
         }
         ImageCommand::List => {
@@ -460,7 +518,7 @@ fn image(
             }
         }
         ImageCommand::Delete { name } => {
-            catalogue.delete_image(&name).map_err(explain)?;
+            catalogue.delete_image(&by, &name).map_err(explain)?;
             writeln!(out, "deleted image {name}")?;
         }
     }
@@ -468,11 +526,12 @@ fn image(
 }
 
 fn flavor(services: &Services, command: FlavorCommand, out: &mut impl Write) -> anyhow::Result<()> {
+    let by = Actor::cli();
     let catalogue = &services.catalogue;
     match command {
         FlavorCommand::Add { name, vcpus, ram, disk } => {
             catalogue
-                .add_flavor(&Flavor { name: name.clone(), vcpus, ram_mib: ram, disk_gib: disk })
+                .add_flavor(&by, &Flavor { name: name.clone(), vcpus, ram_mib: ram, disk_gib: disk })
                 .map_err(explain)?;
             writeln!(out, "added flavor {}", name.trim())?;
         }
@@ -483,7 +542,7 @@ fn flavor(services: &Services, command: FlavorCommand, out: &mut impl Write) -> 
             }
         }
         FlavorCommand::Delete { name } => {
-            catalogue.delete_flavor(&name).map_err(explain)?;
+            catalogue.delete_flavor(&by, &name).map_err(explain)?;
             writeln!(out, "deleted flavor {name}")?;
         }
     }
@@ -491,6 +550,7 @@ fn flavor(services: &Services, command: FlavorCommand, out: &mut impl Write) -> 
 }
 
 fn desktop(services: &Services, command: DesktopCommand, out: &mut impl Write) -> anyhow::Result<()> {
+    let by = Actor::cli();
     let desktops = &services.desktops;
     match command {
         DesktopCommand::Create { user, image, flavor, name } => {
@@ -504,7 +564,7 @@ fn desktop(services: &Services, command: DesktopCommand, out: &mut impl Write) -
                 image: Some(image),
                 flavor: Some(flavor),
             };
-            let id = desktops.create(&spec).map_err(explain)?;
+            let id = desktops.create(&by, &spec).map_err(explain)?;
             writeln!(out, "created desktop {id} for {user}")?;
         }
         DesktopCommand::List { user } => {
@@ -523,7 +583,7 @@ fn desktop(services: &Services, command: DesktopCommand, out: &mut impl Write) -
             }
         }
         DesktopCommand::Delete { id } => {
-            desktops.delete(&id).map_err(explain)?;
+            desktops.delete(&by, &id).map_err(explain)?;
             writeln!(out, "deleted desktop {id}")?;
         }
     }
@@ -557,6 +617,7 @@ fn instance(services: &Services, command: InstanceCommand, out: &mut impl Write)
 }
 
 fn setting(services: &Services, command: SettingCommand, out: &mut impl Write) -> anyhow::Result<()> {
+    let by = Actor::cli();
     let terminals = &services.terminals;
     match command {
         SettingCommand::List => {
@@ -568,7 +629,7 @@ fn setting(services: &Services, command: SettingCommand, out: &mut impl Write) -
             }
             let mode = RegistrationMode::parse(&value)
                 .with_context(|| format!("{REGISTRATION_MODE_KEY} must be auto, approval or closed, not {value:?}"))?;
-            terminals.set_registration_mode(mode)?;
+            terminals.set_registration_mode(&by, mode)?;
             writeln!(out, "{REGISTRATION_MODE_KEY} = {mode}")?;
         }
     }
@@ -664,7 +725,13 @@ mod tests {
         let row = listed.lines().find(|line| line.starts_with(&id)).expect("listed");
         assert!(row.contains("xubuntu") && row.contains("m1.small") && row.contains("kim"), "{row}");
         assert!(!listed.contains("os-password"), "credentials are not listed");
-        let principal = crate::service::Principal { user_id: 1, name: "kim".into(), is_admin: false, token_hash: None };
+        let principal = crate::service::Principal {
+            user_id: 1,
+            name: "kim".into(),
+            is_admin: false,
+            token_hash: None,
+            address: None,
+        };
         let wire = admin.services.desktops.list_for(&principal).expect("list");
         assert_eq!((wire[0].os_username.as_str(), wire[0].os_password.as_str()), ("student", "os-password"));
 
@@ -674,6 +741,22 @@ mod tests {
         assert!(admin.compute.spec(&id).is_none(), "machine destroyed");
         assert_eq!(admin.run(&["desktop", "list"], None).expect("list").lines().count(), 1, "header only");
         admin.run(&["image", "delete", "xubuntu"], None).expect("free now");
+    }
+
+    #[test]
+    fn command_line_changes_are_audited_as_the_os_user_and_read_back_without_secrets() {
+        let admin = Admin::new();
+        admin.run(&["user", "add", "kim"], Some("kims-secret-password")).expect("user");
+        admin.run(&["place", "add", "b101"], None).expect("place");
+        let log = admin.run(&["audit", "--action", "user"], None).expect("audit");
+        let row = log.lines().find(|line| line.contains("user.create")).expect("user.create logged");
+        assert!(row.contains("cli:") && row.contains("kim"), "{row}");
+        assert!(!log.contains("place.create"), "filtered by action: {log}");
+        assert!(!log.contains("kims-secret-password"));
+        let all = admin.run(&["audit", "--since", "2000-01-01", "--limit", "1"], None).expect("audit");
+        assert_eq!(all.lines().count(), 2, "header and the newest entry: {all}");
+        assert!(all.contains("place.create"), "{all}");
+        assert!(admin.run(&["audit", "--since", "yesterday"], None).is_err());
     }
 
     #[test]

@@ -68,6 +68,9 @@ pub struct Config {
     pub vm_memory_mib: Option<u64>,
     /// How long a guest has to power off before it is stopped by force.
     pub shutdown_timeout: Duration,
+    /// Mark the console's cookies `Secure` (set when a TLS proxy serves the console;
+    /// a request with `X-Forwarded-Proto: https` gets them anyway).
+    pub console_secure_cookies: bool,
 }
 
 /// The compute driver a server runs with.
@@ -107,6 +110,7 @@ impl Default for Config {
             rdp_ports: 33890..=33989,
             vm_memory_mib: None,
             shutdown_timeout: Duration::from_secs(60),
+            console_secure_cookies: false,
         }
     }
 }
@@ -144,6 +148,7 @@ struct ConfigFile {
     vm_memory_mib: Option<u64>,
     /// Seconds.
     shutdown_timeout: Option<u64>,
+    console_secure_cookies: Option<bool>,
 }
 
 /// Values from the environment or flags; `None` leaves the file's or default value.
@@ -216,6 +221,7 @@ impl Config {
             rdp_ports: port_range("rdp_ports", parsed.rdp_ports, defaults.rdp_ports)?,
             vm_memory_mib: parsed.vm_memory_mib.or(defaults.vm_memory_mib),
             shutdown_timeout: parsed.shutdown_timeout.map_or(defaults.shutdown_timeout, Duration::from_secs),
+            console_secure_cookies: parsed.console_secure_cookies.unwrap_or(defaults.console_secure_cookies),
         }
         .checked()
     }

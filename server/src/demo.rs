@@ -9,7 +9,7 @@ use crate::compute::qemu::demo_image;
 use crate::config::Config;
 use crate::service::catalogue::ImageSpec;
 use crate::service::desktops::DesktopSpec;
-use crate::service::{Credentials, ServiceError, random_token};
+use crate::service::{Actor, Credentials, ServiceError, random_token};
 use std::net::SocketAddr;
 use thindesk_shared::{ConnectionType, DesktopAction, Policy, RegistrationMode};
 
@@ -74,28 +74,35 @@ impl Demo {
         let seeded = {
             let logins = logins.clone();
             tokio::task::spawn_blocking(move || -> Result<String, ServiceError> {
-                services.terminals.add_place("b101", "Building B, floor 1")?;
-                services.terminals.add_place("b201", "Building B, floor 2")?;
-                services.terminals.set_registration_mode(RegistrationMode::Auto)?;
-                services.accounts.create_user(&logins.admin.0, &logins.admin.1, true)?;
-                services.accounts.create_user(&logins.student.0, &logins.student.1, false)?;
-                services.catalogue.add_image(&ImageSpec {
-                    name: IMAGE.into(),
-                    base_disk: image,
-                    default_connection_type: ConnectionType::Spice,
-                    os_username: "student".into(),
-                    os_password: random_token(9),
-                })?;
-                let desktop_id = services.desktops.create(&DesktopSpec {
-                    name: DESKTOP.into(),
-                    owner: logins.student.0.clone(),
-                    os_username: None,
-                    os_password: None,
-                    default_connection_type: None,
-                    policy: Policy::default(),
-                    image: Some(IMAGE.into()),
-                    flavor: Some(FLAVOR.into()),
-                })?;
+                let by = Actor::system();
+                services.terminals.add_place(&by, "b101", "Building B, floor 1")?;
+                services.terminals.add_place(&by, "b201", "Building B, floor 2")?;
+                services.terminals.set_registration_mode(&by, RegistrationMode::Auto)?;
+                services.accounts.create_user(&by, &logins.admin.0, &logins.admin.1, true)?;
+                services.accounts.create_user(&by, &logins.student.0, &logins.student.1, false)?;
+                services.catalogue.add_image(
+                    &by,
+                    &ImageSpec {
+                        name: IMAGE.into(),
+                        base_disk: image,
+                        default_connection_type: ConnectionType::Spice,
+                        os_username: "student".into(),
+                        os_password: random_token(9),
+                    },
+                )?;
+                let desktop_id = services.desktops.create(
+                    &by,
+                    &DesktopSpec {
+                        name: DESKTOP.into(),
+                        owner: logins.student.0.clone(),
+                        os_username: None,
+                        os_password: None,
+                        default_connection_type: None,
+                        policy: Policy::default(),
+                        image: Some(IMAGE.into()),
+                        flavor: Some(FLAVOR.into()),
+                    },
+                )?;
                 let student = services.accounts.authenticate(
                     &Credentials::Password { user: logins.student.0.clone(), password: logins.student.1.clone() },
                     None,
@@ -134,7 +141,7 @@ impl Demo {
         server.shutdown().await;
         let _ = tokio::task::spawn_blocking(move || {
             for desktop in services.desktops.list_all(None).unwrap_or_default() {
-                if let Err(error) = services.desktops.delete(&desktop.id) {
+                if let Err(error) = services.desktops.delete(&Actor::system(), &desktop.id) {
                     tracing::warn!(desktop = %desktop.id, %error, "cannot remove a demo desktop");
                 }
             }

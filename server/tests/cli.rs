@@ -304,16 +304,19 @@ async fn desktops_are_listed_and_deleted_from_the_command_line() {
     let id = tokio::task::spawn_blocking(move || {
         services
             .desktops
-            .create(&thindesk_server::service::desktops::DesktopSpec {
-                name: "lab".into(),
-                owner: "kim".into(),
-                os_username: Some("kim".into()),
-                os_password: Some("pw".into()),
-                default_connection_type: None,
-                policy: thindesk_shared::Policy::default(),
-                image: None,
-                flavor: None,
-            })
+            .create(
+                &thindesk_server::service::Actor::system(),
+                &thindesk_server::service::desktops::DesktopSpec {
+                    name: "lab".into(),
+                    owner: "kim".into(),
+                    os_username: Some("kim".into()),
+                    os_password: Some("pw".into()),
+                    default_connection_type: None,
+                    policy: thindesk_shared::Policy::default(),
+                    image: None,
+                    flavor: None,
+                },
+            )
             .expect("desktop")
     })
     .await

@@ -12,6 +12,7 @@
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use thindesk_server::service::Actor;
 use thindesk_server::service::catalogue::ImageSpec;
 use thindesk_server::{Config, RunningServer};
 use thindesk_shared::ConnectionType;
@@ -58,13 +59,16 @@ fn main() {
         let server = RunningServer::start(config, compute).await.expect("server");
         let services = server.services().clone();
         tokio::task::spawn_blocking(move || {
-            services.catalogue.add_image(&ImageSpec {
-                name: "thindesk-demo".into(),
-                base_disk: image,
-                default_connection_type: ConnectionType::Spice,
-                os_username: "student".into(),
-                os_password: "demo".into(),
-            })
+            services.catalogue.add_image(
+                &Actor::system(),
+                &ImageSpec {
+                    name: "thindesk-demo".into(),
+                    base_disk: image,
+                    default_connection_type: ConnectionType::Spice,
+                    os_username: "student".into(),
+                    os_password: "demo".into(),
+                },
+            )
         })
         .await
         .expect("join")

@@ -14,6 +14,7 @@ use std::time::Duration;
 use tempfile::TempDir;
 use thindesk_server::compute::Compute;
 use thindesk_server::compute::double::TestCompute;
+use thindesk_server::service::Actor;
 use thindesk_server::service::catalogue::ImageSpec;
 use thindesk_server::service::desktops::DesktopSpec;
 use thindesk_server::{Config, RunningServer, Services};
@@ -88,10 +89,10 @@ impl TestServer {
         let services = test_server.services().clone();
         tokio::task::spawn_blocking(move || {
             for ((name, password), admin) in [(ADMIN, true), (STUDENT, false), (OTHER_STUDENT, false)] {
-                services.accounts.create_user(name, password, admin).expect("seed user");
+                services.accounts.create_user(&Actor::system(), name, password, admin).expect("seed user");
             }
-            services.terminals.add_place("b101", "one floor").expect("seed place");
-            services.terminals.add_place("b201", "two floor").expect("seed place");
+            services.terminals.add_place(&Actor::system(), "b101", "one floor").expect("seed place");
+            services.terminals.add_place(&Actor::system(), "b201", "two floor").expect("seed place");
         })
         .await
         .expect("seeding");
@@ -162,7 +163,7 @@ impl TestServer {
             image: None,
             flavor: None,
         };
-        tokio::task::spawn_blocking(move || services.desktops.create(&spec).expect("desktop"))
+        tokio::task::spawn_blocking(move || services.desktops.create(&Actor::system(), &spec).expect("desktop"))
             .await
             .expect("creating a desktop")
     }
@@ -179,7 +180,7 @@ impl TestServer {
             os_password: os_password.into(),
         };
         let services = self.services().clone();
-        tokio::task::spawn_blocking(move || services.catalogue.add_image(&spec).expect("image"))
+        tokio::task::spawn_blocking(move || services.catalogue.add_image(&Actor::system(), &spec).expect("image"))
             .await
             .expect("adding an image");
     }
@@ -241,9 +242,11 @@ pub async fn desktop_from_image(services: &Services, owner: &str, name: &str, im
         flavor: Some(flavor.into()),
     };
     let services = services.clone();
-    tokio::task::spawn_blocking(move || services.desktops.create(&spec).expect("desktop from an image"))
-        .await
-        .expect("creating a desktop")
+    tokio::task::spawn_blocking(move || {
+        services.desktops.create(&Actor::system(), &spec).expect("desktop from an image")
+    })
+    .await
+    .expect("creating a desktop")
 }
 
 pub async fn reply(response: reqwest::Response) -> Reply {

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use thindesk_server::compute::PowerOp;
 use thindesk_server::compute::double::TestCompute;
+use thindesk_server::service::Actor;
 use thindesk_shared::{DesktopStatus, RegistrationMode};
 use thindesk_tests::{ADMIN, OTHER_STUDENT, STUDENT, TestServer, basic, password_forms, token_forms};
 
@@ -364,7 +365,7 @@ async fn registration_follows_the_servers_mode() {
         (RegistrationMode::Closed, "08:00:20:0a:8c:03", "03", "REJECTED"),
     ];
     for (mode, mac, seat, expected) in cases {
-        terminals.set_registration_mode(mode).expect("mode");
+        terminals.set_registration_mode(&Actor::system(), mode).expect("mode");
         let reply = server.post("/terminals/registration", None, registration(mac, "b101", seat)).await;
         assert_eq!(reply.data(), &json!({"terminal_state": expected}), "{mode}");
         let lookup = server.get(&format!("/terminals/{mac}"), None).await;
@@ -419,7 +420,7 @@ async fn registration_field_errors_are_400_and_listed_per_field() {
 #[tokio::test]
 async fn auth_mode_registers_approved_only_for_an_administrator() {
     let server = TestServer::start().await;
-    server.services().terminals.set_registration_mode(RegistrationMode::Closed).expect("mode");
+    server.services().terminals.set_registration_mode(&Actor::system(), RegistrationMode::Closed).expect("mode");
     let mut body = registration("08:00:20:0A:8C:6D", "b101", "07");
     body["mode"] = json!("auth");
     server.post("/terminals/registration", None, body.clone()).await.fail(401);
@@ -487,7 +488,7 @@ async fn a_restart_keeps_users_tokens_terminals_desktops_and_settings() {
     let server = TestServer::start().await;
     let id = server.create_desktop(STUDENT.0, "lab").await;
     let token = server.token(STUDENT).await;
-    server.services().terminals.set_registration_mode(RegistrationMode::Auto).expect("mode");
+    server.services().terminals.set_registration_mode(&Actor::system(), RegistrationMode::Auto).expect("mode");
     server.post("/terminals/registration", None, registration("08:00:20:0A:8C:6D", "b201", "09")).await.data();
     server.post("/users/me/reset_password", Some(&token), json!({"password": "changed-password"})).await.data();
 
@@ -515,19 +516,22 @@ async fn without_a_hypervisor_desktops_list_but_power_actions_are_503() {
         .expect("start");
     let services = server.services().clone();
     let id = tokio::task::spawn_blocking(move || {
-        services.accounts.create_user("solo", "solo-password", false).expect("user");
+        services.accounts.create_user(&Actor::system(), "solo", "solo-password", false).expect("user");
         services
             .desktops
-            .create(&thindesk_server::service::desktops::DesktopSpec {
-                name: "d".into(),
-                owner: "solo".into(),
-                os_username: Some("u".into()),
-                os_password: Some("p".into()),
-                default_connection_type: Some(thindesk_shared::ConnectionType::Rdp),
-                policy: thindesk_shared::Policy::default(),
-                image: None,
-                flavor: None,
-            })
+            .create(
+                &Actor::system(),
+                &thindesk_server::service::desktops::DesktopSpec {
+                    name: "d".into(),
+                    owner: "solo".into(),
+                    os_username: Some("u".into()),
+                    os_password: Some("p".into()),
+                    default_connection_type: Some(thindesk_shared::ConnectionType::Rdp),
+                    policy: thindesk_shared::Policy::default(),
+                    image: None,
+                    flavor: None,
+                },
+            )
             .expect("desktop")
     })
     .await

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use thindesk_server::compute::double::TestCompute;
 use thindesk_server::compute::{NoCompute, PowerOp};
 use thindesk_server::config::{ApiKey, parse_network};
+use thindesk_server::service::Actor;
 use thindesk_server::{Config, RunningServer};
 use thindesk_shared::{ConnectionType, Policy};
 use thindesk_tests::{CloudAnswer, STUDENT, TestServer, basic, desktop_from_image};
@@ -163,7 +164,7 @@ async fn a_server_without_a_hypervisor_answers_8_with_what_is_wrong() {
             os_username: "student".into(),
             os_password: "pw".into(),
         };
-        services.catalogue.add_image(&spec).expect("image");
+        services.catalogue.add_image(&Actor::system(), &spec).expect("image");
     })
     .await
     .expect("joined");
@@ -252,7 +253,9 @@ async fn a_desktop_made_from_an_image_and_a_flavor_reaches_its_user_with_the_ima
 
     let services = server.services().clone();
     let deleted = id.clone();
-    tokio::task::spawn_blocking(move || services.desktops.delete(&deleted).expect("delete")).await.expect("joined");
+    tokio::task::spawn_blocking(move || services.desktops.delete(&Actor::system(), &deleted).expect("delete"))
+        .await
+        .expect("joined");
     assert!(server.compute.spec(&id).is_none(), "deleting the desktop destroys its machine");
     assert_eq!(server.get("/users/me/desktops", Some(&auth)).await.data()["desktop_list"], json!([]));
 }

@@ -7,6 +7,7 @@ use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 use thindesk_server::compute::qemu::{QemuCompute, QemuConfig};
+use thindesk_server::service::Actor;
 use thindesk_server::service::catalogue::{Flavor, ImageSpec};
 
 use thindesk_server::{Config, RunningServer};
@@ -46,10 +47,10 @@ impl Host {
                     os_username: "student".into(),
                     os_password: "demo-os-password".into(),
                 };
-                services.catalogue.add_image(&image).expect("image");
+                services.catalogue.add_image(&Actor::system(), &image).expect("image");
             }
             let flavor = Flavor { name: "m1.demo".into(), vcpus: 1, ram_mib: 256, disk_gib: 1 };
-            services.catalogue.add_flavor(&flavor).expect("flavor");
+            services.catalogue.add_flavor(&Actor::system(), &flavor).expect("flavor");
         })
         .await
         .expect("catalogue");
@@ -190,9 +191,11 @@ async fn a_catalogue_desktop_starts_on_request_shows_its_ticket_and_is_destroyed
     let host = Host::start(|config| config).await;
     let _cleanup = Cleanup(&host.compute);
     let services = host.server.services().clone();
-    tokio::task::spawn_blocking(move || services.accounts.create_user("kim", "kims-password", false).expect("user"))
-        .await
-        .expect("joined");
+    tokio::task::spawn_blocking(move || {
+        services.accounts.create_user(&Actor::system(), "kim", "kims-password", false).expect("user")
+    })
+    .await
+    .expect("joined");
     let id = desktop_from_image(host.server.services(), "kim", "Lab desktop", "demo", "m1.demo").await;
     assert_eq!(host.compute.machine_ids().expect("ids"), std::slice::from_ref(&id), "defined, not yet running");
 
@@ -227,7 +230,9 @@ async fn a_catalogue_desktop_starts_on_request_shows_its_ticket_and_is_destroyed
     let pid = host.compute.pid(&id).expect("pid");
     let services = host.server.services().clone();
     let deleted = id.clone();
-    tokio::task::spawn_blocking(move || services.desktops.delete(&deleted).expect("delete")).await.expect("joined");
+    tokio::task::spawn_blocking(move || services.desktops.delete(&Actor::system(), &deleted).expect("delete"))
+        .await
+        .expect("joined");
     assert!(!vm::process_alive(pid), "deleting the desktop stops its machine");
     assert!(host.compute.machine_ids().expect("ids").is_empty(), "and frees its overlay");
     host.server.shutdown().await;

@@ -34,6 +34,10 @@ async fn parse<B: Buf>(
     stream: impl Stream<Item = Result<B, warp::Error>>,
 ) -> Result<Value, HttpError> {
     let bytes = read_limited(stream).await?;
+    json_from(content_type, &bytes)
+}
+
+fn json_from(content_type: Option<String>, bytes: &[u8]) -> Result<Value, HttpError> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Null);
     }
@@ -42,7 +46,59 @@ async fn parse<B: Buf>(
     {
         return Err(HttpError::UnsupportedMediaType(content_type.to_owned()));
     }
-    serde_json::from_slice(&bytes).map_err(|e| HttpError::MalformedJson(e.to_string()))
+    serde_json::from_slice(bytes).map_err(|e| HttpError::MalformedJson(e.to_string()))
+}
+
+/// A body read (at most 1 MiB) but not yet parsed, for endpoints that take more than
+/// one kind: JSON or CSV text, a form with a file.
+#[derive(Debug, Clone, Default)]
+pub struct RawBody {
+    pub content_type: Option<String>,
+    pub bytes: bytes::Bytes,
+}
+
+pub fn raw() -> impl Filter<Extract = (Result<RawBody, HttpError>,), Error = Rejection> + Clone {
+    warp::header::optional::<String>("content-type").and(warp::body::stream()).then(
+        |content_type: Option<String>, stream| async move {
+            let bytes = read_limited(stream).await?;
+            Ok(RawBody { content_type, bytes: bytes.freeze() })
+        },
+    )
+}
+
+impl RawBody {
+    /// The body as JSON, by the rules of [`json`].
+    pub fn json(&self) -> Result<Value, HttpError> {
+        json_from(self.content_type.clone(), &self.bytes)
+    }
+
+    /// `type/subtype` of the body, in lower case.
+    pub fn essence(&self) -> Option<String> {
+        self.content_type.as_deref().map(essence)
+    }
+
+    /// The body as UTF-8 text.
+    pub fn text(&self) -> Result<String, HttpError> {
+        String::from_utf8(self.bytes.to_vec()).map_err(|_| HttpError::UnreadableBody("it is not UTF-8 text".into()))
+    }
+
+    /// The body as a form; with `keep_files`, a file part's content is the field's
+    /// value (as text).
+    pub async fn form(&self, keep_files: bool) -> Result<Form, HttpError> {
+        if self.bytes.is_empty() {
+            return Ok(Form::new());
+        }
+        let content_type = self.content_type.clone().unwrap_or_else(|| "application/x-www-form-urlencoded".to_owned());
+        match essence(&content_type).as_str() {
+            "application/x-www-form-urlencoded" => {
+                let pairs: Vec<(String, String)> =
+                    serde_urlencoded::from_bytes(&self.bytes).map_err(|e| HttpError::MalformedForm(e.to_string()))?;
+                Ok(first_values(pairs))
+            }
+            "multipart/form-data" => multipart(&content_type, self.bytes.clone(), keep_files).await,
+            _ => Err(HttpError::UnsupportedFormType(content_type)),
+        }
+    }
 }
 
 fn is_json(content_type: &str) -> bool {
@@ -84,13 +140,13 @@ async fn parse_form<B: Buf>(
                 serde_urlencoded::from_bytes(&bytes).map_err(|e| HttpError::MalformedForm(e.to_string()))?;
             Ok(first_values(pairs))
         }
-        "multipart/form-data" => multipart(&content_type, bytes.freeze()).await,
+        "multipart/form-data" => multipart(&content_type, bytes.freeze(), false).await,
         _ => Err(HttpError::UnsupportedFormType(content_type)),
     }
 }
 
-/// The text fields of a multipart form; file parts are not arguments and are skipped.
-async fn multipart(content_type: &str, body: bytes::Bytes) -> Result<Form, HttpError> {
+/// The text fields of a multipart form; file parts are skipped unless `keep_files`.
+async fn multipart(content_type: &str, body: bytes::Bytes, keep_files: bool) -> Result<Form, HttpError> {
     let malformed = |e: multer::Error| HttpError::MalformedForm(e.to_string());
     let boundary = multer::parse_boundary(content_type).map_err(malformed)?;
     let stream = futures_util::stream::once(async move { Ok::<_, std::convert::Infallible>(body) });
@@ -101,7 +157,7 @@ async fn multipart(content_type: &str, body: bytes::Bytes) -> Result<Form, HttpE
         let is_file = field.file_name().is_some();
         let value = field.text().await.map_err(malformed)?;
         if let Some(name) = name
-            && !is_file
+            && (keep_files || !is_file)
         {
             pairs.push((name, value));
         }

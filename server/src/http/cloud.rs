@@ -6,7 +6,7 @@ use super::body::Form;
 use super::reply::{ApiError, HttpError};
 use super::{AppState, blocking};
 use crate::compute::ComputeError;
-use crate::service::{Cloud, CloudError, CloudRequest};
+use crate::service::{Actor, Cloud, CloudError, CloudRequest};
 use serde_json::{Map, Value, json};
 use std::net::SocketAddr;
 use thindesk_shared::cloud::{CloudReply, Command, RetCode};
@@ -53,24 +53,26 @@ async fn call(
         .get("x-api-key")
         .and_then(|value| value.to_str().ok())
         .or_else(|| form.as_ref().ok().and_then(|form| form.get("api_key")).map(String::as_str));
-    state.cloud.authorize(remote.map(|address| address.ip()), key)?;
+    let address = remote.map(|address| address.ip());
+    state.cloud.authorize(address, key)?;
     if method != Method::POST {
         return Err(Failure::Method(method));
     }
     let request = CloudRequest::parse(&form.map_err(Failure::Body)?)?;
     let cloud = state.cloud.clone();
-    let outcome = blocking(move || Ok(execute(&cloud, request))).await.map_err(Failure::Worker)?;
+    let actor = Actor::new("cloud-api", address);
+    let outcome = blocking(move || Ok(execute(&cloud, &actor, request))).await.map_err(Failure::Worker)?;
     Ok(outcome?)
 }
 
 /// Each command's keys beside `ret_code` and `description`.
-fn execute(cloud: &Cloud, request: CloudRequest) -> Result<Value, CloudError> {
+fn execute(cloud: &Cloud, actor: &Actor, request: CloudRequest) -> Result<Value, CloudError> {
     Ok(match request {
         CloudRequest::Launch { image, flavor, internet, name } => {
-            json!(cloud.launch_instance(&image, &flavor, internet, &name)?)
+            json!(cloud.launch(actor, &image, &flavor, internet, &name)?)
         }
         CloudRequest::Destroy { vm_id } => {
-            cloud.destroy_instance(&vm_id)?;
+            cloud.destroy(actor, &vm_id)?;
             json!({})
         }
         CloudRequest::Query { vm_id } => json!(cloud.query_instance(&vm_id)?),

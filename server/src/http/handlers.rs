@@ -9,7 +9,7 @@ use thindesk_shared::{DesktopAction, DesktopList, PlaceList, RegistrationReply};
 use warp::http::Method;
 use warp::reply::Response;
 
-async fn authenticate(state: &AppState, caller: Caller) -> Result<Principal, ApiError> {
+pub(super) async fn authenticate(state: &AppState, caller: Caller) -> Result<Principal, ApiError> {
     let authorization = caller.authorization.ok_or(ServiceError::NoCredentials)?;
     let credentials = credentials::parse(&authorization);
     let accounts = state.accounts.clone();
@@ -94,9 +94,11 @@ pub async fn register_terminal(
     state: AppState,
 ) -> Result<Response, ApiError> {
     let registration = Registration::parse(&body?)?;
-    let registrar = if registration.by_administrator { Some(authenticate(&state, caller).await?) } else { None };
+    let registrar =
+        if registration.by_administrator { Some(authenticate(&state, caller.clone()).await?) } else { None };
     let terminals = state.terminals.clone();
-    let terminal_state = blocking(move || terminals.register(&registration, registrar.as_ref())).await?;
+    let address = caller.address;
+    let terminal_state = blocking(move || terminals.register(&registration, registrar.as_ref(), address)).await?;
     Ok(success(RegistrationReply { terminal_state }))
 }
 

@@ -1,14 +1,17 @@
 //! The HTTP face of the server: warp filters that route and extract, thin handlers
 //! that authorize, call a service and reply. No rule of thindesk lives here.
 
+mod admin;
 mod body;
 mod cloud;
+pub mod console;
 pub mod credentials;
 mod handlers;
 pub mod reply;
 
-use crate::service::{Accounts, Cloud, Desktops, ServiceError, Terminals};
+use crate::service::{Accounts, Audit, Catalogue, Cloud, Desktops, ServiceError, Terminals};
 use reply::{ApiError, HttpError, reject};
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -22,7 +25,10 @@ pub struct AppState {
     pub accounts: Arc<Accounts>,
     pub terminals: Arc<Terminals>,
     pub desktops: Arc<Desktops>,
+    pub catalogue: Arc<Catalogue>,
     pub cloud: Arc<Cloud>,
+    pub audit: Arc<Audit>,
+    pub console: Arc<console::ConsoleState>,
 }
 
 /// Who is knocking: the raw `Authorization` value and the peer's address. Checking
@@ -115,6 +121,28 @@ fn v1_routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
         .then(handlers::terminal)
         .map(reply::finish)
         .boxed();
+    // The administrator's API: one router for every resource under /admin.
+    let admin_api = warp::path!("api" / "v1.0" / "admin" / ..)
+        .and(warp::path::tail())
+        .and(warp::method())
+        .and(warp::query::<HashMap<String, String>>().or(warp::any().map(HashMap::new)).unify())
+        .and(caller())
+        .and(body::raw())
+        .and(with_state.clone())
+        .then(admin::dispatch)
+        .map(reply::finish)
+        .boxed();
+    // The management console: HTML pages, its own session cookie, only under /admin.
+    let console_pages = warp::path("admin")
+        .and(warp::path::tail())
+        .and(warp::method())
+        .and(warp::query::<HashMap<String, String>>().or(warp::any().map(HashMap::new)).unify())
+        .and(warp::header::headers_cloned())
+        .and(warp::addr::remote())
+        .and(body::raw())
+        .and(with_state.clone())
+        .then(console::dispatch)
+        .boxed();
     // Every method reaches the handler, which answers in the cloud API's own shape.
     let cloud_api = warp::path!("cloud_api")
         .and(warp::method())
@@ -139,6 +167,10 @@ fn v1_routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
         .or(registration)
         .unify()
         .or(terminal)
+        .unify()
+        .or(admin_api)
+        .unify()
+        .or(console_pages)
         .unify()
         .or(cloud_api)
         .unify()

@@ -28,6 +28,8 @@ pub enum HttpError {
     UnsupportedFormType(String),
     #[error("the form could not be read: {0}")]
     MalformedForm(String),
+    #[error("no such endpoint")]
+    NoRoute,
 }
 
 /// Anything a handler or filter refuses a request with.
@@ -113,6 +115,10 @@ fn service_response(e: &ServiceError) -> Response {
         }
         E::NotAdministrator => fail(StatusCode::FORBIDDEN, json!({ "authorization": e.to_string() })),
         E::Invalid(errors) => fail(StatusCode::BAD_REQUEST, field_errors(errors)),
+        E::BadLines(lines) => {
+            let lines: Vec<Value> = lines.iter().map(|l| json!({ "line": l.line, "error": l.message })).collect();
+            fail(StatusCode::BAD_REQUEST, json!({ "csv": e.to_string(), "lines": lines }))
+        }
         E::TerminalNotFound => fail(StatusCode::NOT_FOUND, json!(TERMINAL_NOT_EXIST)),
         E::TerminalExists => fail(StatusCode::CONFLICT, json!(TERMINAL_EXISTED)),
         E::SeatTaken => fail(StatusCode::CONFLICT, json!(SEAT_TAKEN)),
@@ -152,6 +158,7 @@ fn http_response(e: &HttpError) -> Response {
             }
             response
         }
+        HttpError::NoRoute => fail(StatusCode::NOT_FOUND, json!({ "path": e.to_string() })),
         HttpError::PayloadTooLarge => fail(StatusCode::PAYLOAD_TOO_LARGE, json!({ "body": e.to_string() })),
         HttpError::UnsupportedMediaType(_) | HttpError::UnsupportedFormType(_) => {
             fail(StatusCode::UNSUPPORTED_MEDIA_TYPE, json!({ "body": e.to_string() }))

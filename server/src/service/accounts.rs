@@ -1,5 +1,6 @@
 //! Users, passwords and tokens.
 
+use super::audit::{Actor, Audit};
 use super::throttle::{LoginThrottle, ThrottlePolicy};
 use super::{FieldErrors, ServiceError, iso8601, random_token, unix_now};
 use crate::store::{Conflict, Store, StoreError, UserRecord};
@@ -50,11 +51,18 @@ pub struct Principal {
     pub is_admin: bool,
     /// The hash of the token the caller used, if it used one.
     pub token_hash: Option<String>,
+    /// Where the request came from, for the audit log.
+    pub address: Option<IpAddr>,
 }
 
 impl Principal {
-    fn from_user(user: UserRecord, token_hash: Option<String>) -> Self {
-        Self { user_id: user.id, name: user.name, is_admin: user.is_admin, token_hash }
+    fn from_user(user: UserRecord, token_hash: Option<String>, address: Option<IpAddr>) -> Self {
+        Self { user_id: user.id, name: user.name, is_admin: user.is_admin, token_hash, address }
+    }
+
+    /// The caller as the audit log names them.
+    pub fn actor(&self) -> Actor {
+        Actor::new(self.name.clone(), self.address)
     }
 
     pub fn require_admin(&self) -> Result<(), ServiceError> {
@@ -70,8 +78,26 @@ pub struct UserSummary {
     pub created_at: i64,
 }
 
+/// A console login: the session id goes to the browser in a cookie (only its hash is
+/// stored), the CSRF token into every form.
+pub struct ConsoleSession {
+    pub id: String,
+    pub csrf: String,
+}
+
+/// How long a console session lasts.
+pub const CONSOLE_SESSION_SECS: i64 = 8 * 60 * 60;
+
+/// One bad line of a CSV import.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineError {
+    pub line: usize,
+    pub message: String,
+}
+
 pub struct Accounts {
     store: Arc<Store>,
+    audit: Audit,
     throttle: LoginThrottle,
     token_ttl: Duration,
     /// Verified against when the user does not exist, so that an unknown name takes as
@@ -82,7 +108,8 @@ pub struct Accounts {
 impl Accounts {
     pub fn new(store: Arc<Store>, token_ttl: Duration, throttle: ThrottlePolicy) -> Result<Self, ServiceError> {
         let decoy_hash = hash_password(&random_token(16))?;
-        Ok(Self { store, throttle: LoginThrottle::new(throttle), token_ttl, decoy_hash })
+        let audit = Audit::new(store.clone());
+        Ok(Self { store, audit, throttle: LoginThrottle::new(throttle), token_ttl, decoy_hash })
     }
 
     pub fn token_ttl(&self) -> Duration {
@@ -93,22 +120,22 @@ impl Accounts {
     /// address; a throttled attempt is refused before its password is looked at.
     pub fn authenticate(&self, credentials: &Credentials, address: Option<IpAddr>) -> Result<Principal, ServiceError> {
         match credentials {
-            Credentials::Token(token) => self.authenticate_token(token),
+            Credentials::Token(token) => self.authenticate_token(token, address),
             Credentials::Password { user, password } => self.authenticate_password(user, password, address),
-            Credentials::TokenOrPassword { user, password } => match self.authenticate_token(user) {
+            Credentials::TokenOrPassword { user, password } => match self.authenticate_token(user, address) {
                 Err(ServiceError::BadCredentials) => self.authenticate_password(user, password, address),
                 token_result => token_result,
             },
         }
     }
 
-    fn authenticate_token(&self, token: &str) -> Result<Principal, ServiceError> {
+    fn authenticate_token(&self, token: &str, address: Option<IpAddr>) -> Result<Principal, ServiceError> {
         let hash = token_hash(token);
         let record = self.store.token(&hash)?.ok_or(ServiceError::BadCredentials)?;
         if record.expires_at <= unix_now() {
             return Err(ServiceError::TokenExpired);
         }
-        Ok(Principal::from_user(record.user, Some(hash)))
+        Ok(Principal::from_user(record.user, Some(hash), address))
     }
 
     fn authenticate_password(
@@ -117,19 +144,25 @@ impl Accounts {
         password: &str,
         address: Option<IpAddr>,
     ) -> Result<Principal, ServiceError> {
-        self.throttle
-            .check(name, address, Instant::now())
-            .map_err(|t| ServiceError::Throttled { retry_after: t.retry_after_secs() })?;
+        let actor = Actor::new(name, address);
+        if let Err(throttled) = self.throttle.check(name, address, Instant::now()) {
+            let retry_after = throttled.retry_after_secs();
+            self.audit.record(&actor, "login.throttled", name, &format!("retry after {retry_after} s"));
+            return Err(ServiceError::Throttled { retry_after });
+        }
         let user = self.store.user_by_name(name)?;
         let stored_hash = user.as_ref().map_or(self.decoy_hash.as_str(), |u| u.password_hash.as_str());
         let matches = verify_password(password, stored_hash)?;
         match user {
             Some(user) if matches => {
                 self.throttle.record_success(name);
-                Ok(Principal::from_user(user, None))
+                self.audit.record(&actor, "login", name, "");
+                Ok(Principal::from_user(user, None, address))
             }
-            _ => {
+            user => {
                 self.throttle.record_failure(name, address, Instant::now());
+                let why = if user.is_some() { "wrong password" } else { "no such user" };
+                self.audit.record(&actor, "login.failed", name, why);
                 Err(ServiceError::BadCredentials)
             }
         }
@@ -142,6 +175,7 @@ impl Accounts {
         let ttl = self.token_ttl.as_secs();
         let expires_at = issued_at.saturating_add(ttl as i64);
         self.store.insert_token(&token_hash(&token), principal.user_id, issued_at, expires_at)?;
+        self.audit.record(&principal.actor(), "token.issue", &principal.name, &format!("expires in {ttl} s"));
         Ok(TokenGrant {
             token: Token { id: token, issued_at: iso8601(issued_at), expires: iso8601(expires_at) },
             expires_in: ttl,
@@ -155,12 +189,55 @@ impl Accounts {
         if !self.store.set_password(principal.user_id, &hash, principal.token_hash.as_deref())? {
             return Err(ServiceError::BadCredentials);
         }
+        self.audit.record(&principal.actor(), "password.change", &principal.name, "other tokens revoked");
+        Ok(())
+    }
+
+    // ----- console sessions ----------------------------------------------------
+
+    /// Opens a console session for an administrator who has just logged in.
+    pub fn open_console_session(&self, principal: &Principal) -> Result<ConsoleSession, ServiceError> {
+        principal.require_admin()?;
+        let session = ConsoleSession { id: random_token(32), csrf: random_token(32) };
+        let now = unix_now();
+        self.store.insert_console_session(
+            &token_hash(&session.id),
+            principal.user_id,
+            &session.csrf,
+            now,
+            now + CONSOLE_SESSION_SECS,
+        )?;
+        self.audit.record(&principal.actor(), "console.login", &principal.name, "");
+        Ok(session)
+    }
+
+    /// The administrator behind a console session id and the session's CSRF token;
+    /// `None` for an unknown or expired session, or one whose user is no longer an
+    /// administrator.
+    pub fn console_session(
+        &self,
+        id: &str,
+        address: Option<IpAddr>,
+    ) -> Result<Option<(Principal, String)>, ServiceError> {
+        let Some((user, csrf, expires_at)) = self.store.console_session(&token_hash(id))? else {
+            return Ok(None);
+        };
+        if expires_at <= unix_now() || !user.is_admin {
+            return Ok(None);
+        }
+        Ok(Some((Principal::from_user(user, None, address), csrf)))
+    }
+
+    pub fn close_console_session(&self, id: &str, principal: &Principal) -> Result<(), ServiceError> {
+        if self.store.delete_console_session(&token_hash(id))? {
+            self.audit.record(&principal.actor(), "console.logout", &principal.name, "");
+        }
         Ok(())
     }
 
     // ----- administration ------------------------------------------------------
 
-    pub fn create_user(&self, name: &str, password: &str, is_admin: bool) -> Result<(), ServiceError> {
+    pub fn create_user(&self, by: &Actor, name: &str, password: &str, is_admin: bool) -> Result<(), ServiceError> {
         let mut errors = validate_user_name(name);
         for (field, messages) in validate_password(password).0 {
             for message in messages {
@@ -170,7 +247,10 @@ impl Accounts {
         errors.into_result(())?;
         let hash = hash_password(password)?;
         match self.store.insert_user(name, &hash, is_admin, unix_now()) {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.audit.record(by, "user.create", name, if is_admin { "administrator" } else { "" });
+                Ok(())
+            }
             Err(StoreError::Conflict(Conflict::UserExists)) => {
                 Err(ServiceError::Conflict(format!("a user named {name:?} exists")))
             }
@@ -179,24 +259,29 @@ impl Accounts {
     }
 
     /// Sets a user's password as an administrator: every token of theirs is revoked.
-    pub fn reset_password(&self, name: &str, password: &str) -> Result<(), ServiceError> {
+    pub fn reset_password(&self, by: &Actor, name: &str, password: &str) -> Result<(), ServiceError> {
         validate_password(password).into_result(())?;
         let user = self.user(name)?;
         let hash = hash_password(password)?;
         self.store.set_password(user.id, &hash, None)?;
+        self.audit.record(by, "password.reset", name, "tokens revoked");
         Ok(())
     }
 
-    pub fn set_admin(&self, name: &str, is_admin: bool) -> Result<(), ServiceError> {
+    pub fn set_admin(&self, by: &Actor, name: &str, is_admin: bool) -> Result<(), ServiceError> {
         let user = self.user(name)?;
         self.store.set_admin(user.id, is_admin)?;
+        self.audit.record(by, "user.admin", name, if is_admin { "granted" } else { "withdrawn" });
         Ok(())
     }
 
-    pub fn delete_user(&self, name: &str) -> Result<(), ServiceError> {
+    pub fn delete_user(&self, by: &Actor, name: &str) -> Result<(), ServiceError> {
         let user = self.user(name)?;
         match self.store.delete_user(user.id) {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.audit.record(by, "user.delete", name, "");
+                Ok(())
+            }
             Err(StoreError::InUse(why)) => Err(ServiceError::Conflict(why.to_owned())),
             Err(other) => Err(other.into()),
         }
@@ -211,9 +296,158 @@ impl Accounts {
             .collect())
     }
 
+    /// Creates the users of a CSV text: a header line, then `name,password[,admin]`
+    /// per line (`admin` is `true`/`false`, `yes`/`no` or `1`/`0`; empty means no).
+    /// All or nothing: if any line is bad, every bad line is reported and no user is
+    /// created. Returns the names created, in the file's order.
+    pub fn import_csv(&self, by: &Actor, text: &str) -> Result<Vec<String>, ServiceError> {
+        let rows = parse_user_csv(text)?;
+        let mut errors = Vec::new();
+        let mut seen = std::collections::HashMap::new();
+        for row in &rows {
+            let mut messages: Vec<String> = Vec::new();
+            for (field, field_messages) in
+                validate_user_name(&row.name).0.into_iter().chain(validate_password(&row.password).0)
+            {
+                messages.extend(field_messages.into_iter().map(|m| format!("{field} {m}")));
+            }
+            if let Some(first) = seen.insert(row.name.clone(), row.line) {
+                messages.push(format!("name {:?} is also on line {first}", row.name));
+            } else if self.store.user_by_name(&row.name)?.is_some() {
+                messages.push(format!("a user named {:?} exists", row.name));
+            }
+            if let Some(bad) = &row.bad_admin {
+                messages.push(format!("admin must be true or false, not {bad:?}"));
+            }
+            if !messages.is_empty() {
+                errors.push(LineError { line: row.line, message: messages.join("; ") });
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ServiceError::BadLines(errors));
+        }
+        let mut users = Vec::with_capacity(rows.len());
+        for row in &rows {
+            users.push((row.name.clone(), hash_password(&row.password)?, row.is_admin));
+        }
+        match self.store.insert_users(&users, unix_now()) {
+            Ok(()) => {}
+            Err(StoreError::Conflict(Conflict::UserExists)) => {
+                return Err(ServiceError::Conflict(
+                    "a user of the file was created meanwhile; nothing was imported".into(),
+                ));
+            }
+            Err(other) => return Err(other.into()),
+        }
+        let names: Vec<String> = rows.into_iter().map(|r| r.name).collect();
+        for name in &names {
+            self.audit.record(by, "user.create", name, "CSV import");
+        }
+        self.audit.record(by, "user.import", "", &format!("{} users", names.len()));
+        Ok(names)
+    }
+
     fn user(&self, name: &str) -> Result<UserRecord, ServiceError> {
         self.store.user_by_name(name)?.ok_or_else(|| ServiceError::NotFound(format!("user {name:?}")))
     }
+}
+
+struct CsvUser {
+    line: usize,
+    name: String,
+    password: String,
+    is_admin: bool,
+    bad_admin: Option<String>,
+}
+
+/// Most lines a CSV import may have.
+pub const MAX_IMPORT_LINES: usize = 2000;
+
+/// Splits the CSV text into rows: the first non-empty line is the header and is
+/// skipped; fields are separated by commas and may be quoted with `"` (`""` inside a
+/// quoted field is one quote). Blank lines are ignored.
+fn parse_user_csv(text: &str) -> Result<Vec<CsvUser>, ServiceError> {
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut rows = Vec::new();
+    let mut errors = Vec::new();
+    let mut header_seen = false;
+    for (index, raw) in text.lines().enumerate() {
+        let line = index + 1;
+        if raw.trim().is_empty() {
+            continue;
+        }
+        if !header_seen {
+            header_seen = true;
+            continue;
+        }
+        let fields = match split_csv_line(raw) {
+            Ok(fields) => fields,
+            Err(message) => {
+                errors.push(LineError { line, message });
+                continue;
+            }
+        };
+        if fields.len() < 2 || fields.len() > 3 {
+            errors.push(LineError {
+                line,
+                message: format!("expected name,password[,admin], found {} fields", fields.len()),
+            });
+            continue;
+        }
+        let (is_admin, bad_admin) = match fields.get(2).map(|f| f.trim().to_ascii_lowercase()).as_deref() {
+            None | Some("" | "false" | "no" | "0") => (false, None),
+            Some("true" | "yes" | "1") => (true, None),
+            Some(_) => (false, fields.get(2).cloned()),
+        };
+        rows.push(CsvUser {
+            line,
+            name: fields[0].trim().to_owned(),
+            password: fields[1].clone(),
+            is_admin,
+            bad_admin,
+        });
+    }
+    if rows.len() > MAX_IMPORT_LINES {
+        errors.push(LineError { line: 0, message: format!("at most {MAX_IMPORT_LINES} users per import") });
+    }
+    if !errors.is_empty() {
+        return Err(ServiceError::BadLines(errors));
+    }
+    if rows.is_empty() {
+        return Err(ServiceError::Invalid(FieldErrors::single(
+            "csv",
+            "has no user: a header line, then name,password[,admin] lines",
+        )));
+    }
+    Ok(rows)
+}
+
+fn split_csv_line(line: &str) -> Result<Vec<String>, String> {
+    let mut fields = Vec::new();
+    let mut field = String::new();
+    let mut chars = line.chars().peekable();
+    let mut quoted = false;
+    while let Some(c) = chars.next() {
+        match (quoted, c) {
+            (true, '"') if chars.peek() == Some(&'"') => {
+                chars.next();
+                field.push('"');
+            }
+            (true, '"') => quoted = false,
+            (true, c) => field.push(c),
+            (false, '"') if field.trim().is_empty() => {
+                field.clear();
+                quoted = true;
+            }
+            (false, ',') => fields.push(std::mem::take(&mut field)),
+            (false, c) => field.push(c),
+        }
+    }
+    if quoted {
+        return Err("a quoted field is not closed".into());
+    }
+    fields.push(field);
+    Ok(fields)
 }
 
 fn token_hash(token: &str) -> String {
@@ -277,7 +511,7 @@ mod tests {
     #[test]
     fn passwords_are_stored_as_argon2id_and_checked() {
         let (_dir, accounts) = accounts();
-        accounts.create_user("alice", "correct horse", false).expect("create");
+        accounts.create_user(&Actor::system(), "alice", "correct horse", false).expect("create");
         let stored = accounts.store.user_by_name("alice").expect("q").expect("exists").password_hash;
         assert!(stored.starts_with("$argon2id$"), "{stored}");
         assert!(!stored.contains("correct horse"));
@@ -295,7 +529,7 @@ mod tests {
     #[test]
     fn a_token_or_password_pair_is_tried_as_a_token_first() {
         let (_dir, accounts) = accounts();
-        accounts.create_user("bob", "bobs password", true).expect("create");
+        accounts.create_user(&Actor::system(), "bob", "bobs password", true).expect("create");
         let principal = accounts.authenticate(&password("bob", "bobs password"), None).expect("login");
         let grant = accounts.issue_token(&principal).expect("token");
         let as_token = Credentials::TokenOrPassword { user: grant.token.id.clone(), password: String::new() };
@@ -309,7 +543,7 @@ mod tests {
     #[test]
     fn bad_user_names_and_short_passwords_are_refused_with_field_errors() {
         let (_dir, accounts) = accounts();
-        match accounts.create_user("a:b", "short", false) {
+        match accounts.create_user(&Actor::system(), "a:b", "short", false) {
             Err(ServiceError::Invalid(errors)) => {
                 assert!(errors.0.contains_key("name"));
                 assert!(errors.0.contains_key("password"));

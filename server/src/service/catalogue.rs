@@ -1,6 +1,7 @@
 //! The catalogue: images (base disks and how to log in to them) and flavors (machine
 //! sizes) that desktops and cloud instances are made from.
 
+use super::audit::{Actor, Audit};
 use super::{FieldErrors, ServiceError, unix_now};
 use crate::compute::MachineSpec;
 use crate::store::{Conflict, FlavorRecord, ImageRecord, NewFlavor, NewImage, Store, StoreError};
@@ -57,15 +58,16 @@ pub struct Flavor {
 
 pub struct Catalogue {
     store: Arc<Store>,
+    audit: Audit,
 }
 
 impl Catalogue {
     pub fn new(store: Arc<Store>) -> Self {
-        Self { store }
+        Self { audit: Audit::new(store.clone()), store }
     }
 
     /// Adds an image after checking that its base disk is an existing regular file.
-    pub fn add_image(&self, spec: &ImageSpec) -> Result<(), ServiceError> {
+    pub fn add_image(&self, by: &Actor, spec: &ImageSpec) -> Result<(), ServiceError> {
         let name = spec.name.trim();
         let mut errors = validate_name(name);
         let base_disk = match check_base_disk(&spec.base_disk) {
@@ -90,7 +92,10 @@ impl Catalogue {
             os_password: &spec.os_password,
         };
         match self.store.insert_image(&image, unix_now()) {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                self.audit.record(by, "image.add", name, &base_disk);
+                Ok(())
+            }
             Err(StoreError::Conflict(Conflict::ImageExists)) => {
                 Err(ServiceError::Conflict(format!("an image named {name:?} exists")))
             }
@@ -114,16 +119,19 @@ impl Catalogue {
     }
 
     /// Refused while a desktop or instance uses the image.
-    pub fn delete_image(&self, name: &str) -> Result<(), ServiceError> {
+    pub fn delete_image(&self, by: &Actor, name: &str) -> Result<(), ServiceError> {
         match self.store.delete_image(name) {
-            Ok(true) => Ok(()),
+            Ok(true) => {
+                self.audit.record(by, "image.delete", name, "");
+                Ok(())
+            }
             Ok(false) => Err(ServiceError::NotFound(format!("image {name:?}"))),
             Err(StoreError::InUse(why)) => Err(ServiceError::Conflict(why.to_owned())),
             Err(other) => Err(other.into()),
         }
     }
 
-    pub fn add_flavor(&self, flavor: &Flavor) -> Result<(), ServiceError> {
+    pub fn add_flavor(&self, by: &Actor, flavor: &Flavor) -> Result<(), ServiceError> {
         let name = flavor.name.trim();
         let mut errors = validate_name(name);
         if !(1..=MAX_VCPUS).contains(&flavor.vcpus) {
@@ -138,7 +146,11 @@ impl Catalogue {
         errors.into_result(())?;
         let new = NewFlavor { name, vcpus: flavor.vcpus, ram_mib: flavor.ram_mib, disk_gib: flavor.disk_gib };
         match self.store.insert_flavor(&new) {
-            Ok(_) => Ok(()),
+            Ok(_) => {
+                let detail = format!("{} vCPU, {} MiB, {} GiB", flavor.vcpus, flavor.ram_mib, flavor.disk_gib);
+                self.audit.record(by, "flavor.add", name, &detail);
+                Ok(())
+            }
             Err(StoreError::Conflict(Conflict::FlavorExists)) => {
                 Err(ServiceError::Conflict(format!("a flavor named {name:?} exists")))
             }
@@ -152,9 +164,12 @@ impl Catalogue {
     }
 
     /// Refused while a desktop or instance is of this flavor.
-    pub fn delete_flavor(&self, name: &str) -> Result<(), ServiceError> {
+    pub fn delete_flavor(&self, by: &Actor, name: &str) -> Result<(), ServiceError> {
         match self.store.delete_flavor(name) {
-            Ok(true) => Ok(()),
+            Ok(true) => {
+                self.audit.record(by, "flavor.delete", name, "");
+                Ok(())
+            }
             Ok(false) => Err(ServiceError::NotFound(format!("flavor {name:?}"))),
             Err(StoreError::InUse(why)) => Err(ServiceError::Conflict(why.to_owned())),
             Err(other) => Err(other.into()),
@@ -238,24 +253,27 @@ mod tests {
         let disk = dir.path().join("base.qcow2");
         std::fs::write(&disk, b"QFI\xfb").expect("disk");
         for bad in [PathBuf::from("base.qcow2"), dir.path().join("missing.qcow2"), dir.path().to_owned()] {
-            match catalogue.add_image(&image("xubuntu", bad.clone())) {
+            match catalogue.add_image(&Actor::system(), &image("xubuntu", bad.clone())) {
                 Err(ServiceError::Invalid(errors)) => assert!(errors.0.contains_key("disk"), "{bad:?}"),
                 other => panic!("{bad:?} accepted: {other:?}"),
             }
         }
         assert!(catalogue.images().expect("list").is_empty());
-        catalogue.add_image(&image(" xubuntu ", disk.clone())).expect("added");
+        catalogue.add_image(&Actor::system(), &image(" xubuntu ", disk.clone())).expect("added");
         let listed = catalogue.images().expect("list");
         assert_eq!(listed.len(), 1);
         assert_eq!((listed[0].name.as_str(), listed[0].base_disk.as_path()), ("xubuntu", disk.as_path()));
-        assert!(matches!(catalogue.add_image(&image("xubuntu", disk)), Err(ServiceError::Conflict(_))));
+        assert!(matches!(
+            catalogue.add_image(&Actor::system(), &image("xubuntu", disk)),
+            Err(ServiceError::Conflict(_))
+        ));
     }
 
     #[test]
     fn names_and_sizes_are_checked() {
         let (_dir, catalogue) = catalogue();
         let bad = Flavor { name: "x".repeat(65), vcpus: 0, ram_mib: 63, disk_gib: 0 };
-        match catalogue.add_flavor(&bad) {
+        match catalogue.add_flavor(&Actor::system(), &bad) {
             Err(ServiceError::Invalid(errors)) => {
                 let fields: Vec<&str> = errors.0.keys().map(String::as_str).collect();
                 assert_eq!(fields, ["disk", "name", "ram", "vcpus"]);
@@ -263,13 +281,13 @@ mod tests {
             other => panic!("accepted: {other:?}"),
         }
         let too_many = Flavor { name: "huge".into(), vcpus: 65, ram_mib: 64, disk_gib: 1 };
-        assert!(matches!(catalogue.add_flavor(&too_many), Err(ServiceError::Invalid(_))));
+        assert!(matches!(catalogue.add_flavor(&Actor::system(), &too_many), Err(ServiceError::Invalid(_))));
         let smallest = Flavor { name: "m1.nano".into(), vcpus: 1, ram_mib: 64, disk_gib: 1 };
-        catalogue.add_flavor(&smallest).expect("smallest allowed");
+        catalogue.add_flavor(&Actor::system(), &smallest).expect("smallest allowed");
         assert_eq!(catalogue.flavors().expect("list")[0], smallest);
-        assert!(matches!(catalogue.add_flavor(&smallest), Err(ServiceError::Conflict(_))));
-        catalogue.delete_flavor("m1.nano").expect("deleted");
-        assert!(matches!(catalogue.delete_flavor("m1.nano"), Err(ServiceError::NotFound(_))));
+        assert!(matches!(catalogue.add_flavor(&Actor::system(), &smallest), Err(ServiceError::Conflict(_))));
+        catalogue.delete_flavor(&Actor::system(), "m1.nano").expect("deleted");
+        assert!(matches!(catalogue.delete_flavor(&Actor::system(), "m1.nano"), Err(ServiceError::NotFound(_))));
     }
 
     #[test]

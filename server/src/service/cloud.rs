@@ -2,6 +2,7 @@
 //! an exam system's virtual machine is launched and freed without leaving anything
 //! behind.
 
+use super::audit::{Actor, Audit};
 use super::{iso8601, random_token, unix_now};
 use crate::compute::{Compute, ComputeError, Display, PowerOp};
 use crate::store::{InstanceRecord, NewInstance, Store, StoreError};
@@ -148,11 +149,34 @@ pub struct Cloud {
     /// host's ports.
     public_address: String,
     access: CloudAccess,
+    audit: Audit,
 }
 
 impl Cloud {
     pub fn new(store: Arc<Store>, compute: Arc<dyn Compute>, public_address: String, access: CloudAccess) -> Self {
-        Self { store, compute, public_address, access }
+        Self { audit: Audit::new(store.clone()), store, compute, public_address, access }
+    }
+
+    /// [`Cloud::launch_instance`], recorded in the audit log as done by `by`.
+    pub fn launch(
+        &self,
+        by: &Actor,
+        image: &str,
+        flavor: &str,
+        internet: bool,
+        name: &str,
+    ) -> Result<LaunchedInstance, CloudError> {
+        let launched = self.launch_instance(image, flavor, internet, name)?;
+        let detail = format!("{name:?}, image {image}, flavor {flavor}, internet {internet}");
+        self.audit.record(by, "instance.launch", &launched.vm_id, &detail);
+        Ok(launched)
+    }
+
+    /// [`Cloud::destroy_instance`], recorded in the audit log as done by `by`.
+    pub fn destroy(&self, by: &Actor, vm_id: &str) -> Result<(), CloudError> {
+        self.destroy_instance(vm_id)?;
+        self.audit.record(by, "instance.destroy", vm_id, "");
+        Ok(())
     }
 
     /// [`CloudError::PermissionDenied`] unless the caller's address is allowed and, when

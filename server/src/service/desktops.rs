@@ -1,6 +1,7 @@
 //! Desktops: who owns which, what a power action means in each state, and how a
 //! terminal reaches the display.
 
+use super::audit::{Actor, Audit};
 use super::{FieldErrors, Principal, ServiceError, random_token, unix_now};
 use crate::compute::{Compute, ComputeError, MachineView, PowerOp};
 use crate::store::{DesktopRecord, NewDesktop, Store};
@@ -52,8 +53,25 @@ pub struct DesktopSummary {
     pub flavor: Option<String>,
 }
 
+/// Who gets a desktop when a class is given one each.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Class {
+    /// These users, by name.
+    Users(Vec<String>),
+    /// Every user who is not an administrator.
+    AllStudents,
+}
+
+/// One user's outcome when a class is given desktops.
+#[derive(Debug)]
+pub struct ClassOutcome {
+    pub user: String,
+    pub result: Result<String, ServiceError>,
+}
+
 pub struct Desktops {
     store: Arc<Store>,
+    audit: Audit,
     compute: Arc<dyn Compute>,
     /// The address terminals use to reach this host's desktops.
     public_address: String,
@@ -77,7 +95,7 @@ impl Drop for BusyGuard<'_> {
 
 impl Desktops {
     pub fn new(store: Arc<Store>, compute: Arc<dyn Compute>, public_address: String) -> Self {
-        Self { store, compute, public_address, busy: Mutex::new(HashSet::new()) }
+        Self { audit: Audit::new(store.clone()), store, compute, public_address, busy: Mutex::new(HashSet::new()) }
     }
 
     pub fn compute_name(&self) -> &'static str {
@@ -88,7 +106,7 @@ impl Desktops {
     /// hypervisor too (id = the desktop's id, internet allowed, RDP forwarded for RDP
     /// images), and the OS account and connection type default to the image's; if the
     /// hypervisor refuses, the desktop is not kept.
-    pub fn create(&self, spec: &DesktopSpec) -> Result<String, ServiceError> {
+    pub fn create(&self, by: &Actor, spec: &DesktopSpec) -> Result<String, ServiceError> {
         let mut errors = FieldErrors::default();
         let name = spec.name.trim();
         if name.is_empty() || name.chars().count() > 64 {
@@ -157,12 +175,89 @@ impl Desktops {
             }
         }
         tracing::info!(desktop = %id, owner = %owner.name, image = ?spec.image, flavor = ?spec.flavor, "desktop created");
+        let detail = format!(
+            "{name:?} for {}, image {}, flavor {}",
+            owner.name,
+            spec.image.as_deref().unwrap_or("-"),
+            spec.flavor.as_deref().unwrap_or("-")
+        );
+        self.audit.record(by, "desktop.create", &id, &detail);
         Ok(id)
+    }
+
+    /// Gives each user of a class a desktop from `image` and `flavor`, named `name`.
+    /// Each user's desktop is made on its own: one user's failure (no such user, no
+    /// room on the host) does not undo the others'. Checks that concern everyone (the
+    /// image, the flavor, the name, an empty class) refuse the whole call first.
+    pub fn create_for_class(
+        &self,
+        by: &Actor,
+        class: &Class,
+        image: &str,
+        flavor: &str,
+        name: &str,
+    ) -> Result<Vec<ClassOutcome>, ServiceError> {
+        let mut errors = FieldErrors::default();
+        if self.store.image_by_name(image)?.is_none() {
+            errors.add("image", format!("there is no image named {image:?}"));
+        }
+        if self.store.flavor_by_name(flavor)?.is_none() {
+            errors.add("flavor", format!("there is no flavor named {flavor:?}"));
+        }
+        let name = if name.trim().is_empty() { image } else { name.trim() };
+        if name.chars().count() > 64 {
+            errors.add("name", "must be 1 to 64 characters long");
+        }
+        let users: Vec<String> = match class {
+            Class::Users(users) => {
+                let mut unique: Vec<String> = Vec::new();
+                for user in users.iter().map(|u| u.trim()).filter(|u| !u.is_empty()) {
+                    if !unique.iter().any(|seen| seen == user) {
+                        unique.push(user.to_owned());
+                    }
+                }
+                unique
+            }
+            Class::AllStudents => self.store.users()?.into_iter().filter(|u| !u.is_admin).map(|u| u.name).collect(),
+        };
+        if users.is_empty() {
+            errors.add("users", "no user to give a desktop to");
+        }
+        errors.into_result(())?;
+        let outcomes = users
+            .into_iter()
+            .map(|user| {
+                let spec = DesktopSpec {
+                    name: name.to_owned(),
+                    owner: user.clone(),
+                    os_username: None,
+                    os_password: None,
+                    default_connection_type: None,
+                    policy: Policy::default(),
+                    image: Some(image.to_owned()),
+                    flavor: Some(flavor.to_owned()),
+                };
+                ClassOutcome { result: self.create(by, &spec), user }
+            })
+            .collect();
+        Ok(outcomes)
+    }
+
+    /// Gives a desktop to another user. The machine stays as it is.
+    pub fn assign(&self, by: &Actor, desktop_id: &str, new_owner: &str) -> Result<(), ServiceError> {
+        let record = self.store.desktop(desktop_id)?.ok_or(ServiceError::DesktopNotFound)?;
+        let owner =
+            self.store.user_by_name(new_owner)?.ok_or_else(|| ServiceError::NotFound(format!("user {new_owner:?}")))?;
+        if !self.store.set_desktop_owner(&record.id, owner.id)? {
+            return Err(ServiceError::DesktopNotFound);
+        }
+        self.audit.record(by, "desktop.assign", &record.id, &format!("from {} to {}", record.owner_name, owner.name));
+        Ok(())
     }
 
     /// Deletes a desktop and frees its machine (process, disk overlay, ports). A
     /// machine the hypervisor does not know is already gone.
-    pub fn delete(&self, desktop_id: &str) -> Result<(), ServiceError> {
+    pub fn delete(&self, by: &Actor, desktop_id: &str) -> Result<(), ServiceError> {
         let record = self.store.desktop(desktop_id)?.ok_or(ServiceError::DesktopNotFound)?;
         let _guard = self.claim(&record.id)?;
         match self.compute.destroy(&record.id) {
@@ -175,6 +270,7 @@ impl Desktops {
             return Err(ServiceError::DesktopNotFound);
         }
         tracing::info!(desktop = %record.id, owner = %record.owner_name, "desktop deleted");
+        self.audit.record(by, "desktop.delete", &record.id, &format!("{:?} of {}", record.name, record.owner_name));
         Ok(())
     }
 
@@ -240,6 +336,12 @@ impl Desktops {
             self.store.set_desktop_status(&record.id, outcome)?;
         }
         tracing::info!(desktop = %record.id, user = %principal.name, %action, from = %current, to = %outcome, "desktop action");
+        self.audit.record(
+            &principal.actor(),
+            "desktop.action",
+            &record.id,
+            &format!("{action}: {current} to {outcome}"),
+        );
         Ok(())
     }
 
@@ -354,8 +456,13 @@ mod tests {
         let other = store.insert_user("other", "h", false, 0).expect("user");
         let compute = Arc::new(TestCompute::new());
         let desktops = Desktops::new(store.clone(), compute.clone(), "10.0.0.1".into());
-        let principal =
-            |id, name: &str| Principal { user_id: id, name: name.into(), is_admin: false, token_hash: None };
+        let principal = |id, name: &str| Principal {
+            user_id: id,
+            name: name.into(),
+            is_admin: false,
+            token_hash: None,
+            address: None,
+        };
         (dir, store, compute, desktops, principal(owner, "owner"), principal(other, "other"))
     }
 
@@ -388,7 +495,7 @@ mod tests {
     fn a_desktop_from_an_image_defines_its_machine_and_takes_the_images_login() {
         let (dir, store, compute, desktops, owner, _) = setup_with_store();
         add_image(dir.path(), &store);
-        let id = desktops.create(&from_image()).expect("create");
+        let id = desktops.create(&Actor::system(), &from_image()).expect("create");
         let machine = compute.spec(&id).expect("the machine is defined");
         assert_eq!((machine.vcpus, machine.ram_mib, machine.disk_gib), (2, 4096, 40));
         assert!(machine.rdp && machine.internet);
@@ -399,10 +506,10 @@ mod tests {
         let summary = &desktops.list_all(Some("owner")).expect("list")[0];
         assert_eq!((summary.image.as_deref(), summary.flavor.as_deref()), (Some("win"), Some("m1.medium")));
 
-        desktops.delete(&id).expect("delete");
+        desktops.delete(&Actor::system(), &id).expect("delete");
         assert!(compute.spec(&id).is_none(), "the machine is destroyed with the desktop");
         assert!(desktops.list_for(&owner).expect("list").is_empty());
-        assert!(matches!(desktops.delete(&id), Err(ServiceError::DesktopNotFound)));
+        assert!(matches!(desktops.delete(&Actor::system(), &id), Err(ServiceError::DesktopNotFound)));
     }
 
     #[test]
@@ -410,11 +517,11 @@ mod tests {
         let (dir, store, compute, desktops, owner, _) = setup_with_store();
         add_image(dir.path(), &store);
         compute.set_failing(true);
-        assert!(matches!(desktops.create(&from_image()), Err(ServiceError::Compute(_))));
+        assert!(matches!(desktops.create(&Actor::system(), &from_image()), Err(ServiceError::Compute(_))));
         compute.set_failing(false);
         assert!(desktops.list_for(&owner).expect("list").is_empty());
         let unknown = DesktopSpec { image: Some("nope".into()), flavor: Some("m9.huge".into()), ..from_image() };
-        match desktops.create(&unknown) {
+        match desktops.create(&Actor::system(), &unknown) {
             Err(ServiceError::Invalid(errors)) => {
                 assert!(
                     errors.0.contains_key("image")
@@ -425,15 +532,15 @@ mod tests {
             other => panic!("accepted: {other:?}"),
         }
         let half = DesktopSpec { flavor: None, ..from_image() };
-        assert!(matches!(desktops.create(&half), Err(ServiceError::Invalid(_))));
+        assert!(matches!(desktops.create(&Actor::system(), &half), Err(ServiceError::Invalid(_))));
         assert!(desktops.list_all(None).expect("list").is_empty());
     }
 
     #[test]
     fn a_desktop_without_a_machine_is_deleted_all_the_same() {
         let (_dir, _compute, desktops, owner, _) = setup();
-        let id = desktops.create(&spec()).expect("create");
-        desktops.delete(&id).expect("NoSuchMachine is not an obstacle");
+        let id = desktops.create(&Actor::system(), &spec()).expect("create");
+        desktops.delete(&Actor::system(), &id).expect("NoSuchMachine is not an obstacle");
         assert!(desktops.list_for(&owner).expect("list").is_empty());
     }
 
@@ -453,7 +560,7 @@ mod tests {
     #[test]
     fn a_started_desktop_lists_its_spice_endpoint_with_a_ticket() {
         let (_dir, _compute, desktops, owner, _) = setup();
-        let id = desktops.create(&spec()).expect("create");
+        let id = desktops.create(&Actor::system(), &spec()).expect("create");
         assert!(desktops.list_for(&owner).expect("list")[0].connection_info.is_empty());
         desktops.act(&owner, &id, DesktopAction::Resume).expect("resume");
         let listed = desktops.list_for(&owner).expect("list");
@@ -467,7 +574,7 @@ mod tests {
     #[test]
     fn someone_elses_desktop_does_not_exist() {
         let (_dir, compute, desktops, _, other) = setup();
-        let id = desktops.create(&spec()).expect("create");
+        let id = desktops.create(&Actor::system(), &spec()).expect("create");
         assert!(matches!(desktops.act(&other, &id, DesktopAction::Resume), Err(ServiceError::DesktopNotFound)));
         assert!(desktops.list_for(&other).expect("list").is_empty());
         assert!(compute.operations().is_empty());

@@ -43,6 +43,9 @@ pub enum ServiceError {
     NotAdministrator,
     #[error("invalid input")]
     Invalid(FieldErrors),
+    /// Lines of an uploaded file that cannot be used; nothing was imported.
+    #[error("{} bad lines; nothing was imported", .0.len())]
+    BadLines(Vec<super::accounts::LineError>),
     #[error("terminal not exist")]
     TerminalNotFound,
     #[error("terminal existed")]

@@ -3,6 +3,7 @@
 //! command line both call them.
 
 pub mod accounts;
+pub mod audit;
 pub mod catalogue;
 pub mod cloud;
 pub mod desktops;
@@ -10,7 +11,8 @@ mod error;
 pub mod terminals;
 mod throttle;
 
-pub use accounts::{Accounts, Credentials, Principal};
+pub use accounts::{Accounts, ConsoleSession, Credentials, LineError, Principal};
+pub use audit::{Actor, Audit, AuditFilter};
 pub use catalogue::Catalogue;
 pub use cloud::{Cloud, CloudAccess, CloudError, CloudRequest};
 pub use desktops::Desktops;

@@ -1,8 +1,10 @@
 //! Places, terminals and how terminals get registered.
 
+use super::audit::{Actor, Audit};
 use super::{FieldErrors, Principal, ServiceError, unix_now};
 use crate::store::{Conflict, NewTerminal, Store, StoreError, TerminalRecord};
 use serde_json::Value;
+use std::net::IpAddr;
 use std::sync::Arc;
 use thindesk_shared::{MacAddress, Place, RegistrationMode, Terminal, TerminalState};
 
@@ -91,11 +93,12 @@ impl Registration {
 
 pub struct Terminals {
     store: Arc<Store>,
+    audit: Audit,
 }
 
 impl Terminals {
     pub fn new(store: Arc<Store>) -> Self {
-        Self { store }
+        Self { audit: Audit::new(store.clone()), store }
     }
 
     pub fn places(&self) -> Result<Vec<Place>, ServiceError> {
@@ -114,6 +117,7 @@ impl Terminals {
         &self,
         registration: &Registration,
         registrar: Option<&Principal>,
+        address: Option<IpAddr>,
     ) -> Result<TerminalState, ServiceError> {
         let (state, register_mode) = if registration.by_administrator {
             registrar.ok_or(ServiceError::NoCredentials)?.require_admin()?;
@@ -136,7 +140,17 @@ impl Terminals {
             register_mode: &register_mode,
         };
         match self.store.insert_terminal(&terminal, unix_now()) {
-            Ok(()) => Ok(state),
+            Ok(()) => {
+                let actor = registrar.map_or_else(|| Actor::new("terminal", address), Principal::actor);
+                let detail = format!(
+                    "place {:?}, seat {:?}, {} ({register_mode})",
+                    registration.place,
+                    registration.seat_number,
+                    state.as_str()
+                );
+                self.audit.record(&actor, "terminal.register", &registration.mac.to_string(), &detail);
+                Ok(state)
+            }
             Err(StoreError::Conflict(Conflict::TerminalExists)) => Err(ServiceError::TerminalExists),
             Err(StoreError::Conflict(Conflict::SeatTaken)) => Err(ServiceError::SeatTaken),
             Err(other) => Err(other.into()),
@@ -145,7 +159,7 @@ impl Terminals {
 
     // ----- administration ------------------------------------------------------
 
-    pub fn add_place(&self, name: &str, address: &str) -> Result<(), ServiceError> {
+    pub fn add_place(&self, by: &Actor, name: &str, address: &str) -> Result<(), ServiceError> {
         let name = name.trim();
         if name.is_empty() || name.chars().count() > MAX_PLACE_CHARS || name.chars().any(char::is_control) {
             return Err(ServiceError::Invalid(FieldErrors::single(
@@ -154,15 +168,21 @@ impl Terminals {
             )));
         }
         match self.store.insert_place(name, address.trim()) {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                self.audit.record(by, "place.create", name, address.trim());
+                Ok(())
+            }
             Err(StoreError::Conflict(_)) => Err(ServiceError::Conflict(format!("a place named {name:?} exists"))),
             Err(other) => Err(other.into()),
         }
     }
 
-    pub fn delete_place(&self, name: &str) -> Result<(), ServiceError> {
+    pub fn delete_place(&self, by: &Actor, name: &str) -> Result<(), ServiceError> {
         match self.store.delete_place(name) {
-            Ok(true) => Ok(()),
+            Ok(true) => {
+                self.audit.record(by, "place.delete", name, "");
+                Ok(())
+            }
             Ok(false) => Err(ServiceError::NotFound(format!("place {name:?}"))),
             Err(StoreError::InUse(why)) => Err(ServiceError::Conflict(why.to_owned())),
             Err(other) => Err(other.into()),
@@ -173,22 +193,70 @@ impl Terminals {
         Ok(self.store.terminals(state)?.into_iter().map(to_wire).collect())
     }
 
-    pub fn set_state(&self, mac: &str, state: TerminalState) -> Result<(), ServiceError> {
+    /// Approves or rejects a terminal (or sets it waiting again).
+    pub fn set_state(&self, by: &Actor, mac: &str, state: TerminalState) -> Result<(), ServiceError> {
         let mac = parse_mac(mac)?;
-        if self.store.set_terminal_state(mac, state)? { Ok(()) } else { Err(ServiceError::TerminalNotFound) }
+        if !self.store.set_terminal_state(mac, state)? {
+            return Err(ServiceError::TerminalNotFound);
+        }
+        let action = match state {
+            TerminalState::Approved => "terminal.approve",
+            TerminalState::Rejected => "terminal.reject",
+            TerminalState::Waiting => "terminal.wait",
+        };
+        self.audit.record(by, action, &mac.to_string(), "");
+        Ok(())
     }
 
-    pub fn delete(&self, mac: &str) -> Result<(), ServiceError> {
+    /// Moves a terminal to another place and seat; the seat must be free.
+    pub fn move_to(&self, by: &Actor, mac: &str, place: &str, seat_number: &str) -> Result<(), ServiceError> {
         let mac = parse_mac(mac)?;
-        if self.store.delete_terminal(mac)? { Ok(()) } else { Err(ServiceError::TerminalNotFound) }
+        let (place, seat_number) = (place.trim(), seat_number.trim());
+        let mut errors = FieldErrors::default();
+        if !self.store.place_exists(place)? {
+            errors.add("place", format!("there is no place named {place:?}"));
+        }
+        if seat_number.is_empty()
+            || seat_number.chars().count() > MAX_SEAT_CHARS
+            || seat_number.chars().any(char::is_control)
+        {
+            errors.add("seat_number", format!("must be 1 to {MAX_SEAT_CHARS} printable characters"));
+        }
+        errors.into_result(())?;
+        match self.store.move_terminal(mac, place, seat_number) {
+            Ok(true) => {
+                self.audit.record(
+                    by,
+                    "terminal.move",
+                    &mac.to_string(),
+                    &format!("place {place:?}, seat {seat_number:?}"),
+                );
+                Ok(())
+            }
+            Ok(false) => Err(ServiceError::TerminalNotFound),
+            Err(StoreError::Conflict(Conflict::SeatTaken)) => Err(ServiceError::SeatTaken),
+            Err(StoreError::InUse(why)) => Err(ServiceError::Invalid(FieldErrors::single("place", why))),
+            Err(other) => Err(other.into()),
+        }
+    }
+
+    pub fn delete(&self, by: &Actor, mac: &str) -> Result<(), ServiceError> {
+        let mac = parse_mac(mac)?;
+        if !self.store.delete_terminal(mac)? {
+            return Err(ServiceError::TerminalNotFound);
+        }
+        self.audit.record(by, "terminal.delete", &mac.to_string(), "");
+        Ok(())
     }
 
     pub fn registration_mode(&self) -> Result<RegistrationMode, ServiceError> {
         Ok(self.store.registration_mode()?)
     }
 
-    pub fn set_registration_mode(&self, mode: RegistrationMode) -> Result<(), ServiceError> {
-        Ok(self.store.set_registration_mode(mode)?)
+    pub fn set_registration_mode(&self, by: &Actor, mode: RegistrationMode) -> Result<(), ServiceError> {
+        self.store.set_registration_mode(mode)?;
+        self.audit.record(by, "setting.set", crate::store::setting::TERMINAL_REGISTRATION_MODE, mode.as_str());
+        Ok(())
     }
 }
 

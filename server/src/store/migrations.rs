@@ -83,6 +83,25 @@ const MIGRATIONS: &[&str] = &[
         internet   INTEGER NOT NULL,
         created_at INTEGER NOT NULL
     );",
+    // 3: the audit log (who did what, when, from where; never a secret) and the
+    // management console's sessions (only the SHA-256 of a session id is kept).
+    "CREATE TABLE audit (
+        id      INTEGER PRIMARY KEY,
+        at      INTEGER NOT NULL,
+        actor   TEXT NOT NULL,
+        address TEXT NOT NULL DEFAULT '',
+        action  TEXT NOT NULL,
+        target  TEXT NOT NULL DEFAULT '',
+        detail  TEXT NOT NULL DEFAULT ''
+    );
+    CREATE INDEX audit_by_time ON audit(at);
+    CREATE TABLE console_sessions (
+        hash       TEXT PRIMARY KEY,
+        user_id    INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        csrf       TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    );",
 ];
 
 pub(super) fn apply(connection: &mut Connection) -> Result<()> {

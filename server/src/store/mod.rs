@@ -182,6 +182,38 @@ pub struct NewInstance<'a> {
     pub internet: bool,
 }
 
+/// One line of the audit log as written. No field may hold a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewAudit<'a> {
+    pub at: i64,
+    pub actor: &'a str,
+    pub address: &'a str,
+    pub action: &'a str,
+    pub target: &'a str,
+    pub detail: &'a str,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    pub id: i64,
+    pub at: i64,
+    pub actor: String,
+    pub address: String,
+    pub action: String,
+    pub target: String,
+    pub detail: String,
+}
+
+/// Which audit entries to read; `None` matches everything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditQuery {
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub since: Option<i64>,
+    pub until: Option<i64>,
+    pub limit: i64,
+}
+
 /// Keys of the `settings` table.
 pub mod setting {
     pub const TERMINAL_REGISTRATION_MODE: &str = "terminal_registration_mode";
@@ -250,6 +282,22 @@ impl Store {
                 params![name, password_hash, is_admin, now],
             )?;
             Ok(tx.last_insert_rowid())
+        })
+    }
+
+    /// Inserts every user or none: one name that exists refuses the whole batch.
+    pub fn insert_users(&self, users: &[(String, String, bool)], now: i64) -> Result<()> {
+        self.write(|tx| {
+            for (name, password_hash, is_admin) in users {
+                if tx.query_row("SELECT 1 FROM users WHERE name = ?1", [name], |_| Ok(())).optional()?.is_some() {
+                    return Err(StoreError::Conflict(Conflict::UserExists));
+                }
+                tx.execute(
+                    "INSERT INTO users (name, password_hash, is_admin, created_at) VALUES (?1, ?2, ?3, ?4)",
+                    params![name, password_hash, is_admin, now],
+                )?;
+            }
+            Ok(())
         })
     }
 
@@ -424,6 +472,34 @@ impl Store {
         })
     }
 
+    /// Moves a terminal to another place and seat; false when there is no such
+    /// terminal. The seat must be free (or be the terminal's own).
+    pub fn move_terminal(&self, mac: MacAddress, place: &str, seat_number: &str) -> Result<bool> {
+        let mac = mac.to_string();
+        self.write(|tx| {
+            let Some(place_id) =
+                tx.query_row("SELECT id FROM places WHERE name = ?1", [place], |r| r.get::<_, i64>(0)).optional()?
+            else {
+                return Err(StoreError::InUse("there is no such place"));
+            };
+            let taken = tx
+                .query_row(
+                    "SELECT 1 FROM terminals WHERE place_id = ?1 AND seat_number = ?2 AND mac <> ?3",
+                    params![place_id, seat_number, mac],
+                    |_| Ok(()),
+                )
+                .optional()?
+                .is_some();
+            if taken {
+                return Err(StoreError::Conflict(Conflict::SeatTaken));
+            }
+            Ok(tx.execute(
+                "UPDATE terminals SET place_id = ?1, seat_number = ?2 WHERE mac = ?3",
+                params![place_id, seat_number, mac],
+            )? > 0)
+        })
+    }
+
     pub fn delete_terminal(&self, mac: MacAddress) -> Result<bool> {
         self.write(|tx| Ok(tx.execute("DELETE FROM terminals WHERE mac = ?1", [mac.to_string()])? > 0))
     }
@@ -509,6 +585,10 @@ impl Store {
         self.write(|tx| {
             Ok(tx.execute("UPDATE desktops SET status = ?1 WHERE id = ?2", params![status.as_str(), id])? > 0)
         })
+    }
+
+    pub fn set_desktop_owner(&self, id: &str, owner_id: i64) -> Result<bool> {
+        self.write(|tx| Ok(tx.execute("UPDATE desktops SET owner_id = ?1 WHERE id = ?2", params![owner_id, id])? > 0))
     }
 
     pub fn delete_desktop(&self, id: &str) -> Result<bool> {
@@ -609,6 +689,82 @@ impl Store {
             }
             Ok(tx.execute("DELETE FROM flavors WHERE name = ?1", [name])? > 0)
         })
+    }
+
+    // ----- audit log -----------------------------------------------------------
+
+    pub fn insert_audit(&self, entry: &NewAudit<'_>) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO audit (at, actor, address, action, target, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![entry.at, entry.actor, entry.address, entry.action, entry.target, entry.detail],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// Newest first. `action` matches a whole action (`login`) or a dotted prefix
+    /// (`terminal` matches `terminal.approve`).
+    pub fn audit(&self, query: &AuditQuery) -> Result<Vec<AuditRecord>> {
+        let connection = self.lock();
+        let mut statement = connection.prepare(
+            "SELECT id, at, actor, address, action, target, detail FROM audit
+             WHERE (?1 IS NULL OR actor = ?1)
+               AND (?2 IS NULL OR action = ?2 OR action LIKE ?2 || '.%')
+               AND (?3 IS NULL OR at >= ?3) AND (?4 IS NULL OR at <= ?4)
+             ORDER BY at DESC, id DESC LIMIT ?5",
+        )?;
+        let rows =
+            statement.query_map(params![query.actor, query.action, query.since, query.until, query.limit], |row| {
+                Ok(AuditRecord {
+                    id: row.get(0)?,
+                    at: row.get(1)?,
+                    actor: row.get(2)?,
+                    address: row.get(3)?,
+                    action: row.get(4)?,
+                    target: row.get(5)?,
+                    detail: row.get(6)?,
+                })
+            })?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
+    // ----- console sessions ----------------------------------------------------
+
+    /// Stores a console session by the hash of its id, and forgets expired ones.
+    pub fn insert_console_session(
+        &self,
+        hash: &str,
+        user_id: i64,
+        csrf: &str,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<()> {
+        self.write(|tx| {
+            tx.execute("DELETE FROM console_sessions WHERE expires_at <= ?1", [now])?;
+            tx.execute(
+                "INSERT INTO console_sessions (hash, user_id, csrf, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![hash, user_id, csrf, now, expires_at],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// The session's user, its CSRF token and when it expires.
+    pub fn console_session(&self, hash: &str) -> Result<Option<(UserRecord, String, i64)>> {
+        let connection = self.lock();
+        Ok(connection
+            .query_row(
+                "SELECT u.id, u.name, u.password_hash, u.is_admin, u.created_at, s.csrf, s.expires_at
+                 FROM console_sessions s JOIN users u ON u.id = s.user_id WHERE s.hash = ?1",
+                [hash],
+                |row| Ok((user_from_row(row)?, row.get(5)?, row.get(6)?)),
+            )
+            .optional()?)
+    }
+
+    pub fn delete_console_session(&self, hash: &str) -> Result<bool> {
+        self.write(|tx| Ok(tx.execute("DELETE FROM console_sessions WHERE hash = ?1", [hash])? > 0))
     }
 
     // ----- cloud API instances -------------------------------------------------

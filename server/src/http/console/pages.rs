@@ -1,0 +1,738 @@
+//! The console's pages (maud templates: every interpolated value is HTML-escaped)
+//! and its form actions. Actions call the services and answer where to go next and
+//! what to tell the administrator there.
+
+use super::{Ctx, Flash, Lang};
+use crate::http::AppState;
+use crate::http::admin::{audit_filter, cloud_error, describe};
+use crate::service::catalogue::{Flavor, ImageSpec};
+use crate::service::desktops::Class;
+use crate::service::{Actor, Principal, ServiceError, iso8601};
+use maud::{DOCTYPE, Markup, html};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use thindesk_shared::{ConnectionType, DesktopAction, DesktopStatus, RegistrationMode, TerminalState};
+use warp::http::StatusCode;
+
+type Form = HashMap<String, String>;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Nav {
+    Overview,
+    Terminals,
+    Users,
+    Places,
+    Desktops,
+    Catalogue,
+    Settings,
+    Audit,
+}
+
+const NAV: [(Nav, &str, &str); 8] = [
+    (Nav::Overview, "/admin/", "overview"),
+    (Nav::Terminals, "/admin/terminals", "terminals"),
+    (Nav::Users, "/admin/users", "users"),
+    (Nav::Places, "/admin/places", "places"),
+    (Nav::Desktops, "/admin/desktops", "desktops"),
+    (Nav::Catalogue, "/admin/catalogue", "catalogue"),
+    (Nav::Settings, "/admin/settings", "settings"),
+    (Nav::Audit, "/admin/audit", "audit"),
+];
+
+fn head(lang: Lang, title: &str) -> Markup {
+    html! {
+        head {
+            meta charset="utf-8";
+            meta name="viewport" content="width=device-width, initial-scale=1";
+            title { (title) " · thindesk" }
+            link rel="stylesheet" href="/admin/style.css";
+            meta name="referrer" content="no-referrer";
+            meta name="color-scheme" content="light";
+            meta name="language" content=(lang.html());
+        }
+    }
+}
+
+fn layout(ctx: &Ctx, nav: Nav, body: Markup) -> String {
+    let lang = ctx.lang;
+    let title = NAV.iter().find(|n| n.0 == nav).map_or("", |n| lang.t(n.2));
+    let other = if lang == Lang::Zh { "en" } else { "zh" };
+    html! {
+        (DOCTYPE)
+        html lang=(lang.html()) {
+            (head(lang, title))
+            body {
+                header.topbar {
+                    a.brand href="/admin/" { span.logo { "td" } "thindesk " span.muted { (lang.t("console")) } }
+                    div.session {
+                        a.lang href={ "?lang=" (other) } { (lang.t("language")) }
+                        span.who { (lang.t("signed_in_as")) " " strong { (ctx.admin.name) } }
+                        form method="post" action="/admin/logout" {
+                            (csrf(ctx))
+                            button.link type="submit" { (lang.t("logout")) }
+                        }
+                    }
+                }
+                div.frame {
+                    nav.side {
+                        @for (item, href, key) in NAV {
+                            a href=(href) class=@if item == nav { "active" } @else { "" } { (lang.t(key)) }
+                        }
+                    }
+                    main {
+                        h1 { (title) }
+                        @for flash in &ctx.flashes {
+                            div class=@if flash.ok { "flash ok" } @else { "flash error" } role="status" {
+                                (flash.text)
+                                @if !flash.lines.is_empty() {
+                                    ul { @for line in &flash.lines { li { (line) } } }
+                                }
+                            }
+                        }
+                        (body)
+                    }
+                }
+            }
+        }
+    }
+    .into_string()
+}
+
+fn csrf(ctx: &Ctx) -> Markup {
+    html! { input type="hidden" name="csrf" value=(ctx.csrf); }
+}
+
+/// A one-button form posting `fields` to `action`.
+fn button(ctx: &Ctx, action: &str, fields: &[(&str, &str)], label: &str, class: &str) -> Markup {
+    html! {
+        form.inline method="post" action=(action) {
+            (csrf(ctx))
+            @for (name, value) in fields { input type="hidden" name=(name) value=(value); }
+            button type="submit" class=(class) { (label) }
+        }
+    }
+}
+
+pub fn login(lang: Lang, token: &str, user: &str, error: Option<&str>) -> String {
+    let other = if lang == Lang::Zh { "en" } else { "zh" };
+    html! {
+        (DOCTYPE)
+        html lang=(lang.html()) {
+            (head(lang, lang.t("login_title")))
+            body.login {
+                div.card.login-card {
+                    div.brand { span.logo { "td" } "thindesk" }
+                    h1 { (lang.t("login_title")) }
+                    p.muted { (lang.t("login_hint")) }
+                    @if let Some(error) = error { div.flash.error role="alert" { (error) } }
+                    form method="post" action="/admin/login" {
+                        input type="hidden" name="login_token" value=(token);
+                        label { (lang.t("user_name")) input type="text" name="user" value=(user) autocomplete="username" required autofocus; }
+                        label { (lang.t("password")) input type="password" name="password" autocomplete="current-password" required; }
+                        button.primary type="submit" { (lang.t("login")) }
+                    }
+                    a.lang href={ "/admin/login?lang=" (other) } { (lang.t("language")) }
+                }
+            }
+        }
+    }
+    .into_string()
+}
+
+/// Renders the page a GET names.
+pub fn page(state: &AppState, ctx: &Ctx, segments: &[String], query: &HashMap<String, String>) -> (StatusCode, String) {
+    let path: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let result = match path.as_slice() {
+        [] | ["overview"] => overview(state, ctx).map(|b| layout(ctx, Nav::Overview, b)),
+        ["terminals"] => terminals(state, ctx, query).map(|b| layout(ctx, Nav::Terminals, b)),
+        ["users"] => users(state, ctx).map(|b| layout(ctx, Nav::Users, b)),
+        ["places"] => places(state, ctx).map(|b| layout(ctx, Nav::Places, b)),
+        ["desktops"] => desktops(state, ctx).map(|b| layout(ctx, Nav::Desktops, b)),
+        ["catalogue"] => catalogue(state, ctx).map(|b| layout(ctx, Nav::Catalogue, b)),
+        ["settings"] => settings(state, ctx).map(|b| layout(ctx, Nav::Settings, b)),
+        ["audit"] => audit(state, ctx, query).map(|b| layout(ctx, Nav::Audit, b)),
+        _ => {
+            let body = html! { p { (ctx.lang.t("not_found_page")) } };
+            return (StatusCode::NOT_FOUND, layout(ctx, Nav::Overview, body));
+        }
+    };
+    match result {
+        Ok(html) => (StatusCode::OK, html),
+        Err(error) => {
+            let body = html! { div.flash.error { (message(ctx.lang, &error).text) } };
+            (StatusCode::INTERNAL_SERVER_ERROR, layout(ctx, Nav::Overview, body))
+        }
+    }
+}
+
+type Page = Result<Markup, ServiceError>;
+
+fn state_badge(lang: Lang, state: TerminalState) -> Markup {
+    let (class, key) = match state {
+        TerminalState::Approved => ("badge green", "approved"),
+        TerminalState::Waiting => ("badge amber", "waiting"),
+        TerminalState::Rejected => ("badge red", "rejected"),
+    };
+    html! { span class=(class) { (lang.t(key)) } }
+}
+
+fn status_badge(status: DesktopStatus) -> Markup {
+    let class = match status {
+        DesktopStatus::Active => "badge green",
+        DesktopStatus::Shutoff => "badge grey",
+        DesktopStatus::Error => "badge red",
+        _ => "badge amber",
+    };
+    html! { span class=(class) { (status.as_str()) } }
+}
+
+fn overview(state: &AppState, ctx: &Ctx) -> Page {
+    let lang = ctx.lang;
+    let users = state.accounts.users()?;
+    let admins = users.iter().filter(|u| u.is_admin).count();
+    let terminals = state.terminals.terminals(None)?;
+    let waiting: Vec<_> = terminals.iter().filter(|t| t.state == TerminalState::Waiting).cloned().collect();
+    let desktops = state.desktops.list_all(None)?;
+    let running = desktops.iter().filter(|d| d.status == DesktopStatus::Active).count();
+    let instances = state.cloud.list_instances().map_err(cloud_error)?;
+    let running_instances = instances.iter().filter(|i| i.status == DesktopStatus::Active).count();
+    let recent = state.audit.list(&crate::service::AuditFilter { limit: Some(8), ..Default::default() })?;
+    let stat = |value: String, key: &'static str, href: &'static str| {
+        html! { a.stat href=(href) { span.value { (value) } span.label { (lang.t(key)) } } }
+    };
+    Ok(html! {
+        div.stats {
+            (stat((users.len() - admins).to_string(), "students", "/admin/users"))
+            (stat(admins.to_string(), "administrators", "/admin/users"))
+            (stat(terminals.len().to_string(), "terminals", "/admin/terminals"))
+            (stat(waiting.len().to_string(), "pending_terminals", "/admin/terminals?state=waiting"))
+            (stat(desktops.len().to_string(), "desktops", "/admin/desktops"))
+            (stat(format!("{}", running + running_instances), "running_vms", "/admin/desktops"))
+        }
+        section.card {
+            h2 { (lang.t("pending_terminals")) }
+            (terminal_table(ctx, &waiting))
+        }
+        section.card {
+            h2 { (lang.t("recent_activity")) }
+            (audit_table(lang, &recent))
+        }
+    })
+}
+
+fn terminal_table(ctx: &Ctx, terminals: &[thindesk_shared::Terminal]) -> Markup {
+    let lang = ctx.lang;
+    if terminals.is_empty() {
+        return html! { p.empty { (lang.t("nothing_waiting")) } };
+    }
+    html! {
+        table {
+            thead { tr {
+                th { (lang.t("mac_address")) } th { (lang.t("place")) } th { (lang.t("seat")) }
+                th { (lang.t("state")) } th { (lang.t("registered_by")) } th { (lang.t("actions")) }
+            } }
+            tbody {
+                @for t in terminals {
+                    tr data-mac=(t.mac_address) {
+                        td.mono { (t.mac_address) } td { (t.place) } td { (t.seat_number) }
+                        td { (state_badge(lang, t.state)) } td { (t.register_mode) }
+                        td.actions {
+                            @if t.state != TerminalState::Approved {
+                                (button(ctx, "/admin/terminals/approve", &[("mac", &t.mac_address)], lang.t("approve"), "primary small"))
+                            }
+                            @if t.state != TerminalState::Rejected {
+                                (button(ctx, "/admin/terminals/reject", &[("mac", &t.mac_address)], lang.t("reject"), "small"))
+                            }
+                            (button(ctx, "/admin/terminals/delete", &[("mac", &t.mac_address)], lang.t("delete"), "danger small"))
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn terminals(state: &AppState, ctx: &Ctx, query: &HashMap<String, String>) -> Page {
+    let lang = ctx.lang;
+    let filter = query.get("state").and_then(|s| TerminalState::parse(&s.to_ascii_uppercase()));
+    let terminals = state.terminals.terminals(filter)?;
+    let places = state.terminals.places()?;
+    let tabs = [
+        (None, "all"),
+        (Some(TerminalState::Waiting), "waiting"),
+        (Some(TerminalState::Approved), "approved"),
+        (Some(TerminalState::Rejected), "rejected"),
+    ];
+    Ok(html! {
+        div.tabs {
+            @for (state, key) in tabs {
+                a class=@if state == filter { "tab active" } @else { "tab" }
+                  href={ "/admin/terminals" @if let Some(s) = state { "?state=" (s.as_str().to_ascii_lowercase()) } } { (lang.t(key)) }
+            }
+        }
+        section.card {
+            @if terminals.is_empty() { p.empty { (lang.t("none_yet")) } } @else { (terminal_table(ctx, &terminals)) }
+        }
+        @if !terminals.is_empty() && !places.is_empty() {
+            section.card {
+                h2 { (lang.t("move")) }
+                form.row method="post" action="/admin/terminals/move" {
+                    (csrf(ctx))
+                    label { (lang.t("mac_address")) select name="mac" { @for t in &terminals { option value=(t.mac_address) { (t.mac_address) " (" (t.place) " / " (t.seat_number) ")" } } } }
+                    label { (lang.t("place")) select name="place" { @for p in &places { option value=(p.name) { (p.name) } } } }
+                    label { (lang.t("seat")) input type="text" name="seat_number" required size="6"; }
+                    button type="submit" { (lang.t("move")) }
+                }
+            }
+        }
+    })
+}
+
+fn users(state: &AppState, ctx: &Ctx) -> Page {
+    let lang = ctx.lang;
+    let users = state.accounts.users()?;
+    Ok(html! {
+        div.grid2 {
+            section.card {
+                h2 { (lang.t("new_user")) }
+                form.stack method="post" action="/admin/users/create" {
+                    (csrf(ctx))
+                    label { (lang.t("user_name")) input type="text" name="name" required; }
+                    label { (lang.t("password")) input type="password" name="password" required minlength="8" autocomplete="new-password"; }
+                    label.check { input type="checkbox" name="admin" value="true"; (lang.t("is_admin")) }
+                    button.primary type="submit" { (lang.t("create")) }
+                }
+            }
+            section.card {
+                h2 { (lang.t("import_csv")) }
+                p.muted { (lang.t("csv_help")) }
+                form.stack method="post" action="/admin/users/import" enctype="multipart/form-data" {
+                    (csrf(ctx))
+                    label { (lang.t("csv_file")) input type="file" name="file" accept=".csv,text/csv,text/plain"; }
+                    label { (lang.t("or_paste")) textarea name="csv" rows="4" placeholder="name,password,admin\nalice,alice-password\nbob,bob-password" {} }
+                    button.primary type="submit" { (lang.t("import")) }
+                }
+            }
+        }
+        section.card {
+            table {
+                thead { tr { th { (lang.t("name")) } th { (lang.t("role")) } th { (lang.t("created")) } th { (lang.t("reset_password")) } th { (lang.t("actions")) } } }
+                tbody {
+                    @for u in &users {
+                        tr data-user=(u.name) {
+                            td { strong { (u.name) } }
+                            td { @if u.is_admin { span.badge.blue { (lang.t("administrator")) } } @else { (lang.t("student")) } }
+                            td.muted.time { (iso8601(u.created_at)) }
+                            td {
+                                form.inline method="post" action="/admin/users/password" {
+                                    (csrf(ctx))
+                                    input type="hidden" name="name" value=(u.name);
+                                    input type="password" name="password" placeholder=(lang.t("new_password")) required minlength="8" autocomplete="new-password" size="14";
+                                    button.small type="submit" { (lang.t("reset_password")) }
+                                }
+                            }
+                            td.actions {
+                                @if u.name != ctx.admin.name {
+                                    (button(ctx, "/admin/users/delete", &[("name", &u.name)], lang.t("delete"), "danger small"))
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+fn places(state: &AppState, ctx: &Ctx) -> Page {
+    let lang = ctx.lang;
+    let places = state.terminals.places()?;
+    let terminals = state.terminals.terminals(None)?;
+    Ok(html! {
+        section.card {
+            h2 { (lang.t("new_place")) }
+            form.row method="post" action="/admin/places/create" {
+                (csrf(ctx))
+                label { (lang.t("name")) input type="text" name="name" required; }
+                label.grow { (lang.t("address")) input type="text" name="address"; }
+                button.primary type="submit" { (lang.t("create")) }
+            }
+        }
+        section.card {
+            @if places.is_empty() { p.empty { (lang.t("none_yet")) } } @else {
+                table {
+                    thead { tr { th { (lang.t("name")) } th { (lang.t("address")) } th { (lang.t("terminals")) } th { (lang.t("actions")) } } }
+                    tbody {
+                        @for p in &places {
+                            tr {
+                                td { strong { (p.name) } } td { (p.address) }
+                                td { (terminals.iter().filter(|t| t.place == p.name).count()) }
+                                td.actions { (button(ctx, "/admin/places/delete", &[("name", &p.name)], lang.t("delete"), "danger small")) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+fn desktops(state: &AppState, ctx: &Ctx) -> Page {
+    let lang = ctx.lang;
+    let desktops = state.desktops.list_all(None)?;
+    let images = state.catalogue.images()?;
+    let flavors = state.catalogue.flavors()?;
+    let users = state.accounts.users()?;
+    let instances = state.cloud.list_instances().map_err(cloud_error)?;
+    Ok(html! {
+        section.card {
+            h2 { (lang.t("give_class")) }
+            form.stack method="post" action="/admin/desktops/create" {
+                (csrf(ctx))
+                div.row {
+                    label { (lang.t("image")) select name="image" required { @for i in &images { option value=(i.name) { (i.name) } } } }
+                    label { (lang.t("flavor")) select name="flavor" required {
+                        @for f in &flavors { option value=(f.name) selected[f.name == "m1.small"] { (f.name) " (" (f.vcpus) " vCPU, " (f.ram_mib) " MiB)" } }
+                    } }
+                    label.grow { (lang.t("desktop_name")) input type="text" name="name"; }
+                }
+                fieldset {
+                    legend { (lang.t("who")) }
+                    label.check { input type="radio" name="class" value="all_students" checked; (lang.t("all_students")) }
+                    label.check { input type="radio" name="class" value="users"; (lang.t("these_users")) }
+                    textarea name="users" rows="3" placeholder="alice\nbob" {}
+                }
+                button.primary type="submit" { (lang.t("give_desktops")) }
+            }
+        }
+        section.card {
+            @if desktops.is_empty() { p.empty { (lang.t("none_yet")) } } @else {
+                table {
+                    thead { tr {
+                        th { (lang.t("name")) } th { (lang.t("owner")) } th { (lang.t("status")) } th { (lang.t("image")) }
+                        th { (lang.t("flavor")) } th { (lang.t("actions")) } th { (lang.t("assign")) }
+                    } }
+                    tbody {
+                        @for d in &desktops {
+                            tr data-owner=(d.owner) {
+                                td { strong { (d.name) } br; span.mono.muted { (d.id) } }
+                                td { (d.owner) } td { (status_badge(d.status)) }
+                                td { (d.image.as_deref().unwrap_or("-")) } td { (d.flavor.as_deref().unwrap_or("-")) }
+                                td.actions {
+                                    @if d.status != DesktopStatus::Active {
+                                        (button(ctx, "/admin/desktops/action", &[("id", &d.id), ("action", "start")], lang.t("start"), "small primary"))
+                                    } @else {
+                                        (button(ctx, "/admin/desktops/action", &[("id", &d.id), ("action", "reboot")], lang.t("reboot"), "small"))
+                                        (button(ctx, "/admin/desktops/action", &[("id", &d.id), ("action", "shutdown")], lang.t("shutdown"), "small"))
+                                    }
+                                    (button(ctx, "/admin/desktops/delete", &[("id", &d.id)], lang.t("delete"), "danger small"))
+                                }
+                                td {
+                                    form.inline method="post" action="/admin/desktops/assign" {
+                                        (csrf(ctx))
+                                        input type="hidden" name="id" value=(d.id);
+                                        select name="user" { @for u in &users { option value=(u.name) selected[u.name == d.owner] { (u.name) } } }
+                                        button.small type="submit" { (lang.t("assign")) }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        section.card {
+            h2 { (lang.t("exam_machines")) }
+            @if instances.is_empty() { p.empty { (lang.t("none_yet")) } } @else {
+                table {
+                    thead { tr { th { (lang.t("name")) } th { (lang.t("status")) } th { (lang.t("image")) } th { (lang.t("flavor")) } th { (lang.t("internet")) } th { (lang.t("created")) } th { (lang.t("actions")) } } }
+                    tbody {
+                        @for i in &instances {
+                            tr {
+                                td { strong { (i.name) } br; span.mono.muted { (i.vm_id) } }
+                                td { (status_badge(i.status)) } td { (i.image) } td { (i.flavor) }
+                                td { (lang.t(if i.internet { "yes" } else { "no" })) } td.muted { (i.created_at) }
+                                td.actions { (button(ctx, "/admin/instances/destroy", &[("id", &i.vm_id)], lang.t("destroy"), "danger small")) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    })
+}
+
+fn catalogue(state: &AppState, ctx: &Ctx) -> Page {
+    let lang = ctx.lang;
+    let images = state.catalogue.images()?;
+    let flavors = state.catalogue.flavors()?;
+    Ok(html! {
+        section.card {
+            h2 { (lang.t("images")) }
+            @if images.is_empty() { p.empty { (lang.t("none_yet")) } } @else {
+                table {
+                    thead { tr { th { (lang.t("name")) } th { (lang.t("connection")) } th { (lang.t("os_username")) } th { (lang.t("base_disk")) } th { (lang.t("actions")) } } }
+                    tbody { @for i in &images { tr {
+                        td { strong { (i.name) } } td { (i.default_connection_type.as_str()) } td { (i.os_username) }
+                        td.mono { (i.base_disk.display()) }
+                        td.actions { (button(ctx, "/admin/images/delete", &[("name", &i.name)], lang.t("delete"), "danger small")) }
+                    } } }
+                }
+            }
+            form.row method="post" action="/admin/images/create" {
+                (csrf(ctx))
+                label { (lang.t("name")) input type="text" name="name" required size="14"; }
+                label.grow { (lang.t("base_disk")) input type="text" name="disk" required placeholder="/var/lib/thindesk/images/win10.qcow2"; }
+                label { (lang.t("connection")) select name="connection" { option value="spice" { "SPICE" } option value="rdp" { "RDP" } } }
+                label { (lang.t("os_username")) input type="text" name="os_username" size="10"; }
+                label { (lang.t("os_password")) input type="password" name="os_password" size="10" autocomplete="off"; }
+                button.primary type="submit" { (lang.t("add")) }
+            }
+        }
+        section.card {
+            h2 { (lang.t("flavors")) }
+            table {
+                thead { tr { th { (lang.t("name")) } th { (lang.t("vcpus")) } th { (lang.t("ram_mib")) } th { (lang.t("disk_gib")) } th { (lang.t("actions")) } } }
+                tbody { @for f in &flavors { tr {
+                    td { strong { (f.name) } } td { (f.vcpus) } td { (f.ram_mib) } td { (f.disk_gib) }
+                    td.actions { (button(ctx, "/admin/flavors/delete", &[("name", &f.name)], lang.t("delete"), "danger small")) }
+                } } }
+            }
+            form.row method="post" action="/admin/flavors/create" {
+                (csrf(ctx))
+                label { (lang.t("name")) input type="text" name="name" required size="12"; }
+                label { (lang.t("vcpus")) input type="number" name="vcpus" min="1" max="64" value="1" required; }
+                label { (lang.t("ram_mib")) input type="number" name="ram" min="64" value="2048" required; }
+                label { (lang.t("disk_gib")) input type="number" name="disk" min="1" value="20" required; }
+                button.primary type="submit" { (lang.t("add")) }
+            }
+        }
+    })
+}
+
+fn settings(state: &AppState, ctx: &Ctx) -> Page {
+    let lang = ctx.lang;
+    let mode = state.terminals.registration_mode()?;
+    let modes = [
+        (RegistrationMode::Auto, "mode_auto"),
+        (RegistrationMode::Approval, "mode_approval"),
+        (RegistrationMode::Closed, "mode_closed"),
+    ];
+    Ok(html! {
+        section.card {
+            form.stack method="post" action="/admin/settings" {
+                (csrf(ctx))
+                fieldset {
+                    legend { (lang.t("registration_mode")) }
+                    @for (m, key) in modes {
+                        label.check { input type="radio" name="terminal_registration_mode" value=(m.as_str()) checked[m == mode]; (lang.t(key)) }
+                    }
+                }
+                button.primary type="submit" { (lang.t("save")) }
+            }
+        }
+    })
+}
+
+fn audit_table(lang: Lang, entries: &[crate::service::audit::AuditRecord]) -> Markup {
+    if entries.is_empty() {
+        return html! { p.empty { (lang.t("none_yet")) } };
+    }
+    html! {
+        table.audit {
+            thead { tr { th { (lang.t("time")) } th { (lang.t("actor")) } th { (lang.t("from")) } th { (lang.t("action")) } th { (lang.t("target")) } th { (lang.t("detail")) } } }
+            tbody { @for e in entries { tr {
+                td.mono.muted.time { (iso8601(e.at)) } td { strong { (e.actor) } } td.mono { (e.address) }
+                td { span.badge.grey { (e.action) } } td.mono { (e.target) } td { (e.detail) }
+            } } }
+        }
+    }
+}
+
+fn audit(state: &AppState, ctx: &Ctx, query: &HashMap<String, String>) -> Page {
+    let lang = ctx.lang;
+    let value = |key: &str| query.get(key).cloned().unwrap_or_default();
+    let (entries, error) = match audit_filter(query) {
+        Ok(filter) => (state.audit.list(&filter)?, None),
+        Err(error) => (Vec::new(), Some(message(lang, &error))),
+    };
+    Ok(html! {
+        section.card {
+            form.row method="get" action="/admin/audit" {
+                label { (lang.t("actor")) input type="text" name="actor" value=(value("actor")) size="12"; }
+                label { (lang.t("action")) input type="text" name="action" value=(value("action")) size="14" placeholder="terminal"; }
+                label { (lang.t("since")) input type="text" name="since" value=(value("since")) size="18" placeholder="2026-11-24"; }
+                label { (lang.t("until")) input type="text" name="until" value=(value("until")) size="18" placeholder="2026-11-24T18:00:00Z"; }
+                label { (lang.t("limit")) input type="number" name="limit" value=(value("limit")) min="1" max="1000" placeholder="100"; }
+                button type="submit" { (lang.t("filter")) }
+            }
+            @if let Some(error) = error { div.flash.error { (error.text) } }
+        }
+        section.card { (audit_table(lang, &entries)) }
+    })
+}
+
+/// A service error as the administrator reads it: field problems by field, bad CSV
+/// lines one by one, and never an internal detail.
+fn message(lang: Lang, error: &ServiceError) -> Flash {
+    match error {
+        ServiceError::BadLines(lines) => Flash {
+            ok: false,
+            text: lang.t("nothing_imported").to_owned(),
+            lines: lines.iter().map(|l| format!("{} {}: {}", lang.t("line"), l.line, l.message)).collect(),
+        },
+        other => Flash::error(describe(other)),
+    }
+}
+
+fn field<'a>(form: &'a Form, key: &str) -> &'a str {
+    form.get(key).map_or("", |v| v.as_str())
+}
+
+/// Performs a form's action; answers where to go next and what to say there.
+pub fn act(state: &AppState, admin: &Principal, lang: Lang, segments: &[String], form: &Form) -> (String, Flash) {
+    let path: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let by = admin.actor();
+    let back = super::back(segments).to_owned();
+    let done = || Flash::ok(lang.t("done"));
+    let outcome: Result<Flash, ServiceError> = (|| {
+        Ok(match path.as_slice() {
+            ["terminals", "approve"] => {
+                state.terminals.set_state(&by, field(form, "mac"), TerminalState::Approved)?;
+                Flash::ok(format!("{} {}", lang.t("approved"), field(form, "mac")))
+            }
+            ["terminals", "reject"] => {
+                state.terminals.set_state(&by, field(form, "mac"), TerminalState::Rejected)?;
+                Flash::ok(format!("{} {}", lang.t("rejected"), field(form, "mac")))
+            }
+            ["terminals", "delete"] => {
+                state.terminals.delete(&by, field(form, "mac"))?;
+                done()
+            }
+            ["terminals", "move"] => {
+                state.terminals.move_to(&by, field(form, "mac"), field(form, "place"), field(form, "seat_number"))?;
+                done()
+            }
+            ["users", "create"] => {
+                let name = field(form, "name").trim();
+                state.accounts.create_user(&by, name, field(form, "password"), field(form, "admin") == "true")?;
+                Flash::ok(format!("{} {name}", lang.t("created_n")))
+            }
+            ["users", "import"] => {
+                let text = if field(form, "file").trim().is_empty() { field(form, "csv") } else { field(form, "file") };
+                let created = state.accounts.import_csv(&by, text)?;
+                Flash::ok(format!("{} {} ({})", lang.t("imported"), created.len(), created.join(", ")))
+            }
+            ["users", "password"] => {
+                state.accounts.reset_password(&by, field(form, "name"), field(form, "password"))?;
+                done()
+            }
+            ["users", "delete"] => {
+                state.accounts.delete_user(&by, field(form, "name"))?;
+                done()
+            }
+            ["places", "create"] => {
+                state.terminals.add_place(&by, field(form, "name"), field(form, "address"))?;
+                done()
+            }
+            ["places", "delete"] => {
+                state.terminals.delete_place(&by, field(form, "name"))?;
+                done()
+            }
+            ["desktops", "create"] => give_desktops(state, &by, lang, form)?,
+            ["desktops", "action"] => {
+                let action = DesktopAction::parse(field(form, "action"))
+                    .ok_or_else(|| ServiceError::Invalid(crate::service::FieldErrors::single("action", "unknown")))?;
+                state.desktops.act(admin, field(form, "id"), action)?;
+                Flash::ok(format!("{}: {}", lang.t(action_key(action)), field(form, "id")))
+            }
+            ["desktops", "assign"] => {
+                state.desktops.assign(&by, field(form, "id"), field(form, "user"))?;
+                done()
+            }
+            ["desktops", "delete"] => {
+                state.desktops.delete(&by, field(form, "id"))?;
+                done()
+            }
+            ["instances", "destroy"] => {
+                state.cloud.destroy(&by, field(form, "id")).map_err(cloud_error)?;
+                done()
+            }
+            ["images", "create"] => {
+                let spec = ImageSpec {
+                    name: field(form, "name").to_owned(),
+                    base_disk: PathBuf::from(field(form, "disk").trim()),
+                    default_connection_type: ConnectionType::parse(field(form, "connection"))
+                        .unwrap_or(ConnectionType::Spice),
+                    os_username: field(form, "os_username").trim().to_owned(),
+                    os_password: field(form, "os_password").to_owned(),
+                };
+                state.catalogue.add_image(&by, &spec)?;
+                done()
+            }
+            ["images", "delete"] => {
+                state.catalogue.delete_image(&by, field(form, "name"))?;
+                done()
+            }
+            ["flavors", "create"] => {
+                let number = |key: &str| field(form, key).trim().parse::<u32>().unwrap_or(0);
+                let flavor = Flavor {
+                    name: field(form, "name").to_owned(),
+                    vcpus: number("vcpus"),
+                    ram_mib: number("ram"),
+                    disk_gib: number("disk"),
+                };
+                state.catalogue.add_flavor(&by, &flavor)?;
+                done()
+            }
+            ["flavors", "delete"] => {
+                state.catalogue.delete_flavor(&by, field(form, "name"))?;
+                done()
+            }
+            ["settings"] => {
+                let mode = RegistrationMode::parse(field(form, "terminal_registration_mode")).ok_or_else(|| {
+                    ServiceError::Invalid(crate::service::FieldErrors::single(
+                        "terminal_registration_mode",
+                        "must be auto, approval or closed",
+                    ))
+                })?;
+                state.terminals.set_registration_mode(&by, mode)?;
+                Flash::ok(lang.t("saved"))
+            }
+            _ => Flash::error(lang.t("not_found_page")),
+        })
+    })();
+    (back, outcome.unwrap_or_else(|error| message(lang, &error)))
+}
+
+fn action_key(action: DesktopAction) -> &'static str {
+    match action {
+        DesktopAction::Resume | DesktopAction::Start => "start",
+        DesktopAction::Reboot | DesktopAction::Reset => "reboot",
+        DesktopAction::Shutdown => "shutdown",
+    }
+}
+
+fn give_desktops(state: &AppState, by: &Actor, lang: Lang, form: &Form) -> Result<Flash, ServiceError> {
+    let class = if field(form, "class") == "users" {
+        Class::Users(field(form, "users").split([',', '\n', '\r', ' ']).map(str::to_owned).collect())
+    } else {
+        Class::AllStudents
+    };
+    let outcomes = state.desktops.create_for_class(
+        by,
+        &class,
+        field(form, "image"),
+        field(form, "flavor"),
+        field(form, "name"),
+    )?;
+    let created: Vec<&str> = outcomes.iter().filter(|o| o.result.is_ok()).map(|o| o.user.as_str()).collect();
+    let failed: Vec<String> = outcomes
+        .iter()
+        .filter_map(|o| {
+            o.result.as_ref().err().map(|e| format!("{} {}: {}", lang.t("failed_for"), o.user, describe(e)))
+        })
+        .collect();
+    let text = format!("{} {} ({})", lang.t("created_n"), created.len(), created.join(", "));
+    Ok(Flash { ok: failed.is_empty(), text, lines: failed })
+}
