@@ -51,13 +51,21 @@ impl Browser {
     }
 
     async fn text(&self, css: &str) -> String {
-        match self.client.wait().at_most(Duration::from_secs(15)).for_element(Locator::Css(css)).await {
-            Ok(element) => element.text().await.expect("text"),
-            Err(e) => {
-                let page = self.client.source().await.unwrap_or_default();
-                panic!("{css}: {e} on {} in\n{page}", self.path().await)
+        for _ in 0..50 {
+            match self.client.wait().at_most(Duration::from_secs(15)).for_element(Locator::Css(css)).await {
+                Ok(element) => match element.text().await {
+                    Ok(text) => return text,
+                    // The page changed between finding the element and reading it
+                    // (a click's page replacing the old one): look again.
+                    Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+                },
+                Err(e) => {
+                    let page = self.client.source().await.unwrap_or_default();
+                    panic!("{css}: {e} on {} in\n{page}", self.path().await)
+                }
             }
         }
+        panic!("{css} went stale 50 times in a row")
     }
 
     async fn click(&self, css: &str) {
