@@ -1222,7 +1222,8 @@ fn desktop_card(
         ui.set_width(ui.available_width());
         ui.horizontal(|ui| {
             ui.label(RichText::new(&desktop.name).heading());
-            ui.label(RichText::new("●").color(status_color(desktop.status)));
+            let (dot, _) = ui.allocate_exact_size(egui::vec2(12.0, 12.0), egui::Sense::hover());
+            ui.painter().circle_filled(dot.center(), 5.0, status_color(desktop.status));
             ui.label(status_label(lang, desktop.status));
         });
         ui.horizontal_wrapped(|ui| {
