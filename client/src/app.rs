@@ -7,7 +7,7 @@
 //! the next one is asked for with `request_repaint_after`: an idle client draws nothing.
 
 use crate::api::{ApiClient, ApiError, FieldErrors};
-use crate::i18n::{Lang, T, fill};
+use crate::i18n::{Lang, Said, T, fill};
 use crate::settings::{LAST_USER, Memory, Settings, TOKEN};
 use crate::viewer::{self, ViewerError};
 use egui::{Align, Color32, Layout, RichText};
@@ -82,7 +82,7 @@ pub struct RegisterForm {
     admin_password: String,
     busy: bool,
     field_errors: FieldErrors,
-    error: Option<String>,
+    error: Option<Said>,
 }
 
 #[derive(Default)]
@@ -90,7 +90,7 @@ pub struct LoginForm {
     user: String,
     password: String,
     busy: bool,
-    error: Option<String>,
+    error: Option<Said>,
     throttled_until: Option<Instant>,
 }
 
@@ -101,7 +101,7 @@ pub struct DesktopsView {
     busy: HashMap<String, DesktopAction>,
     confirm_shutdown: Option<(String, String)>,
     save_file: Option<Desktop>,
-    notice: Option<(String, bool)>,
+    notice: Option<(Said, bool)>,
     password: Option<PasswordDialog>,
     /// The desktop open in a viewer.
     session: Option<String>,
@@ -117,7 +117,7 @@ struct PasswordDialog {
     new: String,
     repeat: String,
     busy: bool,
-    error: Option<String>,
+    error: Option<Said>,
 }
 
 /// The server could not be reached: say so, and try again with growing pauses.
@@ -147,7 +147,7 @@ pub struct App {
     terminal: Option<Terminal>,
     unreachable: Option<Unreachable>,
     /// A server fault (5xx) that is not the user's to fix.
-    server_trouble: Option<String>,
+    server_trouble: Option<Said>,
     next_probe: Option<Instant>,
     probing: bool,
     remembered_user: Option<String>,
@@ -316,7 +316,6 @@ impl App {
                 self.on_terminal(result);
             }
             Msg::Places(result) => {
-                let lang = self.lang;
                 if let Screen::Register(form) = &mut self.screen {
                     match result {
                         Ok(places) => {
@@ -329,7 +328,7 @@ impl App {
                         }
                         Err(e) => {
                             form.places = Some(Vec::new());
-                            form.error = Some(describe(lang, &e));
+                            form.error = Some(describe(&e));
                         }
                     }
                 }
@@ -341,7 +340,6 @@ impl App {
             Msg::ActionDone { id, action, result } => self.on_action_done(id, action, result),
             Msg::PasswordChanged(result) => self.on_password_changed(result),
             Msg::ViewerStarted { name, result } => {
-                let lang = self.lang;
                 if let Screen::Desktops(view) = &mut self.screen {
                     match result {
                         Ok(()) => {
@@ -349,17 +347,17 @@ impl App {
                             view.notice = None;
                         }
                         Err(ViewerError::Missing(program)) => {
-                            view.notice = Some((fill(T::ViewerMissing.get(lang), &[&program]), true));
+                            view.notice = Some((Said::with(T::ViewerMissing, &[&program]), true));
                         }
-                        Err(ViewerError::NoDisplay) => view.notice = Some((T::NoDisplay.get(lang).into(), true)),
+                        Err(ViewerError::NoDisplay) => view.notice = Some((T::NoDisplay.into(), true)),
                         Err(ViewerError::Failed(e)) => {
-                            view.notice = Some((fill(T::ViewerFailed.get(lang), &[&e]), true));
+                            view.notice = Some((Said::with(T::ViewerFailed, &[&e]), true));
                         }
                     }
                 }
             }
             Msg::ViewerExited { name } => {
-                let text = fill(self.t(T::SessionEnded), &[&name]);
+                let text = Said::with(T::SessionEnded, &[&name]);
                 if self.kiosk() {
                     self.log_out(Some(text));
                 } else if let Screen::Desktops(view) = &mut self.screen {
@@ -385,14 +383,13 @@ impl App {
                 }
             },
             Msg::FileSaved(result) => {
-                let lang = self.lang;
                 if let Screen::Desktops(view) = &mut self.screen {
                     match result {
                         Ok(Some(path)) => {
-                            view.notice = Some((fill(T::FileSaved.get(lang), &[&path.display().to_string()]), false));
+                            view.notice = Some((Said::with(T::FileSaved, &[&path.display().to_string()]), false));
                         }
                         Ok(None) => {}
-                        Err(e) => view.notice = Some((e, true)),
+                        Err(e) => view.notice = Some((Said::Raw(e), true)),
                     }
                 }
             }
@@ -437,14 +434,14 @@ impl App {
             Err(ApiError::Unreachable(reason)) => self.unreachable(reason),
             Err(other) => {
                 self.unreachable = None;
-                self.server_trouble = Some(self.describe(&other));
+                self.server_trouble = Some(describe(&other));
                 let attempt = 3;
                 self.next_probe = Some(Instant::now() + Duration::from_secs(1 << attempt));
             }
         }
     }
 
-    fn show_login(&mut self, error: Option<String>) {
+    fn show_login(&mut self, error: Option<Said>) {
         let user = match &self.screen {
             Screen::Desktops(view) => view.user.clone(),
             Screen::Login(form) => form.user.clone(),
@@ -465,7 +462,6 @@ impl App {
     }
 
     fn on_registered(&mut self, result: Result<TerminalState, ApiError>) {
-        let lang = self.lang;
         match result {
             Ok(_) => {
                 // The lookup decides the next screen, with the place and seat to show.
@@ -484,21 +480,20 @@ impl App {
                 form.error = None;
                 match error {
                     ApiError::Invalid(errors) => form.field_errors = errors,
-                    ApiError::TerminalExisted => form.error = Some(T::TerminalExisted.get(lang).into()),
-                    ApiError::SeatTaken => form.error = Some(T::SeatTaken.get(lang).into()),
-                    ApiError::Unauthorized => form.error = Some(T::AdminRefused.get(lang).into()),
-                    ApiError::Forbidden => form.error = Some(T::NotAdmin.get(lang).into()),
+                    ApiError::TerminalExisted => form.error = Some(T::TerminalExisted.into()),
+                    ApiError::SeatTaken => form.error = Some(T::SeatTaken.into()),
+                    ApiError::Unauthorized => form.error = Some(T::AdminRefused.into()),
+                    ApiError::Forbidden => form.error = Some(T::NotAdmin.into()),
                     ApiError::Throttled(secs) => {
-                        form.error = Some(fill(T::Throttled.get(lang), &[&secs.to_string()]));
+                        form.error = Some(Said::with(T::Throttled, &[&secs.to_string()]));
                     }
-                    other => form.error = Some(describe(lang, &other)),
+                    other => form.error = Some(describe(&other)),
                 }
             }
         }
     }
 
     fn on_logged_in(&mut self, user: String, resumed: bool, result: Result<TokenGrant, ApiError>) {
-        let lang = self.lang;
         let Screen::Login(form) = &mut self.screen else { return };
         form.busy = false;
         match result {
@@ -528,7 +523,7 @@ impl App {
             Err(_) if resumed => {}
             Err(ApiError::Unauthorized) => {
                 form.password.clear();
-                form.error = Some(T::WrongPassword.get(lang).into());
+                form.error = Some(T::WrongPassword.into());
             }
             Err(ApiError::Throttled(secs)) => {
                 form.throttled_until = Some(Instant::now() + Duration::from_secs(secs));
@@ -538,7 +533,7 @@ impl App {
                 form.error = None;
                 self.unreachable(reason);
             }
-            Err(other) => form.error = Some(describe(lang, &other)),
+            Err(other) => form.error = Some(describe(&other)),
         }
     }
 
@@ -552,7 +547,7 @@ impl App {
                 let user = view.user.clone();
                 self.remember(Some(user), Some(grant.token.id));
             }
-            Err(ApiError::Unauthorized) => self.log_out(Some(self.t(T::SessionExpired).into())),
+            Err(ApiError::Unauthorized) => self.log_out(Some(T::SessionExpired.into())),
             Err(ApiError::Unreachable(reason)) => {
                 view.renew_at = Instant::now() + Duration::from_secs(10);
                 self.unreachable(reason);
@@ -569,47 +564,45 @@ impl App {
                 view.desktops = Some(list.desktop_list);
                 self.reachable();
             }
-            Err(ApiError::Unauthorized) => self.log_out(Some(self.t(T::SessionExpired).into())),
+            Err(ApiError::Unauthorized) => self.log_out(Some(T::SessionExpired.into())),
             Err(ApiError::Unreachable(reason)) => self.unreachable(reason),
-            Err(other) => self.server_trouble = Some(self.describe(&other)),
+            Err(other) => self.server_trouble = Some(describe(&other)),
         }
     }
 
     fn on_action_done(&mut self, id: String, action: DesktopAction, result: Result<(), ApiError>) {
-        let lang = self.lang;
         let Screen::Desktops(view) = &mut self.screen else { return };
         view.busy.remove(&id);
         let name = view.desktops.iter().flatten().find(|d| d.id == id).map(|d| d.name.clone()).unwrap_or_default();
         view.notice = Some(match result {
-            Ok(()) => (fill(T::ActionDone.get(lang), &[&format!("{name} · {}", action_label(lang, action))]), false),
-            Err(ApiError::Conflict(_)) => (T::ActionBusy.get(lang).into(), true),
+            Ok(()) => (Said::Text(T::ActionDone, vec![Said::Raw(name), action_text(action).into()]), false),
+            Err(ApiError::Conflict(_)) => (T::ActionBusy.into(), true),
             Err(ApiError::Unauthorized) => {
-                self.log_out(Some(T::SessionExpired.get(lang).into()));
+                self.log_out(Some(T::SessionExpired.into()));
                 return;
             }
-            Err(e) => (describe(lang, &e), true),
+            Err(e) => (describe(&e), true),
         });
         view.next_refresh = Instant::now();
     }
 
     fn on_password_changed(&mut self, result: Result<(), ApiError>) {
-        let lang = self.lang;
         let Screen::Desktops(view) = &mut self.screen else { return };
         let Some(dialog) = &mut view.password else { return };
         dialog.busy = false;
         match result {
             Ok(()) => {
                 view.password = None;
-                view.notice = Some((T::PasswordChanged.get(lang).into(), false));
+                view.notice = Some((T::PasswordChanged.into(), false));
             }
             Err(ApiError::Invalid(errors)) => {
-                dialog.error = Some(errors.values().flatten().cloned().collect::<Vec<_>>().join("; "));
+                dialog.error = Some(Said::Raw(errors.values().flatten().cloned().collect::<Vec<_>>().join("; ")));
             }
-            Err(e) => dialog.error = Some(describe(lang, &e)),
+            Err(e) => dialog.error = Some(describe(&e)),
         }
     }
 
-    fn log_out(&mut self, notice: Option<String>) {
+    fn log_out(&mut self, notice: Option<Said>) {
         if let Screen::Desktops(view) = &self.screen {
             let user = view.user.clone();
             self.remember(Some(user), None);
@@ -622,10 +615,6 @@ impl App {
             // A kiosk forgets who sat here.
             form.user.clear();
         }
-    }
-
-    fn describe(&self, error: &ApiError) -> String {
-        describe(self.lang, error)
     }
 
     // ----- timers ----------------------------------------------------------------
@@ -644,7 +633,7 @@ impl App {
         if self.unreachable.is_some() {
             soonest(now + Duration::from_secs(1));
         }
-        let idle = Duration::from_secs(self.settings.idle_logout_secs.max(10));
+        let idle = Duration::from_secs(self.settings.idle_logout_secs.max(1));
         let kiosk = self.kiosk();
         let mut idle_out = false;
         match &mut self.screen {
@@ -738,7 +727,7 @@ impl App {
                 });
             }
             if let Some(trouble) = &self.server_trouble {
-                ui.colored_label(ui.visuals().warn_fg_color, fill(self.t(T::ServerTrouble), &[trouble]));
+                ui.colored_label(ui.visuals().warn_fg_color, trouble.show(self.lang));
             }
         });
     }
@@ -980,26 +969,28 @@ fn renew_after(expires_in: u64) -> Duration {
     Duration::from_secs((expires_in.saturating_mul(4) / 5).max(10))
 }
 
-fn describe(lang: Lang, error: &ApiError) -> String {
+fn describe(error: &ApiError) -> Said {
     match error {
-        ApiError::Unauthorized => T::WrongPassword.get(lang).into(),
-        ApiError::Throttled(secs) => fill(T::Throttled.get(lang), &[&secs.to_string()]),
-        ApiError::Server(message) => fill(T::ServerTrouble.get(lang), &[message]),
-        ApiError::Invalid(errors) => errors
-            .iter()
-            .map(|(field, messages)| format!("{field}: {}", messages.join(", ")))
-            .collect::<Vec<_>>()
-            .join("; "),
-        other => other.to_string(),
+        ApiError::Unauthorized => T::WrongPassword.into(),
+        ApiError::Throttled(secs) => Said::with(T::Throttled, &[&secs.to_string()]),
+        ApiError::Server(message) => Said::with(T::ServerTrouble, &[message]),
+        ApiError::Invalid(errors) => Said::Raw(
+            errors
+                .iter()
+                .map(|(field, messages)| format!("{field}: {}", messages.join(", ")))
+                .collect::<Vec<_>>()
+                .join("; "),
+        ),
+        other => Said::Raw(other.to_string()),
     }
 }
 
-fn action_label(lang: Lang, action: DesktopAction) -> &'static str {
+fn action_text(action: DesktopAction) -> T {
     match action {
-        DesktopAction::Resume => T::Resume.get(lang),
-        DesktopAction::Start => T::Start.get(lang),
-        DesktopAction::Reboot | DesktopAction::Reset => T::Reboot.get(lang),
-        DesktopAction::Shutdown => T::Shutdown.get(lang),
+        DesktopAction::Resume => T::Resume,
+        DesktopAction::Start => T::Start,
+        DesktopAction::Reboot | DesktopAction::Reset => T::Reboot,
+        DesktopAction::Shutdown => T::Shutdown,
     }
 }
 
@@ -1060,9 +1051,9 @@ fn field(
     response
 }
 
-fn error_line(ui: &mut egui::Ui, error: &Option<String>) {
+fn error_line(ui: &mut egui::Ui, lang: Lang, error: &Option<Said>) {
     if let Some(error) = error {
-        ui.colored_label(ui.visuals().error_fg_color, error);
+        ui.colored_label(ui.visuals().error_fg_color, error.show(lang));
     }
 }
 
@@ -1107,7 +1098,7 @@ fn register_screen(ui: &mut egui::Ui, lang: Lang, form: &mut RegisterForm) -> Op
                 ui.colored_label(ui.visuals().error_fg_color, format!("{field}: {}", errors.join(", ")));
             }
         }
-        error_line(ui, &form.error);
+        error_line(ui, lang, &form.error);
         ui.horizontal(|ui| {
             let ready = !form.busy && form.places.is_some();
             if ui.add_enabled(ready, egui::Button::new(T::Register.get(lang))).clicked() {
@@ -1142,7 +1133,7 @@ fn login_screen(
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             ui.colored_label(ui.visuals().error_fg_color, fill(T::Throttled.get(lang), &[&secs.to_string()]));
         }
-        error_line(ui, &form.error);
+        error_line(ui, lang, &form.error);
         ui.horizontal(|ui| {
             let ready = !form.busy && wait.is_none() && !form.user.trim().is_empty() && !form.password.is_empty();
             let clicked = ui.add_enabled(ready, egui::Button::new(T::LogIn.get(lang))).clicked();
@@ -1182,7 +1173,7 @@ fn desktops_screen(ui: &mut egui::Ui, lang: Lang, view: &mut DesktopsView, kiosk
     }
     if let Some((notice, is_error)) = &view.notice {
         let color = if *is_error { ui.visuals().error_fg_color } else { ui.visuals().text_color() };
-        ui.colored_label(color, notice);
+        ui.colored_label(color, notice.show(lang));
     }
     match &view.desktops {
         None => {
@@ -1230,8 +1221,9 @@ fn desktop_card(
             let idle = busy.is_none();
             let active = desktop.status == DesktopStatus::Active;
             let can_connect = active && viewer::pick_connection(desktop).is_some() && !in_session;
-            let connect = egui::Button::new(RichText::new(T::Connect.get(lang)).strong());
-            if ui.add_enabled(idle && can_connect, connect).clicked() {
+            let connect_text = RichText::new(T::Connect.get(lang));
+            let connect_text = if idle && can_connect { connect_text.strong() } else { connect_text };
+            if ui.add_enabled(idle && can_connect, egui::Button::new(connect_text)).clicked() {
                 command = Some(Command::Connect(desktop.clone()));
             }
             let wake = match desktop.status {
@@ -1256,7 +1248,7 @@ fn desktop_card(
             }
             if let Some(action) = busy {
                 ui.spinner();
-                ui.label(format!("{} {}", action_label(lang, *action), T::Working.get(lang)));
+                ui.label(format!("{} {}", action_text(*action).get(lang), T::Working.get(lang)));
             }
         });
     });
@@ -1314,7 +1306,7 @@ fn dialogs(ctx: &egui::Context, lang: Lang, view: &mut DesktopsView) -> Option<C
             ui.heading(T::ChangePassword.get(lang));
             field(ui, T::NewPassword.get(lang), &mut dialog.new, true, None);
             field(ui, T::RepeatPassword.get(lang), &mut dialog.repeat, true, None);
-            error_line(ui, &dialog.error);
+            error_line(ui, lang, &dialog.error);
             ui.horizontal(|ui| {
                 let ready = !dialog.busy && !dialog.new.is_empty();
                 if ui.add_enabled(ready, egui::Button::new(T::Save.get(lang))).clicked() {
@@ -1323,7 +1315,7 @@ fn dialogs(ctx: &egui::Context, lang: Lang, view: &mut DesktopsView) -> Option<C
                         dialog.error = None;
                         command = Some(Command::ChangePassword(dialog.new.clone()));
                     } else {
-                        dialog.error = Some(T::PasswordsDiffer.get(lang).into());
+                        dialog.error = Some(T::PasswordsDiffer.into());
                     }
                 }
                 if ui.button(T::Cancel.get(lang)).clicked() {

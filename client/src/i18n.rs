@@ -132,7 +132,7 @@ texts! {
     SaveFile => ("Save connection file…", "保存连接文件…"),
     ConfirmShutdown => ("Shut down {}? Unsaved work in it will be lost.", "确定要关闭 {} 吗？未保存的工作将会丢失。"),
     Working => ("Working…", "处理中…"),
-    ActionDone => ("{}: done.", "{}：已完成。"),
+    ActionDone => ("{} · {}: done.", "{} · {}：已完成。"),
     ActionBusy => ("Another action on this desktop is under way; wait a moment.", "此桌面正在执行其他操作，请稍候。"),
     NoDisplay => ("This desktop has no display to connect to yet: start it first.", "此桌面暂时无法连接，请先开机。"),
     Status => ("Status", "状态"),
@@ -166,6 +166,36 @@ texts! {
     ),
     FileSaved => ("Saved {}", "已保存 {}"),
     KioskNote => ("Kiosk mode: this window cannot be closed.", "展台模式：此窗口不能关闭。"),
+}
+
+/// Something to tell the user, kept as text keys (not as a finished string) so that it
+/// follows a language switch. Values from outside (names, server messages) are `Raw`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Said {
+    Text(T, Vec<Said>),
+    Raw(String),
+}
+
+impl Said {
+    pub fn with(text: T, args: &[&str]) -> Self {
+        Self::Text(text, args.iter().map(|a| Self::Raw((*a).to_owned())).collect())
+    }
+
+    pub fn show(&self, lang: Lang) -> String {
+        match self {
+            Self::Raw(text) => text.clone(),
+            Self::Text(text, args) => {
+                let args: Vec<String> = args.iter().map(|a| a.show(lang)).collect();
+                fill(text.get(lang), &args.iter().map(String::as_str).collect::<Vec<_>>())
+            }
+        }
+    }
+}
+
+impl From<T> for Said {
+    fn from(text: T) -> Self {
+        Self::Text(text, Vec::new())
+    }
 }
 
 /// Replaces each `{}` in `template` with the next of `values`.

@@ -219,6 +219,11 @@ fn wrong_password_and_throttling_are_explained() {
     wait_for(&mut h, "Classroom b101 · seat 06");
     log_in(&mut h, STUDENT.0, "not-the-password");
     wait_for(&mut h, "Wrong user name or password.");
+    // Messages already shown follow a language switch.
+    click(&mut h, "简体中文");
+    wait_for(&mut h, "用户名或密码错误。");
+    click(&mut h, "English");
+    wait_for(&mut h, "Wrong user name or password.");
 
     // Enough failures for the server to throttle the account for a few seconds.
     env.runtime.block_on(async {
@@ -336,4 +341,41 @@ fn missing_viewer_is_a_message_not_a_crash() {
     click(&mut h, "Connect");
     wait_for(&mut h, "The viewer program /nonexistent/remote-viewer is not installed");
     assert!(h.query_by_role_and_label(Role::Button, "Connect").is_some());
+}
+
+#[test]
+fn kiosk_returns_to_login_after_a_session_and_when_idle() {
+    let env = env();
+    env.runtime.block_on(env.server.create_desktop(STUDENT.0, "Lab PC"));
+    let mac = "02:00:00:00:00:0C";
+    register_approved(&env, mac, "12");
+    let dir = tempfile::tempdir().expect("dir");
+    let mut settings = Settings { kiosk: true, idle_logout_secs: 2, ..Settings::default() };
+    settings.viewers.spice = recording_viewer(dir.path()).display().to_string();
+    let mut h = app(&env, env.server.server.url(), mac, settings);
+    wait_for(&mut h, "Classroom b101 · seat 12");
+    log_in(&mut h, STUDENT.0, STUDENT.1);
+    wait_for(&mut h, "Lab PC");
+    assert!(h.query_by_role_and_label(Role::Button, "Save connection file…").is_none());
+    click(&mut h, "Start");
+    wait_for(&mut h, "Running");
+    click(&mut h, "Connect");
+    wait_for(&mut h, "Lab PC is open in the viewer.");
+    // The viewer closes: back to the login screen, nobody's name left in it.
+    wait_for(&mut h, "The session with Lab PC ended.");
+    assert!(h.query_by_label("Your desktops").is_none());
+    assert_eq!(h.get_by_label("User name").value().as_deref(), Some(""));
+    let args = std::fs::read_to_string(dir.path().join("viewer.args")).expect("args recorded");
+    assert_eq!(args, "--kiosk\n--kiosk-quit=on-disconnect\n-\n");
+
+    // Left alone on the desktop list, the kiosk logs out by itself.
+    log_in(&mut h, STUDENT.0, STUDENT.1);
+    wait_for(&mut h, "Your desktops");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while h.query_by_label("Your desktops").is_some() {
+        assert!(Instant::now() < deadline, "never logged out");
+        h.step();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(h.query_by_label_contains("Classroom b101 · seat 12").is_some());
 }
