@@ -27,7 +27,7 @@ client_pid=$!
 until grep -q "first frame" "$clog"; do sleep 0.01; done
 end=$(date +%s%N)
 echo "first frame (wall clock, from exec): $(( (end - start) / 1000000 )) ms"
-echo "first frame (in process, from main): $(sed -n 's/.*elapsed_ms=\([0-9]*\).*/\1/p' "$clog" | head -1) ms"
+echo "first frame (in process, from main): $(sed 's/\x1b\[[0-9;]*m//g' "$clog" | sed -n 's/.*first frame elapsed_ms=\([0-9]*\).*/\1/p' | head -1) ms"
 sleep 3   # the terminal lookup and login screen settle
 ticks=$(getconf CLK_TCK)
 cpu() { awk '{print $14 + $15}' "/proc/$client_pid/stat"; }

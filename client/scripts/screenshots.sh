@@ -44,50 +44,72 @@ start() { # lang mac [server]
 stop() { kill "$client_pid" 2>/dev/null || true; wait "$client_pid" 2>/dev/null || true; client_pid=; }
 shot() { # name
     sleep 1
-    import -window root -crop 960x680+0+0 +repage -colors 64 "$out/$1.png"
+    import -window root -crop 960x680+0+0 +repage +dither -colors 64 "$out/$1.png"
 }
 click() { xdotool mousemove "$1" "$2" click 1; sleep 0.5; }
 type_text() { xdotool type --delay 20 "$1"; sleep 0.3; }
 
-n=0
-for lang in en zh; do
-    n=$((n + 1))
-    # Registration: a MAC the server does not know.
-    start "$lang" "02:00:00:00:0$n:01"
-    shot "register-$lang"
-    stop
-    # Waiting: registered, not yet approved.
-    register "02:00:00:00:0$n:02" "2$n"
-    start "$lang" "02:00:00:00:0$n:02"
-    shot "waiting-$lang"
-    stop
-    # Rejected.
-    register "02:00:00:00:0$n:03" "3$n"
-    admin terminal reject "02:00:00:00:0$n:03"
-    start "$lang" "02:00:00:00:0$n:03"
-    shot "rejected-$lang"
-    stop
-    # Unreachable server.
-    start "$lang" "02:00:00:00:0$n:04" "http://127.0.0.1:9"
-    shot "unreachable-$lang"
-    stop
-    # Login, wrong password, desktops, an action the server refuses, change password.
-    register "02:00:00:00:0$n:05" "5$n"
-    admin terminal approve "02:00:00:00:0$n:05"
-    start "$lang" "02:00:00:00:0$n:05"
-    shot "login-$lang"
-    eval "$(cat client/scripts/coordinates-$lang.sh)"
-    click $USER_FIELD; type_text student
-    click $PASSWORD_FIELD; type_text wrong-password; xdotool key Return
-    shot "login-wrong-password-$lang"
-    click $PASSWORD_FIELD; type_text "$student_password"; xdotool key Return
-    sleep 2
-    shot "desktops-$lang"
-    click $START_BUTTON
-    sleep 1
-    shot "desktops-action-refused-$lang"
-    click $CHANGE_PASSWORD_BUTTON
-    shot "change-password-$lang"
-    stop
+# Every state is reached in English, then shot in both languages with the switch at
+# the right end of the top bar (which is itself what is being shown: switchable on
+# every screen). Coordinates are those of the 960x680 window at the screen's origin.
+both() { shot "$1-en"; click 930 16; shot "$1-zh"; click 930 16; }
+focus() { xdotool windowfocus --sync "$(xdotool search --name '^thindesk$' | head -1)"; }
+
+start en 02:00:00:00:00:01
+both register
+click 279 366                      # Register with no seat: the server's field error
+both register-field-error
+click 821 16                       # Settings
+both settings
+stop
+
+register 02:00:00:00:00:02 02
+start en 02:00:00:00:00:02
+both waiting
+stop
+
+register 02:00:00:00:00:03 03
+admin terminal reject 02:00:00:00:00:03
+start en 02:00:00:00:00:03
+both rejected
+stop
+
+start en 02:00:00:00:00:04 http://127.0.0.1:9
+both unreachable
+stop
+
+register 02:00:00:00:00:05 05
+admin terminal approve 02:00:00:00:00:05
+start en 02:00:00:00:00:05
+focus
+both login
+click 480 202; type_text student
+click 480 264; type_text wrong-password; xdotool key Return
+both login-wrong-password
+click 480 264; type_text "$student_password"; xdotool key Return
+sleep 2
+both desktops
+click 136 140                      # Start: this demo server has no hypervisor
+sleep 1
+both desktops-action-refused
+click 617 16                       # Change password
+shot change-password-en
+click 394 421                      # Cancel
+click 930 16
+click 679 16                       # 修改密码
+shot change-password-zh
+stop
+
+# Throttled: the administrator's account after many wrong passwords.
+for _ in $(seq 1 20); do
+    wait=$(curl -s -u admin:wrong "$api/token" | sed -n 's/.*"retry_after":\([0-9]*\).*/\1/p')
+    [ -n "$wait" ] && [ "$wait" -ge 16 ] && break
+    [ -n "$wait" ] && sleep "$wait"
 done
+start en 02:00:00:00:00:05
+focus
+click 480 202; type_text admin
+click 480 264; type_text not-it-either; xdotool key Return
+both login-throttled
+stop
 echo "screenshots in $out"

@@ -922,22 +922,28 @@ impl App {
         let mut open = true;
         let mut command = None;
         let mut save = false;
-        egui::Window::new(T::Settings.get(lang)).open(&mut open).collapsible(false).show(ctx, |ui| {
-            egui::Grid::new("viewer-programs").num_columns(3).show(ui, |ui| {
+        egui::Window::new(T::Settings.get(lang))
+            .open(&mut open)
+            .collapsible(false)
+            .resizable(false)
+            .default_width(480.0)
+            .anchor(egui::Align2::CENTER_CENTER, [0.0, 0.0])
+            .show(ctx, |ui| {
                 for (rdp, label) in [(false, T::SpiceViewer), (true, T::RdpViewer)] {
                     let id = ui.label(label.get(lang)).id;
                     let value = if rdp { &mut self.settings.viewers.rdp } else { &mut self.settings.viewers.spice };
-                    ui.text_edit_singleline(value).labelled_by(id);
-                    if ui.button(T::Choose.get(lang)).on_hover_text(label.get(lang)).clicked() {
-                        command = Some(Command::ChooseProgram { rdp });
-                    }
-                    ui.end_row();
+                    ui.horizontal(|ui| {
+                        ui.add(egui::TextEdit::singleline(value).desired_width(340.0)).labelled_by(id);
+                        if ui.button(T::Choose.get(lang)).on_hover_text(label.get(lang)).clicked() {
+                            command = Some(Command::ChooseProgram { rdp });
+                        }
+                    });
+                }
+                ui.separator();
+                if ui.button(T::Save.get(lang)).clicked() {
+                    save = true;
                 }
             });
-            if ui.button(T::Save.get(lang)).clicked() {
-                save = true;
-            }
-        });
         if save {
             self.save_settings();
             open = false;
