@@ -970,9 +970,11 @@ enum Command {
     ChooseProgram { rdp: bool },
 }
 
-/// Renew at four fifths of the lifetime, and not more often than every 10 s.
+/// Renew at four fifths of the lifetime, and at least two seconds before the end (the
+/// server counts whole seconds), but not sooner than in a second.
 fn renew_after(expires_in: u64) -> Duration {
-    Duration::from_secs((expires_in.saturating_mul(4) / 5).max(10))
+    let at = expires_in.saturating_mul(800).min(expires_in.saturating_sub(2).saturating_mul(1000));
+    Duration::from_millis(at.max(1000))
 }
 
 fn describe(error: &ApiError) -> Said {
@@ -1361,5 +1363,19 @@ impl eframe::App for App {
         if let Some(next) = next {
             ctx.request_repaint_after(next.saturating_duration_since(Instant::now()));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::renew_after;
+    use std::time::Duration;
+
+    #[test]
+    fn tokens_are_renewed_well_before_they_expire() {
+        assert_eq!(renew_after(7200), Duration::from_secs(5760));
+        assert_eq!(renew_after(60), Duration::from_secs(48));
+        assert_eq!(renew_after(4), Duration::from_secs(2));
+        assert_eq!(renew_after(0), Duration::from_secs(1));
     }
 }

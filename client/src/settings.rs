@@ -86,6 +86,8 @@ pub enum Memory {
     Keyring,
     /// A map in memory: tests, and a stand-in nobody else sees.
     InMemory(Arc<Mutex<std::collections::HashMap<String, String>>>),
+    /// Nothing can be kept (the reason says why); as when no keyring service runs.
+    Unavailable(String),
 }
 
 const KEYRING_SERVICE: &str = "thindesk";
@@ -114,6 +116,7 @@ impl Memory {
                 }
             }
             Self::InMemory(map) => Ok(map.lock().unwrap_or_else(|p| p.into_inner()).get(key).cloned()),
+            Self::Unavailable(reason) => Err(MemoryError(reason.clone())),
         }
     }
 
@@ -138,6 +141,7 @@ impl Memory {
                 };
                 Ok(())
             }
+            Self::Unavailable(reason) => Err(MemoryError(reason.clone())),
         }
     }
 }

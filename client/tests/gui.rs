@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use thindesk_client::i18n::Lang;
 use thindesk_client::settings::{Memory, Settings};
 use thindesk_client::{App, Setup};
+use thindesk_server::compute::double::TestCompute;
 use thindesk_server::service::terminals::Registration;
 use thindesk_shared::{RegistrationMode, TerminalState};
 use thindesk_tests::{ADMIN, STUDENT, TestServer, basic};
@@ -25,12 +26,22 @@ fn env() -> Env {
 }
 
 fn app<'a>(env: &Env, server_url: String, mac: &str, settings: Settings) -> Harness<'a, App> {
+    app_with_memory(env, server_url, mac, settings, Memory::in_memory())
+}
+
+fn app_with_memory<'a>(
+    env: &Env,
+    server_url: String,
+    mac: &str,
+    settings: Settings,
+    memory: Memory,
+) -> Harness<'a, App> {
     let setup = Setup {
         server: server_url,
         mac: mac.into(),
         settings,
         settings_path: None,
-        memory: Memory::in_memory(),
+        memory,
         runtime: env.runtime.handle().clone(),
         lang: Lang::En,
         demo_hint: None,
@@ -378,4 +389,58 @@ fn kiosk_returns_to_login_after_a_session_and_when_idle() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(h.query_by_label_contains("Classroom b101 · seat 12").is_some());
+}
+
+#[test]
+fn the_last_user_name_is_remembered_or_the_client_says_it_cannot() {
+    let env = env();
+    let mac = "02:00:00:00:00:0D";
+    register_approved(&env, mac, "13");
+    let memory = Memory::in_memory();
+    let mut h = app_with_memory(&env, env.server.server.url(), mac, Settings::default(), memory.clone());
+    wait_for(&mut h, "Classroom b101 · seat 13");
+    log_in(&mut h, STUDENT.0, STUDENT.1);
+    wait_for(&mut h, "Your desktops");
+    drop(h);
+    // The next start offers the same name; without remember_token, no token was kept.
+    let mut h = app_with_memory(&env, env.server.server.url(), mac, Settings::default(), memory.clone());
+    wait_for(&mut h, "Classroom b101 · seat 13");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while h.get_by_label("User name").value().as_deref() != Some("student") {
+        assert!(Instant::now() < deadline, "user name not filled in");
+        h.step();
+    }
+    assert_eq!(memory.get(thindesk_client::settings::TOKEN), Ok(None));
+    assert!(h.query_by_label_contains("will not be remembered").is_none());
+
+    let none = Memory::Unavailable("no Secret Service".into());
+    let mut h = app_with_memory(&env, env.server.server.url(), mac, Settings::default(), none);
+    wait_for(&mut h, "No keyring service here: the user name will not be remembered.");
+    log_in(&mut h, STUDENT.0, STUDENT.1);
+    wait_for(&mut h, "Your desktops");
+}
+
+#[test]
+fn the_token_is_renewed_before_it_expires() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let server =
+        runtime.block_on(TestServer::start_with(Duration::from_secs(4), std::sync::Arc::new(TestCompute::new())));
+    let env = Env { server, runtime };
+    env.runtime.block_on(env.server.create_desktop(STUDENT.0, "Lab PC"));
+    let mac = "02:00:00:00:00:0E";
+    register_approved(&env, mac, "14");
+    let mut h = harness(&env, mac);
+    wait_for(&mut h, "Classroom b101 · seat 14");
+    log_in(&mut h, STUDENT.0, STUDENT.1);
+    wait_for(&mut h, "Lab PC");
+    // Three lifetimes later the list still refreshes: each token was renewed in time.
+    let until = Instant::now() + Duration::from_secs(12);
+    while Instant::now() < until {
+        h.step();
+        assert!(h.query_by_label_contains("session has ended").is_none(), "logged out: the token expired");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    click(&mut h, "Refresh");
+    wait_for(&mut h, "Lab PC");
+    assert!(h.query_by_label("Your desktops").is_some());
 }
