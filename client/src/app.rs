@@ -158,6 +158,7 @@ pub struct App {
     demo_hint: Option<String>,
     started: Instant,
     first_frame_logged: bool,
+    kiosk_sized: bool,
 }
 
 impl App {
@@ -198,6 +199,7 @@ impl App {
             demo_hint: setup.demo_hint,
             started: setup.started,
             first_frame_logged: false,
+            kiosk_sized: false,
         };
         app.load_memory();
         app
@@ -1351,6 +1353,16 @@ impl eframe::App for App {
         // A kiosk cannot be closed by a student: the window manager's close is refused.
         if self.kiosk() && ctx.input(|i| i.viewport().close_requested()) {
             ctx.send_viewport_cmd(egui::ViewportCommand::CancelClose);
+        }
+        // Fullscreen needs a window manager to honour it; kiosk terminals often run
+        // none, so the window also covers the whole monitor itself.
+        if self.kiosk()
+            && !self.kiosk_sized
+            && let Some(size) = ctx.input(|i| i.viewport().monitor_size)
+        {
+            self.kiosk_sized = true;
+            ctx.send_viewport_cmd(egui::ViewportCommand::OuterPosition(egui::pos2(0.0, 0.0)));
+            ctx.send_viewport_cmd(egui::ViewportCommand::InnerSize(size));
         }
         while let Ok(msg) = self.rx.try_recv() {
             self.handle(msg);

@@ -290,6 +290,11 @@ fn kiosk_refuses_to_close() {
     h.step();
     let commands = &h.output().viewport_output[&egui::ViewportId::ROOT].commands;
     assert!(commands.contains(&egui::ViewportCommand::CancelClose), "{commands:?}");
+    // Without a window manager to make it fullscreen, it covers the monitor itself.
+    h.input_mut().viewports.entry(egui::ViewportId::ROOT).or_default().monitor_size = Some(egui::vec2(1280.0, 800.0));
+    h.step();
+    let commands = &h.output().viewport_output[&egui::ViewportId::ROOT].commands;
+    assert!(commands.contains(&egui::ViewportCommand::InnerSize(egui::vec2(1280.0, 800.0))), "{commands:?}");
 }
 
 /// A stand-in viewer that records its arguments and standard input beside itself.
