@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Screenshots of every screen, in English and Chinese, of the real binary under Xvfb.
-# Needs Xvfb, xdotool, imagemagick, curl and a built workspace (server and client).
+# Needs Xvfb, xdotool, imagemagick, curl and a built workspace: the server, the client
+# and its example `screenshot_server` (desktops on the compute test double), e.g.
+#   cargo build --release -p thindesk-server -p thindesk-client --examples
 # Usage: client/scripts/screenshots.sh [debug|release]   (writes client/screenshots/)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -111,5 +113,43 @@ focus
 click 480 202; type_text admin
 click 480 264; type_text not-it-either; xdotool key Return
 both login-throttled
+stop
+
+# Running desktops need a hypervisor; this server runs them on the test double.
+"$bin/examples/screenshot_server" 5089 >/dev/null 2>&1 &
+double_pid=$!
+trap 'cleanup; kill $double_pid 2>/dev/null || true' EXIT
+sleep 2
+curl -s -H 'Content-Type: application/json' \
+    -d '{"place":"b101","seat_number":"08","mac_address":"02:00:00:00:00:08"}' \
+    http://127.0.0.1:5089/api/v1.0/terminals/registration >/dev/null
+viewer_dir=$(mktemp -d)
+# A stand-in viewer that stays open until it is ended.
+printf '#!/bin/sh\ncat >/dev/null\nexec sleep 600\n' >"$viewer_dir/viewer"
+chmod +x "$viewer_dir/viewer"
+printf '[viewers]\nspice = "%s"\n' "$viewer_dir/viewer" >"$viewer_dir/client.toml"
+"$bin/thindesk" --lang en --mac 02:00:00:00:00:08 --server http://127.0.0.1:5089 --size 960x680 \
+    --config "$viewer_dir/client.toml" 2>/dev/null &
+client_pid=$!
+sleep "${SETTLE:-3}"
+focus
+click 480 202; type_text student
+click 480 264; type_text student-password; xdotool key Return
+sleep 2
+click 136 140                      # Start the first desktop
+sleep 1
+both action-done
+click 60 166                       # Connect
+sleep 1
+both session-open
+kill "$(ps --ppid "$client_pid" -o pid= | head -1)"   # the viewer closes
+sleep 1
+both session-ended
+click 237 166                      # Shut down: asks first
+shot confirm-shutdown-en
+click 415 371                      # Cancel
+click 930 16
+click 167 166                      # 关机
+shot confirm-shutdown-zh
 stop
 echo "screenshots in $out"

@@ -51,7 +51,7 @@ pub enum Msg {
     LoggedIn { user: String, resumed: bool, result: Result<TokenGrant, ApiError> },
     Renewed(Result<TokenGrant, ApiError>),
     Desktops(Result<DesktopList, ApiError>),
-    ActionDone { id: String, action: DesktopAction, result: Result<(), ApiError> },
+    ActionDone { id: String, label: T, result: Result<(), ApiError> },
     PasswordChanged(Result<(), ApiError>),
     ViewerStarted { name: String, result: Result<(), ViewerError> },
     ViewerExited { name: String },
@@ -98,7 +98,8 @@ pub struct DesktopsView {
     user: String,
     token: String,
     desktops: Option<Vec<Desktop>>,
-    busy: HashMap<String, DesktopAction>,
+    /// Desktops with an action under way, and the button's text.
+    busy: HashMap<String, T>,
     confirm_shutdown: Option<(String, String)>,
     save_file: Option<Desktop>,
     notice: Option<(Said, bool)>,
@@ -339,7 +340,7 @@ impl App {
             Msg::LoggedIn { user, resumed, result } => self.on_logged_in(user, resumed, result),
             Msg::Renewed(result) => self.on_renewed(result),
             Msg::Desktops(result) => self.on_desktops(result),
-            Msg::ActionDone { id, action, result } => self.on_action_done(id, action, result),
+            Msg::ActionDone { id, label, result } => self.on_action_done(id, label, result),
             Msg::PasswordChanged(result) => self.on_password_changed(result),
             Msg::ViewerStarted { name, result } => {
                 if let Screen::Desktops(view) = &mut self.screen {
@@ -572,12 +573,12 @@ impl App {
         }
     }
 
-    fn on_action_done(&mut self, id: String, action: DesktopAction, result: Result<(), ApiError>) {
+    fn on_action_done(&mut self, id: String, label: T, result: Result<(), ApiError>) {
         let Screen::Desktops(view) = &mut self.screen else { return };
         view.busy.remove(&id);
         let name = view.desktops.iter().flatten().find(|d| d.id == id).map(|d| d.name.clone()).unwrap_or_default();
         view.notice = Some(match result {
-            Ok(()) => (Said::Text(T::ActionDone, vec![Said::Raw(name), action_text(action).into()]), false),
+            Ok(()) => (Said::Text(T::ActionDone, vec![Said::Raw(name), label.into()]), false),
             Err(ApiError::Conflict(_)) => (T::ActionBusy.into(), true),
             Err(ApiError::Unauthorized) => {
                 self.log_out(Some(T::SessionExpired.into()));
@@ -841,14 +842,14 @@ impl App {
                     view.next_refresh = Instant::now();
                 }
             }
-            Command::Action(id, action) => {
+            Command::Action(id, action, label) => {
                 let Screen::Desktops(view) = &mut self.screen else { return };
-                view.busy.insert(id.clone(), action);
+                view.busy.insert(id.clone(), label);
                 view.notice = None;
                 let (api, token) = (self.api.clone(), view.token.clone());
                 self.spawn(async move {
                     let result = api.action(&token, &id, action).await;
-                    Msg::ActionDone { id, action, result }
+                    Msg::ActionDone { id, label, result }
                 });
             }
             Command::Connect(desktop) => {
@@ -963,13 +964,16 @@ enum Command {
     Register,
     LogIn,
     Refresh,
-    Action(String, DesktopAction),
+    /// Desktop id, what to ask the server, the button's text.
+    Action(String, DesktopAction, T),
     Connect(Desktop),
     AskShutdown(String, String),
     AskSaveFile(Desktop),
     ChangePassword(String),
     SaveFile(Desktop),
-    ChooseProgram { rdp: bool },
+    ChooseProgram {
+        rdp: bool,
+    },
 }
 
 /// Renew at four fifths of the lifetime, and at least two seconds before the end (the
@@ -992,15 +996,6 @@ fn describe(error: &ApiError) -> Said {
                 .join("; "),
         ),
         other => Said::Raw(other.to_string()),
-    }
-}
-
-fn action_text(action: DesktopAction) -> T {
-    match action {
-        DesktopAction::Resume => T::Resume,
-        DesktopAction::Start => T::Start,
-        DesktopAction::Reboot | DesktopAction::Reset => T::Reboot,
-        DesktopAction::Shutdown => T::Shutdown,
     }
 }
 
@@ -1214,7 +1209,7 @@ fn desktop_card(
     ui: &mut egui::Ui,
     lang: Lang,
     desktop: &Desktop,
-    busy: Option<&DesktopAction>,
+    busy: Option<&T>,
     in_session: bool,
     kiosk: bool,
 ) -> Option<Command> {
@@ -1244,10 +1239,10 @@ fn desktop_card(
             if let Some((label, action)) = wake
                 && ui.add_enabled(idle, egui::Button::new(label.get(lang))).clicked()
             {
-                command = Some(Command::Action(desktop.id.clone(), action));
+                command = Some(Command::Action(desktop.id.clone(), action, label));
             }
             if ui.add_enabled(idle && active, egui::Button::new(T::Reboot.get(lang))).clicked() {
-                command = Some(Command::Action(desktop.id.clone(), DesktopAction::Reboot));
+                command = Some(Command::Action(desktop.id.clone(), DesktopAction::Reboot, T::Reboot));
             }
             let can_stop = desktop.status != DesktopStatus::Shutoff;
             if ui.add_enabled(idle && can_stop, egui::Button::new(T::Shutdown.get(lang))).clicked() {
@@ -1256,9 +1251,9 @@ fn desktop_card(
             if !kiosk && ui.add_enabled(can_connect, egui::Button::new(T::SaveFile.get(lang))).clicked() {
                 command = Some(Command::AskSaveFile(desktop.clone()));
             }
-            if let Some(action) = busy {
+            if let Some(label) = busy {
                 ui.spinner();
-                ui.label(format!("{} {}", action_text(*action).get(lang), T::Working.get(lang)));
+                ui.label(format!("{} {}", label.get(lang), T::Working.get(lang)));
             }
         });
     });
@@ -1277,7 +1272,7 @@ fn dialogs(ctx: &egui::Context, lang: Lang, view: &mut DesktopsView) -> Option<C
             ui.horizontal(|ui| {
                 let yes = egui::Button::new(RichText::new(T::Shutdown.get(lang)).color(ui.visuals().error_fg_color));
                 if ui.add(yes).clicked() {
-                    command = Some(Command::Action(id.clone(), DesktopAction::Shutdown));
+                    command = Some(Command::Action(id.clone(), DesktopAction::Shutdown, T::Shutdown));
                     close = true;
                 }
                 if ui.button(T::Cancel.get(lang)).clicked() {
