@@ -755,12 +755,16 @@ impl App {
         });
     }
 
+    /// Writes the settings file in the background.
     fn save_settings(&self) {
-        if let Some(path) = &self.settings_path
-            && let Err(e) = self.settings.save(path)
-        {
-            tracing::warn!(error = %e, "settings not saved");
-        }
+        let Some(path) = self.settings_path.clone() else { return };
+        let settings = self.settings.clone();
+        self.spawn_blocking(move || {
+            if let Err(e) = settings.save(&path) {
+                tracing::warn!(error = %e, "settings not saved");
+            }
+            None
+        });
     }
 
     fn draw_screen(&mut self, ui: &mut egui::Ui) {

@@ -449,3 +449,34 @@ fn the_token_is_renewed_before_it_expires() {
     wait_for(&mut h, "Lab PC");
     assert!(h.query_by_label("Your desktops").is_some());
 }
+
+#[test]
+fn the_chosen_language_is_saved_in_the_settings_file() {
+    let env = env();
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("client.toml");
+    let setup = Setup {
+        server: env.server.server.url(),
+        mac: "02:00:00:00:00:0F".into(),
+        settings: Settings::default(),
+        settings_path: Some(path.clone()),
+        memory: Memory::in_memory(),
+        runtime: env.runtime.handle().clone(),
+        lang: Lang::En,
+        demo_hint: None,
+        started: Instant::now(),
+    };
+    let mut h = Harness::builder().with_size([960.0, 720.0]).build_eframe(move |cc| App::new(cc, setup));
+    wait_for(&mut h, "Register this terminal");
+    click(&mut h, "简体中文");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Ok(saved) = Settings::load(&path)
+            && saved.language == Some(Lang::Zh)
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "language not saved");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
