@@ -252,6 +252,9 @@ impl App {
     }
 
     fn load_memory(&self) {
+        if self.kiosk() {
+            return;
+        }
         let memory = self.memory.clone();
         let want_token = self.settings.remember_token && !self.kiosk();
         self.spawn_blocking(move || {
@@ -261,8 +264,10 @@ impl App {
         });
     }
 
+    /// Keeps the user name (and the token, where allowed). A kiosk keeps nothing: the
+    /// next student must not see who sat there before.
     fn remember(&self, user: Option<String>, token: Option<String>) {
-        if self.keyring_notice {
+        if self.keyring_notice || self.kiosk() {
             return;
         }
         let memory = self.memory.clone();

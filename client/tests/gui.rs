@@ -368,7 +368,8 @@ fn kiosk_returns_to_login_after_a_session_and_when_idle() {
     let dir = tempfile::tempdir().expect("dir");
     let mut settings = Settings { kiosk: true, idle_logout_secs: 2, ..Settings::default() };
     settings.viewers.spice = recording_viewer(dir.path()).display().to_string();
-    let mut h = app(&env, env.server.server.url(), mac, settings);
+    let memory = Memory::in_memory();
+    let mut h = app_with_memory(&env, env.server.server.url(), mac, settings, memory.clone());
     wait_for(&mut h, "Classroom b101 · seat 12");
     log_in(&mut h, STUDENT.0, STUDENT.1);
     wait_for(&mut h, "Lab PC");
@@ -394,6 +395,8 @@ fn kiosk_returns_to_login_after_a_session_and_when_idle() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(h.query_by_label_contains("Classroom b101 · seat 12").is_some());
+    // A kiosk remembers nobody.
+    assert_eq!(memory.get(thindesk_client::settings::LAST_USER), Ok(None));
 }
 
 #[test]
