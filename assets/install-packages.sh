@@ -9,6 +9,8 @@
 #   xvfb, imagemagick             a virtual screen and screenshots for GUI tests
 #   python3                       the seed-only outside client (tests/seed_client.py)
 #   chromium, chromium-driver     a headless browser for the management console's tests
+#   pkg-config, libdbus-1-dev     build the client's keyring support (Secret Service)
+#   fonts-wqy-microhei            a CJK font, so the client's Chinese text renders
 set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 
@@ -17,6 +19,8 @@ missing=()
 for tool in "${needed[@]}"; do
     command -v "$tool" >/dev/null || missing+=("$tool")
 done
+pkg-config --exists dbus-1 2>/dev/null || missing+=(libdbus-1-dev)
+[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing+=(fonts-wqy-microhei)
 if [ ${#missing[@]} -eq 0 ] && [ "${THINDESK_REINSTALL:-}" = "" ]; then
     exit 0   # everything is there: nothing to do, no root needed
 fi
@@ -42,5 +46,6 @@ if [ "${VERSION_CODENAME:-}" = bookworm ]; then
 fi
 apt-get install -y -qq "${qemu_release[@]}" qemu-system-x86 qemu-utils >/dev/null
 apt-get install -y -qq busybox-static syslinux syslinux-common mtools dosfstools \
-    virt-viewer xvfb imagemagick python3 chromium chromium-driver >/dev/null
+    virt-viewer xvfb imagemagick python3 chromium chromium-driver \
+    pkg-config libdbus-1-dev fonts-wqy-microhei >/dev/null
 echo "packages installed: $(qemu-system-x86_64 --version | head -n1)"

@@ -1,0 +1,271 @@
+//! The v1.0 terminal API (seed 002, as `shared/CONTRACT.md` decides it), as typed async
+//! calls. Every reply is JSend with a real status; [`ApiError`] names each failure the
+//! client shows differently.
+
+use base64::Engine;
+use reqwest::{Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::time::Duration;
+use thindesk_shared::terminal::{RegistrationRequest, SEAT_TAKEN, TERMINAL_EXISTED, TERMINAL_NOT_EXIST};
+use thindesk_shared::{DesktopAction, DesktopList, JSend, Place, PlaceList, RegistrationReply, Terminal, TokenGrant};
+
+/// Field name → messages, as a 400 carries them in `data.errors`.
+pub type FieldErrors = BTreeMap<String, Vec<String>>;
+
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ApiError {
+    /// No answer at all: refused, timed out, DNS.
+    #[error("{0}")]
+    Unreachable(String),
+    /// 401: no, wrong or expired credentials.
+    #[error("wrong or expired credentials")]
+    Unauthorized,
+    /// 403: the account may not do this.
+    #[error("not allowed")]
+    Forbidden,
+    /// 404 `"terminal not exist"`.
+    #[error("terminal not registered")]
+    TerminalNotFound,
+    /// Any other 404.
+    #[error("not found: {0}")]
+    NotFound(String),
+    /// 409 `"terminal existed"`.
+    #[error("terminal existed")]
+    TerminalExisted,
+    /// 409 `"place and seat number existed"`.
+    #[error("place and seat number existed")]
+    SeatTaken,
+    /// Any other 409 (an action already under way on a desktop).
+    #[error("busy: {0}")]
+    Conflict(String),
+    /// 400 with field errors.
+    #[error("invalid input: {0:?}")]
+    Invalid(FieldErrors),
+    /// 429: wait this many seconds.
+    #[error("throttled for {0} s")]
+    Throttled(u64),
+    /// 5xx (`error`): the server's message, which never carries internals.
+    #[error("{0}")]
+    Server(String),
+    /// A reply that is not what the contract says.
+    #[error("unexpected reply: {0}")]
+    Protocol(String),
+}
+
+/// Where the credentials of a call come from.
+#[derive(Clone)]
+pub enum Auth {
+    None,
+    Password { user: String, password: String },
+    Token(String),
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::None => f.write_str("None"),
+            Self::Password { user, .. } => write!(f, "Password({user}, ***)"),
+            Self::Token(_) => f.write_str("Token(***)"),
+        }
+    }
+}
+
+impl Auth {
+    fn header(&self) -> Option<String> {
+        match self {
+            Self::None => None,
+            Self::Password { user, password } => Some(format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"))
+            )),
+            Self::Token(token) => Some(format!("Bearer {token}")),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct ApiClient {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl ApiClient {
+    /// `server` is `http://host:port`, with or without a trailing `/` or `/api/v1.0`.
+    pub fn new(server: &str) -> Self {
+        let trimmed = server.trim().trim_end_matches('/');
+        let trimmed = trimmed.strip_suffix("/api/v1.0").unwrap_or(trimmed);
+        let with_scheme = if trimmed.contains("://") { trimmed.to_owned() } else { format!("http://{trimmed}") };
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap_or_default();
+        Self { base: format!("{with_scheme}/api/v1.0"), http }
+    }
+
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    async fn call<T: DeserializeOwned>(
+        &self,
+        method: Method,
+        path: &str,
+        auth: &Auth,
+        body: Option<Value>,
+    ) -> Result<T, ApiError> {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(header) = auth.header() {
+            request = request.header(reqwest::header::AUTHORIZATION, header);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await.map_err(|e| ApiError::Unreachable(describe(&e)))?;
+        let status = response.status();
+        let text = response.text().await.map_err(|e| ApiError::Unreachable(describe(&e)))?;
+        let reply: JSend<Value> =
+            serde_json::from_str(&text).map_err(|_| ApiError::Protocol(format!("HTTP {status}: not a JSend reply")))?;
+        match reply {
+            JSend::Success { data } if status.is_success() => {
+                serde_json::from_value(data).map_err(|e| ApiError::Protocol(e.to_string()))
+            }
+            JSend::Success { .. } => Err(ApiError::Protocol(format!("HTTP {status} with success"))),
+            JSend::Fail { data } => Err(fail_error(status, data)),
+            JSend::Error { message, .. } => Err(ApiError::Server(message)),
+        }
+    }
+
+    /// `GET /terminals/<mac>`.
+    pub async fn terminal(&self, mac: &str) -> Result<Terminal, ApiError> {
+        self.call(Method::GET, &format!("/terminals/{mac}"), &Auth::None, None).await
+    }
+
+    /// `GET /places`.
+    pub async fn places(&self) -> Result<Vec<Place>, ApiError> {
+        let list: PlaceList = self.call(Method::GET, "/places", &Auth::None, None).await?;
+        Ok(list.place_list)
+    }
+
+    /// `POST /terminals/registration`; with an administrator's credentials, `mode: "auth"`.
+    pub async fn register(
+        &self,
+        place: &str,
+        seat_number: &str,
+        mac: &str,
+        admin: Option<(&str, &str)>,
+    ) -> Result<RegistrationReply, ApiError> {
+        let request = RegistrationRequest {
+            place: place.to_owned(),
+            seat_number: seat_number.to_owned(),
+            mac_address: mac.to_owned(),
+            mode: admin.map(|_| "auth".to_owned()),
+        };
+        let auth = match admin {
+            Some((user, password)) => Auth::Password { user: user.to_owned(), password: password.to_owned() },
+            None => Auth::None,
+        };
+        let body = serde_json::to_value(&request).map_err(|e| ApiError::Protocol(e.to_string()))?;
+        self.call(Method::POST, "/terminals/registration", &auth, Some(body)).await
+    }
+
+    /// `GET /token` with the user's password.
+    pub async fn token(&self, user: &str, password: &str) -> Result<TokenGrant, ApiError> {
+        let auth = Auth::Password { user: user.to_owned(), password: password.to_owned() };
+        self.call(Method::GET, "/token", &auth, None).await
+    }
+
+    /// `GET /token` with the current token: a fresh token before this one expires.
+    pub async fn renew(&self, token: &str) -> Result<TokenGrant, ApiError> {
+        self.call(Method::GET, "/token", &Auth::Token(token.to_owned()), None).await
+    }
+
+    /// `GET /users/me/desktops`.
+    pub async fn desktops(&self, token: &str) -> Result<DesktopList, ApiError> {
+        self.call(Method::GET, "/users/me/desktops", &Auth::Token(token.to_owned()), None).await
+    }
+
+    /// `POST /desktops/<id>/action` with the seed's body, `{"reboot": null}`.
+    pub async fn action(&self, token: &str, desktop_id: &str, action: DesktopAction) -> Result<(), ApiError> {
+        let path = format!("/desktops/{desktop_id}/action");
+        let _: Value = self.call(Method::POST, &path, &Auth::Token(token.to_owned()), Some(action.to_body())).await?;
+        Ok(())
+    }
+
+    /// `PUT /users/me/reset_password`.
+    pub async fn reset_password(&self, token: &str, password: &str) -> Result<(), ApiError> {
+        let body = serde_json::json!({ "password": password });
+        let _: Value =
+            self.call(Method::PUT, "/users/me/reset_password", &Auth::Token(token.to_owned()), Some(body)).await?;
+        Ok(())
+    }
+}
+
+fn fail_error(status: StatusCode, data: Value) -> ApiError {
+    let text = |data: &Value| match data {
+        Value::String(text) => text.clone(),
+        Value::Object(fields) => fields.values().filter_map(Value::as_str).collect::<Vec<_>>().join("; "),
+        other => other.to_string(),
+    };
+    match status.as_u16() {
+        401 => ApiError::Unauthorized,
+        403 => ApiError::Forbidden,
+        404 if data == TERMINAL_NOT_EXIST => ApiError::TerminalNotFound,
+        404 => ApiError::NotFound(text(&data)),
+        409 if data == TERMINAL_EXISTED => ApiError::TerminalExisted,
+        409 if data == SEAT_TAKEN => ApiError::SeatTaken,
+        409 => ApiError::Conflict(text(&data)),
+        429 => ApiError::Throttled(data.get("retry_after").and_then(Value::as_u64).unwrap_or(1).max(1)),
+        400 => match data.get("errors").cloned().map(serde_json::from_value::<FieldErrors>) {
+            Some(Ok(errors)) => ApiError::Invalid(errors),
+            _ => ApiError::Invalid(FieldErrors::from([("request".to_owned(), vec![text(&data)])])),
+        },
+        _ => ApiError::Protocol(format!("HTTP {status}: {}", text(&data))),
+    }
+}
+
+/// A short reason for a transport failure, without the URL (shown separately).
+fn describe(error: &reqwest::Error) -> String {
+    if error.is_timeout() {
+        return "timed out".into();
+    }
+    let mut source: Option<&dyn std::error::Error> = Some(error);
+    let mut last = error.to_string();
+    while let Some(e) = source {
+        last = e.to_string();
+        source = e.source();
+    }
+    last
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn base_url_accepts_the_usual_spellings() {
+        for spelling in ["http://h:5000", "http://h:5000/", "http://h:5000/api/v1.0", "h:5000"] {
+            assert_eq!(ApiClient::new(spelling).base(), "http://h:5000/api/v1.0", "{spelling}");
+        }
+    }
+
+    #[test]
+    fn statuses_map_to_errors() {
+        assert_eq!(fail_error(StatusCode::NOT_FOUND, json!("terminal not exist")), ApiError::TerminalNotFound);
+        assert_eq!(fail_error(StatusCode::CONFLICT, json!("terminal existed")), ApiError::TerminalExisted);
+        assert_eq!(fail_error(StatusCode::CONFLICT, json!("place and seat number existed")), ApiError::SeatTaken);
+        assert_eq!(fail_error(StatusCode::TOO_MANY_REQUESTS, json!({"retry_after": 7})), ApiError::Throttled(7));
+        let invalid = fail_error(StatusCode::BAD_REQUEST, json!({"errors": {"place": ["is required"]}}));
+        assert_eq!(invalid, ApiError::Invalid(FieldErrors::from([("place".into(), vec!["is required".into()])])));
+    }
+
+    #[test]
+    fn auth_debug_hides_secrets() {
+        let auth = Auth::Password { user: "u".into(), password: "hunter2".into() };
+        assert!(!format!("{auth:?}").contains("hunter2"));
+        assert!(!format!("{:?}", Auth::Token("tok".into())).contains("tok"));
+    }
+}

@@ -1,0 +1,14 @@
+//! The thindesk thin-terminal client: registers the terminal by its MAC address, logs
+//! students in, lists their desktops and opens them in a viewer. A library so that the
+//! tests (and `main.rs`) build the very same app.
+
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod demo;
+pub mod fonts;
+pub mod i18n;
+pub mod settings;
+pub mod viewer;
+
+pub use app::{App, Screen, Setup};

@@ -1,0 +1,280 @@
+//! Opening a desktop in a remote-display viewer.
+//!
+//! **Secrets (the SPICE ticket, the desktop's OS password) go to the viewer on its
+//! standard input only: never in its command line (which every user of the machine
+//! can read) and never in a file left behind.** SPICE: `remote-viewer -` reads the
+//! `.vv` file from stdin (checked with virt-viewer 11). RDP: `xfreerdp /from-stdin:force`
+//! reads the user name, domain and password from stdin.
+//!
+//! The programs are configurable ([`ViewerPrograms`]), which is also how tests put a
+//! recording stand-in in their place.
+
+use serde::{Deserialize, Serialize};
+use std::process::Stdio;
+use thindesk_shared::{ConnectionInfo, ConnectionType, Desktop};
+use tokio::io::AsyncWriteExt;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct ViewerPrograms {
+    pub spice: String,
+    pub rdp: String,
+}
+
+impl Default for ViewerPrograms {
+    fn default() -> Self {
+        Self { spice: "remote-viewer".into(), rdp: "xfreerdp".into() }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ViewerError {
+    #[error("the desktop has no display to connect to")]
+    NoDisplay,
+    #[error("{0} is not installed")]
+    Missing(String),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// A viewer to start: the command line holds no secret, `stdin` does.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Launch {
+    pub kind: ConnectionType,
+    pub program: String,
+    pub args: Vec<String>,
+    pub stdin: String,
+}
+
+impl std::fmt::Debug for Launch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Launch")
+            .field("program", &self.program)
+            .field("args", &self.args)
+            .field("stdin", &"***")
+            .finish()
+    }
+}
+
+/// The connection to use: the desktop's default type if it has one, else any.
+pub fn pick_connection(desktop: &Desktop) -> Option<&ConnectionInfo> {
+    let usable = |c: &&ConnectionInfo| match c.kind {
+        ConnectionType::Spice => c.port.is_some(),
+        ConnectionType::Rdp => true,
+    };
+    let info = &desktop.connection_info;
+    info.iter()
+        .filter(usable)
+        .find(|c| c.kind == desktop.default_connection_type)
+        .or_else(|| info.iter().find(|c| usable(c) && c.kind == ConnectionType::Spice))
+        .or_else(|| info.iter().find(usable))
+}
+
+/// What to start to open `desktop`. `fullscreen` for kiosk terminals.
+pub fn plan(desktop: &Desktop, programs: &ViewerPrograms, fullscreen: bool) -> Result<Launch, ViewerError> {
+    let connection = pick_connection(desktop).ok_or(ViewerError::NoDisplay)?;
+    Ok(match connection.kind {
+        ConnectionType::Spice => {
+            let mut args = Vec::new();
+            if fullscreen {
+                args.extend(["--kiosk".to_owned(), "--kiosk-quit=on-disconnect".to_owned()]);
+            }
+            args.push("-".to_owned());
+            Launch {
+                kind: ConnectionType::Spice,
+                program: programs.spice.clone(),
+                args,
+                stdin: vv_file(desktop, connection, fullscreen, false),
+            }
+        }
+        ConnectionType::Rdp => {
+            let policy = desktop.policy;
+            let mut args = vec![
+                format!("/v:{}", rdp_address(connection)),
+                format!("/t:{}", desktop.name),
+                "/from-stdin:force".to_owned(),
+                "/cert:tofu".to_owned(),
+                if policy.enable_clipboard { "+clipboard" } else { "-clipboard" }.to_owned(),
+            ];
+            if policy.enable_audio {
+                args.push("/sound".to_owned());
+            }
+            if policy.enable_usb {
+                args.push("/usb:auto".to_owned());
+            }
+            if fullscreen {
+                args.push("/f".to_owned());
+            }
+            // The prompts /from-stdin answers, in FreeRDP's order: user, domain, password.
+            let stdin = format!("{}\n\n{}\n", desktop.os_username, desktop.os_password);
+            Launch { kind: ConnectionType::Rdp, program: programs.rdp.clone(), args, stdin }
+        }
+    })
+}
+
+fn rdp_address(connection: &ConnectionInfo) -> String {
+    match &connection.port {
+        Some(port) => format!("{}:{port}", connection.ip),
+        None => connection.ip.clone(),
+    }
+}
+
+/// A virt-viewer connection file. The desktop's policy maps to its keys: USB
+/// redirection and auto-share, audio (the playback and record channels). SPICE's
+/// clipboard has no `.vv` key in virt-viewer 11; the server enforces it on the display.
+/// `for_saving`: a file the user keeps, which must not delete itself.
+pub fn vv_file(desktop: &Desktop, connection: &ConnectionInfo, fullscreen: bool, for_saving: bool) -> String {
+    let policy = desktop.policy;
+    let flag = |on: bool| if on { "1" } else { "0" };
+    let mut lines = vec![
+        "[virt-viewer]".to_owned(),
+        "type=spice".to_owned(),
+        format!("host={}", connection.ip),
+        format!("port={}", connection.port.as_deref().unwrap_or_default()),
+        format!("title={}", desktop.name.replace(['\n', '\r'], " ")),
+        format!("enable-usbredir={}", flag(policy.enable_usb)),
+        format!("enable-usb-autoshare={}", flag(policy.enable_usb)),
+        "enable-smartcard=0".to_owned(),
+        // Thin terminals: spare the wallpaper and animations.
+        "disable-effects=wallpaper;animation".to_owned(),
+        "secure-attention=ctrl+alt+end".to_owned(),
+        "release-cursor=shift+f12".to_owned(),
+        format!("fullscreen={}", flag(fullscreen)),
+        format!("delete-this-file={}", flag(!for_saving)),
+    ];
+    if !policy.enable_audio {
+        lines.push("disable-channels=playback;record".to_owned());
+    }
+    if let Some(password) = &connection.password {
+        lines.push(format!("password={password}"));
+    }
+    lines.join("\n") + "\n"
+}
+
+/// A `.rdp` file for use elsewhere. The password cannot be written portably into an
+/// `.rdp` file, so the viewer will ask for it.
+pub fn rdp_file(desktop: &Desktop, connection: &ConnectionInfo) -> String {
+    let policy = desktop.policy;
+    let flag = |on: bool| if on { "1" } else { "0" };
+    [
+        format!("full address:s:{}", rdp_address(connection)),
+        format!("username:s:{}", desktop.os_username),
+        format!("redirectclipboard:i:{}", flag(policy.enable_clipboard)),
+        format!("audiomode:i:{}", if policy.enable_audio { "0" } else { "2" }),
+        format!("usbdevicestoredirect:s:{}", if policy.enable_usb { "*" } else { "" }),
+        "prompt for credentials:i:1".to_owned(),
+    ]
+    .join("\r\n")
+        + "\r\n"
+}
+
+/// The connection file to save for `desktop`: its extension and content.
+pub fn connection_file(desktop: &Desktop) -> Result<(&'static str, String), ViewerError> {
+    let connection = pick_connection(desktop).ok_or(ViewerError::NoDisplay)?;
+    Ok(match connection.kind {
+        ConnectionType::Spice => ("vv", vv_file(desktop, connection, false, true)),
+        ConnectionType::Rdp => ("rdp", rdp_file(desktop, connection)),
+    })
+}
+
+/// Starts the viewer and hands it its secrets on stdin. Returns the running process.
+pub async fn start(launch: &Launch) -> Result<tokio::process::Child, ViewerError> {
+    let mut child = tokio::process::Command::new(&launch.program)
+        .args(&launch.args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(false)
+        .spawn()
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => ViewerError::Missing(launch.program.clone()),
+            _ => ViewerError::Failed(format!("{}: {e}", launch.program)),
+        })?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A viewer that exits at once closes the pipe; its exit status tells the rest.
+        let _ = stdin.write_all(launch.stdin.as_bytes()).await;
+        let _ = stdin.shutdown().await;
+    }
+    Ok(child)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use thindesk_shared::{DesktopStatus, Policy};
+
+    fn desktop(kind: ConnectionType, policy: Policy) -> Desktop {
+        Desktop {
+            id: "d1".into(),
+            name: "Lab PC".into(),
+            status: DesktopStatus::Active,
+            os_username: "alice".into(),
+            os_password: "os-secret".into(),
+            default_connection_type: kind,
+            policy,
+            connection_info: vec![
+                ConnectionInfo {
+                    kind: ConnectionType::Rdp,
+                    ip: "10.0.0.5".into(),
+                    port: Some("3389".into()),
+                    password: None,
+                },
+                ConnectionInfo {
+                    kind: ConnectionType::Spice,
+                    ip: "10.0.0.5".into(),
+                    port: Some("5901".into()),
+                    password: Some("ticket-xyz".into()),
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn spice_ticket_goes_to_stdin_only() {
+        let launch =
+            plan(&desktop(ConnectionType::Spice, Policy::default()), &ViewerPrograms::default(), false).expect("plan");
+        assert_eq!(launch.program, "remote-viewer");
+        assert_eq!(launch.args, ["-"]);
+        assert!(launch.stdin.contains("password=ticket-xyz\n"));
+        assert!(launch.stdin.contains("delete-this-file=1"));
+        assert!(!format!("{launch:?}").contains("ticket-xyz"));
+    }
+
+    #[test]
+    fn policy_maps_to_vv_keys() {
+        let closed = Policy { enable_usb: false, enable_clipboard: false, enable_audio: false };
+        let launch = plan(&desktop(ConnectionType::Spice, closed), &ViewerPrograms::default(), true).expect("plan");
+        assert!(launch.stdin.contains("enable-usbredir=0"));
+        assert!(launch.stdin.contains("enable-usb-autoshare=0"));
+        assert!(launch.stdin.contains("disable-channels=playback;record"));
+        assert!(launch.stdin.contains("fullscreen=1"));
+        assert!(launch.args.contains(&"--kiosk".to_owned()));
+    }
+
+    #[test]
+    fn rdp_credentials_go_to_stdin_only() {
+        let closed = Policy { enable_usb: false, enable_clipboard: false, enable_audio: true };
+        let launch = plan(&desktop(ConnectionType::Rdp, closed), &ViewerPrograms::default(), false).expect("plan");
+        assert_eq!(launch.program, "xfreerdp");
+        assert!(launch.args.contains(&"/v:10.0.0.5:3389".to_owned()));
+        assert!(launch.args.contains(&"-clipboard".to_owned()));
+        assert!(launch.args.contains(&"/sound".to_owned()));
+        assert!(!launch.args.iter().any(|a| a.starts_with("/usb")));
+        assert!(launch.args.iter().all(|a| !a.contains("os-secret") && !a.contains("alice")));
+        assert_eq!(launch.stdin, "alice\n\nos-secret\n");
+    }
+
+    #[test]
+    fn no_display_is_an_error_not_a_launch() {
+        let mut off = desktop(ConnectionType::Spice, Policy::default());
+        off.connection_info.clear();
+        assert_eq!(plan(&off, &ViewerPrograms::default(), false), Err(ViewerError::NoDisplay));
+    }
+
+    #[test]
+    fn saved_vv_file_keeps_itself() {
+        let (ext, content) = connection_file(&desktop(ConnectionType::Spice, Policy::default())).expect("file");
+        assert_eq!(ext, "vv");
+        assert!(content.contains("delete-this-file=0"));
+    }
+}

@@ -1,0 +1,486 @@
+//! The real app against a real in-process server (`thindesk_tests::TestServer`, with
+//! the compute test double): every screen, driven through the accessibility tree as a
+//! user would, asserting what the user sees.
+
+use egui::accesskit::Role;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use std::time::{Duration, Instant};
+use thindesk_client::i18n::Lang;
+use thindesk_client::settings::{Memory, Settings};
+use thindesk_client::{App, Setup};
+use thindesk_server::compute::double::TestCompute;
+use thindesk_server::service::Actor;
+use thindesk_server::service::terminals::Registration;
+use thindesk_shared::{RegistrationMode, TerminalState};
+use thindesk_tests::{ADMIN, STUDENT, TestServer, basic};
+
+struct Env {
+    server: TestServer,
+    runtime: tokio::runtime::Runtime,
+}
+
+fn env() -> Env {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let server = runtime.block_on(TestServer::start());
+    Env { server, runtime }
+}
+
+fn app<'a>(env: &Env, server_url: String, mac: &str, settings: Settings) -> Harness<'a, App> {
+    app_with_memory(env, server_url, mac, settings, Memory::in_memory())
+}
+
+fn app_with_memory<'a>(
+    env: &Env,
+    server_url: String,
+    mac: &str,
+    settings: Settings,
+    memory: Memory,
+) -> Harness<'a, App> {
+    let setup = Setup {
+        server: server_url,
+        mac: mac.into(),
+        settings,
+        settings_path: None,
+        memory,
+        runtime: env.runtime.handle().clone(),
+        lang: Lang::En,
+        demo_hint: None,
+        started: Instant::now(),
+    };
+    Harness::builder().with_size([960.0, 720.0]).build_eframe(move |cc| App::new(cc, setup))
+}
+
+fn harness<'a>(env: &Env, mac: &str) -> Harness<'a, App> {
+    app(env, env.server.server.url(), mac, Settings::default())
+}
+
+/// Steps until a node whose label contains `text` is shown (background answers arrive
+/// between steps), or fails the test after ten seconds.
+fn wait_for(h: &mut Harness<'_, App>, text: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        h.step();
+        if h.query_by_label_contains(text).is_some() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("{text:?} never appeared");
+}
+
+/// Replaces the text of the field labelled `label`.
+fn type_into(h: &mut Harness<'_, App>, label: &str, text: &str) {
+    h.get_by_label(label).focus();
+    h.step();
+    h.key_combination_modifiers(egui::Modifiers::COMMAND, &[egui::Key::A]);
+    h.get_by_label(label).type_text(text);
+    h.step();
+}
+
+/// Clicks a button and lets the frame after it settle (dialogs close a frame later).
+fn click(h: &mut Harness<'_, App>, label: &str) {
+    h.get_by_role_and_label(Role::Button, label).click();
+    h.step();
+    h.step();
+}
+
+fn register_approved(env: &Env, mac: &str, seat: &str) {
+    let terminals = &env.server.services().terminals;
+    terminals.set_registration_mode(&Actor::system(), RegistrationMode::Auto).expect("mode");
+    let registration = Registration {
+        place: "b101".into(),
+        seat_number: seat.into(),
+        mac: mac.parse().expect("mac"),
+        by_administrator: false,
+    };
+    terminals.register(&registration, None, None).expect("registered");
+}
+
+fn log_in(h: &mut Harness<'_, App>, user: &str, password: &str) {
+    type_into(h, "User name", user);
+    type_into(h, "Password", password);
+    click(h, "Log in");
+}
+
+#[test]
+fn register_wait_approve_login_act_change_password_log_out() {
+    let env = env();
+    env.runtime.block_on(env.server.create_desktop(STUDENT.0, "Lab PC"));
+    let mac = "02:00:00:00:00:01";
+    let mut h = harness(&env, mac);
+
+    // Unknown terminal: the registration form, with the server's places.
+    wait_for(&mut h, "Register this terminal");
+    wait_for(&mut h, "b201 (two floor)");
+    // No seat: the server's field error appears beside the field.
+    click(&mut h, "Register");
+    wait_for(&mut h, "is required");
+    type_into(&mut h, "Seat number", "07");
+    click(&mut h, "Register");
+
+    // Approval mode: the terminal waits, and moves on by itself once approved.
+    wait_for(&mut h, "Waiting for approval");
+    assert!(h.query_by_label_contains("b101, seat 07").is_some());
+    env.server.services().terminals.set_state(&Actor::system(), mac, TerminalState::Approved).expect("approve");
+    wait_for(&mut h, "Classroom b101 · seat 07");
+
+    log_in(&mut h, STUDENT.0, STUDENT.1);
+    wait_for(&mut h, "Your desktops");
+    wait_for(&mut h, "Lab PC");
+    assert!(h.query_by_label("Signed in as student").is_some());
+    assert!(h.query_by_label("Off").is_some());
+
+    // Start: progress, then done, and the list shows the new state.
+    click(&mut h, "Start");
+    wait_for(&mut h, "done");
+    wait_for(&mut h, "Running");
+    assert!(!env.server.compute.operations().is_empty());
+
+    // Shutting down asks first; cancelling does nothing.
+    click(&mut h, "Shut down");
+    wait_for(&mut h, "Unsaved work in it will be lost");
+    click(&mut h, "Cancel");
+    assert!(h.query_by_label_contains("Unsaved work").is_none());
+    click(&mut h, "Shut down");
+    wait_for(&mut h, "Unsaved work in it will be lost");
+    h.get_all_by_role_and_label(Role::Button, "Shut down").last().expect("confirm button").click();
+    h.step();
+    wait_for(&mut h, "Shut down: done");
+    wait_for(&mut h, "Off");
+
+    // Change the password; the new one works, the old one no longer does.
+    click(&mut h, "Change password");
+    type_into(&mut h, "New password", "a-new-password-1");
+    type_into(&mut h, "Repeat new password", "a-different-one");
+    click(&mut h, "Save");
+    wait_for(&mut h, "The two passwords differ.");
+    type_into(&mut h, "Repeat new password", "a-new-password-1");
+    click(&mut h, "Save");
+    wait_for(&mut h, "Password changed.");
+    let (old, new) = env.runtime.block_on(async {
+        (
+            env.server.get("/token", Some(&basic(STUDENT.0, STUDENT.1))).await.status,
+            env.server.get("/token", Some(&basic(STUDENT.0, "a-new-password-1"))).await.status,
+        )
+    });
+    assert_eq!((old.as_u16(), new.as_u16()), (401, 200));
+
+    // Log out: back to the login screen, the user name kept.
+    click(&mut h, "Log out");
+    wait_for(&mut h, "Classroom b101 · seat 07");
+    assert_eq!(h.get_by_label("User name").value().as_deref(), Some("student"));
+    assert!(h.query_by_label("Your desktops").is_none());
+}
+
+#[test]
+fn administrator_registers_in_auth_mode_and_errors_are_explained() {
+    let env = env();
+    let mut h = harness(&env, "02:00:00:00:00:02");
+    wait_for(&mut h, "Register this terminal");
+    type_into(&mut h, "Seat number", "01");
+    h.get_by_label("Register as administrator (approved at once)").click();
+    h.step();
+    // A student is no administrator: 403, said plainly.
+    type_into(&mut h, "Administrator name", STUDENT.0);
+    type_into(&mut h, "Administrator password", STUDENT.1);
+    click(&mut h, "Register");
+    wait_for(&mut h, "That account is not an administrator.");
+
+    // A seat another terminal holds: the 409 text.
+    register_approved(&env, "02:00:00:00:00:99", "02");
+    let mut h = harness(&env, "02:00:00:00:00:03");
+    wait_for(&mut h, "Register this terminal");
+    type_into(&mut h, "Seat number", "02");
+    click(&mut h, "Register");
+    wait_for(&mut h, "That seat in that classroom is already taken by another terminal.");
+
+    // The administrator's credentials register it at once (mode "auth").
+    env.server.services().terminals.set_registration_mode(&Actor::system(), RegistrationMode::Closed).expect("mode");
+    let mut h = harness(&env, "02:00:00:00:00:04");
+    wait_for(&mut h, "Register this terminal");
+    type_into(&mut h, "Seat number", "03");
+    h.get_by_label("Register as administrator (approved at once)").click();
+    h.step();
+    type_into(&mut h, "Administrator name", ADMIN.0);
+    type_into(&mut h, "Administrator password", ADMIN.1);
+    click(&mut h, "Register");
+    wait_for(&mut h, "Classroom b101 · seat 03");
+    let terminal = env.server.services().terminals.lookup("02:00:00:00:00:04").expect("registered");
+    assert_eq!((terminal.state, terminal.register_mode.as_str()), (TerminalState::Approved, "auth"));
+}
+
+#[test]
+fn rejected_terminal_says_what_to_do() {
+    let env = env();
+    env.server.services().terminals.set_registration_mode(&Actor::system(), RegistrationMode::Closed).expect("mode");
+    let mut h = harness(&env, "02:00:00:00:00:05");
+    wait_for(&mut h, "Register this terminal");
+    type_into(&mut h, "Seat number", "05");
+    click(&mut h, "Register");
+    wait_for(&mut h, "Registration rejected");
+    assert!(h.query_by_label_contains("Ask the administrator").is_some());
+}
+
+#[test]
+fn wrong_password_and_throttling_are_explained() {
+    let env = env();
+    let mac = "02:00:00:00:00:06";
+    register_approved(&env, mac, "06");
+    let mut h = harness(&env, mac);
+    wait_for(&mut h, "Classroom b101 · seat 06");
+    log_in(&mut h, STUDENT.0, "not-the-password");
+    wait_for(&mut h, "Wrong user name or password.");
+    // Messages already shown follow a language switch.
+    click(&mut h, "简体中文");
+    wait_for(&mut h, "用户名或密码错误。");
+    click(&mut h, "English");
+    wait_for(&mut h, "Wrong user name or password.");
+
+    // Enough failures for the server to throttle the account for a few seconds.
+    env.runtime.block_on(async {
+        for _ in 0..30 {
+            let reply = env.server.get("/token", Some(&basic(STUDENT.0, "still-wrong"))).await;
+            if reply.status.as_u16() == 429 {
+                let wait = reply.body["data"]["retry_after"].as_u64().unwrap_or(1);
+                if wait >= 4 {
+                    return;
+                }
+                // Failures count only once the wait is over; each one doubles it.
+                tokio::time::sleep(Duration::from_secs(wait)).await;
+            }
+        }
+        panic!("the server never throttled");
+    });
+    log_in(&mut h, STUDENT.0, STUDENT.1);
+    wait_for(&mut h, "Too many failed attempts. Try again in");
+    assert!(h.query_by_label("Your desktops").is_none());
+}
+
+#[test]
+fn unreachable_server_shows_a_banner_that_retries() {
+    let env = env();
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let mut h = app(&env, format!("http://127.0.0.1:{port}"), "02:00:00:00:00:07", Settings::default());
+    wait_for(&mut h, "Cannot reach the server at http://127.0.0.1:");
+    assert!(h.query_by_label_contains("Retrying in").is_some());
+    assert!(h.query_by_role_and_label(Role::Button, "Retry").is_some());
+}
+
+#[test]
+fn language_switches_on_every_screen() {
+    let env = env();
+    let mut h = harness(&env, "02:00:00:00:00:08");
+    wait_for(&mut h, "Register this terminal");
+    click(&mut h, "简体中文");
+    wait_for(&mut h, "注册此终端");
+    assert!(h.query_by_role_and_label(Role::Button, "注册").is_some());
+    click(&mut h, "English");
+    wait_for(&mut h, "Register this terminal");
+    assert_eq!(h.state().lang(), Lang::En);
+}
+
+#[test]
+fn kiosk_refuses_to_close() {
+    let env = env();
+    let settings = Settings { kiosk: true, ..Settings::default() };
+    let mut h = app(&env, env.server.server.url(), "02:00:00:00:00:09", settings);
+    wait_for(&mut h, "Register this terminal");
+    assert!(h.query_by_role_and_label(Role::Button, "Settings").is_none());
+    h.input_mut().viewports.entry(egui::ViewportId::ROOT).or_default().events.push(egui::ViewportEvent::Close);
+    h.step();
+    let commands = &h.output().viewport_output[&egui::ViewportId::ROOT].commands;
+    assert!(commands.contains(&egui::ViewportCommand::CancelClose), "{commands:?}");
+    // Without a window manager to make it fullscreen, it covers the monitor itself.
+    h.input_mut().viewports.entry(egui::ViewportId::ROOT).or_default().monitor_size = Some(egui::vec2(1280.0, 800.0));
+    h.step();
+    let commands = &h.output().viewport_output[&egui::ViewportId::ROOT].commands;
+    assert!(commands.contains(&egui::ViewportCommand::InnerSize(egui::vec2(1280.0, 800.0))), "{commands:?}");
+}
+
+/// A stand-in viewer that records its arguments and standard input beside itself.
+fn recording_viewer(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("viewer");
+    std::fs::write(&path, "#!/bin/sh\nprintf '%s\\n' \"$@\" > \"$0.args\"\ncat > \"$0.stdin\"\nsleep 1\n")
+        .expect("script");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    path
+}
+
+#[test]
+fn connect_hands_the_ticket_to_the_viewer_on_stdin_and_comes_back() {
+    let env = env();
+    let id = env.runtime.block_on(env.server.create_desktop(STUDENT.0, "Lab PC"));
+    let mac = "02:00:00:00:00:0A";
+    register_approved(&env, mac, "10");
+    let dir = tempfile::tempdir().expect("dir");
+    let viewer = recording_viewer(dir.path());
+    let mut settings = Settings::default();
+    settings.viewers.spice = viewer.display().to_string();
+    let mut h = app(&env, env.server.server.url(), mac, settings);
+    wait_for(&mut h, "Classroom b101 · seat 10");
+    log_in(&mut h, STUDENT.0, STUDENT.1);
+    wait_for(&mut h, "Lab PC");
+    click(&mut h, "Start");
+    wait_for(&mut h, "Running");
+
+    click(&mut h, "Connect");
+    wait_for(&mut h, "Lab PC is open in the viewer.");
+    wait_for(&mut h, "The session with Lab PC ended.");
+
+    let ticket = format!("ticket-{id}");
+    let args = std::fs::read_to_string(dir.path().join("viewer.args")).expect("args recorded");
+    let stdin = std::fs::read_to_string(dir.path().join("viewer.stdin")).expect("stdin recorded");
+    assert_eq!(args, "-\n");
+    assert!(stdin.starts_with("[virt-viewer]\ntype=spice\n"), "{stdin}");
+    assert!(stdin.contains(&format!("password={ticket}\n")), "{stdin}");
+    assert!(stdin.contains("host=192.0.2.10\n") && stdin.contains("delete-this-file=1\n"), "{stdin}");
+    // The test desktop's policy has USB off.
+    assert!(stdin.contains("enable-usbredir=0\n"), "{stdin}");
+    assert!(!args.contains(&ticket));
+}
+
+#[test]
+fn missing_viewer_is_a_message_not_a_crash() {
+    let env = env();
+    env.runtime.block_on(env.server.create_desktop(STUDENT.0, "Lab PC"));
+    let mac = "02:00:00:00:00:0B";
+    register_approved(&env, mac, "11");
+    let mut settings = Settings::default();
+    settings.viewers.spice = "/nonexistent/remote-viewer".into();
+    let mut h = app(&env, env.server.server.url(), mac, settings);
+    wait_for(&mut h, "Classroom b101 · seat 11");
+    log_in(&mut h, STUDENT.0, STUDENT.1);
+    wait_for(&mut h, "Lab PC");
+    click(&mut h, "Start");
+    wait_for(&mut h, "Running");
+    click(&mut h, "Connect");
+    wait_for(&mut h, "The viewer program /nonexistent/remote-viewer is not installed");
+    assert!(h.query_by_role_and_label(Role::Button, "Connect").is_some());
+}
+
+#[test]
+fn kiosk_returns_to_login_after_a_session_and_when_idle() {
+    let env = env();
+    env.runtime.block_on(env.server.create_desktop(STUDENT.0, "Lab PC"));
+    let mac = "02:00:00:00:00:0C";
+    register_approved(&env, mac, "12");
+    let dir = tempfile::tempdir().expect("dir");
+    let mut settings = Settings { kiosk: true, idle_logout_secs: 2, ..Settings::default() };
+    settings.viewers.spice = recording_viewer(dir.path()).display().to_string();
+    let memory = Memory::in_memory();
+    let mut h = app_with_memory(&env, env.server.server.url(), mac, settings, memory.clone());
+    wait_for(&mut h, "Classroom b101 · seat 12");
+    log_in(&mut h, STUDENT.0, STUDENT.1);
+    wait_for(&mut h, "Lab PC");
+    assert!(h.query_by_role_and_label(Role::Button, "Save connection file…").is_none());
+    click(&mut h, "Start");
+    wait_for(&mut h, "Running");
+    click(&mut h, "Connect");
+    wait_for(&mut h, "Lab PC is open in the viewer.");
+    // The viewer closes: back to the login screen, nobody's name left in it.
+    wait_for(&mut h, "The session with Lab PC ended.");
+    assert!(h.query_by_label("Your desktops").is_none());
+    assert_eq!(h.get_by_label("User name").value().as_deref(), Some(""));
+    let args = std::fs::read_to_string(dir.path().join("viewer.args")).expect("args recorded");
+    assert_eq!(args, "--kiosk\n--kiosk-quit=on-disconnect\n-\n");
+
+    // Left alone on the desktop list, the kiosk logs out by itself.
+    log_in(&mut h, STUDENT.0, STUDENT.1);
+    wait_for(&mut h, "Your desktops");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while h.query_by_label("Your desktops").is_some() {
+        assert!(Instant::now() < deadline, "never logged out");
+        h.step();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(h.query_by_label_contains("Classroom b101 · seat 12").is_some());
+    // A kiosk remembers nobody.
+    assert_eq!(memory.get(thindesk_client::settings::LAST_USER), Ok(None));
+}
+
+#[test]
+fn the_last_user_name_is_remembered_or_the_client_says_it_cannot() {
+    let env = env();
+    let mac = "02:00:00:00:00:0D";
+    register_approved(&env, mac, "13");
+    let memory = Memory::in_memory();
+    let mut h = app_with_memory(&env, env.server.server.url(), mac, Settings::default(), memory.clone());
+    wait_for(&mut h, "Classroom b101 · seat 13");
+    log_in(&mut h, STUDENT.0, STUDENT.1);
+    wait_for(&mut h, "Your desktops");
+    drop(h);
+    // The next start offers the same name; without remember_token, no token was kept.
+    let mut h = app_with_memory(&env, env.server.server.url(), mac, Settings::default(), memory.clone());
+    wait_for(&mut h, "Classroom b101 · seat 13");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while h.get_by_label("User name").value().as_deref() != Some("student") {
+        assert!(Instant::now() < deadline, "user name not filled in");
+        h.step();
+    }
+    assert_eq!(memory.get(thindesk_client::settings::TOKEN), Ok(None));
+    assert!(h.query_by_label_contains("will not be remembered").is_none());
+
+    let none = Memory::Unavailable("no Secret Service".into());
+    let mut h = app_with_memory(&env, env.server.server.url(), mac, Settings::default(), none);
+    wait_for(&mut h, "No keyring service here: the user name will not be remembered.");
+    log_in(&mut h, STUDENT.0, STUDENT.1);
+    wait_for(&mut h, "Your desktops");
+}
+
+#[test]
+fn the_token_is_renewed_before_it_expires() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let server =
+        runtime.block_on(TestServer::start_with(Duration::from_secs(4), std::sync::Arc::new(TestCompute::new())));
+    let env = Env { server, runtime };
+    env.runtime.block_on(env.server.create_desktop(STUDENT.0, "Lab PC"));
+    let mac = "02:00:00:00:00:0E";
+    register_approved(&env, mac, "14");
+    let mut h = harness(&env, mac);
+    wait_for(&mut h, "Classroom b101 · seat 14");
+    log_in(&mut h, STUDENT.0, STUDENT.1);
+    wait_for(&mut h, "Lab PC");
+    // Three lifetimes later the list still refreshes: each token was renewed in time.
+    let until = Instant::now() + Duration::from_secs(12);
+    while Instant::now() < until {
+        h.step();
+        assert!(h.query_by_label_contains("session has ended").is_none(), "logged out: the token expired");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    click(&mut h, "Refresh");
+    wait_for(&mut h, "Lab PC");
+    assert!(h.query_by_label("Your desktops").is_some());
+}
+
+#[test]
+fn the_chosen_language_is_saved_in_the_settings_file() {
+    let env = env();
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("client.toml");
+    let setup = Setup {
+        server: env.server.server.url(),
+        mac: "02:00:00:00:00:0F".into(),
+        settings: Settings::default(),
+        settings_path: Some(path.clone()),
+        memory: Memory::in_memory(),
+        runtime: env.runtime.handle().clone(),
+        lang: Lang::En,
+        demo_hint: None,
+        started: Instant::now(),
+    };
+    let mut h = Harness::builder().with_size([960.0, 720.0]).build_eframe(move |cc| App::new(cc, setup));
+    wait_for(&mut h, "Register this terminal");
+    click(&mut h, "简体中文");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Ok(saved) = Settings::load(&path)
+            && saved.language == Some(Lang::Zh)
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "language not saved");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
