@@ -19,7 +19,7 @@ pub const DESKTOP: &str = "Demo desktop";
 
 #[derive(Debug, thiserror::Error)]
 pub enum DemoError {
-    #[error("cannot make the demo's data directory: {0}")]
+    #[error("cannot prepare the demo's data directory or port: {0}")]
     DataDir(std::io::Error),
     #[error(transparent)]
     Start(#[from] StartError),
@@ -48,8 +48,14 @@ pub struct Demo {
 impl Demo {
     /// Starts the demo server on `listen`, building the demo image first if this
     /// host has never built it (a few seconds, once).
-    pub async fn start(listen: SocketAddr) -> Result<Self, DemoError> {
+    pub async fn start(mut listen: SocketAddr) -> Result<Self, DemoError> {
         let data_dir = tempfile::Builder::new().prefix("thindesk-demo-").tempdir().map_err(DemoError::DataDir)?;
+        // The guests are told the server's port so that the demo screen can show it
+        // reachable; "any free port" has to be a known one before the driver starts.
+        if listen.port() == 0 {
+            let probe = std::net::TcpListener::bind(listen).map_err(DemoError::DataDir)?;
+            listen = probe.local_addr().map_err(DemoError::DataDir)?;
+        }
         let loopback = std::net::IpAddr::from([127, 0, 0, 1]);
         let config = Config {
             listen,
