@@ -106,6 +106,13 @@ fn run(cli: Cli, started: Instant) -> Result<(), CliError> {
     };
     settings.kiosk |= cli.kiosk;
     let demo = if cli.demo { Some(runtime.block_on(crate::demo::start())?) } else { None };
+    // The demo's machine must not outlive the client, however it ends: a Ctrl-C in
+    // the terminal, or SIGTERM, stops the demo before the process exits. The signals
+    // are caught from here on, before anyone is told the demo exists.
+    let signals = match &demo {
+        Some(_) => Some(DemoSignals::catch(&runtime).map_err(CliError::Runtime)?),
+        None => None,
+    };
     let server = match (&demo, &cli.server, &settings.server) {
         (Some(demo), _, _) => demo.server.url(),
         (None, Some(server), _) | (None, None, Some(server)) => server.clone(),
@@ -120,6 +127,7 @@ fn run(cli: Cli, started: Instant) -> Result<(), CliError> {
         let (student, admin) = (&demo.logins.student, &demo.logins.admin);
         let hint = format!("Demo: {} / {}   ·   administrator: {} / {}", student.0, student.1, admin.0, admin.1);
         println!("{hint}");
+        println!("Demo server at {} (data in {}, removed on exit)", demo.url(), demo.data_dir().display());
         hint
     });
     let kiosk = settings.kiosk;
@@ -144,9 +152,75 @@ fn run(cli: Cli, started: Instant) -> Result<(), CliError> {
         viewport = viewport.with_fullscreen(true).with_decorations(false);
     }
     let options = eframe::NativeOptions { viewport, ..Default::default() };
-    let result = eframe::run_native("thindesk", options, Box::new(|cc| Ok(Box::new(App::new(cc, setup)))));
-    if let Some(demo) = demo {
+    let demo = std::sync::Arc::new(std::sync::Mutex::new(demo));
+    let gui = std::sync::Arc::new(std::sync::OnceLock::<egui::Context>::new());
+    let signalled = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
+    if let Some(signals) = signals {
+        runtime.spawn(signals.stop_demo(demo.clone(), gui.clone(), signalled.clone()));
+    }
+    let result = eframe::run_native(
+        "thindesk",
+        options,
+        Box::new(|cc| {
+            let _ = gui.set(cc.egui_ctx.clone());
+            Ok(Box::new(App::new(cc, setup)))
+        }),
+    );
+    if let Some(demo) = take_demo(&demo) {
         runtime.block_on(demo.stop());
     }
+    // Exiting here, on the main thread once the window and its GL context are gone,
+    // rather than from the signal's thread while a frame may be drawing.
+    let code = signalled.load(std::sync::atomic::Ordering::SeqCst);
+    if code != 0 {
+        std::process::exit(code);
+    }
     result.map_err(|e| CliError::Gui(e.to_string()))
+}
+
+type SharedDemo = std::sync::Arc<std::sync::Mutex<Option<crate::demo::Demo>>>;
+
+/// The demo, for whoever stops it first: the end of the window, or a signal.
+fn take_demo(demo: &SharedDemo) -> Option<crate::demo::Demo> {
+    demo.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take()
+}
+
+/// SIGINT and SIGTERM, caught for as long as the demo runs.
+struct DemoSignals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl DemoSignals {
+    fn catch(runtime: &tokio::runtime::Runtime) -> std::io::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let _context = runtime.enter();
+        Ok(Self { interrupt: signal(SignalKind::interrupt())?, terminate: signal(SignalKind::terminate())? })
+    }
+
+    /// Waits for either signal, stops the demo (its machine and files), then closes
+    /// the window; the main thread exits with the signal's code. Should the window not
+    /// close (a kiosk refuses), the process exits from here after a grace period.
+    async fn stop_demo(
+        mut self,
+        demo: SharedDemo,
+        gui: std::sync::Arc<std::sync::OnceLock<egui::Context>>,
+        signalled: std::sync::Arc<std::sync::atomic::AtomicI32>,
+    ) {
+        let (signal_name, code) = tokio::select! {
+            _ = self.interrupt.recv() => ("interrupt", 130),
+            _ = self.terminate.recv() => ("terminate", 143),
+        };
+        if let Some(demo) = take_demo(&demo) {
+            tracing::info!(signal = signal_name, "stopping the demo: destroying its machine");
+            demo.stop().await;
+        }
+        signalled.store(code, std::sync::atomic::Ordering::SeqCst);
+        if let Some(ctx) = gui.get() {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+            ctx.request_repaint();
+            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+        }
+        std::process::exit(code);
+    }
 }

@@ -16,20 +16,21 @@ pub struct VirtualScreen {
 
 impl VirtualScreen {
     pub fn start(width: u32, height: u32) -> Self {
-        // Displays from :150 up, one per process, skipping ones in use.
-        let mut number = 150 + std::process::id() % 100;
-        while Path::new(&format!("/tmp/.X11-unix/X{number}")).exists() {
-            number += 1;
-        }
-        let display = format!(":{number}");
-        let server = Command::new("Xvfb")
-            .args([&display, "-screen", "0", &format!("{width}x{height}x24"), "-nolisten", "tcp"])
+        // Xvfb picks a free display itself and writes its number to the pipe
+        // (`-displayfd`), so screens of tests running side by side never collide.
+        let mut server = Command::new("Xvfb")
+            .args(["-displayfd", "1", "-screen", "0", &format!("{width}x{height}x24"), "-nolisten", "tcp"])
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("Xvfb starts");
-        let socket = format!("/tmp/.X11-unix/X{number}");
+        let mut number = String::new();
+        let stdout = server.stdout.take().expect("Xvfb's stdout");
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut number).expect("Xvfb's display");
+        let display = format!(":{}", number.trim());
+        assert!(display.len() > 1, "Xvfb told its display number");
+        let socket = format!("/tmp/.X11-unix/X{}", number.trim());
         crate::vm::wait_until("Xvfb to listen", Duration::from_secs(30), || Path::new(&socket).exists());
         Self { display, server }
     }
