@@ -378,17 +378,7 @@ impl QemuCompute {
             clear_run_state(dir);
             // The aborted QEMU may hold its ports for a moment after its parent has
             // returned.
-            let address = self.config.display_address;
-            let ports_free = || {
-                [Some(claim.spice_port), claim.rdp_port]
-                    .into_iter()
-                    .flatten()
-                    .all(|port| TcpListener::bind((address, port)).is_ok())
-            };
-            let deadline = Instant::now() + QUIT_GRACE;
-            while !ports_free() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(20));
-            }
+            wait_for_ports_free(self.config.display_address, [Some(claim.spice_port), claim.rdp_port]);
             output = run(Accel::Tcg)?;
         }
         if !output.status.success() {
@@ -482,6 +472,7 @@ impl QemuCompute {
         if running {
             match self.qmp(dir).and_then(|mut qmp| qmp.execute("system_powerdown", None).map_err(qmp_failure)) {
                 Ok(_) if wait_for_exit(run.pid, dir, self.config.shutdown_deadline) => {
+                    self.wait_for_ports(&run);
                     clear_run_state(dir);
                     return Ok(());
                 }
@@ -500,6 +491,7 @@ impl QemuCompute {
     fn force_stop(&self, dir: &Path) {
         let pid = std::fs::read_to_string(dir.join(PID_FILE)).ok().and_then(|text| text.trim().parse::<u32>().ok());
         let Some(pid) = pid.filter(|pid| process_is_our_qemu(*pid, &dir.join(QMP_SOCKET))) else { return };
+        let run: Option<RunState> = read_json(&dir.join(RUN_FILE)).ok();
         let _ = self.qmp(dir).and_then(|mut qmp| qmp.execute("quit", None).map_err(qmp_failure));
         if !wait_for_exit(pid, dir, QUIT_GRACE) {
             tracing::warn!(pid, "QEMU did not quit; killing it");
@@ -508,6 +500,15 @@ impl QemuCompute {
             }
             wait_for_exit(pid, dir, QUIT_GRACE);
         }
+        if let Some(run) = run {
+            self.wait_for_ports(&run);
+        }
+    }
+
+    /// A QEMU whose main thread is gone can still hold its listening sockets while
+    /// its other threads wind down; a stopped machine's ports are promised free.
+    fn wait_for_ports(&self, run: &RunState) {
+        wait_for_ports_free(self.config.display_address, [Some(run.spice_port), run.rdp_port]);
     }
 
     fn status(&self, dir: &Path) -> Result<DesktopStatus, ComputeError> {
@@ -741,6 +742,15 @@ fn wait_for_exit(pid: u32, dir: &Path, deadline: Duration) -> bool {
         std::thread::sleep(Duration::from_millis(50));
     }
     true
+}
+
+/// Waits (at most [`QUIT_GRACE`]) until every port can be bound on `address`.
+fn wait_for_ports_free(address: IpAddr, ports: [Option<u16>; 2]) {
+    let deadline = Instant::now() + QUIT_GRACE;
+    let free = || ports.iter().flatten().all(|port| TcpListener::bind((address, *port)).is_ok());
+    while !free() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 fn clear_run_state(dir: &Path) {
