@@ -4,6 +4,7 @@
 
 use reqwest::Method;
 use serde_json::{Value, json};
+use thindesk_server::service::accounts::UNKNOWN_USER;
 use thindesk_server::service::{Actor, AuditFilter};
 use thindesk_shared::ConnectionType;
 use thindesk_tests::{ADMIN, STUDENT, TestServer, basic};
@@ -157,4 +158,18 @@ async fn throttled_logins_are_recorded_without_the_guesses() {
     for guess in &guesses {
         assert!(!log.to_string().contains(guess.as_str()));
     }
+}
+
+#[tokio::test]
+async fn a_password_typed_as_a_user_name_is_not_kept() {
+    let server = TestServer::start().await;
+    let typed = "my-secret-password-typed-in-the-wrong-field";
+    server.get("/token", Some(&basic(typed, "whatever"))).await;
+    let log = admin(&server, Method::GET, "/audit?action=login", None).await;
+    assert!(!log.to_string().contains(typed), "{log}");
+    let entries = log["audit_list"].as_array().expect("list");
+    assert!(
+        entries.iter().any(|e| e["action"] == "login.failed" && e["actor"] == UNKNOWN_USER),
+        "the failed attempt is still recorded: {log}"
+    );
 }

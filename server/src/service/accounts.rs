@@ -95,6 +95,9 @@ pub struct LineError {
     pub message: String,
 }
 
+/// How the audit log names a login attempt for an account that does not exist.
+pub const UNKNOWN_USER: &str = "(unknown user)";
+
 pub struct Accounts {
     store: Arc<Store>,
     audit: Audit,
@@ -144,13 +147,16 @@ impl Accounts {
         password: &str,
         address: Option<IpAddr>,
     ) -> Result<Principal, ServiceError> {
-        let actor = Actor::new(name, address);
+        let user = self.store.user_by_name(name)?;
+        // What was typed as a user name is kept only when it names an account: people
+        // do type their password into the name field.
+        let audited_name = if user.is_some() { name } else { UNKNOWN_USER };
+        let actor = Actor::new(audited_name, address);
         if let Err(throttled) = self.throttle.check(name, address, Instant::now()) {
             let retry_after = throttled.retry_after_secs();
-            self.audit.record(&actor, "login.throttled", name, &format!("retry after {retry_after} s"));
+            self.audit.record(&actor, "login.throttled", audited_name, &format!("retry after {retry_after} s"));
             return Err(ServiceError::Throttled { retry_after });
         }
-        let user = self.store.user_by_name(name)?;
         let stored_hash = user.as_ref().map_or(self.decoy_hash.as_str(), |u| u.password_hash.as_str());
         let matches = verify_password(password, stored_hash)?;
         match user {
@@ -162,7 +168,7 @@ impl Accounts {
             user => {
                 self.throttle.record_failure(name, address, Instant::now());
                 let why = if user.is_some() { "wrong password" } else { "no such user" };
-                self.audit.record(&actor, "login.failed", name, why);
+                self.audit.record(&actor, "login.failed", audited_name, why);
                 Err(ServiceError::BadCredentials)
             }
         }
