@@ -22,15 +22,7 @@ async fn connect_opens_the_demo_desktop_in_remote_viewer() {
     }
     let demo = Demo::start("127.0.0.1:0".parse().expect("address")).await.expect("demo starts");
     let (user, password) = demo.logins.student.clone();
-    let listed: serde_json::Value = reqwest::Client::new()
-        .get(format!("{}/api/v1.0/users/me/desktops", demo.url()))
-        .basic_auth(&user, Some(&password))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let listed = thindesk_tests::my_desktops(&demo.url(), &user, &password).await;
     let desktop: Desktop = serde_json::from_value(listed["data"]["desktop_list"][0].clone()).expect("a desktop");
     let serial = demo.data_dir().join(format!("vms/{}/serial.log", desktop.id));
     tokio::task::spawn_blocking(move || {

@@ -15,7 +15,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use thindesk_shared::{ConnectionType, Policy, RegistrationMode, TerminalState};
+use thindesk_shared::{ConnectionType, RegistrationMode, TerminalState};
 
 #[derive(Debug, Parser)]
 #[command(name = "thindesk-server", version, about = "thindesk management server and its administration")]
@@ -554,16 +554,7 @@ fn desktop(services: &Services, command: DesktopCommand, out: &mut impl Write) -
     let desktops = &services.desktops;
     match command {
         DesktopCommand::Create { user, image, flavor, name } => {
-            let spec = DesktopSpec {
-                name: name.unwrap_or_else(|| image.clone()),
-                owner: user.clone(),
-                os_username: None,
-                os_password: None,
-                default_connection_type: None,
-                policy: Policy::default(),
-                image: Some(image),
-                flavor: Some(flavor),
-            };
+            let spec = DesktopSpec::from_catalogue(name.as_deref().unwrap_or(&image), &user, &image, &flavor);
             let id = desktops.create(&by, &spec).map_err(explain)?;
             writeln!(out, "created desktop {id} for {user}")?;
         }

@@ -11,7 +11,7 @@ use crate::service::catalogue::ImageSpec;
 use crate::service::desktops::DesktopSpec;
 use crate::service::{Actor, Credentials, ServiceError, random_token};
 use std::net::SocketAddr;
-use thindesk_shared::{ConnectionType, DesktopAction, Policy, RegistrationMode};
+use thindesk_shared::{ConnectionType, DesktopAction, RegistrationMode};
 
 pub const IMAGE: &str = "thindesk-demo";
 pub const FLAVOR: &str = "m1.tiny";
@@ -96,19 +96,9 @@ impl Demo {
                         os_password: random_token(9),
                     },
                 )?;
-                let desktop_id = services.desktops.create(
-                    &by,
-                    &DesktopSpec {
-                        name: DESKTOP.into(),
-                        owner: logins.student.0.clone(),
-                        os_username: None,
-                        os_password: None,
-                        default_connection_type: None,
-                        policy: Policy::default(),
-                        image: Some(IMAGE.into()),
-                        flavor: Some(FLAVOR.into()),
-                    },
-                )?;
+                let desktop_id = services
+                    .desktops
+                    .create(&by, &DesktopSpec::from_catalogue(DESKTOP, &logins.student.0, IMAGE, FLAVOR))?;
                 let student = services.accounts.authenticate(
                     &Credentials::Password { user: logins.student.0.clone(), password: logins.student.1.clone() },
                     None,

@@ -231,22 +231,27 @@ pub struct CloudAnswer {
 /// Creates `owner`'s desktop `name` from a catalogue image and flavor, with the
 /// image's login and the default policy, and returns its id.
 pub async fn desktop_from_image(services: &Services, owner: &str, name: &str, image: &str, flavor: &str) -> String {
-    let spec = DesktopSpec {
-        name: name.into(),
-        owner: owner.into(),
-        os_username: None,
-        os_password: None,
-        default_connection_type: None,
-        policy: Policy::default(),
-        image: Some(image.into()),
-        flavor: Some(flavor.into()),
-    };
+    let spec = DesktopSpec::from_catalogue(name, owner, image, flavor);
     let services = services.clone();
     tokio::task::spawn_blocking(move || {
         services.desktops.create(&Actor::system(), &spec).expect("desktop from an image")
     })
     .await
     .expect("creating a desktop")
+}
+
+/// `GET /api/v1.0/users/me/desktops` on the server at `base_url` as `user`: the
+/// whole JSend body.
+pub async fn my_desktops(base_url: &str, user: &str, password: &str) -> Value {
+    reqwest::Client::new()
+        .get(format!("{base_url}/api/v1.0/users/me/desktops"))
+        .basic_auth(user, Some(password))
+        .send()
+        .await
+        .expect("sent")
+        .json()
+        .await
+        .expect("a JSON body")
 }
 
 pub async fn reply(response: reqwest::Response) -> Reply {

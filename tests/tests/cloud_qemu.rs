@@ -12,9 +12,9 @@ use thindesk_server::service::catalogue::{Flavor, ImageSpec};
 
 use thindesk_server::{Config, RunningServer};
 use thindesk_shared::ConnectionType;
-use thindesk_tests::desktop_from_image;
 use thindesk_tests::spice::{self, Verdict};
 use thindesk_tests::vm::{self, Cleanup};
+use thindesk_tests::{desktop_from_image, my_desktops};
 
 struct Host {
     server: RunningServer,
@@ -206,15 +206,7 @@ async fn a_catalogue_desktop_starts_on_request_shows_its_ticket_and_is_destroyed
         .basic_auth("kim", Some("kims-password"))
         .json(&json!({"resume": null}));
     assert_eq!(action.send().await.expect("sent").status(), 200);
-    let listed: Value = http
-        .get(format!("{api}/users/me/desktops"))
-        .basic_auth("kim", Some("kims-password"))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let listed = my_desktops(&host.server.url(), "kim", "kims-password").await;
     let desktop = &listed["data"]["desktop_list"][0];
     assert_eq!(desktop["status"], "ACTIVE", "{listed}");
     assert_eq!(

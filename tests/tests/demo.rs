@@ -1,8 +1,8 @@
 //! The demo installation that the quick start runs: a student can log in and finds
 //! a running desktop whose display takes its ticket; stopping it leaves nothing.
 
-use serde_json::Value;
 use thindesk_server::demo::{DESKTOP, Demo};
+use thindesk_tests::my_desktops;
 use thindesk_tests::spice::{self, Verdict};
 use thindesk_tests::vm;
 
@@ -14,15 +14,7 @@ async fn the_demo_has_a_running_desktop_for_its_student_and_cleans_up_after_itse
     let demo = Demo::start("127.0.0.1:0".parse().expect("address")).await.expect("demo starts");
     let data_dir = demo.data_dir().to_owned();
     let (user, password) = demo.logins.student.clone();
-    let listed: Value = reqwest::Client::new()
-        .get(format!("{}/api/v1.0/users/me/desktops", demo.url()))
-        .basic_auth(&user, Some(&password))
-        .send()
-        .await
-        .expect("sent")
-        .json()
-        .await
-        .expect("json");
+    let listed = my_desktops(&demo.url(), &user, &password).await;
     let desktop = &listed["data"]["desktop_list"][0];
     assert_eq!(desktop["name"], DESKTOP, "{listed}");
     assert_eq!(desktop["status"], "ACTIVE", "{listed}");

@@ -14,7 +14,7 @@ use crate::service::{CloudError, FieldErrors, Principal, ServiceError, iso8601};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use thindesk_shared::{ConnectionType, DesktopAction, Policy, RegistrationMode, TerminalState};
+use thindesk_shared::{ConnectionType, DesktopAction, RegistrationMode, TerminalState};
 use warp::http::Method;
 use warp::reply::Response;
 
@@ -400,16 +400,8 @@ fn create_desktops(state: &AppState, by: &crate::service::Actor, body: &Value) -
         && body.get("user").is_some()
     {
         // One user: refusals are the call's own status, as for any single create.
-        let spec = DesktopSpec {
-            name: if name.trim().is_empty() { image.clone() } else { name },
-            owner: users[0].clone(),
-            os_username: None,
-            os_password: None,
-            default_connection_type: None,
-            policy: Policy::default(),
-            image: Some(image),
-            flavor: Some(flavor),
-        };
+        let name = if name.trim().is_empty() { &image } else { &name };
+        let spec = DesktopSpec::from_catalogue(name, &users[0], &image, &flavor);
         let id = state.desktops.create(by, &spec)?;
         return Ok(json!({ "id": id, "owner": spec.owner }));
     }

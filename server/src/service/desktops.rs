@@ -27,6 +27,23 @@ pub struct DesktopSpec {
     pub flavor: Option<String>,
 }
 
+impl DesktopSpec {
+    /// `owner`'s desktop `name` from a catalogue image and flavor, with the image's
+    /// login and connection type and the default policy.
+    pub fn from_catalogue(name: &str, owner: &str, image: &str, flavor: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            owner: owner.to_owned(),
+            os_username: None,
+            os_password: None,
+            default_connection_type: None,
+            policy: Policy::default(),
+            image: Some(image.to_owned()),
+            flavor: Some(flavor.to_owned()),
+        }
+    }
+}
+
 // The OS password must never reach a log line, even through `{:?}`.
 impl std::fmt::Debug for DesktopSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -227,16 +244,7 @@ impl Desktops {
         let outcomes = users
             .into_iter()
             .map(|user| {
-                let spec = DesktopSpec {
-                    name: name.to_owned(),
-                    owner: user.clone(),
-                    os_username: None,
-                    os_password: None,
-                    default_connection_type: None,
-                    policy: Policy::default(),
-                    image: Some(image.to_owned()),
-                    flavor: Some(flavor.to_owned()),
-                };
+                let spec = DesktopSpec::from_catalogue(name, &user, image, flavor);
                 ClassOutcome { result: self.create(by, &spec), user }
             })
             .collect();
