@@ -68,7 +68,7 @@ impl Demo {
             let config = config.clone();
             tokio::task::spawn_blocking(move || -> Result<_, DemoError> {
                 let image = demo_image::ensure(&demo_image::default_cache_dir())?;
-                Ok((crate::compute::from_config(&config)?, image))
+                Ok((crate::app::compute_for(&config)?, image))
             })
             .await
             .map_err(|_| DemoError::Interrupted)??

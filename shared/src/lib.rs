@@ -4,15 +4,18 @@
 //! This crate does no I/O and knows neither warp nor egui: it is data, serde and the
 //! few pure rules both sides must agree on (MAC spelling, action bodies).
 
+pub mod admin;
 pub mod cloud;
 pub mod desktop;
 pub mod jsend;
 pub mod mac;
+pub mod secret;
 pub mod terminal;
 pub mod token;
 
 pub use desktop::{ConnectionInfo, ConnectionType, Desktop, DesktopAction, DesktopList, DesktopStatus, Policy};
 pub use jsend::JSend;
 pub use mac::{MacAddress, MacError};
+pub use secret::Secret;
 pub use terminal::{Place, PlaceList, RegistrationMode, RegistrationReply, Terminal, TerminalState};
-pub use token::{Token, TokenGrant};
+pub use token::{PasswordChange, Token, TokenGrant};

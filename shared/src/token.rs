@@ -16,3 +16,11 @@ pub struct TokenGrant {
     pub token: Token,
     pub expires_in: u64,
 }
+
+/// The body of `PUT /api/v1.0/users/me/reset_password`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PasswordChange {
+    /// Missing reads as `None`, so the server can say what to send.
+    #[serde(default)]
+    pub password: Option<crate::Secret>,
+}

@@ -129,25 +129,3 @@ impl Compute for NoCompute {
         Err(ComputeError::NotConfigured)
     }
 }
-
-/// The driver a server or administration command uses for `config`.
-pub fn from_config(config: &crate::config::Config) -> Result<std::sync::Arc<dyn Compute>, ComputeError> {
-    Ok(match config.hypervisor {
-        crate::config::Hypervisor::None => std::sync::Arc::new(NoCompute),
-        crate::config::Hypervisor::Qemu => std::sync::Arc::new(qemu::QemuCompute::new(qemu_config(config))?),
-    })
-}
-
-/// The QEMU driver's settings for a server configured with `config`.
-pub fn qemu_config(config: &crate::config::Config) -> qemu::QemuConfig {
-    qemu::QemuConfig {
-        accel: config.accel,
-        display_address: config.display_address,
-        spice_ports: config.spice_ports.clone(),
-        rdp_ports: config.rdp_ports.clone(),
-        vm_memory_mib: config.vm_memory_mib,
-        shutdown_deadline: config.shutdown_timeout,
-        guest_probe_port: Some(config.listen.port()).filter(|port| *port != 0),
-        ..qemu::QemuConfig::new(&config.data_dir)
-    }
-}

@@ -15,7 +15,7 @@ use warp::{Rejection, Reply};
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
     #[error("this endpoint does not accept {method}")]
-    MethodNotAllowed { method: Method, allowed: &'static [Method] },
+    MethodNotAllowed { method: Method, allowed: Vec<Method> },
     #[error("the body is larger than 1 MiB")]
     PayloadTooLarge,
     #[error("the body must be JSON (application/json), not {0}")]

@@ -334,6 +334,21 @@ impl Desktops {
         if record.owner_id != principal.user_id && !principal.is_admin {
             return Err(ServiceError::DesktopNotFound);
         }
+        self.perform(&principal.actor(), record, action)
+    }
+
+    /// Performs an action on anyone's desktop, for an administrator.
+    pub fn act_as_administrator(
+        &self,
+        by: &Actor,
+        desktop_id: &str,
+        action: DesktopAction,
+    ) -> Result<(), ServiceError> {
+        let record = self.store.desktop(desktop_id)?.ok_or(ServiceError::DesktopNotFound)?;
+        self.perform(by, record, action)
+    }
+
+    fn perform(&self, by: &Actor, record: DesktopRecord, action: DesktopAction) -> Result<(), ServiceError> {
         let _guard = self.claim(&record.id)?;
         let current = self.observe(&record)?.map_or(record.status, |view| view.status);
         let (ops, outcome) = plan(action, current);
@@ -343,13 +358,8 @@ impl Desktops {
         if outcome != record.status {
             self.store.set_desktop_status(&record.id, outcome)?;
         }
-        tracing::info!(desktop = %record.id, user = %principal.name, %action, from = %current, to = %outcome, "desktop action");
-        self.audit.record(
-            &principal.actor(),
-            "desktop.action",
-            &record.id,
-            &format!("{action}: {current} to {outcome}"),
-        );
+        tracing::info!(desktop = %record.id, user = %by.name, %action, from = %current, to = %outcome, "desktop action");
+        self.audit.record(by, "desktop.action", &record.id, &format!("{action}: {current} to {outcome}"));
         Ok(())
     }
 

@@ -67,3 +67,39 @@ pub enum ServiceError {
     #[error("internal error: {0}")]
     Internal(String),
 }
+
+impl ServiceError {
+    /// The error in words for an administrator, where it is one line among others
+    /// (one user's failure in a class call, a console message); never an internal
+    /// detail, which goes to the log instead.
+    pub fn for_administrator(&self) -> String {
+        match self {
+            ServiceError::Invalid(fields) => fields
+                .0
+                .iter()
+                .map(|(field, messages)| format!("{field} {}", messages.join("; ")))
+                .collect::<Vec<_>>()
+                .join("; "),
+            ServiceError::Compute(ComputeError::NoCapacity(reason)) => reason.clone(),
+            ServiceError::Compute(_) | ServiceError::Store(_) | ServiceError::Internal(_) => {
+                tracing::error!(error = %self, "an administrative operation failed");
+                "the server failed; its log has the details".into()
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+/// An administrator destroying a cloud instance meets the same errors as any other
+/// operation: a missing instance is not found, a hypervisor failure is one.
+impl From<super::CloudError> for ServiceError {
+    fn from(error: super::CloudError) -> Self {
+        use super::CloudError;
+        match error {
+            CloudError::InvalidVmId => ServiceError::NotFound("instance".into()),
+            CloudError::Destroy(compute) | CloudError::Launch(compute) => ServiceError::Compute(compute),
+            CloudError::Store(store) => ServiceError::Store(store),
+            other => ServiceError::Internal(other.to_string()),
+        }
+    }
+}

@@ -202,7 +202,7 @@ async fn route(
             return redirect(back(&request.segments));
         }
         if path.as_slice() == ["logout"] {
-            let accounts = state.accounts.clone();
+            let accounts = state.services.accounts.clone();
             let (id, who) = (session.clone(), admin.clone());
             let _ = blocking(move || accounts.close_console_session(&id, &who)).await;
             cookies.push(cookie(request, state, SESSION_COOKIE, "", Some(0)));
@@ -240,7 +240,7 @@ async fn route(
 /// and the session id.
 async fn session(request: &Request, state: &AppState) -> Option<(Principal, String, String)> {
     let id = request.cookie(SESSION_COOKIE).filter(|id| !id.is_empty())?;
-    let accounts = state.accounts.clone();
+    let accounts = state.services.accounts.clone();
     let address = request.address;
     let lookup = id.clone();
     let (principal, csrf) = blocking(move || accounts.console_session(&lookup, address)).await.ok()??;
@@ -292,7 +292,7 @@ async fn login(
     }
     let user = form.get("user").cloned().unwrap_or_default().trim().to_owned();
     let password = form.get("password").cloned().unwrap_or_default();
-    let accounts = state.accounts.clone();
+    let accounts = state.services.accounts.clone();
     let address = request.address;
     let credentials = Credentials::Password { user, password };
     let outcome = blocking(move || {

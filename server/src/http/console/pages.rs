@@ -4,14 +4,12 @@
 
 use super::{Ctx, Flash, Lang};
 use crate::http::AppState;
-use crate::http::admin::{audit_filter, cloud_error, describe};
-use crate::service::catalogue::{Flavor, ImageSpec};
-use crate::service::desktops::Class;
-use crate::service::{Actor, Principal, ServiceError, iso8601};
+use crate::service::admin::{Command, Decoder, Input, Outcome, decode};
+use crate::service::{Principal, ServiceError, iso8601};
 use maud::{DOCTYPE, Markup, html};
 use std::collections::HashMap;
-use std::path::PathBuf;
-use thindesk_shared::{ConnectionType, DesktopAction, DesktopStatus, RegistrationMode, TerminalState};
+use thindesk_shared::admin::AuditEntry;
+use thindesk_shared::{DesktopAction, DesktopStatus, RegistrationMode, TerminalState};
 use warp::http::StatusCode;
 
 type Form = HashMap<String, String>;
@@ -188,15 +186,16 @@ fn status_badge(status: DesktopStatus) -> Markup {
 
 fn overview(state: &AppState, ctx: &Ctx) -> Page {
     let lang = ctx.lang;
-    let users = state.accounts.users()?;
+    let users = state.services.accounts.users()?;
     let admins = users.iter().filter(|u| u.is_admin).count();
-    let terminals = state.terminals.terminals(None)?;
+    let terminals = state.services.terminals.terminals(None)?;
     let waiting: Vec<_> = terminals.iter().filter(|t| t.state == TerminalState::Waiting).cloned().collect();
-    let desktops = state.desktops.list_all(None)?;
+    let desktops = state.services.desktops.list_all(None)?;
     let running = desktops.iter().filter(|d| d.status == DesktopStatus::Active).count();
-    let instances = state.cloud.list_instances().map_err(cloud_error)?;
+    let instances = state.services.cloud.list_instances()?;
     let running_instances = instances.iter().filter(|i| i.status == DesktopStatus::Active).count();
-    let recent = state.audit.list(&crate::service::AuditFilter { limit: Some(8), ..Default::default() })?;
+    let recent =
+        state.services.admin.audit_entries(&crate::service::AuditFilter { limit: Some(8), ..Default::default() })?;
     let stat = |value: String, key: &'static str, href: &'static str| {
         html! { a.stat href=(href) { span.value { (value) } span.label { (lang.t(key)) } } }
     };
@@ -255,8 +254,8 @@ fn terminal_table(ctx: &Ctx, terminals: &[thindesk_shared::Terminal]) -> Markup 
 fn terminals(state: &AppState, ctx: &Ctx, query: &HashMap<String, String>) -> Page {
     let lang = ctx.lang;
     let filter = query.get("state").and_then(|s| TerminalState::parse(&s.to_ascii_uppercase()));
-    let terminals = state.terminals.terminals(filter)?;
-    let places = state.terminals.places()?;
+    let terminals = state.services.terminals.terminals(filter)?;
+    let places = state.services.terminals.places()?;
     let tabs = [
         (None, "all"),
         (Some(TerminalState::Waiting), "waiting"),
@@ -290,7 +289,7 @@ fn terminals(state: &AppState, ctx: &Ctx, query: &HashMap<String, String>) -> Pa
 
 fn users(state: &AppState, ctx: &Ctx) -> Page {
     let lang = ctx.lang;
-    let users = state.accounts.users()?;
+    let users = state.services.accounts.users()?;
     Ok(html! {
         div.grid2 {
             section.card {
@@ -346,8 +345,8 @@ fn users(state: &AppState, ctx: &Ctx) -> Page {
 
 fn places(state: &AppState, ctx: &Ctx) -> Page {
     let lang = ctx.lang;
-    let places = state.terminals.places()?;
-    let terminals = state.terminals.terminals(None)?;
+    let places = state.services.terminals.places()?;
+    let terminals = state.services.terminals.terminals(None)?;
     Ok(html! {
         section.card {
             h2 { (lang.t("new_place")) }
@@ -379,11 +378,11 @@ fn places(state: &AppState, ctx: &Ctx) -> Page {
 
 fn desktops(state: &AppState, ctx: &Ctx) -> Page {
     let lang = ctx.lang;
-    let desktops = state.desktops.list_all(None)?;
-    let images = state.catalogue.images()?;
-    let flavors = state.catalogue.flavors()?;
-    let users = state.accounts.users()?;
-    let instances = state.cloud.list_instances().map_err(cloud_error)?;
+    let desktops = state.services.desktops.list_all(None)?;
+    let images = state.services.catalogue.images()?;
+    let flavors = state.services.catalogue.flavors()?;
+    let users = state.services.accounts.users()?;
+    let instances = state.services.cloud.list_instances()?;
     Ok(html! {
         section.card {
             h2 { (lang.t("give_class")) }
@@ -464,8 +463,8 @@ fn desktops(state: &AppState, ctx: &Ctx) -> Page {
 
 fn catalogue(state: &AppState, ctx: &Ctx) -> Page {
     let lang = ctx.lang;
-    let images = state.catalogue.images()?;
-    let flavors = state.catalogue.flavors()?;
+    let images = state.services.catalogue.images()?;
+    let flavors = state.services.catalogue.flavors()?;
     Ok(html! {
         section.card {
             h2 { (lang.t("images")) }
@@ -512,7 +511,7 @@ fn catalogue(state: &AppState, ctx: &Ctx) -> Page {
 
 fn settings(state: &AppState, ctx: &Ctx) -> Page {
     let lang = ctx.lang;
-    let mode = state.terminals.registration_mode()?;
+    let mode = state.services.terminals.registration_mode()?;
     let modes = [
         (RegistrationMode::Auto, "mode_auto"),
         (RegistrationMode::Approval, "mode_approval"),
@@ -534,7 +533,7 @@ fn settings(state: &AppState, ctx: &Ctx) -> Page {
     })
 }
 
-fn audit_table(lang: Lang, entries: &[crate::service::audit::AuditRecord]) -> Markup {
+fn audit_table(lang: Lang, entries: &[AuditEntry]) -> Markup {
     if entries.is_empty() {
         return html! { p.empty { (lang.t("none_yet")) } };
     }
@@ -542,7 +541,7 @@ fn audit_table(lang: Lang, entries: &[crate::service::audit::AuditRecord]) -> Ma
         table.audit {
             thead { tr { th { (lang.t("time")) } th { (lang.t("actor")) } th { (lang.t("from")) } th { (lang.t("action")) } th { (lang.t("target")) } th { (lang.t("detail")) } } }
             tbody { @for e in entries { tr {
-                td.mono.muted.time { (iso8601(e.at)) } td { strong { (e.actor) } } td.mono { (e.address) }
+                td.mono.muted.time { (e.at) } td { strong { (e.actor) } } td.mono { (e.address) }
                 td { span.badge.grey { (e.action) } } td.mono { (e.target) } td { (e.detail) }
             } } }
         }
@@ -552,8 +551,8 @@ fn audit_table(lang: Lang, entries: &[crate::service::audit::AuditRecord]) -> Ma
 fn audit(state: &AppState, ctx: &Ctx, query: &HashMap<String, String>) -> Page {
     let lang = ctx.lang;
     let value = |key: &str| query.get(key).cloned().unwrap_or_default();
-    let (entries, error) = match audit_filter(query) {
-        Ok(filter) => (state.audit.list(&filter)?, None),
+    let (entries, error) = match decode::audit_filter(&Input::from_text(query.clone())) {
+        Ok(filter) => (state.services.admin.audit_entries(&filter)?, None),
         Err(error) => (Vec::new(), Some(message(lang, &error))),
     };
     Ok(html! {
@@ -581,128 +580,91 @@ fn message(lang: Lang, error: &ServiceError) -> Flash {
             text: lang.t("nothing_imported").to_owned(),
             lines: lines.iter().map(|l| format!("{} {}: {}", lang.t("line"), l.line, l.message)).collect(),
         },
-        other => Flash::error(describe(other)),
+        other => Flash::error(other.for_administrator()),
     }
 }
 
-fn field<'a>(form: &'a Form, key: &str) -> &'a str {
-    form.get(key).map_or("", |v| v.as_str())
+/// The operation each form posts to.
+fn form_decoder(path: &[&str]) -> Option<Decoder> {
+    Some(match path {
+        ["terminals", "approve"] => decode::approve_terminal,
+        ["terminals", "reject"] => decode::reject_terminal,
+        ["terminals", "delete"] => decode::delete_terminal,
+        ["terminals", "move"] => decode::move_terminal,
+        ["users", "create"] => decode::create_user,
+        ["users", "import"] => decode::import_users,
+        ["users", "password"] => decode::reset_password,
+        ["users", "delete"] => decode::delete_user,
+        ["places", "create"] => decode::add_place,
+        ["places", "delete"] => decode::delete_place,
+        ["desktops", "create"] => decode::give_desktops,
+        ["desktops", "action"] => decode::act_on_desktop,
+        ["desktops", "assign"] => decode::assign_desktop,
+        ["desktops", "delete"] => decode::delete_desktop,
+        ["instances", "destroy"] => decode::destroy_instance,
+        ["images", "create"] => decode::add_image,
+        ["images", "delete"] => decode::delete_image,
+        ["flavors", "create"] => decode::add_flavor,
+        ["flavors", "delete"] => decode::delete_flavor,
+        ["settings"] => decode::change_settings,
+        _ => return None,
+    })
+}
+
+/// A form's fields as the operation reads them. Only the class chooser differs from
+/// the API's fields: a radio button and a text box of names instead of
+/// `all_students` or a list.
+fn form_input(form: &Form) -> Input {
+    let mut form = form.clone();
+    let class = form.remove("class");
+    let users = form.remove("users");
+    let input = Input::from_text(form);
+    match class.as_deref() {
+        Some("users") => {
+            let names = users.unwrap_or_default();
+            let names: Vec<&str> = names.split([',', '\n', '\r', ' ']).filter(|n| !n.is_empty()).collect();
+            input.with("users", names)
+        }
+        Some(_) => input.with("all_students", true),
+        None => input,
+    }
 }
 
 /// Performs a form's action; answers where to go next and what to say there.
 pub fn act(state: &AppState, admin: &Principal, lang: Lang, segments: &[String], form: &Form) -> (String, Flash) {
     let path: Vec<&str> = segments.iter().map(String::as_str).collect();
-    let by = admin.actor();
     let back = super::back(segments).to_owned();
-    let done = || Flash::ok(lang.t("done"));
-    let outcome: Result<Flash, ServiceError> = (|| {
-        Ok(match path.as_slice() {
-            ["terminals", "approve"] => {
-                state.terminals.set_state(&by, field(form, "mac"), TerminalState::Approved)?;
-                Flash::ok(format!("{} {}", lang.t("approved"), field(form, "mac")))
-            }
-            ["terminals", "reject"] => {
-                state.terminals.set_state(&by, field(form, "mac"), TerminalState::Rejected)?;
-                Flash::ok(format!("{} {}", lang.t("rejected"), field(form, "mac")))
-            }
-            ["terminals", "delete"] => {
-                state.terminals.delete(&by, field(form, "mac"))?;
-                done()
-            }
-            ["terminals", "move"] => {
-                state.terminals.move_to(&by, field(form, "mac"), field(form, "place"), field(form, "seat_number"))?;
-                done()
-            }
-            ["users", "create"] => {
-                let name = field(form, "name").trim();
-                state.accounts.create_user(&by, name, field(form, "password"), field(form, "admin") == "true")?;
-                Flash::ok(format!("{} {name}", lang.t("created_n")))
-            }
-            ["users", "import"] => {
-                let text = if field(form, "file").trim().is_empty() { field(form, "csv") } else { field(form, "file") };
-                let created = state.accounts.import_csv(&by, text)?;
-                Flash::ok(format!("{} {} ({})", lang.t("imported"), created.len(), created.join(", ")))
-            }
-            ["users", "password"] => {
-                state.accounts.reset_password(&by, field(form, "name"), field(form, "password"))?;
-                done()
-            }
-            ["users", "delete"] => {
-                state.accounts.delete_user(&by, field(form, "name"))?;
-                done()
-            }
-            ["places", "create"] => {
-                state.terminals.add_place(&by, field(form, "name"), field(form, "address"))?;
-                done()
-            }
-            ["places", "delete"] => {
-                state.terminals.delete_place(&by, field(form, "name"))?;
-                done()
-            }
-            ["desktops", "create"] => give_desktops(state, &by, lang, form)?,
-            ["desktops", "action"] => {
-                let action = DesktopAction::parse(field(form, "action"))
-                    .ok_or_else(|| ServiceError::Invalid(crate::service::FieldErrors::single("action", "unknown")))?;
-                state.desktops.act(admin, field(form, "id"), action)?;
-                Flash::ok(format!("{}: {}", lang.t(action_key(action)), field(form, "id")))
-            }
-            ["desktops", "assign"] => {
-                state.desktops.assign(&by, field(form, "id"), field(form, "user"))?;
-                done()
-            }
-            ["desktops", "delete"] => {
-                state.desktops.delete(&by, field(form, "id"))?;
-                done()
-            }
-            ["instances", "destroy"] => {
-                state.cloud.destroy(&by, field(form, "id")).map_err(cloud_error)?;
-                done()
-            }
-            ["images", "create"] => {
-                let spec = ImageSpec {
-                    name: field(form, "name").to_owned(),
-                    base_disk: PathBuf::from(field(form, "disk").trim()),
-                    default_connection_type: ConnectionType::parse(field(form, "connection"))
-                        .unwrap_or(ConnectionType::Spice),
-                    os_username: field(form, "os_username").trim().to_owned(),
-                    os_password: field(form, "os_password").to_owned(),
-                };
-                state.catalogue.add_image(&by, &spec)?;
-                done()
-            }
-            ["images", "delete"] => {
-                state.catalogue.delete_image(&by, field(form, "name"))?;
-                done()
-            }
-            ["flavors", "create"] => {
-                let number = |key: &str| field(form, key).trim().parse::<u32>().unwrap_or(0);
-                let flavor = Flavor {
-                    name: field(form, "name").to_owned(),
-                    vcpus: number("vcpus"),
-                    ram_mib: number("ram"),
-                    disk_gib: number("disk"),
-                };
-                state.catalogue.add_flavor(&by, &flavor)?;
-                done()
-            }
-            ["flavors", "delete"] => {
-                state.catalogue.delete_flavor(&by, field(form, "name"))?;
-                done()
-            }
-            ["settings"] => {
-                let mode = RegistrationMode::parse(field(form, "terminal_registration_mode")).ok_or_else(|| {
-                    ServiceError::Invalid(crate::service::FieldErrors::single(
-                        "terminal_registration_mode",
-                        "must be auto, approval or closed",
-                    ))
-                })?;
-                state.terminals.set_registration_mode(&by, mode)?;
-                Flash::ok(lang.t("saved"))
-            }
-            _ => Flash::error(lang.t("not_found_page")),
-        })
-    })();
+    let Some(decoder) = form_decoder(&path) else { return (back, Flash::error(lang.t("not_found_page"))) };
+    let outcome = decoder(&form_input(form)).and_then(|command| {
+        let outcome = state.services.admin.run(&admin.actor(), command.clone())?;
+        Ok(said(lang, &command, outcome))
+    });
     (back, outcome.unwrap_or_else(|error| message(lang, &error)))
+}
+
+/// What the console tells the administrator after a change.
+fn said(lang: Lang, command: &Command, outcome: Outcome) -> Flash {
+    match (command, outcome) {
+        (Command::SetTerminalState { mac, state: TerminalState::Approved }, _) => {
+            Flash::ok(format!("{} {mac}", lang.t("approved")))
+        }
+        (Command::SetTerminalState { mac, .. }, _) => Flash::ok(format!("{} {mac}", lang.t("rejected"))),
+        (Command::CreateUser { name, .. }, _) => Flash::ok(format!("{} {name}", lang.t("created_n"))),
+        (_, Outcome::UsersImported(imported)) => {
+            Flash::ok(format!("{} {} ({})", lang.t("imported"), imported.created.len(), imported.created.join(", ")))
+        }
+        (Command::ActOnDesktop { id, action }, _) => Flash::ok(format!("{}: {id}", lang.t(action_key(*action)))),
+        (_, Outcome::DesktopsGiven(given)) => {
+            let created: Vec<&str> = given.created.iter().map(|c| c.user.as_str()).collect();
+            let failed: Vec<String> =
+                given.failed.iter().map(|f| format!("{} {}: {}", lang.t("failed_for"), f.user, f.error)).collect();
+            let text = format!("{} {} ({})", lang.t("created_n"), created.len(), created.join(", "));
+            Flash { ok: failed.is_empty(), text, lines: failed }
+        }
+        (_, Outcome::DesktopCreated(created)) => Flash::ok(format!("{} 1 ({})", lang.t("created_n"), created.owner)),
+        (Command::SetRegistrationMode(_), _) => Flash::ok(lang.t("saved")),
+        _ => Flash::ok(lang.t("done")),
+    }
 }
 
 fn action_key(action: DesktopAction) -> &'static str {
@@ -711,28 +673,4 @@ fn action_key(action: DesktopAction) -> &'static str {
         DesktopAction::Reboot | DesktopAction::Reset => "reboot",
         DesktopAction::Shutdown => "shutdown",
     }
-}
-
-fn give_desktops(state: &AppState, by: &Actor, lang: Lang, form: &Form) -> Result<Flash, ServiceError> {
-    let class = if field(form, "class") == "users" {
-        Class::Users(field(form, "users").split([',', '\n', '\r', ' ']).map(str::to_owned).collect())
-    } else {
-        Class::AllStudents
-    };
-    let outcomes = state.desktops.create_for_class(
-        by,
-        &class,
-        field(form, "image"),
-        field(form, "flavor"),
-        field(form, "name"),
-    )?;
-    let created: Vec<&str> = outcomes.iter().filter(|o| o.result.is_ok()).map(|o| o.user.as_str()).collect();
-    let failed: Vec<String> = outcomes
-        .iter()
-        .filter_map(|o| {
-            o.result.as_ref().err().map(|e| format!("{} {}: {}", lang.t("failed_for"), o.user, describe(e)))
-        })
-        .collect();
-    let text = format!("{} {} ({})", lang.t("created_n"), created.len(), created.join(", "));
-    Ok(Flash { ok: failed.is_empty(), text, lines: failed })
 }
