@@ -15,7 +15,7 @@ const BINARY: &str = env!("CARGO_BIN_EXE_thindesk-server");
 const CLOUD_KEY: &str = "cloud-api-key-from-the-environment";
 
 /// Runs the binary on `data_dir` with `stdin` as its standard input.
-fn thindesk(data_dir: &Path, args: &[&str], stdin: &str) -> Output {
+pub(crate) fn thindesk(data_dir: &Path, args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new(BINARY)
         .arg("--data-dir")
         .arg(data_dir)
@@ -36,26 +36,26 @@ fn thindesk(data_dir: &Path, args: &[&str], stdin: &str) -> Output {
 }
 
 /// Runs a command that must succeed, and returns what it printed.
-fn ok(data_dir: &Path, args: &[&str], stdin: &str) -> String {
+pub(crate) fn ok(data_dir: &Path, args: &[&str], stdin: &str) -> String {
     let output = thindesk(data_dir, args, stdin);
     assert!(output.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// Runs a command that must fail, and returns its error message.
-fn refused(data_dir: &Path, args: &[&str], stdin: &str) -> String {
+pub(crate) fn refused(data_dir: &Path, args: &[&str], stdin: &str) -> String {
     let output = thindesk(data_dir, args, stdin);
     assert!(!output.status.success(), "{args:?} should have failed");
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-async fn start(data_dir: &Path) -> RunningServer {
+pub(crate) async fn start(data_dir: &Path) -> RunningServer {
     let config =
         Config { listen: "127.0.0.1:0".parse().expect("addr"), data_dir: data_dir.to_owned(), ..Config::default() };
     RunningServer::start(config, Arc::new(NoCompute)).await.expect("server starts")
 }
 
-fn basic(user: &str, password: &str) -> String {
+pub(crate) fn basic(user: &str, password: &str) -> String {
     format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
 }
 
