@@ -288,7 +288,9 @@ impl Accounts {
                 self.audit.record(by, "user.delete", name, "");
                 Ok(())
             }
-            Err(StoreError::InUse(why)) => Err(ServiceError::Conflict(why.to_owned())),
+            Err(StoreError::InUse(_)) => {
+                Err(ServiceError::Conflict("the user still owns desktops; delete those first".into()))
+            }
             Err(other) => Err(other.into()),
         }
     }

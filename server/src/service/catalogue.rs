@@ -126,7 +126,7 @@ impl Catalogue {
                 Ok(())
             }
             Ok(false) => Err(ServiceError::NotFound(format!("image {name:?}"))),
-            Err(StoreError::InUse(why)) => Err(ServiceError::Conflict(why.to_owned())),
+            Err(StoreError::InUse(_)) => Err(in_use("image")),
             Err(other) => Err(other.into()),
         }
     }
@@ -171,10 +171,15 @@ impl Catalogue {
                 Ok(())
             }
             Ok(false) => Err(ServiceError::NotFound(format!("flavor {name:?}"))),
-            Err(StoreError::InUse(why)) => Err(ServiceError::Conflict(why.to_owned())),
+            Err(StoreError::InUse(_)) => Err(in_use("flavor")),
             Err(other) => Err(other.into()),
         }
     }
+}
+
+/// Why an image or flavor cannot be deleted yet.
+fn in_use(kind: &str) -> ServiceError {
+    ServiceError::Conflict(format!("desktops or instances use this {kind}; delete those first"))
 }
 
 fn flavor_summary(record: FlavorRecord) -> Flavor {

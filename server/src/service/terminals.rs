@@ -153,7 +153,9 @@ impl Terminals {
                 Ok(())
             }
             Ok(false) => Err(ServiceError::NotFound(format!("place {name:?}"))),
-            Err(StoreError::InUse(why)) => Err(ServiceError::Conflict(why.to_owned())),
+            Err(StoreError::InUse(_)) => {
+                Err(ServiceError::Conflict("terminals are registered in this place; delete or move them first".into()))
+            }
             Err(other) => Err(other.into()),
         }
     }
@@ -204,7 +206,9 @@ impl Terminals {
             }
             Ok(false) => Err(ServiceError::TerminalNotFound),
             Err(StoreError::Conflict(Conflict::SeatTaken)) => Err(ServiceError::SeatTaken),
-            Err(StoreError::InUse(why)) => Err(ServiceError::Invalid(FieldErrors::single("place", why))),
+            Err(StoreError::Missing(_)) => {
+                Err(ServiceError::Invalid(FieldErrors::single("place", "there is no such place")))
+            }
             Err(other) => Err(other.into()),
         }
     }
@@ -224,7 +228,12 @@ impl Terminals {
 
     pub fn set_registration_mode(&self, by: &Actor, mode: RegistrationMode) -> Result<(), ServiceError> {
         self.store.set_registration_mode(mode)?;
-        self.audit.record(by, "setting.set", crate::store::setting::TERMINAL_REGISTRATION_MODE, mode.as_str());
+        self.audit.record(
+            by,
+            "setting.set",
+            thindesk_shared::admin::Settings::TERMINAL_REGISTRATION_MODE,
+            mode.as_str(),
+        );
         Ok(())
     }
 }

@@ -27,8 +27,23 @@ pub enum StoreError {
     Corrupt { column: &'static str, value: String },
     #[error("{0}")]
     Conflict(Conflict),
-    #[error("{0}")]
-    InUse(&'static str),
+    /// A delete refused because other rows still refer to the row.
+    #[error("still in use: {0:?}")]
+    InUse(Dependents),
+    /// A write that names a row that is not there.
+    #[error("no such {0}")]
+    Missing(&'static str),
+}
+
+/// What still refers to a row that was to be deleted; the services put it in words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dependents {
+    /// A user's desktops.
+    Desktops,
+    /// A place's terminals.
+    Terminals,
+    /// An image's or a flavor's desktops and cloud instances.
+    Machines,
 }
 
 /// A write that would break a uniqueness rule.
@@ -214,9 +229,9 @@ pub struct AuditQuery {
     pub limit: i64,
 }
 
-/// Keys of the `settings` table.
+/// Keys of the `settings` table: the same names the admin API reads and writes.
 pub mod setting {
-    pub const TERMINAL_REGISTRATION_MODE: &str = "terminal_registration_mode";
+    pub const TERMINAL_REGISTRATION_MODE: &str = thindesk_shared::admin::Settings::TERMINAL_REGISTRATION_MODE;
 }
 
 /// The database. One connection, serialised by a mutex: a school's server sees a few
@@ -345,7 +360,7 @@ impl Store {
             let desktops: i64 =
                 tx.query_row("SELECT count(*) FROM desktops WHERE owner_id = ?1", [user_id], |row| row.get(0))?;
             if desktops > 0 {
-                return Err(StoreError::InUse("the user still owns desktops; delete those first"));
+                return Err(StoreError::InUse(Dependents::Desktops));
             }
             Ok(tx.execute("DELETE FROM users WHERE id = ?1", [user_id])? > 0)
         })
@@ -410,7 +425,7 @@ impl Store {
                 |row| row.get(0),
             )?;
             if terminals > 0 {
-                return Err(StoreError::InUse("terminals are registered in this place; delete or move them first"));
+                return Err(StoreError::InUse(Dependents::Terminals));
             }
             Ok(tx.execute("DELETE FROM places WHERE name = ?1", [name])? > 0)
         })
@@ -480,7 +495,7 @@ impl Store {
             let Some(place_id) =
                 tx.query_row("SELECT id FROM places WHERE name = ?1", [place], |r| r.get::<_, i64>(0)).optional()?
             else {
-                return Err(StoreError::InUse("there is no such place"));
+                return Err(StoreError::Missing("place"));
             };
             let taken = tx
                 .query_row(
@@ -641,7 +656,7 @@ impl Store {
                 |row| row.get(0),
             )?;
             if users > 0 {
-                return Err(StoreError::InUse("desktops or instances use this image; delete those first"));
+                return Err(StoreError::InUse(Dependents::Machines));
             }
             Ok(tx.execute("DELETE FROM images WHERE name = ?1", [name])? > 0)
         })
@@ -685,7 +700,7 @@ impl Store {
                 |row| row.get(0),
             )?;
             if users > 0 {
-                return Err(StoreError::InUse("desktops or instances use this flavor; delete those first"));
+                return Err(StoreError::InUse(Dependents::Machines));
             }
             Ok(tx.execute("DELETE FROM flavors WHERE name = ?1", [name])? > 0)
         })
@@ -1007,7 +1022,7 @@ mod tests {
             flavor_id: None,
         };
         store.insert_desktop(&desktop, 1).expect("desktop");
-        assert!(matches!(store.delete_user(id), Err(StoreError::InUse(_))));
+        assert!(matches!(store.delete_user(id), Err(StoreError::InUse(Dependents::Desktops))));
         assert!(store.user_by_name("carol").expect("q").is_some());
     }
 
@@ -1039,8 +1054,8 @@ mod tests {
         assert!(matches!(store.insert_flavor(&tiny), Err(StoreError::Conflict(Conflict::FlavorExists))));
         let instance = NewInstance { id: "vm1", name: "exam", image_id, flavor_id: flavor.id, internet: false };
         store.insert_instance(&instance, 3).expect("instance");
-        assert!(matches!(store.delete_image("xubuntu"), Err(StoreError::InUse(_))));
-        assert!(matches!(store.delete_flavor("m1.small"), Err(StoreError::InUse(_))));
+        assert!(matches!(store.delete_image("xubuntu"), Err(StoreError::InUse(Dependents::Machines))));
+        assert!(matches!(store.delete_flavor("m1.small"), Err(StoreError::InUse(Dependents::Machines))));
         let listed = store.instance("vm1").expect("q").expect("exists");
         assert_eq!((listed.image.as_str(), listed.flavor.as_str(), listed.internet), ("xubuntu", "m1.small", false));
         assert!(store.delete_instance("vm1").expect("delete"));
@@ -1078,7 +1093,7 @@ mod tests {
         store.insert_desktop(&desktop, 1).expect("desktop");
         let record = store.desktop("d1").expect("q").expect("exists");
         assert_eq!((record.image.as_deref(), record.flavor.as_deref()), (Some("win"), Some("m1.medium")));
-        assert!(matches!(store.delete_image("win"), Err(StoreError::InUse(_))));
+        assert!(matches!(store.delete_image("win"), Err(StoreError::InUse(Dependents::Machines))));
         assert_eq!(store.all_desktops().expect("all").len(), 1);
         assert!(store.delete_desktop("d1").expect("delete"));
         assert!(store.delete_image("win").expect("free now"));
