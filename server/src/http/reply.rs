@@ -1,6 +1,5 @@
 //! The one place where errors become HTTP statuses and JSend bodies.
 
-use crate::compute::ComputeError;
 use crate::service::{FieldErrors, ServiceError};
 use serde::Serialize;
 use serde_json::{Map, Value, json};
@@ -126,7 +125,7 @@ fn service_response(e: &ServiceError) -> Response {
         E::DesktopBusy => fail(StatusCode::CONFLICT, json!({ "desktop": e.to_string() })),
         E::NotFound(_) => fail(StatusCode::NOT_FOUND, json!({ "message": e.to_string() })),
         E::Conflict(_) => fail(StatusCode::CONFLICT, json!({ "message": e.to_string() })),
-        E::Compute(ComputeError::NotConfigured) => {
+        E::NoHypervisor => {
             error(StatusCode::SERVICE_UNAVAILABLE, "no hypervisor is attached to this server", "compute_unavailable")
         }
         E::Compute(detail) => {

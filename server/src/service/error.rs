@@ -60,12 +60,24 @@ pub enum ServiceError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("no hypervisor is attached to this server")]
+    NoHypervisor,
     #[error(transparent)]
-    Compute(#[from] ComputeError),
+    Compute(ComputeError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// A server without a hypervisor is a state of the installation, not a failure.
+impl From<ComputeError> for ServiceError {
+    fn from(error: ComputeError) -> Self {
+        match error {
+            ComputeError::NotConfigured => ServiceError::NoHypervisor,
+            other => ServiceError::Compute(other),
+        }
+    }
 }
 
 impl ServiceError {
@@ -97,7 +109,7 @@ impl From<super::CloudError> for ServiceError {
         use super::CloudError;
         match error {
             CloudError::InvalidVmId => ServiceError::NotFound("instance".into()),
-            CloudError::Destroy(compute) | CloudError::Launch(compute) => ServiceError::Compute(compute),
+            CloudError::Destroy(compute) | CloudError::Launch(compute) => compute.into(),
             CloudError::Store(store) => ServiceError::Store(store),
             other => ServiceError::Internal(other.to_string()),
         }
