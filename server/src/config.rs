@@ -28,25 +28,8 @@ pub const DEFAULT_CLOUD_API_ALLOW: [&str; 2] = ["127.0.0.0/8", "::1/128"];
 /// A shorter cloud API key would be guessable.
 pub const MIN_CLOUD_API_KEY_CHARS: usize = 16;
 
-/// A secret that must never be printed: its `Debug` shows only that it is set.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ApiKey(String);
-
-impl ApiKey {
-    pub fn new(key: impl Into<String>) -> Self {
-        Self(key.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for ApiKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ApiKey(..)")
-    }
-}
+/// The cloud API's key: a secret, never printed.
+pub use thindesk_shared::Secret as ApiKey;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -222,7 +205,7 @@ impl Config {
             data_dir: overrides.data_dir.clone().or(parsed.data_dir).unwrap_or(defaults.data_dir),
             public_address: overrides.public_address.clone().or(parsed.public_address),
             token_ttl: Duration::from_secs(token_ttl_secs),
-            cloud_api_key: overrides.cloud_api_key.clone().or(parsed.cloud_api_key.map(ApiKey)),
+            cloud_api_key: overrides.cloud_api_key.clone().or(parsed.cloud_api_key.map(ApiKey::new)),
             cloud_api_allow,
             hypervisor: overrides.hypervisor.or(parsed.hypervisor).unwrap_or(defaults.hypervisor),
             accel: parsed.accel.unwrap_or(defaults.accel),

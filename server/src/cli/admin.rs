@@ -211,7 +211,7 @@ pub fn administer(
 ) -> anyhow::Result<()> {
     let (decoder, input, secret) = request(command)?;
     let input = match secret {
-        Some(Secret { field, prompt }) => {
+        Some(PromptedSecret { field, prompt }) => {
             // Nobody should type a password for a command that is refused anyway.
             if let Err(ServiceError::Invalid(mut errors)) = decoder(&input) {
                 errors.0.remove(field);
@@ -229,25 +229,25 @@ pub fn administer(
 }
 
 /// A secret field that is asked for at the prompt, never taken from arguments.
-struct Secret {
+struct PromptedSecret {
     field: &'static str,
     prompt: String,
 }
 
 /// The operation a subcommand names, its fields, and the secret still to ask for.
-fn request(command: AdminCommand) -> anyhow::Result<(Decoder, Input, Option<Secret>)> {
+fn request(command: AdminCommand) -> anyhow::Result<(Decoder, Input, Option<PromptedSecret>)> {
     let none = Input::default;
     let (decoder, input): (Decoder, Input) = match command {
         AdminCommand::User(command) => match command {
             UserCommand::Add { name, admin } => {
                 let prompt = format!("Password for {name}: ");
                 let input = Input::from_text([("name", name)]).with("admin", admin);
-                return Ok((decode::create_user, input, Some(Secret { field: "password", prompt })));
+                return Ok((decode::create_user, input, Some(PromptedSecret { field: "password", prompt })));
             }
             UserCommand::List => (decode::list_users, none()),
             UserCommand::Passwd { name } => {
                 let prompt = format!("New password for {name}: ");
-                let secret = Secret { field: "password", prompt };
+                let secret = PromptedSecret { field: "password", prompt };
                 return Ok((decode::reset_password, Input::from_text([("name", name)]), Some(secret)));
             }
             UserCommand::Admin { name, enabled } => {
@@ -281,7 +281,7 @@ fn request(command: AdminCommand) -> anyhow::Result<(Decoder, Input, Option<Secr
             ImageCommand::Add { name, disk, connection, os_username } => {
                 let prompt = format!("OS password of {os_username:?} on image {name}: ");
                 let fields = [("name", name), ("disk", disk), ("connection", connection), ("os_username", os_username)];
-                let secret = Secret { field: "os_password", prompt };
+                let secret = PromptedSecret { field: "os_password", prompt };
                 return Ok((decode::add_image, Input::from_text(fields), Some(secret)));
             }
             ImageCommand::List => (decode::list_images, none()),

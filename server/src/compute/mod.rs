@@ -9,7 +9,7 @@ pub mod double;
 pub mod qemu;
 
 use std::path::PathBuf;
-use thindesk_shared::{DesktopStatus, Policy};
+use thindesk_shared::{DesktopStatus, Policy, Secret};
 
 /// A power operation, as the driver performs it. The service decides which one a
 /// user's action needs from the desktop's state.
@@ -33,7 +33,7 @@ pub enum PowerOp {
 pub struct Display {
     pub spice_port: u16,
     /// Per-machine SPICE ticket; never empty.
-    pub spice_ticket: String,
+    pub spice_ticket: Secret,
     /// Host port forwarded to the guest's RDP port, for images that speak RDP.
     pub rdp_port: Option<u16>,
 }

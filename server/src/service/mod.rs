@@ -95,6 +95,37 @@ mod tests {
     }
 
     #[test]
+    fn no_debug_output_shows_a_secret() {
+        const SECRET: &str = "correct-horse-battery";
+        let secret = || thindesk_shared::Secret::new(SECRET);
+        let image = catalogue::ImageSpec {
+            name: "xubuntu".into(),
+            base_disk: "/images/x.qcow2".into(),
+            default_connection_type: thindesk_shared::ConnectionType::Rdp,
+            os_username: "student".into(),
+            os_password: secret(),
+        };
+        let desktop = desktops::DesktopSpec {
+            os_password: Some(secret()),
+            ..desktops::DesktopSpec::from_catalogue("d", "kim", "xubuntu", "m1.small")
+        };
+        let display = crate::compute::Display { spice_port: 5900, spice_ticket: secret(), rdp_port: None };
+        let shown = [
+            format!("{image:?}"),
+            format!("{desktop:?}"),
+            format!("{display:?}"),
+            format!("{:?}", Credentials::Password { user: "kim".into(), password: secret() }),
+            format!("{:?}", Credentials::Token(secret())),
+            format!("{:?}", Credentials::TokenOrPassword { user: secret(), password: secret() }),
+            format!("{:?}", admin::Command::CreateUser { name: "kim".into(), password: secret(), is_admin: false }),
+            format!("{:?}", admin::Command::AddImage(image.clone())),
+        ];
+        for text in shown {
+            assert!(!text.contains(SECRET), "{text}");
+        }
+    }
+
+    #[test]
     fn random_tokens_differ_and_carry_enough_bits() {
         let a = random_token(32);
         assert_eq!(a.len(), 43);

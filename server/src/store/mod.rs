@@ -11,7 +11,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
-use thindesk_shared::{ConnectionType, DesktopStatus, MacAddress, Policy, RegistrationMode, TerminalState};
+use thindesk_shared::{ConnectionType, DesktopStatus, MacAddress, Policy, RegistrationMode, Secret, TerminalState};
 
 pub const DATABASE_FILE: &str = "thindesk.sqlite3";
 
@@ -114,7 +114,7 @@ pub struct DesktopRecord {
     pub owner_name: String,
     pub status: DesktopStatus,
     pub os_username: String,
-    pub os_password: String,
+    pub os_password: Secret,
     pub default_connection_type: ConnectionType,
     pub policy: Policy,
     pub created_at: i64,
@@ -131,7 +131,7 @@ pub struct NewDesktop<'a> {
     pub owner_id: i64,
     pub status: DesktopStatus,
     pub os_username: &'a str,
-    pub os_password: &'a str,
+    pub os_password: &'a Secret,
     pub default_connection_type: ConnectionType,
     pub policy: Policy,
     pub image_id: Option<i64>,
@@ -146,7 +146,7 @@ pub struct ImageRecord {
     pub base_disk: PathBuf,
     pub default_connection_type: ConnectionType,
     pub os_username: String,
-    pub os_password: String,
+    pub os_password: Secret,
     pub created_at: i64,
 }
 
@@ -156,7 +156,7 @@ pub struct NewImage<'a> {
     pub base_disk: &'a str,
     pub default_connection_type: ConnectionType,
     pub os_username: &'a str,
-    pub os_password: &'a str,
+    pub os_password: &'a Secret,
 }
 
 /// A machine size, as OpenStack names them (`m1.small`).
@@ -558,7 +558,7 @@ impl Store {
                     desktop.owner_id,
                     desktop.status.as_str(),
                     desktop.os_username,
-                    desktop.os_password,
+                    desktop.os_password.expose(),
                     desktop.default_connection_type.as_str(),
                     desktop.policy.enable_usb,
                     desktop.policy.enable_clipboard,
@@ -625,7 +625,7 @@ impl Store {
                     image.base_disk,
                     image.default_connection_type.as_str(),
                     image.os_username,
-                    image.os_password,
+                    image.os_password.expose(),
                     now
                 ],
             )?;
@@ -870,7 +870,7 @@ fn desktop_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<DesktopR
             status: DesktopStatus::parse(&status)
                 .ok_or_else(|| StoreError::Corrupt { column: "desktops.status", value: status.clone() })?,
             os_username: row.get(5)?,
-            os_password: row.get(6)?,
+            os_password: Secret::new(row.get::<_, String>(6)?),
             default_connection_type: ConnectionType::parse(&connection_type).ok_or_else(|| StoreError::Corrupt {
                 column: "desktops.default_connection_type",
                 value: connection_type.clone(),
@@ -897,7 +897,7 @@ fn image_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<ImageRecor
                 value: connection_type.clone(),
             })?,
             os_username: row.get(4)?,
-            os_password: row.get(5)?,
+            os_password: Secret::new(row.get::<_, String>(5)?),
             created_at: row.get(6)?,
         })
     })();
@@ -1015,7 +1015,7 @@ mod tests {
             owner_id: id,
             status: DesktopStatus::Shutoff,
             os_username: "u",
-            os_password: "p",
+            os_password: &Secret::new("p"),
             default_connection_type: ConnectionType::Spice,
             policy: Policy::default(),
             image_id: None,
@@ -1045,7 +1045,7 @@ mod tests {
             base_disk: "/var/lib/thindesk/xubuntu.qcow2",
             default_connection_type: ConnectionType::Spice,
             os_username: "student",
-            os_password: "pw",
+            os_password: &Secret::new("pw"),
         };
         let image_id = store.insert_image(&image, 1).expect("image");
         assert!(matches!(store.insert_image(&image, 2), Err(StoreError::Conflict(Conflict::ImageExists))));
@@ -1074,7 +1074,7 @@ mod tests {
             base_disk: "/images/win.qcow2",
             default_connection_type: ConnectionType::Rdp,
             os_username: "Administrator",
-            os_password: "pw",
+            os_password: &Secret::new("pw"),
         };
         let image_id = store.insert_image(&image, 1).expect("image");
         let flavor_id = store.flavor_by_name("m1.medium").expect("q").expect("seeded").id;
@@ -1084,7 +1084,7 @@ mod tests {
             owner_id: owner,
             status: DesktopStatus::Shutoff,
             os_username: "Administrator",
-            os_password: "pw",
+            os_password: &Secret::new("pw"),
             default_connection_type: ConnectionType::Rdp,
             policy: Policy::default(),
             image_id: Some(image_id),

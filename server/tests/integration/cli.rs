@@ -257,7 +257,7 @@ async fn images_and_flavors_are_managed_from_the_command_line_while_the_server_r
     assert!(row.contains("spice") && row.contains("student") && row.contains(disk), "{row}");
     assert!(!listed.contains("os-secret-pw"), "the OS password is never shown");
     let stored = thindesk_server::store::Store::open(&data).expect("store").image_by_name("xubuntu").expect("query");
-    assert_eq!(stored.map(|image| image.os_password).as_deref(), Some("os-secret-pw"), "read from stdin");
+    assert_eq!(stored.as_ref().map(|image| image.os_password.expose()), Some("os-secret-pw"), "read from stdin");
 
     assert!(refused(&data, &["image", "add", "xubuntu", "--disk", disk], "pw\n").contains("exists"));
     assert!(refused(&data, &["image", "add", "rel", "--disk", "xubuntu.qcow2"], "pw\n").contains("absolute"));

@@ -294,7 +294,7 @@ async fn login(
     let password = form.get("password").cloned().unwrap_or_default();
     let accounts = state.services.accounts.clone();
     let address = request.address;
-    let credentials = Credentials::Password { user, password };
+    let credentials = Credentials::Password { user, password: password.into() };
     let outcome = blocking(move || {
         let principal = accounts.authenticate(&credentials, address)?;
         accounts.open_console_session(&principal)

@@ -156,7 +156,7 @@ pub fn add_image(input: &Input) -> Result<Command, ServiceError> {
         base_disk: PathBuf::from(disk.trim()),
         default_connection_type: connection.unwrap_or(ConnectionType::Spice),
         os_username: os_username.trim().to_owned(),
-        os_password,
+        os_password: Secret::new(os_password),
     };
     done(errors, Command::AddImage(spec))
 }
