@@ -5,6 +5,7 @@
 //! compared in constant time. Console cookies exist only under `/admin`; the v1.0
 //! API never reads them. Every change goes through the same services as the API.
 
+mod actions;
 mod i18n;
 mod pages;
 
@@ -212,7 +213,7 @@ async fn route(
             let state = state.clone();
             let segments = request.segments.clone();
             let admin = admin.clone();
-            match blocking(move || Ok(pages::act(&state, &admin, lang, &segments, &form))).await {
+            match blocking(move || Ok(actions::act(&state, &admin, lang, &segments, &form))).await {
                 Ok(outcome) => outcome,
                 Err(_) => (back(&request.segments).to_owned(), Flash::error("the server failed")),
             }
