@@ -1,0 +1,103 @@
+//! Desktops and who owns them.
+
+use super::*;
+
+impl Store {
+    // ----- desktops ------------------------------------------------------------
+
+    pub fn insert_desktop(&self, desktop: &NewDesktop<'_>, now: i64) -> Result<()> {
+        self.write(|tx| {
+            tx.execute(
+                "INSERT INTO desktops (id, name, owner_id, status, os_username, os_password,
+                    default_connection_type, enable_usb, enable_clipboard, enable_audio, created_at,
+                    image_id, flavor_id)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                params![
+                    desktop.id,
+                    desktop.name,
+                    desktop.owner_id,
+                    desktop.status.as_str(),
+                    desktop.os_username,
+                    desktop.os_password.expose(),
+                    desktop.default_connection_type.as_str(),
+                    desktop.policy.enable_usb,
+                    desktop.policy.enable_clipboard,
+                    desktop.policy.enable_audio,
+                    now,
+                    desktop.image_id,
+                    desktop.flavor_id
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    pub fn desktop(&self, id: &str) -> Result<Option<DesktopRecord>> {
+        let connection = self.lock();
+        connection
+            .query_row(&format!("{DESKTOP_SELECT} WHERE d.id = ?1"), [id], desktop_from_row)
+            .optional()?
+            .transpose()
+    }
+
+    pub fn desktops_of(&self, owner_id: i64) -> Result<Vec<DesktopRecord>> {
+        let connection = self.lock();
+        let mut statement =
+            connection.prepare(&format!("{DESKTOP_SELECT} WHERE d.owner_id = ?1 ORDER BY d.name, d.id"))?;
+        let rows = statement.query_map([owner_id], desktop_from_row)?;
+        rows.map(|row| row?).collect()
+    }
+
+    /// Every desktop, of every owner.
+    pub fn all_desktops(&self) -> Result<Vec<DesktopRecord>> {
+        let connection = self.lock();
+        let mut statement = connection.prepare(&format!("{DESKTOP_SELECT} ORDER BY u.name, d.name, d.id"))?;
+        let rows = statement.query_map([], desktop_from_row)?;
+        rows.map(|row| row?).collect()
+    }
+
+    pub fn set_desktop_status(&self, id: &str, status: DesktopStatus) -> Result<bool> {
+        self.write(|tx| {
+            Ok(tx.execute("UPDATE desktops SET status = ?1 WHERE id = ?2", params![status.as_str(), id])? > 0)
+        })
+    }
+
+    pub fn set_desktop_owner(&self, id: &str, owner_id: i64) -> Result<bool> {
+        self.write(|tx| Ok(tx.execute("UPDATE desktops SET owner_id = ?1 WHERE id = ?2", params![owner_id, id])? > 0))
+    }
+
+    pub fn delete_desktop(&self, id: &str) -> Result<bool> {
+        self.write(|tx| Ok(tx.execute("DELETE FROM desktops WHERE id = ?1", [id])? > 0))
+    }
+}
+
+const DESKTOP_SELECT: &str = "SELECT d.id, d.name, d.owner_id, u.name, d.status, d.os_username, d.os_password,
+        d.default_connection_type, d.enable_usb, d.enable_clipboard, d.enable_audio, d.created_at, i.name, f.name
+     FROM desktops d JOIN users u ON u.id = d.owner_id
+     LEFT JOIN images i ON i.id = d.image_id LEFT JOIN flavors f ON f.id = d.flavor_id";
+
+fn desktop_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<DesktopRecord>> {
+    let status: String = row.get(4)?;
+    let connection_type: String = row.get(7)?;
+    let record = (|| {
+        Ok(DesktopRecord {
+            id: row.get(0)?,
+            name: row.get(1)?,
+            owner_id: row.get(2)?,
+            owner_name: row.get(3)?,
+            status: DesktopStatus::parse(&status)
+                .ok_or_else(|| StoreError::Corrupt { column: "desktops.status", value: status.clone() })?,
+            os_username: row.get(5)?,
+            os_password: Secret::new(row.get::<_, String>(6)?),
+            default_connection_type: ConnectionType::parse(&connection_type).ok_or_else(|| StoreError::Corrupt {
+                column: "desktops.default_connection_type",
+                value: connection_type.clone(),
+            })?,
+            policy: Policy { enable_usb: row.get(8)?, enable_clipboard: row.get(9)?, enable_audio: row.get(10)? },
+            created_at: row.get(11)?,
+            image: row.get(12)?,
+            flavor: row.get(13)?,
+        })
+    })();
+    Ok(record)
+}
