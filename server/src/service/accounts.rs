@@ -187,7 +187,12 @@ impl Accounts {
         if !self.store.set_password(principal.user_id, &hash, principal.token_hash.as_deref())? {
             return Err(ServiceError::BadCredentials);
         }
-        self.audit.record(&principal.actor(), "password.change", &principal.name, "other tokens revoked");
+        self.audit.record(
+            &principal.actor(),
+            "password.change",
+            &principal.name,
+            "other tokens and console sessions ended",
+        );
         Ok(())
     }
 
@@ -262,7 +267,7 @@ impl Accounts {
         let user = self.user(name)?;
         let hash = hash_password(password)?;
         self.store.set_password(user.id, &hash, None)?;
-        self.audit.record(by, "password.reset", name, "tokens revoked");
+        self.audit.record(by, "password.reset", name, "tokens and console sessions ended");
         Ok(())
     }
 

@@ -53,7 +53,8 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
-    /// Sets a new password hash and drops every token of the user except `keep_token`.
+    /// Sets a new password hash and drops every token of the user except `keep_token`,
+    /// and every console session of theirs.
     /// Returns false when there is no such user.
     pub fn set_password(&self, user_id: i64, password_hash: &str, keep_token: Option<&str>) -> Result<bool> {
         self.write(|tx| {
@@ -63,6 +64,8 @@ impl Store {
                 return Ok(false);
             }
             tx.execute("DELETE FROM tokens WHERE user_id = ?1 AND hash IS NOT ?2", params![user_id, keep_token])?;
+            // Whoever knew the old password may have a console open: that ends too.
+            tx.execute("DELETE FROM console_sessions WHERE user_id = ?1", [user_id])?;
             Ok(true)
         })
     }

@@ -7,7 +7,7 @@ use reqwest::redirect::Policy;
 use serde_json::{Value, json};
 use std::path::Path;
 
-const ADMIN: (&str, &str) = ("boss", "boss-password");
+pub(super) const ADMIN: (&str, &str) = ("boss", "boss-password");
 
 /// One operation given one wrong input through each face.
 struct Case {
@@ -108,15 +108,24 @@ fn snapshot(data: &Path) -> String {
         .collect()
 }
 
-/// A console session's cookie and its CSRF token, from the real login form.
-async fn console_session(http: &reqwest::Client, url: &str) -> (String, String) {
+/// The administrator's console session cookie and its CSRF token, from the real login
+/// form.
+pub(super) async fn console_session(http: &reqwest::Client, url: &str) -> (String, String) {
+    console_session_as(http, url, ADMIN).await
+}
+
+pub(super) async fn console_session_as(
+    http: &reqwest::Client,
+    url: &str,
+    (user, password): (&str, &str),
+) -> (String, String) {
     let page = http.get(format!("{url}/admin/login")).send().await.expect("login page");
     let login_cookie = cookie(&page, "td_login");
     let token = hidden(&page.text().await.expect("html"), "login_token");
     let response = http
         .post(format!("{url}/admin/login"))
         .header("Cookie", format!("td_login={login_cookie}"))
-        .form(&[("login_token", token.as_str()), ("user", ADMIN.0), ("password", ADMIN.1)])
+        .form(&[("login_token", token.as_str()), ("user", user), ("password", password)])
         .send()
         .await
         .expect("login");

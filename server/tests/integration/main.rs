@@ -4,3 +4,4 @@
 
 mod cli;
 mod faces;
+mod sessions;
