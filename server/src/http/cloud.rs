@@ -39,6 +39,11 @@ pub async fn cloud_api(
     form: Result<Form, HttpError>,
     state: AppState,
 ) -> Response {
+    // CONNECT asks for a tunnel, and any 2xx answer would make hyper turn the
+    // connection into one: the cloud API's always-200 answer cannot be used here.
+    if method == Method::CONNECT {
+        return ApiError::from(HttpError::MethodNotAllowed { method, allowed: vec![Method::POST] }).to_response();
+    }
     answer(call(method, remote, &headers, form, state).await)
 }
 

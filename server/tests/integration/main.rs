@@ -4,4 +4,5 @@
 
 mod cli;
 mod faces;
+mod methods;
 mod sessions;

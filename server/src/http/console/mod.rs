@@ -10,7 +10,7 @@ mod i18n;
 mod pages;
 
 use super::body::{Form, RawBody};
-use super::reply::HttpError;
+use super::reply::{ApiError, HttpError};
 use super::{AppState, blocking};
 use crate::service::{Credentials, Principal, ServiceError, random_token};
 pub use i18n::{Lang, Text};
@@ -179,6 +179,11 @@ async fn route(
     let path: Vec<&str> = request.segments.iter().map(String::as_str).collect();
     let get = request.method == Method::GET || request.method == Method::HEAD;
     let post = request.method == Method::POST;
+    if !get && !post {
+        // Before the session check, so that no method but these is ever redirected.
+        let allowed = vec![Method::GET, Method::HEAD, Method::POST];
+        return ApiError::from(HttpError::MethodNotAllowed { method: request.method.clone(), allowed }).to_response();
+    }
     match path.as_slice() {
         ["style.css"] if get => {
             let mut reply = respond(StatusCode::OK, "text/css; charset=utf-8", STYLE.as_bytes().to_vec());
@@ -220,9 +225,6 @@ async fn route(
         };
         state.console.push(&session, flash);
         return redirect(&to);
-    }
-    if !get {
-        return respond(StatusCode::METHOD_NOT_ALLOWED, "text/plain; charset=utf-8", b"method not allowed".to_vec());
     }
     let ctx = Ctx { lang, admin, csrf, flashes: state.console.take(&session) };
     let page = {
