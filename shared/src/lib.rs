@@ -3,6 +3,9 @@
 //!
 //! This crate does no I/O and knows neither warp nor egui: it is data, serde and the
 //! few pure rules both sides must agree on (MAC spelling, action bodies).
+//!
+//! With the feature `openapi` (the server turns it on) the wire types also derive
+//! `utoipa::ToSchema`, so that the server's OpenAPI document describes these very types.
 
 pub mod cloud;
 pub mod desktop;
@@ -10,9 +13,11 @@ pub mod jsend;
 pub mod mac;
 pub mod terminal;
 pub mod token;
+pub mod user;
 
 pub use desktop::{ConnectionInfo, ConnectionType, Desktop, DesktopAction, DesktopList, DesktopStatus, Policy};
 pub use jsend::JSend;
 pub use mac::{MacAddress, MacError};
 pub use terminal::{Place, PlaceList, RegistrationMode, RegistrationReply, Terminal, TerminalState};
 pub use token::{Token, TokenGrant};
+pub use user::{IsAdministrator, NewPassword};

@@ -4,17 +4,20 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Place {
     pub name: String,
     pub address: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PlaceList {
     pub place_list: Vec<Place>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "UPPERCASE")]
 pub enum TerminalState {
     Approved,
@@ -93,6 +96,7 @@ impl fmt::Display for RegistrationMode {
 /// registered it from the terminal, otherwise the server's registration mode at the time
 /// (`auto`, `approval` or `closed`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Terminal {
     pub place: String,
     pub seat_number: String,
@@ -103,12 +107,14 @@ pub struct Terminal {
 
 /// `data` of a successful `POST /api/v1.0/terminals/registration`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegistrationReply {
     pub terminal_state: TerminalState,
 }
 
 /// The body of `POST /api/v1.0/terminals/registration` as a client sends it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegistrationRequest {
     pub place: String,
     pub seat_number: String,
