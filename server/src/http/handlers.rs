@@ -5,7 +5,7 @@ use super::{AppState, Caller, blocking, credentials};
 use crate::service::terminals::Registration;
 use crate::service::{FieldErrors, Principal, ServiceError};
 use serde_json::Value;
-use thindesk_shared::{DesktopAction, DesktopList, PlaceList, RegistrationReply};
+use thindesk_shared::{DesktopAction, DesktopList, IsAdministrator, NewPassword, PlaceList, RegistrationReply};
 use warp::http::Method;
 use warp::reply::Response;
 
@@ -29,14 +29,7 @@ pub async fn reset_password(
     state: AppState,
 ) -> Result<Response, ApiError> {
     let principal = authenticate(&state, caller).await?;
-    let body = body?;
-    let password = match body.get("password") {
-        Some(Value::String(password)) => password.clone(),
-        Some(_) => return Err(ApiError::from(invalid("password", "must be a string"))),
-        None => {
-            return Err(ApiError::from(invalid("password", "is required: send {\"password\": \"...\"}")));
-        }
-    };
+    let NewPassword { password } = new_password(&body?)?;
     let accounts = state.accounts.clone();
     blocking(move || accounts.change_own_password(&principal, &password)).await?;
     Ok(success(()))
@@ -52,7 +45,7 @@ pub async fn desktops(caller: Caller, state: AppState) -> Result<Response, ApiEr
 pub async fn is_administrator(caller: Caller, state: AppState) -> Result<Response, ApiError> {
     let principal = authenticate(&state, caller).await?;
     // The seed answers with the string, not a JSON boolean.
-    Ok(success(if principal.is_admin { "true" } else { "false" }))
+    Ok(success(IsAdministrator::from(principal.is_admin)))
 }
 
 pub async fn desktop_action(
@@ -100,6 +93,15 @@ pub async fn register_terminal(
     let address = caller.address;
     let terminal_state = blocking(move || terminals.register(&registration, registrar.as_ref(), address)).await?;
     Ok(success(RegistrationReply { terminal_state }))
+}
+
+/// The body of `reset_password`, `{"password": "..."}`.
+fn new_password(body: &Value) -> Result<NewPassword, ServiceError> {
+    match body.get("password") {
+        Some(Value::String(password)) => Ok(NewPassword { password: password.clone() }),
+        Some(_) => Err(invalid("password", "must be a string")),
+        None => Err(invalid("password", "is required: send {\"password\": \"...\"}")),
+    }
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> ServiceError {
