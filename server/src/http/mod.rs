@@ -7,6 +7,7 @@ mod cloud;
 pub mod console;
 pub mod credentials;
 mod handlers;
+mod openapi;
 pub mod reply;
 
 use crate::service::{Accounts, Audit, Catalogue, Cloud, Desktops, ServiceError, Terminals};
@@ -121,6 +122,12 @@ fn v1_routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
         .then(handlers::terminal)
         .map(reply::finish)
         .boxed();
+    // The OpenAPI document of the routes above and of the cloud API.
+    let openapi = warp::path!("api" / "v1.0" / "openapi.json")
+        .and(allow(&ONLY_GET))
+        .map(openapi::serve)
+        .map(reply::finish)
+        .boxed();
     // The administrator's API: one router for every resource under /admin.
     let admin_api = warp::path!("api" / "v1.0" / "admin" / ..)
         .and(warp::path::tail())
@@ -167,6 +174,8 @@ fn v1_routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
         .or(registration)
         .unify()
         .or(terminal)
+        .unify()
+        .or(openapi)
         .unify()
         .or(admin_api)
         .unify()
