@@ -6,7 +6,6 @@ use crate::service::terminals::Registration;
 use crate::service::{FieldErrors, Principal, ServiceError};
 use serde_json::Value;
 use thindesk_shared::{DesktopAction, DesktopList, IsAdministrator, NewPassword, PlaceList, RegistrationReply};
-use warp::http::Method;
 use warp::reply::Response;
 
 pub(super) async fn authenticate(state: &AppState, caller: Caller) -> Result<Principal, ApiError> {
@@ -68,11 +67,6 @@ pub async fn places(state: AppState) -> Result<Response, ApiError> {
 }
 
 pub async fn terminal(mac: String, state: AppState) -> Result<Response, ApiError> {
-    // `/terminals/registration` is the POST-only sibling of this route, not a MAC.
-    if mac == "registration" {
-        static ONLY_POST: [Method; 1] = [Method::POST];
-        return Err(HttpError::MethodNotAllowed { method: Method::GET, allowed: &ONLY_POST }.into());
-    }
     let terminals = state.terminals.clone();
     let terminal = blocking(move || terminals.lookup(&mac)).await?;
     Ok(success(terminal))

@@ -116,7 +116,12 @@ fn v1_routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
         .then(handlers::register_terminal)
         .map(reply::finish)
         .boxed();
+    // `registration` is the path of the route above, not a MAC: left to that route, a
+    // wrong method there is a 405 that allows POST.
     let terminal = warp::path!("api" / "v1.0" / "terminals" / String)
+        .and_then(
+            |mac: String| async move { if mac == "registration" { Err(warp::reject::not_found()) } else { Ok(mac) } },
+        )
         .and(allow(&ONLY_GET))
         .and(with_state.clone())
         .then(handlers::terminal)
