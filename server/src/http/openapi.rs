@@ -588,7 +588,7 @@ mod operations {
         path = "/api/v1.0/openapi.json",
         tag = "document",
         summary = "This document",
-        responses((status = 200, response = ThisDocument))
+        responses((status = 200, response = ThisDocument), (status = 500, response = InternalError))
     )]
     fn openapi_document() {}
 
