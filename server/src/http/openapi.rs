@@ -119,7 +119,7 @@ use warp::http::{HeaderValue, header};
             HypervisorUnavailable,
         ),
     ),
-    modifiers(&Credentials, &Rules),
+    modifiers(&SecuritySchemes, &Rules),
     tags(
         (name = "tokens", description = "Tokens for the other calls, from a user name and password."),
         (name = "users", description = "The caller's own account and desktops."),
@@ -149,9 +149,9 @@ pub(super) fn serve() -> Result<warp::reply::Response, ApiError> {
 
 /// The forms of `Authorization` that `http::credentials` reads, as security schemes:
 /// an operation that needs a user takes any of `basic`, `bearer` and `authorization`.
-struct Credentials;
+struct SecuritySchemes;
 
-impl Modify for Credentials {
+impl Modify for SecuritySchemes {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let components = openapi.components.get_or_insert_with(Default::default);
         let basic = HttpBuilder::new().scheme(HttpAuthScheme::Basic).description(Some(
