@@ -56,7 +56,10 @@ echo "$admin_password" | server user add teacher --admin >/dev/null
 echo student-password | server user add student >/dev/null
 server place add b101 --address "one floor" >/dev/null
 
-server serve --listen 127.0.0.1:0 --hypervisor none >"$work/server.log" 2>&1 &
+# Not through `server`: a function in the background is a subshell, and `$!` would be
+# that subshell's, not the server's.
+"$server_bin" --config "$work/server.toml" --data-dir "$work/data" serve --listen 127.0.0.1:0 --hypervisor none \
+    >"$work/server.log" 2>&1 &
 server_pid=$!
 address=
 for _ in $(seq 100); do
