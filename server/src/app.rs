@@ -1,12 +1,13 @@
-//! Assembles a running server from a configuration and a compute driver. The binary,
-//! the tests and (later) the client's demo mode all start the server through here.
+//! The composition root: builds the store, the compute driver and the services from a
+//! [`Config`], and assembles a running server from them. The binary, the command line,
+//! the tests and the client's demo all start the server through here.
 
-use crate::compute::Compute;
-use crate::config::Config;
+use crate::compute::qemu::{self, QemuCompute, QemuConfig};
+use crate::compute::{Compute, ComputeError, NoCompute};
+use crate::config::{Accel, Config, Hypervisor};
 use crate::http::{self, AppState};
-use crate::service::{
-    Accounts, Audit, Catalogue, Cloud, CloudAccess, Desktops, ServiceError, Terminals, ThrottlePolicy,
-};
+pub use crate::service::Services;
+use crate::service::{CloudAccess, ServiceError, ServiceSettings};
 use crate::store::{Store, StoreError};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,48 +26,52 @@ pub enum StartError {
     Interrupted(String),
 }
 
-/// The services over one data directory.
-#[derive(Clone)]
-pub struct Services {
-    pub store: Arc<Store>,
-    pub accounts: Arc<Accounts>,
-    pub terminals: Arc<Terminals>,
-    pub desktops: Arc<Desktops>,
-    pub catalogue: Arc<Catalogue>,
-    pub cloud: Arc<Cloud>,
-    pub audit: Arc<Audit>,
-    /// Whether the console's cookies are marked `Secure`.
-    console_secure_cookies: bool,
+/// Opens the store in `config`'s data directory (migrating it) and builds every
+/// service over it and `compute`: the one place where the pieces are put together.
+/// Blocking.
+pub fn open(config: &Config, compute: Arc<dyn Compute>) -> Result<Services, StartError> {
+    let store = Arc::new(Store::open(&config.data_dir)?);
+    let settings = ServiceSettings {
+        token_ttl: config.token_ttl,
+        public_address: config.public_address(),
+        cloud_access: CloudAccess::new(
+            config.cloud_api_allow.clone(),
+            config.cloud_api_key.as_ref().map(|key| key.expose()),
+        ),
+    };
+    Ok(Services::new(store, compute, settings)?)
 }
 
-impl Services {
-    /// Opens the store (migrating it) and builds every service. Blocking.
-    pub fn open(config: &Config, compute: Arc<dyn Compute>) -> Result<Self, StartError> {
-        let store = Arc::new(Store::open(&config.data_dir)?);
-        let access =
-            CloudAccess::new(config.cloud_api_allow.clone(), config.cloud_api_key.as_ref().map(|key| key.expose()));
-        Ok(Self {
-            accounts: Arc::new(Accounts::new(store.clone(), config.token_ttl, ThrottlePolicy::default())?),
-            terminals: Arc::new(Terminals::new(store.clone())),
-            desktops: Arc::new(Desktops::new(store.clone(), compute.clone(), config.public_address())),
-            catalogue: Arc::new(Catalogue::new(store.clone())),
-            cloud: Arc::new(Cloud::new(store.clone(), compute, config.public_address(), access)),
-            audit: Arc::new(Audit::new(store.clone())),
-            console_secure_cookies: config.console_secure_cookies,
-            store,
-        })
-    }
+/// The compute driver `config` names.
+pub fn compute_for(config: &Config) -> Result<Arc<dyn Compute>, ComputeError> {
+    Ok(match config.hypervisor {
+        Hypervisor::None => Arc::new(NoCompute),
+        Hypervisor::Qemu => Arc::new(QemuCompute::new(qemu_config(config))?),
+    })
+}
 
-    fn app_state(&self) -> AppState {
-        AppState {
-            accounts: self.accounts.clone(),
-            terminals: self.terminals.clone(),
-            desktops: self.desktops.clone(),
-            catalogue: self.catalogue.clone(),
-            cloud: self.cloud.clone(),
-            audit: self.audit.clone(),
-            console: Arc::new(http::console::ConsoleState::new(self.console_secure_cookies)),
-        }
+/// The QEMU driver's settings for a server configured with `config`.
+pub fn qemu_config(config: &Config) -> QemuConfig {
+    QemuConfig {
+        accel: match config.accel {
+            Accel::Auto => qemu::Accel::Auto,
+            Accel::Kvm => qemu::Accel::Kvm,
+            Accel::Tcg => qemu::Accel::Tcg,
+        },
+        display_address: config.display_address,
+        spice_ports: config.spice_ports.clone(),
+        rdp_ports: config.rdp_ports.clone(),
+        vm_memory_mib: config.vm_memory_mib,
+        shutdown_deadline: config.shutdown_timeout,
+        guest_probe_port: Some(config.listen.port()).filter(|port| *port != 0),
+        ..QemuConfig::new(&config.data_dir)
+    }
+}
+
+fn app_state(services: &Services, config: &Config) -> AppState {
+    AppState {
+        services: services.clone(),
+        console: Arc::new(http::console::ConsoleState::new(config.console_secure_cookies)),
     }
 }
 
@@ -85,7 +90,7 @@ impl RunningServer {
         let services = {
             let config = config.clone();
             tokio::task::spawn_blocking(move || {
-                let services = Services::open(&config, compute)?;
+                let services = open(&config, compute)?;
                 let desktops = services.desktops.reconcile()?;
                 tracing::debug!(desktops, "desktop statuses reconciled with the hypervisor");
                 Ok::<_, StartError>(services)
@@ -98,7 +103,7 @@ impl RunningServer {
             .map_err(|source| StartError::Bind { address: config.listen, source })?;
         let address = listener.local_addr().map_err(|source| StartError::Bind { address: config.listen, source })?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let server = warp::serve(http::routes(services.app_state())).incoming(listener).graceful(async {
+        let server = warp::serve(http::routes(app_state(&services, &config))).incoming(listener).graceful(async {
             // Either an explicit stop or the handle being dropped ends the server.
             let _ = stopped.await;
         });

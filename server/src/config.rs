@@ -1,13 +1,23 @@
 //! Server configuration: built-in defaults, then a TOML file, then environment
 //! variables, then command-line flags, each overriding the one before.
 
-pub use crate::compute::qemu::Accel;
 use ipnet::IpNet;
 use serde::Deserialize;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// Which accelerator machines run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Accel {
+    /// KVM when `/dev/kvm` can be opened for writing, else TCG.
+    #[default]
+    Auto,
+    Kvm,
+    Tcg,
+}
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:5000";
 pub const DEFAULT_TOKEN_TTL_SECS: u64 = 2 * 60 * 60;
@@ -18,25 +28,8 @@ pub const DEFAULT_CLOUD_API_ALLOW: [&str; 2] = ["127.0.0.0/8", "::1/128"];
 /// A shorter cloud API key would be guessable.
 pub const MIN_CLOUD_API_KEY_CHARS: usize = 16;
 
-/// A secret that must never be printed: its `Debug` shows only that it is set.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ApiKey(String);
-
-impl ApiKey {
-    pub fn new(key: impl Into<String>) -> Self {
-        Self(key.into())
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for ApiKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("ApiKey(..)")
-    }
-}
+/// The cloud API's key: a secret, never printed.
+pub use thindesk_shared::Secret as ApiKey;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
@@ -212,7 +205,7 @@ impl Config {
             data_dir: overrides.data_dir.clone().or(parsed.data_dir).unwrap_or(defaults.data_dir),
             public_address: overrides.public_address.clone().or(parsed.public_address),
             token_ttl: Duration::from_secs(token_ttl_secs),
-            cloud_api_key: overrides.cloud_api_key.clone().or(parsed.cloud_api_key.map(ApiKey)),
+            cloud_api_key: overrides.cloud_api_key.clone().or(parsed.cloud_api_key.map(ApiKey::new)),
             cloud_api_allow,
             hypervisor: overrides.hypervisor.or(parsed.hypervisor).unwrap_or(defaults.hypervisor),
             accel: parsed.accel.unwrap_or(defaults.accel),

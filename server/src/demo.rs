@@ -11,7 +11,7 @@ use crate::service::catalogue::ImageSpec;
 use crate::service::desktops::DesktopSpec;
 use crate::service::{Actor, Credentials, ServiceError, random_token};
 use std::net::SocketAddr;
-use thindesk_shared::{ConnectionType, DesktopAction, RegistrationMode};
+use thindesk_shared::{ConnectionType, DesktopAction, RegistrationMode, Secret};
 
 pub const IMAGE: &str = "thindesk-demo";
 pub const FLAVOR: &str = "m1.tiny";
@@ -68,7 +68,7 @@ impl Demo {
             let config = config.clone();
             tokio::task::spawn_blocking(move || -> Result<_, DemoError> {
                 let image = demo_image::ensure(&demo_image::default_cache_dir())?;
-                Ok((crate::compute::from_config(&config)?, image))
+                Ok((crate::app::compute_for(&config)?, image))
             })
             .await
             .map_err(|_| DemoError::Interrupted)??
@@ -93,14 +93,17 @@ impl Demo {
                         base_disk: image,
                         default_connection_type: ConnectionType::Spice,
                         os_username: "student".into(),
-                        os_password: random_token(9),
+                        os_password: Secret::new(random_token(9)),
                     },
                 )?;
                 let desktop_id = services
                     .desktops
                     .create(&by, &DesktopSpec::from_catalogue(DESKTOP, &logins.student.0, IMAGE, FLAVOR))?;
                 let student = services.accounts.authenticate(
-                    &Credentials::Password { user: logins.student.0.clone(), password: logins.student.1.clone() },
+                    &Credentials::Password {
+                        user: logins.student.0.clone(),
+                        password: logins.student.1.clone().into(),
+                    },
                     None,
                 )?;
                 services.desktops.act(&student, &desktop_id, DesktopAction::Resume)?;

@@ -7,10 +7,12 @@
 //! With the feature `openapi` (the server turns it on) the wire types also derive
 //! `utoipa::ToSchema`, so that the server's OpenAPI document describes these very types.
 
+pub mod admin;
 pub mod cloud;
 pub mod desktop;
 pub mod jsend;
 pub mod mac;
+pub mod secret;
 pub mod terminal;
 pub mod token;
 pub mod user;
@@ -18,6 +20,7 @@ pub mod user;
 pub use desktop::{ConnectionInfo, ConnectionType, Desktop, DesktopAction, DesktopList, DesktopStatus, Policy};
 pub use jsend::JSend;
 pub use mac::{MacAddress, MacError};
+pub use secret::Secret;
 pub use terminal::{Place, PlaceList, RegistrationMode, RegistrationReply, Terminal, TerminalState};
-pub use token::{Token, TokenGrant};
-pub use user::{IsAdministrator, NewPassword};
+pub use token::{PasswordChange, Token, TokenGrant};
+pub use user::IsAdministrator;

@@ -112,15 +112,40 @@ pub struct RegistrationReply {
     pub terminal_state: TerminalState,
 }
 
-/// The body of `POST /api/v1.0/terminals/registration` as a client sends it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// The body of `POST /api/v1.0/terminals/registration`. A missing field reads as
+/// empty, so the server can name every missing field at once.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegistrationRequest {
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub place: String,
+    /// Text ("01" and "1" are different seats), but a client that sends a JSON number
+    /// plainly means that number.
+    #[serde(default, deserialize_with = "text_or_number")]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub seat_number: String,
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub mac_address: String,
+    /// `"auth"`: an administrator registers the terminal directly, with their
+    /// credentials on the request.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mode: Option<String>,
+}
+
+fn text_or_number<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum TextOrNumber {
+        Text(String),
+        Number(u64),
+    }
+    Ok(match Option::<TextOrNumber>::deserialize(deserializer)? {
+        Some(TextOrNumber::Text(text)) => text,
+        Some(TextOrNumber::Number(n)) => n.to_string(),
+        None => String::new(),
+    })
 }
 
 /// `data` of a 409 from registration, exactly as the seed spells them.

@@ -20,3 +20,13 @@ pub struct TokenGrant {
     pub token: Token,
     pub expires_in: u64,
 }
+
+/// The body of `PUT /api/v1.0/users/me/reset_password`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct PasswordChange {
+    /// Missing reads as `None`, so the server can say what to send.
+    #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true, value_type = String))]
+    pub password: Option<crate::Secret>,
+}

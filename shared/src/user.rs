@@ -1,21 +1,6 @@
-//! What `/api/v1.0/users/me/...` takes and answers, besides desktops.
+//! What `/api/v1.0/users/me/...` answers, besides desktops.
 
 use serde::{Deserialize, Serialize};
-use std::fmt;
-
-/// The body of `/users/me/reset_password`: the caller's new password.
-#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
-pub struct NewPassword {
-    pub password: String,
-}
-
-// A password must never reach a log line, even through `{:?}`.
-impl fmt::Debug for NewPassword {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("NewPassword { .. }")
-    }
-}
 
 /// `data` of `GET /users/me/is_administrator`: the strings `"true"` and `"false"`, as the
 /// seed shows, not JSON booleans.
@@ -43,11 +28,5 @@ mod tests {
     fn is_administrator_is_the_seeds_string() {
         assert_eq!(serde_json::to_value(IsAdministrator::from(true)).ok(), Some(json!("true")));
         assert_eq!(serde_json::to_value(IsAdministrator::from(false)).ok(), Some(json!("false")));
-    }
-
-    #[test]
-    fn a_new_password_is_not_debug_printed() {
-        let body = NewPassword { password: "s3cret pass".into() };
-        assert!(!format!("{body:?}").contains("s3cret"));
     }
 }

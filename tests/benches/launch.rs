@@ -55,7 +55,7 @@ fn main() {
             rdp_ports: 47100..=47199,
             ..Config::default()
         };
-        let compute = thindesk_server::compute::from_config(&config).expect("driver");
+        let compute = thindesk_server::app::compute_for(&config).expect("driver");
         let server = RunningServer::start(config, compute).await.expect("server");
         let services = server.services().clone();
         tokio::task::spawn_blocking(move || {

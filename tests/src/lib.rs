@@ -157,7 +157,7 @@ impl TestServer {
             name: name.into(),
             owner: owner.into(),
             os_username: Some(format!("{owner}-os")),
-            os_password: Some(format!("{owner}-os-password")),
+            os_password: Some(format!("{owner}-os-password").into()),
             default_connection_type: Some(ConnectionType::Spice),
             policy: Policy { enable_usb: false, enable_clipboard: true, enable_audio: true },
             image: None,

@@ -29,8 +29,8 @@ fn a_machine_boots_the_demo_image_and_goes_through_its_power_cycle() {
     assert_eq!(view.status, DesktopStatus::Active);
     let display = view.display.expect("a running machine has a display");
     assert!(vm::port_open(display.spice_port), "SPICE listens on {}", display.spice_port);
-    assert!(display.spice_ticket.len() >= 20, "the ticket is long enough to resist guessing");
-    assert_eq!(spice::try_ticket(display.spice_port, &display.spice_ticket).expect("link"), Verdict::Accepted);
+    assert!(display.spice_ticket.expose().len() >= 20, "the ticket is long enough to resist guessing");
+    assert_eq!(spice::try_ticket(display.spice_port, display.spice_ticket.expose()).expect("link"), Verdict::Accepted);
     assert_eq!(spice::try_ticket(display.spice_port, "not-the-ticket").expect("link"), Verdict::Refused(7));
     assert_eq!(spice::try_ticket(display.spice_port, "").expect("link"), Verdict::Refused(7));
     vm::wait_for_serial(&compute, "cycle", "thindesk-demo name=Exam seat 7");
@@ -38,7 +38,7 @@ fn a_machine_boots_the_demo_image_and_goes_through_its_power_cycle() {
     // The ticket is on no command line: not QEMU's, not anyone's.
     let pid = compute.pid("cycle").expect("pid");
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).expect("cmdline");
-    assert!(!String::from_utf8_lossy(&cmdline).contains(&display.spice_ticket));
+    assert!(!String::from_utf8_lossy(&cmdline).contains(display.spice_ticket.expose()));
 
     // A reset reboots the guest: it prints its boot line again.
     let boots = |log: &str| log.matches("thindesk-demo boot").count();
@@ -63,8 +63,8 @@ fn a_machine_boots_the_demo_image_and_goes_through_its_power_cycle() {
     compute.power("cycle", PowerOp::Start).expect("start again");
     let again = compute.inspect("cycle").expect("inspect").display.expect("display");
     assert_ne!(again.spice_ticket, display.spice_ticket);
-    assert_eq!(spice::try_ticket(again.spice_port, &display.spice_ticket).expect("link"), Verdict::Refused(7));
-    assert_eq!(spice::try_ticket(again.spice_port, &again.spice_ticket).expect("link"), Verdict::Accepted);
+    assert_eq!(spice::try_ticket(again.spice_port, display.spice_ticket.expose()).expect("link"), Verdict::Refused(7));
+    assert_eq!(spice::try_ticket(again.spice_port, again.spice_ticket.expose()).expect("link"), Verdict::Accepted);
     let pid = compute.pid("cycle").expect("pid");
 
     compute.destroy("cycle").expect("destroy");

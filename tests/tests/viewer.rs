@@ -61,9 +61,9 @@ fn remote_viewer_shows_the_guest_with_its_ticket_and_not_without() {
     let display = compute.inspect("viewed").expect("inspect").display.expect("display");
     let screen = VirtualScreen::start(1024, 768);
 
-    let mut viewer = open_viewer(&screen, &connection_file(&display, &display.spice_ticket));
+    let mut viewer = open_viewer(&screen, &connection_file(&display, display.spice_ticket.expose()));
     let argv = std::fs::read(format!("/proc/{}/cmdline", viewer.id())).unwrap_or_default();
-    assert!(!String::from_utf8_lossy(&argv).contains(&display.spice_ticket), "no ticket in the viewer's argv");
+    assert!(!String::from_utf8_lossy(&argv).contains(display.spice_ticket.expose()), "no ticket in the viewer's argv");
     let ok_shot = shot_path("viewer-shows-guest.png");
     let mut blue = 0;
     vm::wait_until("remote-viewer to show the guest's banner", Duration::from_secs(60), || {

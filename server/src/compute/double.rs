@@ -5,7 +5,7 @@
 use super::{Compute, ComputeError, Display, MachineSpec, MachineView, PowerOp};
 use std::collections::HashMap;
 use std::sync::Mutex;
-use thindesk_shared::DesktopStatus;
+use thindesk_shared::{DesktopStatus, Secret};
 
 #[derive(Debug, Default)]
 pub struct TestCompute {
@@ -55,7 +55,7 @@ impl TestCompute {
 
     fn display_for(desktop_id: &str) -> Display {
         let offset = desktop_id.bytes().fold(0u16, |acc, b| acc.wrapping_mul(31).wrapping_add(u16::from(b))) % 1000;
-        Display { spice_port: 5900 + offset, spice_ticket: format!("ticket-{desktop_id}"), rdp_port: None }
+        Display { spice_port: 5900 + offset, spice_ticket: Secret::new(format!("ticket-{desktop_id}")), rdp_port: None }
     }
 }
 

@@ -9,7 +9,7 @@ pub mod double;
 pub mod qemu;
 
 use std::path::PathBuf;
-use thindesk_shared::{DesktopStatus, Policy};
+use thindesk_shared::{DesktopStatus, Policy, Secret};
 
 /// A power operation, as the driver performs it. The service decides which one a
 /// user's action needs from the desktop's state.
@@ -33,7 +33,7 @@ pub enum PowerOp {
 pub struct Display {
     pub spice_port: u16,
     /// Per-machine SPICE ticket; never empty.
-    pub spice_ticket: String,
+    pub spice_ticket: Secret,
     /// Host port forwarded to the guest's RDP port, for images that speak RDP.
     pub rdp_port: Option<u16>,
 }
@@ -127,27 +127,5 @@ impl Compute for NoCompute {
 
     fn inspect(&self, _desktop_id: &str) -> Result<MachineView, ComputeError> {
         Err(ComputeError::NotConfigured)
-    }
-}
-
-/// The driver a server or administration command uses for `config`.
-pub fn from_config(config: &crate::config::Config) -> Result<std::sync::Arc<dyn Compute>, ComputeError> {
-    Ok(match config.hypervisor {
-        crate::config::Hypervisor::None => std::sync::Arc::new(NoCompute),
-        crate::config::Hypervisor::Qemu => std::sync::Arc::new(qemu::QemuCompute::new(qemu_config(config))?),
-    })
-}
-
-/// The QEMU driver's settings for a server configured with `config`.
-pub fn qemu_config(config: &crate::config::Config) -> qemu::QemuConfig {
-    qemu::QemuConfig {
-        accel: config.accel,
-        display_address: config.display_address,
-        spice_ports: config.spice_ports.clone(),
-        rdp_ports: config.rdp_ports.clone(),
-        vm_memory_mib: config.vm_memory_mib,
-        shutdown_deadline: config.shutdown_timeout,
-        guest_probe_port: Some(config.listen.port()).filter(|port| *port != 0),
-        ..qemu::QemuConfig::new(&config.data_dir)
     }
 }

@@ -2,6 +2,7 @@
 //! form.
 
 use super::reply::HttpError;
+use crate::service::{FieldErrors, ServiceError};
 use bytes::{Buf, BufMut, BytesMut};
 use futures_util::{Stream, StreamExt};
 use serde_json::Value;
@@ -23,6 +24,18 @@ const DRAIN_LIMIT: usize = 16 * MAX_BODY_BYTES;
 ///
 /// A bad body is handed to the handler as an error rather than rejected, so that warp
 /// does not go on to try other routes with a request that already matched this one.
+/// Reads a JSON body into its wire type. A value of the wrong type is an error of its
+/// field (`{"place": 7}`: `place`). A body that is no object (or none) has no fields,
+/// so each required one is reported missing by name.
+pub fn decode<T: serde::de::DeserializeOwned>(body: Value) -> Result<T, ServiceError> {
+    let body = if body.is_object() { body } else { Value::Object(serde_json::Map::new()) };
+    serde_path_to_error::deserialize(body).map_err(|error| {
+        let field = error.path().to_string();
+        let field = if field == "." { "body" } else { field.as_str() };
+        ServiceError::Invalid(FieldErrors::single(field, error.inner().to_string()))
+    })
+}
+
 pub fn json() -> impl Filter<Extract = (Result<Value, HttpError>,), Error = Rejection> + Clone {
     warp::header::optional::<String>("content-type")
         .and(warp::body::stream())

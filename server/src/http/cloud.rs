@@ -57,12 +57,12 @@ async fn call(
         .and_then(|value| value.to_str().ok())
         .or_else(|| form.as_ref().ok().and_then(|form| form.get("api_key")).map(String::as_str));
     let address = remote.map(|address| address.ip());
-    state.cloud.authorize(address, key)?;
+    state.services.cloud.authorize(address, key)?;
     if method != Method::POST {
         return Err(Failure::Method(method));
     }
     let request = CloudRequest::parse(&form.map_err(Failure::Body)?)?;
-    let cloud = state.cloud.clone();
+    let cloud = state.services.cloud.clone();
     let actor = Actor::new("cloud-api", address);
     let outcome = blocking(move || Ok(execute(&cloud, &actor, request))).await.map_err(Failure::Worker)?;
     Ok(outcome?)

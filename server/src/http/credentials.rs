@@ -16,10 +16,10 @@ pub fn parse(header: &str) -> Credentials {
     match scheme {
         Some(scheme) if scheme.eq_ignore_ascii_case("basic") => basic(rest),
         Some(scheme) if scheme.eq_ignore_ascii_case("bearer") || scheme.eq_ignore_ascii_case("token") => {
-            Credentials::Token(rest.to_owned())
+            Credentials::Token(rest.into())
         }
-        Some(_) => Credentials::Token(value.to_owned()),
-        None => pair(value).unwrap_or_else(|| Credentials::Token(value.to_owned())),
+        Some(_) => Credentials::Token(value.into()),
+        None => pair(value).unwrap_or_else(|| Credentials::Token(value.into())),
     }
 }
 
@@ -34,12 +34,12 @@ fn basic(rest: &str) -> Credentials {
         .ok()
         .and_then(|bytes| String::from_utf8(bytes).ok())
         .and_then(|decoded| pair(&decoded))
-        .unwrap_or_else(|| Credentials::Token(rest.to_owned()))
+        .unwrap_or_else(|| Credentials::Token(rest.into()))
 }
 
 fn pair(text: &str) -> Option<Credentials> {
     let (user, password) = text.split_once(':')?;
-    Some(Credentials::TokenOrPassword { user: user.to_owned(), password: password.to_owned() })
+    Some(Credentials::TokenOrPassword { user: user.into(), password: password.into() })
 }
 
 #[cfg(test)]

@@ -1,23 +1,23 @@
 //! One function per endpoint: parse, authorize, call the service, reply.
 
 use super::reply::{ApiError, HttpError, success};
-use super::{AppState, Caller, blocking, credentials};
+use super::{AppState, Caller, blocking, body, credentials};
 use crate::service::terminals::Registration;
 use crate::service::{FieldErrors, Principal, ServiceError};
 use serde_json::Value;
-use thindesk_shared::{DesktopAction, DesktopList, IsAdministrator, NewPassword, PlaceList, RegistrationReply};
+use thindesk_shared::{DesktopAction, DesktopList, IsAdministrator, PasswordChange, PlaceList, RegistrationReply};
 use warp::reply::Response;
 
 pub(super) async fn authenticate(state: &AppState, caller: Caller) -> Result<Principal, ApiError> {
     let authorization = caller.authorization.ok_or(ServiceError::NoCredentials)?;
     let credentials = credentials::parse(&authorization);
-    let accounts = state.accounts.clone();
+    let accounts = state.services.accounts.clone();
     blocking(move || accounts.authenticate(&credentials, caller.address)).await
 }
 
 pub async fn token(caller: Caller, state: AppState) -> Result<Response, ApiError> {
     let principal = authenticate(&state, caller).await?;
-    let accounts = state.accounts.clone();
+    let accounts = state.services.accounts.clone();
     let grant = blocking(move || accounts.issue_token(&principal)).await?;
     Ok(success(grant))
 }
@@ -28,15 +28,16 @@ pub async fn reset_password(
     state: AppState,
 ) -> Result<Response, ApiError> {
     let principal = authenticate(&state, caller).await?;
-    let NewPassword { password } = new_password(&body?)?;
-    let accounts = state.accounts.clone();
-    blocking(move || accounts.change_own_password(&principal, &password)).await?;
+    let change: PasswordChange = body::decode(body?)?;
+    let password = change.password.ok_or_else(|| invalid("password", "is required: send {\"password\": \"...\"}"))?;
+    let accounts = state.services.accounts.clone();
+    blocking(move || accounts.change_own_password(&principal, password.expose())).await?;
     Ok(success(()))
 }
 
 pub async fn desktops(caller: Caller, state: AppState) -> Result<Response, ApiError> {
     let principal = authenticate(&state, caller).await?;
-    let desktops = state.desktops.clone();
+    let desktops = state.services.desktops.clone();
     let desktop_list = blocking(move || desktops.list_for(&principal)).await?;
     Ok(success(DesktopList { desktop_list, gateway_list: Vec::new() }))
 }
@@ -55,19 +56,19 @@ pub async fn desktop_action(
 ) -> Result<Response, ApiError> {
     let principal = authenticate(&state, caller).await?;
     let action = DesktopAction::from_body(&body?).map_err(|message| invalid("action", message))?;
-    let desktops = state.desktops.clone();
+    let desktops = state.services.desktops.clone();
     blocking(move || desktops.act(&principal, &id, action)).await?;
     Ok(success(()))
 }
 
 pub async fn places(state: AppState) -> Result<Response, ApiError> {
-    let terminals = state.terminals.clone();
+    let terminals = state.services.terminals.clone();
     let place_list = blocking(move || terminals.places()).await?;
     Ok(success(PlaceList { place_list }))
 }
 
 pub async fn terminal(mac: String, state: AppState) -> Result<Response, ApiError> {
-    let terminals = state.terminals.clone();
+    let terminals = state.services.terminals.clone();
     let terminal = blocking(move || terminals.lookup(&mac)).await?;
     Ok(success(terminal))
 }
@@ -80,22 +81,13 @@ pub async fn register_terminal(
     body: Result<Value, HttpError>,
     state: AppState,
 ) -> Result<Response, ApiError> {
-    let registration = Registration::parse(&body?)?;
+    let registration = Registration::check(body::decode(body?)?)?;
     let registrar =
         if registration.by_administrator { Some(authenticate(&state, caller.clone()).await?) } else { None };
-    let terminals = state.terminals.clone();
+    let terminals = state.services.terminals.clone();
     let address = caller.address;
     let terminal_state = blocking(move || terminals.register(&registration, registrar.as_ref(), address)).await?;
     Ok(success(RegistrationReply { terminal_state }))
-}
-
-/// The body of `reset_password`, `{"password": "..."}`.
-fn new_password(body: &Value) -> Result<NewPassword, ServiceError> {
-    match body.get("password") {
-        Some(Value::String(password)) => Ok(NewPassword { password: password.clone() }),
-        Some(_) => Err(invalid("password", "must be a string")),
-        None => Err(invalid("password", "is required: send {\"password\": \"...\"}")),
-    }
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> ServiceError {

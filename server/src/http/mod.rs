@@ -10,7 +10,7 @@ mod handlers;
 mod openapi;
 pub mod reply;
 
-use crate::service::{Accounts, Audit, Catalogue, Cloud, Desktops, ServiceError, Terminals};
+use crate::service::{ServiceError, Services};
 use reply::{ApiError, HttpError, reject};
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -20,15 +20,11 @@ use warp::filters::BoxedFilter;
 use warp::http::Method;
 use warp::{Filter, Rejection, Reply};
 
-/// What every handler can reach. Cheap to clone.
+/// What every handler can reach: the services, and the console's own state. Cheap
+/// to clone.
 #[derive(Clone)]
 pub struct AppState {
-    pub accounts: Arc<Accounts>,
-    pub terminals: Arc<Terminals>,
-    pub desktops: Arc<Desktops>,
-    pub catalogue: Arc<Catalogue>,
-    pub cloud: Arc<Cloud>,
-    pub audit: Arc<Audit>,
+    pub services: Services,
     pub console: Arc<console::ConsoleState>,
 }
 
@@ -199,7 +195,7 @@ fn allow(allowed: &'static [Method]) -> impl Filter<Extract = (), Error = Reject
             if allowed.contains(&method) {
                 Ok(())
             } else {
-                Err(reject(HttpError::MethodNotAllowed { method, allowed }))
+                Err(reject(HttpError::MethodNotAllowed { method, allowed: allowed.to_vec() }))
             }
         })
         .untuple_one()

@@ -26,7 +26,7 @@ use thindesk_shared::cloud::{
 };
 use thindesk_shared::terminal::{RegistrationRequest, SEAT_TAKEN, TERMINAL_EXISTED, TERMINAL_NOT_EXIST};
 use thindesk_shared::{
-    DesktopAction, DesktopList, IsAdministrator, NewPassword, PlaceList, RegistrationReply, Terminal, TokenGrant,
+    DesktopAction, DesktopList, IsAdministrator, PasswordChange, PlaceList, RegistrationReply, Terminal, TokenGrant,
 };
 use utoipa::openapi::header::Header;
 use utoipa::openapi::response::{Response, ResponseBuilder};
@@ -67,7 +67,7 @@ use warp::http::{HeaderValue, header};
     components(
         schemas(
             TokenGrant,
-            NewPassword,
+            PasswordChange,
             DesktopList,
             IsAdministrator,
             DesktopAction,
@@ -186,7 +186,7 @@ impl Modify for Rules {
         let Some(components) = openapi.components.as_mut() else {
             return;
         };
-        if let Some(RefOr::T(Schema::Object(body))) = components.schemas.get_mut(NewPassword::name().as_ref())
+        if let Some(RefOr::T(Schema::Object(body))) = components.schemas.get_mut(PasswordChange::name().as_ref())
             && let Some(RefOr::T(Schema::Object(password))) = body.properties.get_mut("password")
         {
             password.min_length = Some(MIN_PASSWORD_CHARS);
@@ -417,7 +417,7 @@ mod operations {
         description = "Sets the caller's password and revokes every other token of theirs (not the one \
                        used, if any). GET, POST and PUT all do it, as the seed allows.",
         security(("basic" = []), ("bearer" = []), ("authorization" = [])),
-        request_body(content = NewPassword, content_type = "application/json"),
+        request_body(content = PasswordChange, content_type = "application/json"),
         responses(
             (status = 200, response = Done),
             (status = 400, response = BadRequest),
@@ -436,7 +436,7 @@ mod operations {
         tag = "users",
         summary = "Change the caller's password (as GET)",
         security(("basic" = []), ("bearer" = []), ("authorization" = [])),
-        request_body(content = NewPassword, content_type = "application/json"),
+        request_body(content = PasswordChange, content_type = "application/json"),
         responses(
             (status = 200, response = Done),
             (status = 400, response = BadRequest),
@@ -455,7 +455,7 @@ mod operations {
         tag = "users",
         summary = "Change the caller's password (as GET)",
         security(("basic" = []), ("bearer" = []), ("authorization" = [])),
-        request_body(content = NewPassword, content_type = "application/json"),
+        request_body(content = PasswordChange, content_type = "application/json"),
         responses(
             (status = 200, response = Done),
             (status = 400, response = BadRequest),
@@ -653,7 +653,7 @@ mod tests {
     #[test]
     fn the_password_rule_is_in_the_document() {
         let document = serde_json::to_value(Document::openapi()).expect("serialisable");
-        let password = &document["components"]["schemas"]["NewPassword"]["properties"]["password"];
+        let password = &document["components"]["schemas"]["PasswordChange"]["properties"]["password"];
         assert_eq!(password["minLength"], MIN_PASSWORD_CHARS, "{password}");
     }
 }

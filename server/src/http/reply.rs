@@ -1,6 +1,5 @@
 //! The one place where errors become HTTP statuses and JSend bodies.
 
-use crate::compute::ComputeError;
 use crate::service::{FieldErrors, ServiceError};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -16,7 +15,7 @@ use warp::{Rejection, Reply};
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
     #[error("this endpoint does not accept {method}")]
-    MethodNotAllowed { method: Method, allowed: &'static [Method] },
+    MethodNotAllowed { method: Method, allowed: Vec<Method> },
     #[error("the body is larger than 1 MiB")]
     PayloadTooLarge,
     #[error("the body must be JSON (application/json), not {0}")]
@@ -207,7 +206,7 @@ fn service_response(e: &ServiceError) -> Response {
         E::DesktopBusy => fail(StatusCode::CONFLICT, DesktopFail { desktop: e.to_string() }),
         E::NotFound(_) => fail(StatusCode::NOT_FOUND, MessageFail { message: e.to_string() }),
         E::Conflict(_) => fail(StatusCode::CONFLICT, MessageFail { message: e.to_string() }),
-        E::Compute(ComputeError::NotConfigured) => {
+        E::NoHypervisor => {
             error(StatusCode::SERVICE_UNAVAILABLE, "no hypervisor is attached to this server", "compute_unavailable")
         }
         E::Compute(detail) => {

@@ -10,37 +10,27 @@ use sha2::{Digest, Sha256};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use thindesk_shared::{Token, TokenGrant};
+use thindesk_shared::{Secret, Token, TokenGrant};
 
 pub const MIN_PASSWORD_CHARS: usize = 8;
 pub const MAX_PASSWORD_BYTES: usize = 1024;
 pub const MAX_USER_NAME_CHARS: usize = 64;
 
 /// What a request offers as proof of who it is, as read from `Authorization`.
-#[derive(Clone, PartialEq, Eq)]
+/// `Basic a:b` may carry a token as `a`, so both halves are secrets.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Credentials {
     Password {
         user: String,
-        password: String,
+        password: Secret,
     },
-    Token(String),
+    Token(Secret),
     /// `Basic base64(a:b)`: a token when `a` is a live token (the Flask-HTTPAuth
     /// convention), otherwise a user name and password.
     TokenOrPassword {
-        user: String,
-        password: String,
+        user: Secret,
+        password: Secret,
     },
-}
-
-// Credentials must never reach a log line, even through `{:?}`.
-impl std::fmt::Debug for Credentials {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Password { user, .. } => write!(f, "Password {{ user: {user:?}, .. }}"),
-            Self::Token(_) => f.write_str("Token(..)"),
-            Self::TokenOrPassword { .. } => f.write_str("TokenOrPassword(..)"),
-        }
-    }
 }
 
 /// An authenticated caller.
@@ -123,10 +113,12 @@ impl Accounts {
     /// address; a throttled attempt is refused before its password is looked at.
     pub fn authenticate(&self, credentials: &Credentials, address: Option<IpAddr>) -> Result<Principal, ServiceError> {
         match credentials {
-            Credentials::Token(token) => self.authenticate_token(token, address),
-            Credentials::Password { user, password } => self.authenticate_password(user, password, address),
-            Credentials::TokenOrPassword { user, password } => match self.authenticate_token(user, address) {
-                Err(ServiceError::BadCredentials) => self.authenticate_password(user, password, address),
+            Credentials::Token(token) => self.authenticate_token(token.expose(), address),
+            Credentials::Password { user, password } => self.authenticate_password(user, password.expose(), address),
+            Credentials::TokenOrPassword { user, password } => match self.authenticate_token(user.expose(), address) {
+                Err(ServiceError::BadCredentials) => {
+                    self.authenticate_password(user.expose(), password.expose(), address)
+                }
                 token_result => token_result,
             },
         }
@@ -288,7 +280,9 @@ impl Accounts {
                 self.audit.record(by, "user.delete", name, "");
                 Ok(())
             }
-            Err(StoreError::InUse(why)) => Err(ServiceError::Conflict(why.to_owned())),
+            Err(StoreError::InUse(_)) => {
+                Err(ServiceError::Conflict("the user still owns desktops; delete those first".into()))
+            }
             Err(other) => Err(other.into()),
         }
     }
@@ -538,7 +532,8 @@ mod tests {
         accounts.create_user(&Actor::system(), "bob", "bobs password", true).expect("create");
         let principal = accounts.authenticate(&password("bob", "bobs password"), None).expect("login");
         let grant = accounts.issue_token(&principal).expect("token");
-        let as_token = Credentials::TokenOrPassword { user: grant.token.id.clone(), password: String::new() };
+        let as_token =
+            Credentials::TokenOrPassword { user: grant.token.id.clone().into(), password: Secret::default() };
         let by_token = accounts.authenticate(&as_token, None).expect("token accepted");
         assert_eq!(by_token.name, "bob");
         assert!(by_token.token_hash.is_some());

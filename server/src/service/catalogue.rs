@@ -7,7 +7,7 @@ use crate::compute::MachineSpec;
 use crate::store::{Conflict, FlavorRecord, ImageRecord, NewFlavor, NewImage, Store, StoreError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use thindesk_shared::{ConnectionType, Policy};
+use thindesk_shared::{ConnectionType, Policy, Secret};
 
 pub const MAX_NAME_CHARS: usize = 64;
 pub const MAX_VCPUS: u32 = 64;
@@ -15,7 +15,7 @@ pub const MIN_RAM_MIB: u32 = 64;
 pub const MIN_DISK_GIB: u32 = 1;
 
 /// What an administrator says when adding an image.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageSpec {
     pub name: String,
     /// Absolute path of the base disk (qcow2); desktops get overlays on it.
@@ -23,19 +23,7 @@ pub struct ImageSpec {
     pub default_connection_type: ConnectionType,
     /// The account on the guest that desktops made from this image log in with.
     pub os_username: String,
-    pub os_password: String,
-}
-
-// The password must never reach a log line, even through `{:?}`.
-impl std::fmt::Debug for ImageSpec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ImageSpec")
-            .field("name", &self.name)
-            .field("base_disk", &self.base_disk)
-            .field("default_connection_type", &self.default_connection_type)
-            .field("os_username", &self.os_username)
-            .finish_non_exhaustive()
-    }
+    pub os_password: Secret,
 }
 
 /// An image as the listing shows it; never its password.
@@ -126,7 +114,7 @@ impl Catalogue {
                 Ok(())
             }
             Ok(false) => Err(ServiceError::NotFound(format!("image {name:?}"))),
-            Err(StoreError::InUse(why)) => Err(ServiceError::Conflict(why.to_owned())),
+            Err(StoreError::InUse(_)) => Err(in_use("image")),
             Err(other) => Err(other.into()),
         }
     }
@@ -171,10 +159,15 @@ impl Catalogue {
                 Ok(())
             }
             Ok(false) => Err(ServiceError::NotFound(format!("flavor {name:?}"))),
-            Err(StoreError::InUse(why)) => Err(ServiceError::Conflict(why.to_owned())),
+            Err(StoreError::InUse(_)) => Err(in_use("flavor")),
             Err(other) => Err(other.into()),
         }
     }
+}
+
+/// Why an image or flavor cannot be deleted yet.
+fn in_use(kind: &str) -> ServiceError {
+    ServiceError::Conflict(format!("desktops or instances use this {kind}; delete those first"))
 }
 
 fn flavor_summary(record: FlavorRecord) -> Flavor {

@@ -215,7 +215,7 @@ impl Cloud {
                     vm_id: id,
                     vm_ip: self.public_address.clone(),
                     spice_port: display.spice_port,
-                    spice_password: display.spice_ticket,
+                    spice_password: display.spice_ticket.expose().to_owned(),
                     rdp_port: display.rdp_port,
                 })
             }
@@ -309,7 +309,7 @@ impl Cloud {
             vm_ip: self.public_address.clone(),
             spice_port: display.as_ref().map(|d| d.spice_port),
             rdp_port: display.as_ref().and_then(|d| d.rdp_port),
-            spice_password: display.map(|d| d.spice_ticket),
+            spice_password: display.map(|d| d.spice_ticket.expose().to_owned()),
             created_at: iso8601(record.created_at),
         }
     }
@@ -322,7 +322,7 @@ mod tests {
     use crate::compute::{MachineSpec, MachineView};
     use crate::store::NewImage;
     use std::sync::Mutex;
-    use thindesk_shared::ConnectionType;
+    use thindesk_shared::{ConnectionType, Secret};
 
     /// The test double, told to refuse one define or one start with a given error, and
     /// remembering every id it was asked to define.
@@ -373,7 +373,7 @@ mod tests {
             base_disk: disk.to_str().expect("utf-8"),
             default_connection_type: ConnectionType::Spice,
             os_username: "student",
-            os_password: "pw",
+            os_password: &Secret::new("pw"),
         };
         store.insert_image(&image, 0).expect("image");
         let compute = Arc::new(Scripted::default());

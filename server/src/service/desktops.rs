@@ -7,17 +7,17 @@ use crate::compute::{Compute, ComputeError, MachineView, PowerOp};
 use crate::store::{DesktopRecord, NewDesktop, Store};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
-use thindesk_shared::{ConnectionInfo, ConnectionType, Desktop, DesktopAction, DesktopStatus, Policy};
+use thindesk_shared::{ConnectionInfo, ConnectionType, Desktop, DesktopAction, DesktopStatus, Policy, Secret};
 
 /// What an administrator decides when creating a desktop.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DesktopSpec {
     pub name: String,
     pub owner: String,
     /// `None`: the image's.
     pub os_username: Option<String>,
     /// `None`: the image's.
-    pub os_password: Option<String>,
+    pub os_password: Option<Secret>,
     /// `None`: the image's, or SPICE for a desktop without an image.
     pub default_connection_type: Option<ConnectionType>,
     pub policy: Policy,
@@ -41,21 +41,6 @@ impl DesktopSpec {
             image: Some(image.to_owned()),
             flavor: Some(flavor.to_owned()),
         }
-    }
-}
-
-// The OS password must never reach a log line, even through `{:?}`.
-impl std::fmt::Debug for DesktopSpec {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DesktopSpec")
-            .field("name", &self.name)
-            .field("owner", &self.owner)
-            .field("os_username", &self.os_username)
-            .field("default_connection_type", &self.default_connection_type)
-            .field("policy", &self.policy)
-            .field("image", &self.image)
-            .field("flavor", &self.flavor)
-            .finish_non_exhaustive()
     }
 }
 
@@ -174,7 +159,7 @@ impl Desktops {
                 owner_id: owner.id,
                 status: DesktopStatus::Shutoff,
                 os_username: &os_username,
-                os_password: os_password.as_deref().unwrap_or_default(),
+                os_password: &os_password.unwrap_or_default(),
                 default_connection_type,
                 policy: spec.policy,
                 image_id: image.as_ref().map(|i| i.id),
@@ -334,6 +319,21 @@ impl Desktops {
         if record.owner_id != principal.user_id && !principal.is_admin {
             return Err(ServiceError::DesktopNotFound);
         }
+        self.perform(&principal.actor(), record, action)
+    }
+
+    /// Performs an action on anyone's desktop, for an administrator.
+    pub fn act_as_administrator(
+        &self,
+        by: &Actor,
+        desktop_id: &str,
+        action: DesktopAction,
+    ) -> Result<(), ServiceError> {
+        let record = self.store.desktop(desktop_id)?.ok_or(ServiceError::DesktopNotFound)?;
+        self.perform(by, record, action)
+    }
+
+    fn perform(&self, by: &Actor, record: DesktopRecord, action: DesktopAction) -> Result<(), ServiceError> {
         let _guard = self.claim(&record.id)?;
         let current = self.observe(&record)?.map_or(record.status, |view| view.status);
         let (ops, outcome) = plan(action, current);
@@ -343,13 +343,8 @@ impl Desktops {
         if outcome != record.status {
             self.store.set_desktop_status(&record.id, outcome)?;
         }
-        tracing::info!(desktop = %record.id, user = %principal.name, %action, from = %current, to = %outcome, "desktop action");
-        self.audit.record(
-            &principal.actor(),
-            "desktop.action",
-            &record.id,
-            &format!("{action}: {current} to {outcome}"),
-        );
+        tracing::info!(desktop = %record.id, user = %by.name, %action, from = %current, to = %outcome, "desktop action");
+        self.audit.record(by, "desktop.action", &record.id, &format!("{action}: {current} to {outcome}"));
         Ok(())
     }
 
@@ -396,7 +391,7 @@ impl Desktops {
                 kind: ConnectionType::Spice,
                 ip: self.public_address.clone(),
                 port: Some(display.spice_port.to_string()),
-                password: Some(display.spice_ticket),
+                password: Some(display.spice_ticket.expose().to_owned()),
             });
         }
         Desktop {
@@ -404,7 +399,7 @@ impl Desktops {
             name: record.name,
             status,
             os_username: record.os_username,
-            os_password: record.os_password,
+            os_password: record.os_password.expose().to_owned(),
             default_connection_type: record.default_connection_type,
             policy: record.policy,
             connection_info,
@@ -483,7 +478,7 @@ mod tests {
             base_disk: disk.to_str().expect("utf-8"),
             default_connection_type: ConnectionType::Rdp,
             os_username: "Administrator",
-            os_password: "image-password",
+            os_password: &Secret::new("image-password"),
         };
         store.insert_image(&image, 0).expect("image");
     }

@@ -60,10 +60,58 @@ pub enum ServiceError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    #[error("no hypervisor is attached to this server")]
+    NoHypervisor,
     #[error(transparent)]
-    Compute(#[from] ComputeError),
+    Compute(ComputeError),
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// A server without a hypervisor is a state of the installation, not a failure.
+impl From<ComputeError> for ServiceError {
+    fn from(error: ComputeError) -> Self {
+        match error {
+            ComputeError::NotConfigured => ServiceError::NoHypervisor,
+            other => ServiceError::Compute(other),
+        }
+    }
+}
+
+impl ServiceError {
+    /// The error in words for an administrator, where it is one line among others
+    /// (one user's failure in a class call, a console message); never an internal
+    /// detail, which goes to the log instead.
+    pub fn for_administrator(&self) -> String {
+        match self {
+            ServiceError::Invalid(fields) => fields
+                .0
+                .iter()
+                .map(|(field, messages)| format!("{field} {}", messages.join("; ")))
+                .collect::<Vec<_>>()
+                .join("; "),
+            ServiceError::Compute(ComputeError::NoCapacity(reason)) => reason.clone(),
+            ServiceError::Compute(_) | ServiceError::Store(_) | ServiceError::Internal(_) => {
+                tracing::error!(error = %self, "an administrative operation failed");
+                "the server failed; its log has the details".into()
+            }
+            other => other.to_string(),
+        }
+    }
+}
+
+/// An administrator destroying a cloud instance meets the same errors as any other
+/// operation: a missing instance is not found, a hypervisor failure is one.
+impl From<super::CloudError> for ServiceError {
+    fn from(error: super::CloudError) -> Self {
+        use super::CloudError;
+        match error {
+            CloudError::InvalidVmId => ServiceError::NotFound("instance".into()),
+            CloudError::Destroy(compute) | CloudError::Launch(compute) => compute.into(),
+            CloudError::Store(store) => ServiceError::Store(store),
+            other => ServiceError::Internal(other.to_string()),
+        }
+    }
 }

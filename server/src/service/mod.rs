@@ -3,6 +3,7 @@
 //! command line both call them.
 
 pub mod accounts;
+pub mod admin;
 pub mod audit;
 pub mod catalogue;
 pub mod cloud;
@@ -12,6 +13,7 @@ pub mod terminals;
 mod throttle;
 
 pub use accounts::{Accounts, ConsoleSession, Credentials, LineError, Principal};
+pub use admin::Admin;
 pub use audit::{Actor, Audit, AuditFilter};
 pub use catalogue::Catalogue;
 pub use cloud::{Cloud, CloudAccess, CloudError, CloudRequest};
@@ -20,7 +22,52 @@ pub use error::{FieldErrors, ServiceError};
 pub use terminals::Terminals;
 pub use throttle::{ThrottlePolicy, Throttled};
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use crate::compute::Compute;
+use crate::store::Store;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// What the services need to know about this installation.
+pub struct ServiceSettings {
+    pub token_ttl: Duration,
+    /// The address terminals use to reach this host's desktops.
+    pub public_address: String,
+    pub cloud_access: CloudAccess,
+}
+
+/// Every service over one store and one compute driver. Cheap to clone; the HTTP
+/// faces, the command line and the tests all hold the same one.
+#[derive(Clone)]
+pub struct Services {
+    pub store: Arc<Store>,
+    pub accounts: Arc<Accounts>,
+    pub terminals: Arc<Terminals>,
+    pub desktops: Arc<Desktops>,
+    pub catalogue: Arc<Catalogue>,
+    pub cloud: Arc<Cloud>,
+    pub audit: Arc<Audit>,
+    pub admin: Arc<Admin>,
+}
+
+impl Services {
+    pub fn new(store: Arc<Store>, compute: Arc<dyn Compute>, settings: ServiceSettings) -> Result<Self, ServiceError> {
+        let accounts = Arc::new(Accounts::new(store.clone(), settings.token_ttl, ThrottlePolicy::default())?);
+        let terminals = Arc::new(Terminals::new(store.clone()));
+        let desktops = Arc::new(Desktops::new(store.clone(), compute.clone(), settings.public_address.clone()));
+        let catalogue = Arc::new(Catalogue::new(store.clone()));
+        let cloud = Arc::new(Cloud::new(store.clone(), compute, settings.public_address, settings.cloud_access));
+        let audit = Arc::new(Audit::new(store.clone()));
+        let admin = Arc::new(Admin {
+            accounts: accounts.clone(),
+            terminals: terminals.clone(),
+            desktops: desktops.clone(),
+            catalogue: catalogue.clone(),
+            cloud: cloud.clone(),
+            audit: audit.clone(),
+        });
+        Ok(Self { store, accounts, terminals, desktops, catalogue, cloud, audit, admin })
+    }
+}
 
 /// Seconds since the Unix epoch, the unit every stored time uses.
 pub(crate) fn unix_now() -> i64 {
@@ -45,6 +92,37 @@ mod tests {
     #[test]
     fn times_are_written_as_the_seed_shows() {
         assert_eq!(iso8601(1_457_125_692), "2016-03-04T21:08:12Z");
+    }
+
+    #[test]
+    fn no_debug_output_shows_a_secret() {
+        const SECRET: &str = "correct-horse-battery";
+        let secret = || thindesk_shared::Secret::new(SECRET);
+        let image = catalogue::ImageSpec {
+            name: "xubuntu".into(),
+            base_disk: "/images/x.qcow2".into(),
+            default_connection_type: thindesk_shared::ConnectionType::Rdp,
+            os_username: "student".into(),
+            os_password: secret(),
+        };
+        let desktop = desktops::DesktopSpec {
+            os_password: Some(secret()),
+            ..desktops::DesktopSpec::from_catalogue("d", "kim", "xubuntu", "m1.small")
+        };
+        let display = crate::compute::Display { spice_port: 5900, spice_ticket: secret(), rdp_port: None };
+        let shown = [
+            format!("{image:?}"),
+            format!("{desktop:?}"),
+            format!("{display:?}"),
+            format!("{:?}", Credentials::Password { user: "kim".into(), password: secret() }),
+            format!("{:?}", Credentials::Token(secret())),
+            format!("{:?}", Credentials::TokenOrPassword { user: secret(), password: secret() }),
+            format!("{:?}", admin::Command::CreateUser { name: "kim".into(), password: secret(), is_admin: false }),
+            format!("{:?}", admin::Command::AddImage(image.clone())),
+        ];
+        for text in shown {
+            assert!(!text.contains(SECRET), "{text}");
+        }
     }
 
     #[test]

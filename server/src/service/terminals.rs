@@ -3,9 +3,9 @@
 use super::audit::{Actor, Audit};
 use super::{FieldErrors, Principal, ServiceError, unix_now};
 use crate::store::{Conflict, NewTerminal, Store, StoreError, TerminalRecord};
-use serde_json::Value;
 use std::net::IpAddr;
 use std::sync::Arc;
+use thindesk_shared::terminal::RegistrationRequest;
 use thindesk_shared::{MacAddress, Place, RegistrationMode, Terminal, TerminalState};
 
 pub const MAX_SEAT_CHARS: usize = 32;
@@ -25,60 +25,29 @@ pub struct Registration {
 }
 
 impl Registration {
-    /// Reads a registration body, collecting every field's problem at once so a
+    /// Checks a registration, collecting every field's problem at once so a
     /// terminal's form can show them all beside their fields.
-    pub fn parse(body: &Value) -> Result<Self, ServiceError> {
+    pub fn check(request: RegistrationRequest) -> Result<Self, ServiceError> {
         let mut errors = FieldErrors::default();
-        let Value::Object(fields) = body else {
-            return Err(ServiceError::Invalid(FieldErrors::single("body", "must be a JSON object")));
-        };
-        let place = match fields.get("place") {
-            Some(Value::String(place)) if !place.trim().is_empty() => place.trim().to_owned(),
-            None | Some(Value::Null) => {
-                errors.add("place", "is required");
-                String::new()
-            }
-            Some(_) => {
-                errors.add("place", "must be the name of a place");
-                String::new()
-            }
-        };
-        // A seat number is text ("01" and "1" are different seats), but a client that
-        // sends a JSON number plainly means that number.
-        let seat_number = match fields.get("seat_number") {
-            Some(Value::String(seat)) => seat.trim().to_owned(),
-            Some(Value::Number(n)) if n.is_u64() => n.to_string(),
-            None | Some(Value::Null) => String::new(),
-            Some(_) => {
-                errors.add("seat_number", "must be a string such as \"01\"");
-                "?".to_owned()
-            }
-        };
+        let place = request.place.trim().to_owned();
+        if place.is_empty() {
+            errors.add("place", "is required");
+        }
+        let seat_number = request.seat_number.trim().to_owned();
         if seat_number.is_empty() {
             errors.add("seat_number", "is required");
         } else if seat_number.chars().count() > MAX_SEAT_CHARS || seat_number.chars().any(char::is_control) {
             errors.add("seat_number", format!("must be 1 to {MAX_SEAT_CHARS} printable characters"));
         }
-        let mac = match fields.get("mac_address") {
-            Some(Value::String(text)) => match text.parse::<MacAddress>() {
-                Ok(mac) => Some(mac),
-                Err(e) => {
-                    errors.add("mac_address", e.to_string());
-                    None
-                }
-            },
-            None | Some(Value::Null) => {
-                errors.add("mac_address", "is required");
-                None
-            }
-            Some(_) => {
-                errors.add("mac_address", "must be a string such as \"08:00:20:0A:8C:6D\"");
-                None
-            }
+        let mac = if request.mac_address.is_empty() {
+            errors.add("mac_address", "is required");
+            None
+        } else {
+            request.mac_address.parse::<MacAddress>().map_err(|e| errors.add("mac_address", e.to_string())).ok()
         };
-        let by_administrator = match fields.get("mode") {
-            None | Some(Value::Null) => false,
-            Some(Value::String(mode)) if mode == AUTH_MODE => true,
+        let by_administrator = match request.mode.as_deref() {
+            None => false,
+            Some(AUTH_MODE) => true,
             Some(_) => {
                 errors.add("mode", "must be \"auth\" or left out");
                 false
@@ -184,7 +153,9 @@ impl Terminals {
                 Ok(())
             }
             Ok(false) => Err(ServiceError::NotFound(format!("place {name:?}"))),
-            Err(StoreError::InUse(why)) => Err(ServiceError::Conflict(why.to_owned())),
+            Err(StoreError::InUse(_)) => {
+                Err(ServiceError::Conflict("terminals are registered in this place; delete or move them first".into()))
+            }
             Err(other) => Err(other.into()),
         }
     }
@@ -235,7 +206,9 @@ impl Terminals {
             }
             Ok(false) => Err(ServiceError::TerminalNotFound),
             Err(StoreError::Conflict(Conflict::SeatTaken)) => Err(ServiceError::SeatTaken),
-            Err(StoreError::InUse(why)) => Err(ServiceError::Invalid(FieldErrors::single("place", why))),
+            Err(StoreError::Missing(_)) => {
+                Err(ServiceError::Invalid(FieldErrors::single("place", "there is no such place")))
+            }
             Err(other) => Err(other.into()),
         }
     }
@@ -255,7 +228,12 @@ impl Terminals {
 
     pub fn set_registration_mode(&self, by: &Actor, mode: RegistrationMode) -> Result<(), ServiceError> {
         self.store.set_registration_mode(mode)?;
-        self.audit.record(by, "setting.set", crate::store::setting::TERMINAL_REGISTRATION_MODE, mode.as_str());
+        self.audit.record(
+            by,
+            "setting.set",
+            thindesk_shared::admin::Settings::TERMINAL_REGISTRATION_MODE,
+            mode.as_str(),
+        );
         Ok(())
     }
 }
@@ -281,13 +259,24 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn request(body: serde_json::Value) -> RegistrationRequest {
+        serde_json::from_value(body).expect("a registration body")
+    }
+
     #[test]
     fn every_field_problem_is_reported_at_once() {
-        let body = json!({"place": 7, "seat_number": "", "mac_address": "nope", "mode": "sudo"});
-        match Registration::parse(&body) {
+        let body = json!({"place": " ", "seat_number": "", "mac_address": "nope", "mode": "sudo"});
+        match Registration::check(request(body)) {
             Err(ServiceError::Invalid(errors)) => {
                 let fields: Vec<&str> = errors.0.keys().map(String::as_str).collect();
                 assert_eq!(fields, ["mac_address", "mode", "place", "seat_number"]);
+            }
+            other => panic!("expected field errors, got {other:?}"),
+        }
+        match Registration::check(request(json!({}))) {
+            Err(ServiceError::Invalid(errors)) => {
+                let fields: Vec<&str> = errors.0.keys().map(String::as_str).collect();
+                assert_eq!(fields, ["mac_address", "place", "seat_number"], "each missing field is named");
             }
             other => panic!("expected field errors, got {other:?}"),
         }
@@ -296,7 +285,7 @@ mod tests {
     #[test]
     fn a_good_body_is_normalised() {
         let body = json!({"place": " b101 ", "seat_number": 12, "mac_address": "0800200a8c6d", "mode": "auth"});
-        let registration = Registration::parse(&body).expect("valid");
+        let registration = Registration::check(request(body)).expect("valid");
         assert_eq!(registration.place, "b101");
         assert_eq!(registration.seat_number, "12");
         assert_eq!(registration.mac.to_string(), "08:00:20:0A:8C:6D");

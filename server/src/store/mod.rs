@@ -11,7 +11,7 @@ use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
-use thindesk_shared::{ConnectionType, DesktopStatus, MacAddress, Policy, RegistrationMode, TerminalState};
+use thindesk_shared::{ConnectionType, DesktopStatus, MacAddress, Policy, RegistrationMode, Secret, TerminalState};
 
 pub const DATABASE_FILE: &str = "thindesk.sqlite3";
 
@@ -27,8 +27,23 @@ pub enum StoreError {
     Corrupt { column: &'static str, value: String },
     #[error("{0}")]
     Conflict(Conflict),
-    #[error("{0}")]
-    InUse(&'static str),
+    /// A delete refused because other rows still refer to the row.
+    #[error("still in use: {0:?}")]
+    InUse(Dependents),
+    /// A write that names a row that is not there.
+    #[error("no such {0}")]
+    Missing(&'static str),
+}
+
+/// What still refers to a row that was to be deleted; the services put it in words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dependents {
+    /// A user's desktops.
+    Desktops,
+    /// A place's terminals.
+    Terminals,
+    /// An image's or a flavor's desktops and cloud instances.
+    Machines,
 }
 
 /// A write that would break a uniqueness rule.
@@ -99,7 +114,7 @@ pub struct DesktopRecord {
     pub owner_name: String,
     pub status: DesktopStatus,
     pub os_username: String,
-    pub os_password: String,
+    pub os_password: Secret,
     pub default_connection_type: ConnectionType,
     pub policy: Policy,
     pub created_at: i64,
@@ -116,7 +131,7 @@ pub struct NewDesktop<'a> {
     pub owner_id: i64,
     pub status: DesktopStatus,
     pub os_username: &'a str,
-    pub os_password: &'a str,
+    pub os_password: &'a Secret,
     pub default_connection_type: ConnectionType,
     pub policy: Policy,
     pub image_id: Option<i64>,
@@ -131,7 +146,7 @@ pub struct ImageRecord {
     pub base_disk: PathBuf,
     pub default_connection_type: ConnectionType,
     pub os_username: String,
-    pub os_password: String,
+    pub os_password: Secret,
     pub created_at: i64,
 }
 
@@ -141,7 +156,7 @@ pub struct NewImage<'a> {
     pub base_disk: &'a str,
     pub default_connection_type: ConnectionType,
     pub os_username: &'a str,
-    pub os_password: &'a str,
+    pub os_password: &'a Secret,
 }
 
 /// A machine size, as OpenStack names them (`m1.small`).
@@ -214,9 +229,9 @@ pub struct AuditQuery {
     pub limit: i64,
 }
 
-/// Keys of the `settings` table.
+/// Keys of the `settings` table: the same names the admin API reads and writes.
 pub mod setting {
-    pub const TERMINAL_REGISTRATION_MODE: &str = "terminal_registration_mode";
+    pub const TERMINAL_REGISTRATION_MODE: &str = thindesk_shared::admin::Settings::TERMINAL_REGISTRATION_MODE;
 }
 
 /// The database. One connection, serialised by a mutex: a school's server sees a few
@@ -345,7 +360,7 @@ impl Store {
             let desktops: i64 =
                 tx.query_row("SELECT count(*) FROM desktops WHERE owner_id = ?1", [user_id], |row| row.get(0))?;
             if desktops > 0 {
-                return Err(StoreError::InUse("the user still owns desktops; delete those first"));
+                return Err(StoreError::InUse(Dependents::Desktops));
             }
             Ok(tx.execute("DELETE FROM users WHERE id = ?1", [user_id])? > 0)
         })
@@ -410,7 +425,7 @@ impl Store {
                 |row| row.get(0),
             )?;
             if terminals > 0 {
-                return Err(StoreError::InUse("terminals are registered in this place; delete or move them first"));
+                return Err(StoreError::InUse(Dependents::Terminals));
             }
             Ok(tx.execute("DELETE FROM places WHERE name = ?1", [name])? > 0)
         })
@@ -480,7 +495,7 @@ impl Store {
             let Some(place_id) =
                 tx.query_row("SELECT id FROM places WHERE name = ?1", [place], |r| r.get::<_, i64>(0)).optional()?
             else {
-                return Err(StoreError::InUse("there is no such place"));
+                return Err(StoreError::Missing("place"));
             };
             let taken = tx
                 .query_row(
@@ -543,7 +558,7 @@ impl Store {
                     desktop.owner_id,
                     desktop.status.as_str(),
                     desktop.os_username,
-                    desktop.os_password,
+                    desktop.os_password.expose(),
                     desktop.default_connection_type.as_str(),
                     desktop.policy.enable_usb,
                     desktop.policy.enable_clipboard,
@@ -610,7 +625,7 @@ impl Store {
                     image.base_disk,
                     image.default_connection_type.as_str(),
                     image.os_username,
-                    image.os_password,
+                    image.os_password.expose(),
                     now
                 ],
             )?;
@@ -641,7 +656,7 @@ impl Store {
                 |row| row.get(0),
             )?;
             if users > 0 {
-                return Err(StoreError::InUse("desktops or instances use this image; delete those first"));
+                return Err(StoreError::InUse(Dependents::Machines));
             }
             Ok(tx.execute("DELETE FROM images WHERE name = ?1", [name])? > 0)
         })
@@ -685,7 +700,7 @@ impl Store {
                 |row| row.get(0),
             )?;
             if users > 0 {
-                return Err(StoreError::InUse("desktops or instances use this flavor; delete those first"));
+                return Err(StoreError::InUse(Dependents::Machines));
             }
             Ok(tx.execute("DELETE FROM flavors WHERE name = ?1", [name])? > 0)
         })
@@ -855,7 +870,7 @@ fn desktop_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<DesktopR
             status: DesktopStatus::parse(&status)
                 .ok_or_else(|| StoreError::Corrupt { column: "desktops.status", value: status.clone() })?,
             os_username: row.get(5)?,
-            os_password: row.get(6)?,
+            os_password: Secret::new(row.get::<_, String>(6)?),
             default_connection_type: ConnectionType::parse(&connection_type).ok_or_else(|| StoreError::Corrupt {
                 column: "desktops.default_connection_type",
                 value: connection_type.clone(),
@@ -882,7 +897,7 @@ fn image_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<ImageRecor
                 value: connection_type.clone(),
             })?,
             os_username: row.get(4)?,
-            os_password: row.get(5)?,
+            os_password: Secret::new(row.get::<_, String>(5)?),
             created_at: row.get(6)?,
         })
     })();
@@ -1000,14 +1015,14 @@ mod tests {
             owner_id: id,
             status: DesktopStatus::Shutoff,
             os_username: "u",
-            os_password: "p",
+            os_password: &Secret::new("p"),
             default_connection_type: ConnectionType::Spice,
             policy: Policy::default(),
             image_id: None,
             flavor_id: None,
         };
         store.insert_desktop(&desktop, 1).expect("desktop");
-        assert!(matches!(store.delete_user(id), Err(StoreError::InUse(_))));
+        assert!(matches!(store.delete_user(id), Err(StoreError::InUse(Dependents::Desktops))));
         assert!(store.user_by_name("carol").expect("q").is_some());
     }
 
@@ -1030,7 +1045,7 @@ mod tests {
             base_disk: "/var/lib/thindesk/xubuntu.qcow2",
             default_connection_type: ConnectionType::Spice,
             os_username: "student",
-            os_password: "pw",
+            os_password: &Secret::new("pw"),
         };
         let image_id = store.insert_image(&image, 1).expect("image");
         assert!(matches!(store.insert_image(&image, 2), Err(StoreError::Conflict(Conflict::ImageExists))));
@@ -1039,8 +1054,8 @@ mod tests {
         assert!(matches!(store.insert_flavor(&tiny), Err(StoreError::Conflict(Conflict::FlavorExists))));
         let instance = NewInstance { id: "vm1", name: "exam", image_id, flavor_id: flavor.id, internet: false };
         store.insert_instance(&instance, 3).expect("instance");
-        assert!(matches!(store.delete_image("xubuntu"), Err(StoreError::InUse(_))));
-        assert!(matches!(store.delete_flavor("m1.small"), Err(StoreError::InUse(_))));
+        assert!(matches!(store.delete_image("xubuntu"), Err(StoreError::InUse(Dependents::Machines))));
+        assert!(matches!(store.delete_flavor("m1.small"), Err(StoreError::InUse(Dependents::Machines))));
         let listed = store.instance("vm1").expect("q").expect("exists");
         assert_eq!((listed.image.as_str(), listed.flavor.as_str(), listed.internet), ("xubuntu", "m1.small", false));
         assert!(store.delete_instance("vm1").expect("delete"));
@@ -1059,7 +1074,7 @@ mod tests {
             base_disk: "/images/win.qcow2",
             default_connection_type: ConnectionType::Rdp,
             os_username: "Administrator",
-            os_password: "pw",
+            os_password: &Secret::new("pw"),
         };
         let image_id = store.insert_image(&image, 1).expect("image");
         let flavor_id = store.flavor_by_name("m1.medium").expect("q").expect("seeded").id;
@@ -1069,7 +1084,7 @@ mod tests {
             owner_id: owner,
             status: DesktopStatus::Shutoff,
             os_username: "Administrator",
-            os_password: "pw",
+            os_password: &Secret::new("pw"),
             default_connection_type: ConnectionType::Rdp,
             policy: Policy::default(),
             image_id: Some(image_id),
@@ -1078,7 +1093,7 @@ mod tests {
         store.insert_desktop(&desktop, 1).expect("desktop");
         let record = store.desktop("d1").expect("q").expect("exists");
         assert_eq!((record.image.as_deref(), record.flavor.as_deref()), (Some("win"), Some("m1.medium")));
-        assert!(matches!(store.delete_image("win"), Err(StoreError::InUse(_))));
+        assert!(matches!(store.delete_image("win"), Err(StoreError::InUse(Dependents::Machines))));
         assert_eq!(store.all_desktops().expect("all").len(), 1);
         assert!(store.delete_desktop("d1").expect("delete"));
         assert!(store.delete_image("win").expect("free now"));

@@ -30,7 +30,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-use thindesk_shared::{DesktopStatus, Policy};
+use thindesk_shared::{DesktopStatus, Policy, Secret};
 
 const SPEC_FILE: &str = "machine.json";
 const RUN_FILE: &str = "run.json";
@@ -132,7 +132,7 @@ struct RunState {
     pid: u32,
     spice_port: u16,
     rdp_port: Option<u16>,
-    spice_ticket: String,
+    spice_ticket: Secret,
 }
 
 /// Host resources a running (or starting) machine holds.
@@ -336,10 +336,18 @@ impl QemuCompute {
         let claim = self.claim(id, &spec)?;
         let ticket = crate::random::token(18);
         let outcome = self.spawn(id, dir, &spec, claim).and_then(|pid| {
-            let run = RunState { pid, spice_port: claim.spice_port, rdp_port: claim.rdp_port, spice_ticket: ticket };
+            let run = RunState {
+                pid,
+                spice_port: claim.spice_port,
+                rdp_port: claim.rdp_port,
+                spice_ticket: Secret::new(ticket),
+            };
             write_private_json(&dir.join(RUN_FILE), &run)?;
             self.qmp(dir)?
-                .execute("set_password", Some(serde_json::json!({ "protocol": "spice", "password": run.spice_ticket })))
+                .execute(
+                    "set_password",
+                    Some(serde_json::json!({ "protocol": "spice", "password": run.spice_ticket.expose() })),
+                )
                 .map_err(qmp_failure)?;
             Ok(())
         });

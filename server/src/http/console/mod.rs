@@ -12,7 +12,7 @@ use super::body::{Form, RawBody};
 use super::reply::HttpError;
 use super::{AppState, blocking};
 use crate::service::{Credentials, Principal, ServiceError, random_token};
-pub use i18n::Lang;
+pub use i18n::{Lang, Text};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Mutex;
@@ -198,11 +198,11 @@ async fn route(
         };
         let given = form.get("csrf").map(String::as_bytes).unwrap_or_default();
         if !bool::from(given.ct_eq(csrf.as_bytes())) {
-            state.console.push(&session, Flash::error(lang.t("csrf")));
+            state.console.push(&session, Flash::error(lang.t(Text::Csrf)));
             return redirect(back(&request.segments));
         }
         if path.as_slice() == ["logout"] {
-            let accounts = state.accounts.clone();
+            let accounts = state.services.accounts.clone();
             let (id, who) = (session.clone(), admin.clone());
             let _ = blocking(move || accounts.close_console_session(&id, &who)).await;
             cookies.push(cookie(request, state, SESSION_COOKIE, "", Some(0)));
@@ -240,7 +240,7 @@ async fn route(
 /// and the session id.
 async fn session(request: &Request, state: &AppState) -> Option<(Principal, String, String)> {
     let id = request.cookie(SESSION_COOKIE).filter(|id| !id.is_empty())?;
-    let accounts = state.accounts.clone();
+    let accounts = state.services.accounts.clone();
     let address = request.address;
     let lookup = id.clone();
     let (principal, csrf) = blocking(move || accounts.console_session(&lookup, address)).await.ok()??;
@@ -288,13 +288,13 @@ async fn login(
     let expected = request.cookie(LOGIN_COOKIE).unwrap_or_default();
     let given = form.get("login_token").cloned().unwrap_or_default();
     if expected.is_empty() || !bool::from(given.as_bytes().ct_eq(expected.as_bytes())) {
-        return login_page(request, state, lang, Some(lang.t("csrf").to_owned()), StatusCode::FORBIDDEN, cookies);
+        return login_page(request, state, lang, Some(lang.t(Text::Csrf).to_owned()), StatusCode::FORBIDDEN, cookies);
     }
     let user = form.get("user").cloned().unwrap_or_default().trim().to_owned();
     let password = form.get("password").cloned().unwrap_or_default();
-    let accounts = state.accounts.clone();
+    let accounts = state.services.accounts.clone();
     let address = request.address;
-    let credentials = Credentials::Password { user, password };
+    let credentials = Credentials::Password { user, password: password.into() };
     let outcome = blocking(move || {
         let principal = accounts.authenticate(&credentials, address)?;
         accounts.open_console_session(&principal)
@@ -309,13 +309,13 @@ async fn login(
         Err(error) => {
             let (message, status) = match error {
                 super::reply::ApiError::Service(ServiceError::NotAdministrator) => {
-                    (lang.t("not_admin").to_owned(), StatusCode::FORBIDDEN)
+                    (lang.t(Text::NotAdmin).to_owned(), StatusCode::FORBIDDEN)
                 }
                 super::reply::ApiError::Service(ServiceError::Throttled { retry_after }) => {
-                    (format!("{} {retry_after}", lang.t("throttled")), StatusCode::TOO_MANY_REQUESTS)
+                    (format!("{} {retry_after}", lang.t(Text::Throttled)), StatusCode::TOO_MANY_REQUESTS)
                 }
                 super::reply::ApiError::Service(ServiceError::BadCredentials) => {
-                    (lang.t("bad_login").to_owned(), StatusCode::UNAUTHORIZED)
+                    (lang.t(Text::BadLogin).to_owned(), StatusCode::UNAUTHORIZED)
                 }
                 other => {
                     tracing::error!(error = ?other, "console login failed");

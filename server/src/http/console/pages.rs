@@ -2,16 +2,14 @@
 //! and its form actions. Actions call the services and answer where to go next and
 //! what to tell the administrator there.
 
-use super::{Ctx, Flash, Lang};
+use super::{Ctx, Flash, Lang, Text};
 use crate::http::AppState;
-use crate::http::admin::{audit_filter, cloud_error, describe};
-use crate::service::catalogue::{Flavor, ImageSpec};
-use crate::service::desktops::Class;
-use crate::service::{Actor, Principal, ServiceError, iso8601};
+use crate::service::admin::{Command, Decoder, Input, Outcome, decode};
+use crate::service::{Principal, ServiceError, iso8601};
 use maud::{DOCTYPE, Markup, html};
 use std::collections::HashMap;
-use std::path::PathBuf;
-use thindesk_shared::{ConnectionType, DesktopAction, DesktopStatus, RegistrationMode, TerminalState};
+use thindesk_shared::admin::AuditEntry;
+use thindesk_shared::{DesktopAction, DesktopStatus, RegistrationMode, TerminalState};
 use warp::http::StatusCode;
 
 type Form = HashMap<String, String>;
@@ -28,15 +26,15 @@ enum Nav {
     Audit,
 }
 
-const NAV: [(Nav, &str, &str); 8] = [
-    (Nav::Overview, "/admin/", "overview"),
-    (Nav::Terminals, "/admin/terminals", "terminals"),
-    (Nav::Users, "/admin/users", "users"),
-    (Nav::Places, "/admin/places", "places"),
-    (Nav::Desktops, "/admin/desktops", "desktops"),
-    (Nav::Catalogue, "/admin/catalogue", "catalogue"),
-    (Nav::Settings, "/admin/settings", "settings"),
-    (Nav::Audit, "/admin/audit", "audit"),
+const NAV: [(Nav, &str, Text); 8] = [
+    (Nav::Overview, "/admin/", Text::Overview),
+    (Nav::Terminals, "/admin/terminals", Text::Terminals),
+    (Nav::Users, "/admin/users", Text::Users),
+    (Nav::Places, "/admin/places", Text::Places),
+    (Nav::Desktops, "/admin/desktops", Text::Desktops),
+    (Nav::Catalogue, "/admin/catalogue", Text::Catalogue),
+    (Nav::Settings, "/admin/settings", Text::Settings),
+    (Nav::Audit, "/admin/audit", Text::Audit),
 ];
 
 fn head(lang: Lang, title: &str) -> Markup {
@@ -63,13 +61,13 @@ fn layout(ctx: &Ctx, nav: Nav, body: Markup) -> String {
             (head(lang, title))
             body {
                 header.topbar {
-                    a.brand href="/admin/" { span.logo { "td" } "thindesk " span.muted { (lang.t("console")) } }
+                    a.brand href="/admin/" { span.logo { "td" } "thindesk " span.muted { (lang.t(Text::Console)) } }
                     div.session {
-                        a.lang href={ "?lang=" (other) } { (lang.t("language")) }
-                        span.who { (lang.t("signed_in_as")) " " strong { (ctx.admin.name) } }
+                        a.lang href={ "?lang=" (other) } { (lang.t(Text::Language)) }
+                        span.who { (lang.t(Text::SignedInAs)) " " strong { (ctx.admin.name) } }
                         form method="post" action="/admin/logout" {
                             (csrf(ctx))
-                            button.link type="submit" { (lang.t("logout")) }
+                            button.link type="submit" { (lang.t(Text::Logout)) }
                         }
                     }
                 }
@@ -118,20 +116,20 @@ pub fn login(lang: Lang, token: &str, user: &str, error: Option<&str>) -> String
     html! {
         (DOCTYPE)
         html lang=(lang.html()) {
-            (head(lang, lang.t("login_title")))
+            (head(lang, lang.t(Text::LoginTitle)))
             body.login {
                 div.card.login-card {
                     div.brand { span.logo { "td" } "thindesk" }
-                    h1 { (lang.t("login_title")) }
-                    p.muted { (lang.t("login_hint")) }
+                    h1 { (lang.t(Text::LoginTitle)) }
+                    p.muted { (lang.t(Text::LoginHint)) }
                     @if let Some(error) = error { div.flash.error role="alert" { (error) } }
                     form method="post" action="/admin/login" {
                         input type="hidden" name="login_token" value=(token);
-                        label { (lang.t("user_name")) input type="text" name="user" value=(user) autocomplete="username" required autofocus; }
-                        label { (lang.t("password")) input type="password" name="password" autocomplete="current-password" required; }
-                        button.primary type="submit" { (lang.t("login")) }
+                        label { (lang.t(Text::UserName)) input type="text" name="user" value=(user) autocomplete="username" required autofocus; }
+                        label { (lang.t(Text::Password)) input type="password" name="password" autocomplete="current-password" required; }
+                        button.primary type="submit" { (lang.t(Text::Login)) }
                     }
-                    a.lang href={ "/admin/login?lang=" (other) } { (lang.t("language")) }
+                    a.lang href={ "/admin/login?lang=" (other) } { (lang.t(Text::Language)) }
                 }
             }
         }
@@ -152,7 +150,7 @@ pub fn page(state: &AppState, ctx: &Ctx, segments: &[String], query: &HashMap<St
         ["settings"] => settings(state, ctx).map(|b| layout(ctx, Nav::Settings, b)),
         ["audit"] => audit(state, ctx, query).map(|b| layout(ctx, Nav::Audit, b)),
         _ => {
-            let body = html! { p { (ctx.lang.t("not_found_page")) } };
+            let body = html! { p { (ctx.lang.t(Text::NotFoundPage)) } };
             return (StatusCode::NOT_FOUND, layout(ctx, Nav::Overview, body));
         }
     };
@@ -169,9 +167,9 @@ type Page = Result<Markup, ServiceError>;
 
 fn state_badge(lang: Lang, state: TerminalState) -> Markup {
     let (class, key) = match state {
-        TerminalState::Approved => ("badge green", "approved"),
-        TerminalState::Waiting => ("badge amber", "waiting"),
-        TerminalState::Rejected => ("badge red", "rejected"),
+        TerminalState::Approved => ("badge green", Text::Approved),
+        TerminalState::Waiting => ("badge amber", Text::Waiting),
+        TerminalState::Rejected => ("badge red", Text::Rejected),
     };
     html! { span class=(class) { (lang.t(key)) } }
 }
@@ -188,33 +186,34 @@ fn status_badge(status: DesktopStatus) -> Markup {
 
 fn overview(state: &AppState, ctx: &Ctx) -> Page {
     let lang = ctx.lang;
-    let users = state.accounts.users()?;
+    let users = state.services.accounts.users()?;
     let admins = users.iter().filter(|u| u.is_admin).count();
-    let terminals = state.terminals.terminals(None)?;
+    let terminals = state.services.terminals.terminals(None)?;
     let waiting: Vec<_> = terminals.iter().filter(|t| t.state == TerminalState::Waiting).cloned().collect();
-    let desktops = state.desktops.list_all(None)?;
+    let desktops = state.services.desktops.list_all(None)?;
     let running = desktops.iter().filter(|d| d.status == DesktopStatus::Active).count();
-    let instances = state.cloud.list_instances().map_err(cloud_error)?;
+    let instances = state.services.cloud.list_instances()?;
     let running_instances = instances.iter().filter(|i| i.status == DesktopStatus::Active).count();
-    let recent = state.audit.list(&crate::service::AuditFilter { limit: Some(8), ..Default::default() })?;
-    let stat = |value: String, key: &'static str, href: &'static str| {
+    let recent =
+        state.services.admin.audit_entries(&crate::service::AuditFilter { limit: Some(8), ..Default::default() })?;
+    let stat = |value: String, key: Text, href: &'static str| {
         html! { a.stat href=(href) { span.value { (value) } span.label { (lang.t(key)) } } }
     };
     Ok(html! {
         div.stats {
-            (stat((users.len() - admins).to_string(), "students", "/admin/users"))
-            (stat(admins.to_string(), "administrators", "/admin/users"))
-            (stat(terminals.len().to_string(), "terminals", "/admin/terminals"))
-            (stat(waiting.len().to_string(), "pending_terminals", "/admin/terminals?state=waiting"))
-            (stat(desktops.len().to_string(), "desktops", "/admin/desktops"))
-            (stat(format!("{}", running + running_instances), "running_vms", "/admin/desktops"))
+            (stat((users.len() - admins).to_string(), Text::Students, "/admin/users"))
+            (stat(admins.to_string(), Text::Administrators, "/admin/users"))
+            (stat(terminals.len().to_string(), Text::Terminals, "/admin/terminals"))
+            (stat(waiting.len().to_string(), Text::PendingTerminals, "/admin/terminals?state=waiting"))
+            (stat(desktops.len().to_string(), Text::Desktops, "/admin/desktops"))
+            (stat(format!("{}", running + running_instances), Text::RunningVms, "/admin/desktops"))
         }
         section.card {
-            h2 { (lang.t("pending_terminals")) }
+            h2 { (lang.t(Text::PendingTerminals)) }
             (terminal_table(ctx, &waiting))
         }
         section.card {
-            h2 { (lang.t("recent_activity")) }
+            h2 { (lang.t(Text::RecentActivity)) }
             (audit_table(lang, &recent))
         }
     })
@@ -223,13 +222,13 @@ fn overview(state: &AppState, ctx: &Ctx) -> Page {
 fn terminal_table(ctx: &Ctx, terminals: &[thindesk_shared::Terminal]) -> Markup {
     let lang = ctx.lang;
     if terminals.is_empty() {
-        return html! { p.empty { (lang.t("nothing_waiting")) } };
+        return html! { p.empty { (lang.t(Text::NothingWaiting)) } };
     }
     html! {
         table {
             thead { tr {
-                th { (lang.t("mac_address")) } th { (lang.t("place")) } th { (lang.t("seat")) }
-                th { (lang.t("state")) } th { (lang.t("registered_by")) } th { (lang.t("actions")) }
+                th { (lang.t(Text::MacAddress)) } th { (lang.t(Text::Place)) } th { (lang.t(Text::Seat)) }
+                th { (lang.t(Text::State)) } th { (lang.t(Text::RegisteredBy)) } th { (lang.t(Text::Actions)) }
             } }
             tbody {
                 @for t in terminals {
@@ -238,12 +237,12 @@ fn terminal_table(ctx: &Ctx, terminals: &[thindesk_shared::Terminal]) -> Markup 
                         td { (state_badge(lang, t.state)) } td { (t.register_mode) }
                         td.actions {
                             @if t.state != TerminalState::Approved {
-                                (button(ctx, "/admin/terminals/approve", &[("mac", &t.mac_address)], lang.t("approve"), "primary small"))
+                                (button(ctx, "/admin/terminals/approve", &[("mac", &t.mac_address)], lang.t(Text::Approve), "primary small"))
                             }
                             @if t.state != TerminalState::Rejected {
-                                (button(ctx, "/admin/terminals/reject", &[("mac", &t.mac_address)], lang.t("reject"), "small"))
+                                (button(ctx, "/admin/terminals/reject", &[("mac", &t.mac_address)], lang.t(Text::Reject), "small"))
                             }
-                            (button(ctx, "/admin/terminals/delete", &[("mac", &t.mac_address)], lang.t("delete"), "danger small"))
+                            (button(ctx, "/admin/terminals/delete", &[("mac", &t.mac_address)], lang.t(Text::Delete), "danger small"))
                         }
                     }
                 }
@@ -255,13 +254,13 @@ fn terminal_table(ctx: &Ctx, terminals: &[thindesk_shared::Terminal]) -> Markup 
 fn terminals(state: &AppState, ctx: &Ctx, query: &HashMap<String, String>) -> Page {
     let lang = ctx.lang;
     let filter = query.get("state").and_then(|s| TerminalState::parse(&s.to_ascii_uppercase()));
-    let terminals = state.terminals.terminals(filter)?;
-    let places = state.terminals.places()?;
+    let terminals = state.services.terminals.terminals(filter)?;
+    let places = state.services.terminals.places()?;
     let tabs = [
-        (None, "all"),
-        (Some(TerminalState::Waiting), "waiting"),
-        (Some(TerminalState::Approved), "approved"),
-        (Some(TerminalState::Rejected), "rejected"),
+        (None, Text::All),
+        (Some(TerminalState::Waiting), Text::Waiting),
+        (Some(TerminalState::Approved), Text::Approved),
+        (Some(TerminalState::Rejected), Text::Rejected),
     ];
     Ok(html! {
         div.tabs {
@@ -271,17 +270,17 @@ fn terminals(state: &AppState, ctx: &Ctx, query: &HashMap<String, String>) -> Pa
             }
         }
         section.card {
-            @if terminals.is_empty() { p.empty { (lang.t("none_yet")) } } @else { (terminal_table(ctx, &terminals)) }
+            @if terminals.is_empty() { p.empty { (lang.t(Text::NoneYet)) } } @else { (terminal_table(ctx, &terminals)) }
         }
         @if !terminals.is_empty() && !places.is_empty() {
             section.card {
-                h2 { (lang.t("move")) }
+                h2 { (lang.t(Text::Move)) }
                 form.row method="post" action="/admin/terminals/move" {
                     (csrf(ctx))
-                    label { (lang.t("mac_address")) select name="mac" { @for t in &terminals { option value=(t.mac_address) { (t.mac_address) " (" (t.place) " / " (t.seat_number) ")" } } } }
-                    label { (lang.t("place")) select name="place" { @for p in &places { option value=(p.name) { (p.name) } } } }
-                    label { (lang.t("seat")) input type="text" name="seat_number" required size="6"; }
-                    button type="submit" { (lang.t("move")) }
+                    label { (lang.t(Text::MacAddress)) select name="mac" { @for t in &terminals { option value=(t.mac_address) { (t.mac_address) " (" (t.place) " / " (t.seat_number) ")" } } } }
+                    label { (lang.t(Text::Place)) select name="place" { @for p in &places { option value=(p.name) { (p.name) } } } }
+                    label { (lang.t(Text::Seat)) input type="text" name="seat_number" required size="6"; }
+                    button type="submit" { (lang.t(Text::Move)) }
                 }
             }
         }
@@ -290,50 +289,50 @@ fn terminals(state: &AppState, ctx: &Ctx, query: &HashMap<String, String>) -> Pa
 
 fn users(state: &AppState, ctx: &Ctx) -> Page {
     let lang = ctx.lang;
-    let users = state.accounts.users()?;
+    let users = state.services.accounts.users()?;
     Ok(html! {
         div.grid2 {
             section.card {
-                h2 { (lang.t("new_user")) }
+                h2 { (lang.t(Text::NewUser)) }
                 form.stack method="post" action="/admin/users/create" {
                     (csrf(ctx))
-                    label { (lang.t("user_name")) input type="text" name="name" required; }
-                    label { (lang.t("password")) input type="password" name="password" required minlength="8" autocomplete="new-password"; }
-                    label.check { input type="checkbox" name="admin" value="true"; (lang.t("is_admin")) }
-                    button.primary type="submit" { (lang.t("create")) }
+                    label { (lang.t(Text::UserName)) input type="text" name="name" required; }
+                    label { (lang.t(Text::Password)) input type="password" name="password" required minlength="8" autocomplete="new-password"; }
+                    label.check { input type="checkbox" name="admin" value="true"; (lang.t(Text::IsAdmin)) }
+                    button.primary type="submit" { (lang.t(Text::Create)) }
                 }
             }
             section.card {
-                h2 { (lang.t("import_csv")) }
-                p.muted { (lang.t("csv_help")) }
+                h2 { (lang.t(Text::ImportCsv)) }
+                p.muted { (lang.t(Text::CsvHelp)) }
                 form.stack method="post" action="/admin/users/import" enctype="multipart/form-data" {
                     (csrf(ctx))
-                    label { (lang.t("csv_file")) input type="file" name="file" accept=".csv,text/csv,text/plain"; }
-                    label { (lang.t("or_paste")) textarea name="csv" rows="4" placeholder="name,password,admin\nalice,alice-password\nbob,bob-password" {} }
-                    button.primary type="submit" { (lang.t("import")) }
+                    label { (lang.t(Text::CsvFile)) input type="file" name="file" accept=".csv,text/csv,text/plain"; }
+                    label { (lang.t(Text::OrPaste)) textarea name="csv" rows="4" placeholder="name,password,admin\nalice,alice-password\nbob,bob-password" {} }
+                    button.primary type="submit" { (lang.t(Text::Import)) }
                 }
             }
         }
         section.card {
             table {
-                thead { tr { th { (lang.t("name")) } th { (lang.t("role")) } th { (lang.t("created")) } th { (lang.t("reset_password")) } th { (lang.t("actions")) } } }
+                thead { tr { th { (lang.t(Text::Name)) } th { (lang.t(Text::Role)) } th { (lang.t(Text::Created)) } th { (lang.t(Text::ResetPassword)) } th { (lang.t(Text::Actions)) } } }
                 tbody {
                     @for u in &users {
                         tr data-user=(u.name) {
                             td { strong { (u.name) } }
-                            td { @if u.is_admin { span.badge.blue { (lang.t("administrator")) } } @else { (lang.t("student")) } }
+                            td { @if u.is_admin { span.badge.blue { (lang.t(Text::Administrator)) } } @else { (lang.t(Text::Student)) } }
                             td.muted.time { (iso8601(u.created_at)) }
                             td {
                                 form.inline method="post" action="/admin/users/password" {
                                     (csrf(ctx))
                                     input type="hidden" name="name" value=(u.name);
-                                    input type="password" name="password" placeholder=(lang.t("new_password")) required minlength="8" autocomplete="new-password" size="14";
-                                    button.small type="submit" { (lang.t("reset_password")) }
+                                    input type="password" name="password" placeholder=(lang.t(Text::NewPassword)) required minlength="8" autocomplete="new-password" size="14";
+                                    button.small type="submit" { (lang.t(Text::ResetPassword)) }
                                 }
                             }
                             td.actions {
                                 @if u.name != ctx.admin.name {
-                                    (button(ctx, "/admin/users/delete", &[("name", &u.name)], lang.t("delete"), "danger small"))
+                                    (button(ctx, "/admin/users/delete", &[("name", &u.name)], lang.t(Text::Delete), "danger small"))
                                 }
                             }
                         }
@@ -346,28 +345,28 @@ fn users(state: &AppState, ctx: &Ctx) -> Page {
 
 fn places(state: &AppState, ctx: &Ctx) -> Page {
     let lang = ctx.lang;
-    let places = state.terminals.places()?;
-    let terminals = state.terminals.terminals(None)?;
+    let places = state.services.terminals.places()?;
+    let terminals = state.services.terminals.terminals(None)?;
     Ok(html! {
         section.card {
-            h2 { (lang.t("new_place")) }
+            h2 { (lang.t(Text::NewPlace)) }
             form.row method="post" action="/admin/places/create" {
                 (csrf(ctx))
-                label { (lang.t("name")) input type="text" name="name" required; }
-                label.grow { (lang.t("address")) input type="text" name="address"; }
-                button.primary type="submit" { (lang.t("create")) }
+                label { (lang.t(Text::Name)) input type="text" name="name" required; }
+                label.grow { (lang.t(Text::Address)) input type="text" name="address"; }
+                button.primary type="submit" { (lang.t(Text::Create)) }
             }
         }
         section.card {
-            @if places.is_empty() { p.empty { (lang.t("none_yet")) } } @else {
+            @if places.is_empty() { p.empty { (lang.t(Text::NoneYet)) } } @else {
                 table {
-                    thead { tr { th { (lang.t("name")) } th { (lang.t("address")) } th { (lang.t("terminals")) } th { (lang.t("actions")) } } }
+                    thead { tr { th { (lang.t(Text::Name)) } th { (lang.t(Text::Address)) } th { (lang.t(Text::Terminals)) } th { (lang.t(Text::Actions)) } } }
                     tbody {
                         @for p in &places {
                             tr {
                                 td { strong { (p.name) } } td { (p.address) }
                                 td { (terminals.iter().filter(|t| t.place == p.name).count()) }
-                                td.actions { (button(ctx, "/admin/places/delete", &[("name", &p.name)], lang.t("delete"), "danger small")) }
+                                td.actions { (button(ctx, "/admin/places/delete", &[("name", &p.name)], lang.t(Text::Delete), "danger small")) }
                             }
                         }
                     }
@@ -379,38 +378,38 @@ fn places(state: &AppState, ctx: &Ctx) -> Page {
 
 fn desktops(state: &AppState, ctx: &Ctx) -> Page {
     let lang = ctx.lang;
-    let desktops = state.desktops.list_all(None)?;
-    let images = state.catalogue.images()?;
-    let flavors = state.catalogue.flavors()?;
-    let users = state.accounts.users()?;
-    let instances = state.cloud.list_instances().map_err(cloud_error)?;
+    let desktops = state.services.desktops.list_all(None)?;
+    let images = state.services.catalogue.images()?;
+    let flavors = state.services.catalogue.flavors()?;
+    let users = state.services.accounts.users()?;
+    let instances = state.services.cloud.list_instances()?;
     Ok(html! {
         section.card {
-            h2 { (lang.t("give_class")) }
+            h2 { (lang.t(Text::GiveClass)) }
             form.stack method="post" action="/admin/desktops/create" {
                 (csrf(ctx))
                 div.row {
-                    label { (lang.t("image")) select name="image" required { @for i in &images { option value=(i.name) { (i.name) } } } }
-                    label { (lang.t("flavor")) select name="flavor" required {
+                    label { (lang.t(Text::Image)) select name="image" required { @for i in &images { option value=(i.name) { (i.name) } } } }
+                    label { (lang.t(Text::Flavor)) select name="flavor" required {
                         @for f in &flavors { option value=(f.name) selected[f.name == "m1.small"] { (f.name) " (" (f.vcpus) " vCPU, " (f.ram_mib) " MiB)" } }
                     } }
-                    label.grow { (lang.t("desktop_name")) input type="text" name="name"; }
+                    label.grow { (lang.t(Text::DesktopName)) input type="text" name="name"; }
                 }
                 fieldset {
-                    legend { (lang.t("who")) }
-                    label.check { input type="radio" name="class" value="all_students" checked; (lang.t("all_students")) }
-                    label.check { input type="radio" name="class" value="users"; (lang.t("these_users")) }
+                    legend { (lang.t(Text::Who)) }
+                    label.check { input type="radio" name="class" value="all_students" checked; (lang.t(Text::AllStudents)) }
+                    label.check { input type="radio" name="class" value="users"; (lang.t(Text::TheseUsers)) }
                     textarea name="users" rows="3" placeholder="alice\nbob" {}
                 }
-                button.primary type="submit" { (lang.t("give_desktops")) }
+                button.primary type="submit" { (lang.t(Text::GiveDesktops)) }
             }
         }
         section.card {
-            @if desktops.is_empty() { p.empty { (lang.t("none_yet")) } } @else {
+            @if desktops.is_empty() { p.empty { (lang.t(Text::NoneYet)) } } @else {
                 table {
                     thead { tr {
-                        th { (lang.t("name")) } th { (lang.t("owner")) } th { (lang.t("status")) } th { (lang.t("image")) }
-                        th { (lang.t("flavor")) } th { (lang.t("actions")) } th { (lang.t("assign")) }
+                        th { (lang.t(Text::Name)) } th { (lang.t(Text::Owner)) } th { (lang.t(Text::Status)) } th { (lang.t(Text::Image)) }
+                        th { (lang.t(Text::Flavor)) } th { (lang.t(Text::Actions)) } th { (lang.t(Text::Assign)) }
                     } }
                     tbody {
                         @for d in &desktops {
@@ -420,19 +419,19 @@ fn desktops(state: &AppState, ctx: &Ctx) -> Page {
                                 td { (d.image.as_deref().unwrap_or("-")) } td { (d.flavor.as_deref().unwrap_or("-")) }
                                 td.actions {
                                     @if d.status != DesktopStatus::Active {
-                                        (button(ctx, "/admin/desktops/action", &[("id", &d.id), ("action", "start")], lang.t("start"), "small primary"))
+                                        (button(ctx, "/admin/desktops/action", &[("id", &d.id), ("action", "start")], lang.t(Text::Start), "small primary"))
                                     } @else {
-                                        (button(ctx, "/admin/desktops/action", &[("id", &d.id), ("action", "reboot")], lang.t("reboot"), "small"))
-                                        (button(ctx, "/admin/desktops/action", &[("id", &d.id), ("action", "shutdown")], lang.t("shutdown"), "small"))
+                                        (button(ctx, "/admin/desktops/action", &[("id", &d.id), ("action", "reboot")], lang.t(Text::Reboot), "small"))
+                                        (button(ctx, "/admin/desktops/action", &[("id", &d.id), ("action", "shutdown")], lang.t(Text::Shutdown), "small"))
                                     }
-                                    (button(ctx, "/admin/desktops/delete", &[("id", &d.id)], lang.t("delete"), "danger small"))
+                                    (button(ctx, "/admin/desktops/delete", &[("id", &d.id)], lang.t(Text::Delete), "danger small"))
                                 }
                                 td {
                                     form.inline method="post" action="/admin/desktops/assign" {
                                         (csrf(ctx))
                                         input type="hidden" name="id" value=(d.id);
                                         select name="user" { @for u in &users { option value=(u.name) selected[u.name == d.owner] { (u.name) } } }
-                                        button.small type="submit" { (lang.t("assign")) }
+                                        button.small type="submit" { (lang.t(Text::Assign)) }
                                     }
                                 }
                             }
@@ -442,17 +441,17 @@ fn desktops(state: &AppState, ctx: &Ctx) -> Page {
             }
         }
         section.card {
-            h2 { (lang.t("exam_machines")) }
-            @if instances.is_empty() { p.empty { (lang.t("none_yet")) } } @else {
+            h2 { (lang.t(Text::ExamMachines)) }
+            @if instances.is_empty() { p.empty { (lang.t(Text::NoneYet)) } } @else {
                 table {
-                    thead { tr { th { (lang.t("name")) } th { (lang.t("status")) } th { (lang.t("image")) } th { (lang.t("flavor")) } th { (lang.t("internet")) } th { (lang.t("created")) } th { (lang.t("actions")) } } }
+                    thead { tr { th { (lang.t(Text::Name)) } th { (lang.t(Text::Status)) } th { (lang.t(Text::Image)) } th { (lang.t(Text::Flavor)) } th { (lang.t(Text::Internet)) } th { (lang.t(Text::Created)) } th { (lang.t(Text::Actions)) } } }
                     tbody {
                         @for i in &instances {
                             tr {
                                 td { strong { (i.name) } br; span.mono.muted { (i.vm_id) } }
                                 td { (status_badge(i.status)) } td { (i.image) } td { (i.flavor) }
-                                td { (lang.t(if i.internet { "yes" } else { "no" })) } td.muted { (i.created_at) }
-                                td.actions { (button(ctx, "/admin/instances/destroy", &[("id", &i.vm_id)], lang.t("destroy"), "danger small")) }
+                                td { (lang.t(if i.internet { Text::Yes } else { Text::No })) } td.muted { (i.created_at) }
+                                td.actions { (button(ctx, "/admin/instances/destroy", &[("id", &i.vm_id)], lang.t(Text::Destroy), "danger small")) }
                             }
                         }
                     }
@@ -464,47 +463,47 @@ fn desktops(state: &AppState, ctx: &Ctx) -> Page {
 
 fn catalogue(state: &AppState, ctx: &Ctx) -> Page {
     let lang = ctx.lang;
-    let images = state.catalogue.images()?;
-    let flavors = state.catalogue.flavors()?;
+    let images = state.services.catalogue.images()?;
+    let flavors = state.services.catalogue.flavors()?;
     Ok(html! {
         section.card {
-            h2 { (lang.t("images")) }
-            @if images.is_empty() { p.empty { (lang.t("none_yet")) } } @else {
+            h2 { (lang.t(Text::Images)) }
+            @if images.is_empty() { p.empty { (lang.t(Text::NoneYet)) } } @else {
                 table {
-                    thead { tr { th { (lang.t("name")) } th { (lang.t("connection")) } th { (lang.t("os_username")) } th { (lang.t("base_disk")) } th { (lang.t("actions")) } } }
+                    thead { tr { th { (lang.t(Text::Name)) } th { (lang.t(Text::Connection)) } th { (lang.t(Text::OsUsername)) } th { (lang.t(Text::BaseDisk)) } th { (lang.t(Text::Actions)) } } }
                     tbody { @for i in &images { tr {
                         td { strong { (i.name) } } td { (i.default_connection_type.as_str()) } td { (i.os_username) }
                         td.mono { (i.base_disk.display()) }
-                        td.actions { (button(ctx, "/admin/images/delete", &[("name", &i.name)], lang.t("delete"), "danger small")) }
+                        td.actions { (button(ctx, "/admin/images/delete", &[("name", &i.name)], lang.t(Text::Delete), "danger small")) }
                     } } }
                 }
             }
             form.row method="post" action="/admin/images/create" {
                 (csrf(ctx))
-                label { (lang.t("name")) input type="text" name="name" required size="14"; }
-                label.grow { (lang.t("base_disk")) input type="text" name="disk" required placeholder="/var/lib/thindesk/images/win10.qcow2"; }
-                label { (lang.t("connection")) select name="connection" { option value="spice" { "SPICE" } option value="rdp" { "RDP" } } }
-                label { (lang.t("os_username")) input type="text" name="os_username" size="10"; }
-                label { (lang.t("os_password")) input type="password" name="os_password" size="10" autocomplete="off"; }
-                button.primary type="submit" { (lang.t("add")) }
+                label { (lang.t(Text::Name)) input type="text" name="name" required size="14"; }
+                label.grow { (lang.t(Text::BaseDisk)) input type="text" name="disk" required placeholder="/var/lib/thindesk/images/win10.qcow2"; }
+                label { (lang.t(Text::Connection)) select name="connection" { option value="spice" { "SPICE" } option value="rdp" { "RDP" } } }
+                label { (lang.t(Text::OsUsername)) input type="text" name="os_username" size="10"; }
+                label { (lang.t(Text::OsPassword)) input type="password" name="os_password" size="10" autocomplete="off"; }
+                button.primary type="submit" { (lang.t(Text::Add)) }
             }
         }
         section.card {
-            h2 { (lang.t("flavors")) }
+            h2 { (lang.t(Text::Flavors)) }
             table {
-                thead { tr { th { (lang.t("name")) } th { (lang.t("vcpus")) } th { (lang.t("ram_mib")) } th { (lang.t("disk_gib")) } th { (lang.t("actions")) } } }
+                thead { tr { th { (lang.t(Text::Name)) } th { (lang.t(Text::Vcpus)) } th { (lang.t(Text::RamMib)) } th { (lang.t(Text::DiskGib)) } th { (lang.t(Text::Actions)) } } }
                 tbody { @for f in &flavors { tr {
                     td { strong { (f.name) } } td { (f.vcpus) } td { (f.ram_mib) } td { (f.disk_gib) }
-                    td.actions { (button(ctx, "/admin/flavors/delete", &[("name", &f.name)], lang.t("delete"), "danger small")) }
+                    td.actions { (button(ctx, "/admin/flavors/delete", &[("name", &f.name)], lang.t(Text::Delete), "danger small")) }
                 } } }
             }
             form.row method="post" action="/admin/flavors/create" {
                 (csrf(ctx))
-                label { (lang.t("name")) input type="text" name="name" required size="12"; }
-                label { (lang.t("vcpus")) input type="number" name="vcpus" min="1" max="64" value="1" required; }
-                label { (lang.t("ram_mib")) input type="number" name="ram" min="64" value="2048" required; }
-                label { (lang.t("disk_gib")) input type="number" name="disk" min="1" value="20" required; }
-                button.primary type="submit" { (lang.t("add")) }
+                label { (lang.t(Text::Name)) input type="text" name="name" required size="12"; }
+                label { (lang.t(Text::Vcpus)) input type="number" name="vcpus" min="1" max="64" value="1" required; }
+                label { (lang.t(Text::RamMib)) input type="number" name="ram" min="64" value="2048" required; }
+                label { (lang.t(Text::DiskGib)) input type="number" name="disk" min="1" value="20" required; }
+                button.primary type="submit" { (lang.t(Text::Add)) }
             }
         }
     })
@@ -512,37 +511,37 @@ fn catalogue(state: &AppState, ctx: &Ctx) -> Page {
 
 fn settings(state: &AppState, ctx: &Ctx) -> Page {
     let lang = ctx.lang;
-    let mode = state.terminals.registration_mode()?;
+    let mode = state.services.terminals.registration_mode()?;
     let modes = [
-        (RegistrationMode::Auto, "mode_auto"),
-        (RegistrationMode::Approval, "mode_approval"),
-        (RegistrationMode::Closed, "mode_closed"),
+        (RegistrationMode::Auto, Text::ModeAuto),
+        (RegistrationMode::Approval, Text::ModeApproval),
+        (RegistrationMode::Closed, Text::ModeClosed),
     ];
     Ok(html! {
         section.card {
             form.stack method="post" action="/admin/settings" {
                 (csrf(ctx))
                 fieldset {
-                    legend { (lang.t("registration_mode")) }
+                    legend { (lang.t(Text::RegistrationMode)) }
                     @for (m, key) in modes {
                         label.check { input type="radio" name="terminal_registration_mode" value=(m.as_str()) checked[m == mode]; (lang.t(key)) }
                     }
                 }
-                button.primary type="submit" { (lang.t("save")) }
+                button.primary type="submit" { (lang.t(Text::Save)) }
             }
         }
     })
 }
 
-fn audit_table(lang: Lang, entries: &[crate::service::audit::AuditRecord]) -> Markup {
+fn audit_table(lang: Lang, entries: &[AuditEntry]) -> Markup {
     if entries.is_empty() {
-        return html! { p.empty { (lang.t("none_yet")) } };
+        return html! { p.empty { (lang.t(Text::NoneYet)) } };
     }
     html! {
         table.audit {
-            thead { tr { th { (lang.t("time")) } th { (lang.t("actor")) } th { (lang.t("from")) } th { (lang.t("action")) } th { (lang.t("target")) } th { (lang.t("detail")) } } }
+            thead { tr { th { (lang.t(Text::Time)) } th { (lang.t(Text::Actor)) } th { (lang.t(Text::From)) } th { (lang.t(Text::Action)) } th { (lang.t(Text::Target)) } th { (lang.t(Text::Detail)) } } }
             tbody { @for e in entries { tr {
-                td.mono.muted.time { (iso8601(e.at)) } td { strong { (e.actor) } } td.mono { (e.address) }
+                td.mono.muted.time { (e.at) } td { strong { (e.actor) } } td.mono { (e.address) }
                 td { span.badge.grey { (e.action) } } td.mono { (e.target) } td { (e.detail) }
             } } }
         }
@@ -552,19 +551,19 @@ fn audit_table(lang: Lang, entries: &[crate::service::audit::AuditRecord]) -> Ma
 fn audit(state: &AppState, ctx: &Ctx, query: &HashMap<String, String>) -> Page {
     let lang = ctx.lang;
     let value = |key: &str| query.get(key).cloned().unwrap_or_default();
-    let (entries, error) = match audit_filter(query) {
-        Ok(filter) => (state.audit.list(&filter)?, None),
+    let (entries, error) = match decode::audit_filter(&Input::from_text(query.clone())) {
+        Ok(filter) => (state.services.admin.audit_entries(&filter)?, None),
         Err(error) => (Vec::new(), Some(message(lang, &error))),
     };
     Ok(html! {
         section.card {
             form.row method="get" action="/admin/audit" {
-                label { (lang.t("actor")) input type="text" name="actor" value=(value("actor")) size="12"; }
-                label { (lang.t("action")) input type="text" name="action" value=(value("action")) size="14" placeholder="terminal"; }
-                label { (lang.t("since")) input type="text" name="since" value=(value("since")) size="18" placeholder="2026-11-24"; }
-                label { (lang.t("until")) input type="text" name="until" value=(value("until")) size="18" placeholder="2026-11-24T18:00:00Z"; }
-                label { (lang.t("limit")) input type="number" name="limit" value=(value("limit")) min="1" max="1000" placeholder="100"; }
-                button type="submit" { (lang.t("filter")) }
+                label { (lang.t(Text::Actor)) input type="text" name="actor" value=(value("actor")) size="12"; }
+                label { (lang.t(Text::Action)) input type="text" name="action" value=(value("action")) size="14" placeholder="terminal"; }
+                label { (lang.t(Text::Since)) input type="text" name="since" value=(value("since")) size="18" placeholder="2026-11-24"; }
+                label { (lang.t(Text::Until)) input type="text" name="until" value=(value("until")) size="18" placeholder="2026-11-24T18:00:00Z"; }
+                label { (lang.t(Text::Limit)) input type="number" name="limit" value=(value("limit")) min="1" max="1000" placeholder="100"; }
+                button type="submit" { (lang.t(Text::Filter)) }
             }
             @if let Some(error) = error { div.flash.error { (error.text) } }
         }
@@ -578,161 +577,103 @@ fn message(lang: Lang, error: &ServiceError) -> Flash {
     match error {
         ServiceError::BadLines(lines) => Flash {
             ok: false,
-            text: lang.t("nothing_imported").to_owned(),
-            lines: lines.iter().map(|l| format!("{} {}: {}", lang.t("line"), l.line, l.message)).collect(),
+            text: lang.t(Text::NothingImported).to_owned(),
+            lines: lines.iter().map(|l| format!("{} {}: {}", lang.t(Text::Line), l.line, l.message)).collect(),
         },
-        other => Flash::error(describe(other)),
+        other => Flash::error(other.for_administrator()),
     }
 }
 
-fn field<'a>(form: &'a Form, key: &str) -> &'a str {
-    form.get(key).map_or("", |v| v.as_str())
+/// The operation each form posts to.
+fn form_decoder(path: &[&str]) -> Option<Decoder> {
+    Some(match path {
+        ["terminals", "approve"] => decode::approve_terminal,
+        ["terminals", "reject"] => decode::reject_terminal,
+        ["terminals", "delete"] => decode::delete_terminal,
+        ["terminals", "move"] => decode::move_terminal,
+        ["users", "create"] => decode::create_user,
+        ["users", "import"] => decode::import_users,
+        ["users", "password"] => decode::reset_password,
+        ["users", "delete"] => decode::delete_user,
+        ["places", "create"] => decode::add_place,
+        ["places", "delete"] => decode::delete_place,
+        ["desktops", "create"] => decode::give_desktops,
+        ["desktops", "action"] => decode::act_on_desktop,
+        ["desktops", "assign"] => decode::assign_desktop,
+        ["desktops", "delete"] => decode::delete_desktop,
+        ["instances", "destroy"] => decode::destroy_instance,
+        ["images", "create"] => decode::add_image,
+        ["images", "delete"] => decode::delete_image,
+        ["flavors", "create"] => decode::add_flavor,
+        ["flavors", "delete"] => decode::delete_flavor,
+        ["settings"] => decode::change_settings,
+        _ => return None,
+    })
+}
+
+/// A form's fields as the operation reads them. Only the class chooser differs from
+/// the API's fields: a radio button and a text box of names instead of
+/// `all_students` or a list.
+fn form_input(form: &Form) -> Input {
+    let mut form = form.clone();
+    let class = form.remove("class");
+    let users = form.remove("users");
+    let input = Input::from_text(form);
+    match class.as_deref() {
+        Some("users") => {
+            let names = users.unwrap_or_default();
+            let names: Vec<&str> = names.split([',', '\n', '\r', ' ']).filter(|n| !n.is_empty()).collect();
+            input.with("users", names)
+        }
+        Some(_) => input.with("all_students", true),
+        None => input,
+    }
 }
 
 /// Performs a form's action; answers where to go next and what to say there.
 pub fn act(state: &AppState, admin: &Principal, lang: Lang, segments: &[String], form: &Form) -> (String, Flash) {
     let path: Vec<&str> = segments.iter().map(String::as_str).collect();
-    let by = admin.actor();
     let back = super::back(segments).to_owned();
-    let done = || Flash::ok(lang.t("done"));
-    let outcome: Result<Flash, ServiceError> = (|| {
-        Ok(match path.as_slice() {
-            ["terminals", "approve"] => {
-                state.terminals.set_state(&by, field(form, "mac"), TerminalState::Approved)?;
-                Flash::ok(format!("{} {}", lang.t("approved"), field(form, "mac")))
-            }
-            ["terminals", "reject"] => {
-                state.terminals.set_state(&by, field(form, "mac"), TerminalState::Rejected)?;
-                Flash::ok(format!("{} {}", lang.t("rejected"), field(form, "mac")))
-            }
-            ["terminals", "delete"] => {
-                state.terminals.delete(&by, field(form, "mac"))?;
-                done()
-            }
-            ["terminals", "move"] => {
-                state.terminals.move_to(&by, field(form, "mac"), field(form, "place"), field(form, "seat_number"))?;
-                done()
-            }
-            ["users", "create"] => {
-                let name = field(form, "name").trim();
-                state.accounts.create_user(&by, name, field(form, "password"), field(form, "admin") == "true")?;
-                Flash::ok(format!("{} {name}", lang.t("created_n")))
-            }
-            ["users", "import"] => {
-                let text = if field(form, "file").trim().is_empty() { field(form, "csv") } else { field(form, "file") };
-                let created = state.accounts.import_csv(&by, text)?;
-                Flash::ok(format!("{} {} ({})", lang.t("imported"), created.len(), created.join(", ")))
-            }
-            ["users", "password"] => {
-                state.accounts.reset_password(&by, field(form, "name"), field(form, "password"))?;
-                done()
-            }
-            ["users", "delete"] => {
-                state.accounts.delete_user(&by, field(form, "name"))?;
-                done()
-            }
-            ["places", "create"] => {
-                state.terminals.add_place(&by, field(form, "name"), field(form, "address"))?;
-                done()
-            }
-            ["places", "delete"] => {
-                state.terminals.delete_place(&by, field(form, "name"))?;
-                done()
-            }
-            ["desktops", "create"] => give_desktops(state, &by, lang, form)?,
-            ["desktops", "action"] => {
-                let action = DesktopAction::parse(field(form, "action"))
-                    .ok_or_else(|| ServiceError::Invalid(crate::service::FieldErrors::single("action", "unknown")))?;
-                state.desktops.act(admin, field(form, "id"), action)?;
-                Flash::ok(format!("{}: {}", lang.t(action_key(action)), field(form, "id")))
-            }
-            ["desktops", "assign"] => {
-                state.desktops.assign(&by, field(form, "id"), field(form, "user"))?;
-                done()
-            }
-            ["desktops", "delete"] => {
-                state.desktops.delete(&by, field(form, "id"))?;
-                done()
-            }
-            ["instances", "destroy"] => {
-                state.cloud.destroy(&by, field(form, "id")).map_err(cloud_error)?;
-                done()
-            }
-            ["images", "create"] => {
-                let spec = ImageSpec {
-                    name: field(form, "name").to_owned(),
-                    base_disk: PathBuf::from(field(form, "disk").trim()),
-                    default_connection_type: ConnectionType::parse(field(form, "connection"))
-                        .unwrap_or(ConnectionType::Spice),
-                    os_username: field(form, "os_username").trim().to_owned(),
-                    os_password: field(form, "os_password").to_owned(),
-                };
-                state.catalogue.add_image(&by, &spec)?;
-                done()
-            }
-            ["images", "delete"] => {
-                state.catalogue.delete_image(&by, field(form, "name"))?;
-                done()
-            }
-            ["flavors", "create"] => {
-                let number = |key: &str| field(form, key).trim().parse::<u32>().unwrap_or(0);
-                let flavor = Flavor {
-                    name: field(form, "name").to_owned(),
-                    vcpus: number("vcpus"),
-                    ram_mib: number("ram"),
-                    disk_gib: number("disk"),
-                };
-                state.catalogue.add_flavor(&by, &flavor)?;
-                done()
-            }
-            ["flavors", "delete"] => {
-                state.catalogue.delete_flavor(&by, field(form, "name"))?;
-                done()
-            }
-            ["settings"] => {
-                let mode = RegistrationMode::parse(field(form, "terminal_registration_mode")).ok_or_else(|| {
-                    ServiceError::Invalid(crate::service::FieldErrors::single(
-                        "terminal_registration_mode",
-                        "must be auto, approval or closed",
-                    ))
-                })?;
-                state.terminals.set_registration_mode(&by, mode)?;
-                Flash::ok(lang.t("saved"))
-            }
-            _ => Flash::error(lang.t("not_found_page")),
-        })
-    })();
+    let Some(decoder) = form_decoder(&path) else { return (back, Flash::error(lang.t(Text::NotFoundPage))) };
+    let outcome = decoder(&form_input(form)).and_then(|command| {
+        let outcome = state.services.admin.run(&admin.actor(), command.clone())?;
+        Ok(said(lang, &command, outcome))
+    });
     (back, outcome.unwrap_or_else(|error| message(lang, &error)))
 }
 
-fn action_key(action: DesktopAction) -> &'static str {
-    match action {
-        DesktopAction::Resume | DesktopAction::Start => "start",
-        DesktopAction::Reboot | DesktopAction::Reset => "reboot",
-        DesktopAction::Shutdown => "shutdown",
+/// What the console tells the administrator after a change.
+fn said(lang: Lang, command: &Command, outcome: Outcome) -> Flash {
+    match (command, outcome) {
+        (Command::SetTerminalState { mac, state: TerminalState::Approved }, _) => {
+            Flash::ok(format!("{} {mac}", lang.t(Text::Approved)))
+        }
+        (Command::SetTerminalState { mac, .. }, _) => Flash::ok(format!("{} {mac}", lang.t(Text::Rejected))),
+        (Command::CreateUser { name, .. }, _) => Flash::ok(format!("{} {name}", lang.t(Text::CreatedN))),
+        (_, Outcome::UsersImported(imported)) => Flash::ok(format!(
+            "{} {} ({})",
+            lang.t(Text::Imported),
+            imported.created.len(),
+            imported.created.join(", ")
+        )),
+        (Command::ActOnDesktop { id, action }, _) => Flash::ok(format!("{}: {id}", lang.t(action_key(*action)))),
+        (_, Outcome::DesktopsGiven(given)) => {
+            let created: Vec<&str> = given.created.iter().map(|c| c.user.as_str()).collect();
+            let failed: Vec<String> =
+                given.failed.iter().map(|f| format!("{} {}: {}", lang.t(Text::FailedFor), f.user, f.error)).collect();
+            let text = format!("{} {} ({})", lang.t(Text::CreatedN), created.len(), created.join(", "));
+            Flash { ok: failed.is_empty(), text, lines: failed }
+        }
+        (_, Outcome::DesktopCreated(created)) => Flash::ok(format!("{} 1 ({})", lang.t(Text::CreatedN), created.owner)),
+        (Command::SetRegistrationMode(_), _) => Flash::ok(lang.t(Text::Saved)),
+        _ => Flash::ok(lang.t(Text::Done)),
     }
 }
 
-fn give_desktops(state: &AppState, by: &Actor, lang: Lang, form: &Form) -> Result<Flash, ServiceError> {
-    let class = if field(form, "class") == "users" {
-        Class::Users(field(form, "users").split([',', '\n', '\r', ' ']).map(str::to_owned).collect())
-    } else {
-        Class::AllStudents
-    };
-    let outcomes = state.desktops.create_for_class(
-        by,
-        &class,
-        field(form, "image"),
-        field(form, "flavor"),
-        field(form, "name"),
-    )?;
-    let created: Vec<&str> = outcomes.iter().filter(|o| o.result.is_ok()).map(|o| o.user.as_str()).collect();
-    let failed: Vec<String> = outcomes
-        .iter()
-        .filter_map(|o| {
-            o.result.as_ref().err().map(|e| format!("{} {}: {}", lang.t("failed_for"), o.user, describe(e)))
-        })
-        .collect();
-    let text = format!("{} {} ({})", lang.t("created_n"), created.len(), created.join(", "));
-    Ok(Flash { ok: failed.is_empty(), text, lines: failed })
+fn action_key(action: DesktopAction) -> Text {
+    match action {
+        DesktopAction::Resume | DesktopAction::Start => Text::Start,
+        DesktopAction::Reboot | DesktopAction::Reset => Text::Reboot,
+        DesktopAction::Shutdown => Text::Shutdown,
+    }
 }

@@ -15,7 +15,7 @@ const BINARY: &str = env!("CARGO_BIN_EXE_thindesk-server");
 const CLOUD_KEY: &str = "cloud-api-key-from-the-environment";
 
 /// Runs the binary on `data_dir` with `stdin` as its standard input.
-fn thindesk(data_dir: &Path, args: &[&str], stdin: &str) -> Output {
+pub(crate) fn thindesk(data_dir: &Path, args: &[&str], stdin: &str) -> Output {
     let mut child = Command::new(BINARY)
         .arg("--data-dir")
         .arg(data_dir)
@@ -36,26 +36,26 @@ fn thindesk(data_dir: &Path, args: &[&str], stdin: &str) -> Output {
 }
 
 /// Runs a command that must succeed, and returns what it printed.
-fn ok(data_dir: &Path, args: &[&str], stdin: &str) -> String {
+pub(crate) fn ok(data_dir: &Path, args: &[&str], stdin: &str) -> String {
     let output = thindesk(data_dir, args, stdin);
     assert!(output.status.success(), "{args:?} failed: {}", String::from_utf8_lossy(&output.stderr));
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// Runs a command that must fail, and returns its error message.
-fn refused(data_dir: &Path, args: &[&str], stdin: &str) -> String {
+pub(crate) fn refused(data_dir: &Path, args: &[&str], stdin: &str) -> String {
     let output = thindesk(data_dir, args, stdin);
     assert!(!output.status.success(), "{args:?} should have failed");
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-async fn start(data_dir: &Path) -> RunningServer {
+pub(crate) async fn start(data_dir: &Path) -> RunningServer {
     let config =
         Config { listen: "127.0.0.1:0".parse().expect("addr"), data_dir: data_dir.to_owned(), ..Config::default() };
     RunningServer::start(config, Arc::new(NoCompute)).await.expect("server starts")
 }
 
-fn basic(user: &str, password: &str) -> String {
+pub(crate) fn basic(user: &str, password: &str) -> String {
     format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
 }
 
@@ -257,7 +257,7 @@ async fn images_and_flavors_are_managed_from_the_command_line_while_the_server_r
     assert!(row.contains("spice") && row.contains("student") && row.contains(disk), "{row}");
     assert!(!listed.contains("os-secret-pw"), "the OS password is never shown");
     let stored = thindesk_server::store::Store::open(&data).expect("store").image_by_name("xubuntu").expect("query");
-    assert_eq!(stored.map(|image| image.os_password).as_deref(), Some("os-secret-pw"), "read from stdin");
+    assert_eq!(stored.as_ref().map(|image| image.os_password.expose()), Some("os-secret-pw"), "read from stdin");
 
     assert!(refused(&data, &["image", "add", "xubuntu", "--disk", disk], "pw\n").contains("exists"));
     assert!(refused(&data, &["image", "add", "rel", "--disk", "xubuntu.qcow2"], "pw\n").contains("absolute"));

@@ -1,0 +1,6 @@
+//! The server crate's integration tests, one binary (each test binary links the whole
+//! server): the real `thindesk-server` binary beside a running server, and the three
+//! faces of administration side by side.
+
+mod cli;
+mod faces;

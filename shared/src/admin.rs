@@ -1,0 +1,181 @@
+//! What the administrator's API (`/api/v1.0/admin/...`) answers: the `data` of each
+//! successful reply. The management console and the command line read the same
+//! structures, so the three faces of an administrative operation cannot drift apart.
+//!
+//! None of these carries a secret: no password, SPICE ticket or token.
+
+use crate::{DesktopStatus, Place, RegistrationMode, Terminal};
+use serde::{Deserialize, Serialize};
+
+/// `GET users`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserList {
+    pub user_list: Vec<User>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub name: String,
+    pub is_admin: bool,
+    /// ISO 8601 UTC.
+    pub created_at: String,
+}
+
+/// `POST users`: who was created.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserCreated {
+    pub name: String,
+    pub is_admin: bool,
+}
+
+/// `POST users/import`: the names created, in the file's order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsersImported {
+    pub created: Vec<String>,
+}
+
+/// `GET places` (the same list the v1.0 API gives terminals).
+pub type PlaceList = crate::PlaceList;
+
+/// `POST places`: the place as stored (trimmed).
+pub type PlaceCreated = Place;
+
+/// `GET terminals`, `GET terminals/pending`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TerminalList {
+    pub terminal_list: Vec<Terminal>,
+}
+
+/// The server's settings, keyed as the API reads and writes them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Settings {
+    pub terminal_registration_mode: RegistrationMode,
+}
+
+impl Settings {
+    /// The one spelling of the registration mode's setting, in every face and in the
+    /// database.
+    pub const TERMINAL_REGISTRATION_MODE: &'static str = "terminal_registration_mode";
+}
+
+/// `GET images`: never the OS password.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageList {
+    pub image_list: Vec<Image>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Image {
+    pub name: String,
+    /// Absolute path of the base disk.
+    pub disk: String,
+    pub default_connection_type: crate::ConnectionType,
+    pub os_username: String,
+    /// ISO 8601 UTC.
+    pub created_at: String,
+}
+
+/// `POST images`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageAdded {
+    pub name: String,
+}
+
+/// `GET flavors`, smallest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlavorList {
+    pub flavor_list: Vec<Flavor>,
+}
+
+/// A machine size; also the answer of `POST flavors`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flavor {
+    pub name: String,
+    pub vcpus: u32,
+    /// MiB.
+    pub ram: u32,
+    /// GiB.
+    pub disk: u32,
+}
+
+/// `GET desktops`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesktopList {
+    pub desktop_list: Vec<DesktopSummary>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesktopSummary {
+    pub id: String,
+    pub name: String,
+    pub owner: String,
+    pub status: DesktopStatus,
+    pub image: Option<String>,
+    pub flavor: Option<String>,
+}
+
+/// `POST desktops` for one `user`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesktopCreated {
+    pub id: String,
+    pub owner: String,
+}
+
+/// `POST desktops` for `users` or `all_students`: each user's desktop is made on its
+/// own, so some may fail while the others are made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DesktopsGiven {
+    pub created: Vec<GivenDesktop>,
+    pub failed: Vec<NotGiven>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GivenDesktop {
+    pub user: String,
+    pub id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotGiven {
+    pub user: String,
+    /// Why, in words for the administrator; never an internal detail.
+    pub error: String,
+}
+
+/// `GET instances`: for looking, not connecting, so no SPICE ticket.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InstanceList {
+    pub instance_list: Vec<Instance>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Instance {
+    pub vm_id: String,
+    pub name: String,
+    pub image: String,
+    pub flavor: String,
+    pub internet: bool,
+    pub status: DesktopStatus,
+    pub spice_port: Option<u16>,
+    pub rdp_port: Option<u16>,
+    /// ISO 8601 UTC.
+    pub created_at: String,
+}
+
+/// `GET audit`, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditList {
+    pub audit_list: Vec<AuditEntry>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub id: i64,
+    /// ISO 8601 UTC.
+    pub at: String,
+    pub actor: String,
+    pub address: String,
+    pub action: String,
+    pub target: String,
+    pub detail: String,
+}
