@@ -2,9 +2,9 @@
 //! [`Config`], and assembles a running server from them. The binary, the command line,
 //! the tests and the client's demo all start the server through here.
 
-use crate::compute::qemu::{self, QemuCompute, QemuConfig};
+use crate::compute::qemu::{QemuCompute, QemuConfig};
 use crate::compute::{Compute, ComputeError, NoCompute};
-use crate::config::{Accel, Config, Hypervisor};
+use crate::config::{Config, Hypervisor};
 use crate::http::{self, AppState};
 pub use crate::service::Services;
 use crate::service::{CloudAccess, ServiceError, ServiceSettings};
@@ -53,11 +53,7 @@ pub fn compute_for(config: &Config) -> Result<Arc<dyn Compute>, ComputeError> {
 /// The QEMU driver's settings for a server configured with `config`.
 pub fn qemu_config(config: &Config) -> QemuConfig {
     QemuConfig {
-        accel: match config.accel {
-            Accel::Auto => qemu::Accel::Auto,
-            Accel::Kvm => qemu::Accel::Kvm,
-            Accel::Tcg => qemu::Accel::Tcg,
-        },
+        accel: config.accel,
         display_address: config.display_address,
         spice_ports: config.spice_ports.clone(),
         rdp_ports: config.rdp_ports.clone(),

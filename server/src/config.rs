@@ -1,23 +1,15 @@
 //! Server configuration: built-in defaults, then a TOML file, then environment
 //! variables, then command-line flags, each overriding the one before.
 
+/// A setting's type may come from the driver it configures; the driver never reads
+/// the configuration (the composition root, `app.rs`, hands it its settings).
+pub use crate::compute::qemu::Accel;
 use ipnet::IpNet;
 use serde::Deserialize;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-
-/// Which accelerator machines run on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Accel {
-    /// KVM when `/dev/kvm` can be opened for writing, else TCG.
-    #[default]
-    Auto,
-    Kvm,
-    Tcg,
-}
 
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:5000";
 pub const DEFAULT_TOKEN_TTL_SECS: u64 = 2 * 60 * 60;

@@ -224,7 +224,7 @@ pub fn administer(
         None => input,
     };
     let command = decoder(&input).map_err(explain)?;
-    let outcome = services.admin.run(&Actor::cli(), command.clone()).map_err(explain)?;
+    let outcome = services.admin().run(&Actor::cli(), command.clone()).map_err(explain)?;
     report(out, &command, outcome)
 }
 

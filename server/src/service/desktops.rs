@@ -7,6 +7,7 @@ use crate::compute::{Compute, ComputeError, MachineView, PowerOp};
 use crate::store::{DesktopRecord, NewDesktop, Store};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
+use thindesk_shared::admin::DesktopSummary;
 use thindesk_shared::{ConnectionInfo, ConnectionType, Desktop, DesktopAction, DesktopStatus, Policy, Secret};
 
 /// What an administrator decides when creating a desktop.
@@ -42,17 +43,6 @@ impl DesktopSpec {
             flavor: Some(flavor.to_owned()),
         }
     }
-}
-
-/// A desktop as the administrator's listing shows it; never its credentials.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DesktopSummary {
-    pub id: String,
-    pub name: String,
-    pub owner: String,
-    pub status: DesktopStatus,
-    pub image: Option<String>,
-    pub flavor: Option<String>,
 }
 
 /// Who gets a desktop when a class is given one each.

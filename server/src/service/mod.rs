@@ -46,7 +46,6 @@ pub struct Services {
     pub catalogue: Arc<Catalogue>,
     pub cloud: Arc<Cloud>,
     pub audit: Arc<Audit>,
-    pub admin: Arc<Admin>,
 }
 
 impl Services {
@@ -57,15 +56,12 @@ impl Services {
         let catalogue = Arc::new(Catalogue::new(store.clone()));
         let cloud = Arc::new(Cloud::new(store.clone(), compute, settings.public_address, settings.cloud_access));
         let audit = Arc::new(Audit::new(store.clone()));
-        let admin = Arc::new(Admin {
-            accounts: accounts.clone(),
-            terminals: terminals.clone(),
-            desktops: desktops.clone(),
-            catalogue: catalogue.clone(),
-            cloud: cloud.clone(),
-            audit: audit.clone(),
-        });
-        Ok(Self { store, accounts, terminals, desktops, catalogue, cloud, audit, admin })
+        Ok(Self { store, accounts, terminals, desktops, catalogue, cloud, audit })
+    }
+
+    /// Administrative operations over these services.
+    pub fn admin(&self) -> Admin<'_> {
+        Admin { services: self }
     }
 }
 

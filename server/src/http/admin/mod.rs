@@ -60,7 +60,7 @@ pub async fn dispatch(
         None => input,
     };
     let by = admin.actor();
-    let outcome = blocking(move || state.services.admin.perform(&by, decoder, &input)).await?;
+    let outcome = blocking(move || state.services.admin().perform(&by, decoder, &input)).await?;
     Ok(success(outcome))
 }
 

@@ -14,27 +14,16 @@ use warp::http::StatusCode;
 
 type Form = HashMap<String, String>;
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Nav {
-    Overview,
-    Terminals,
-    Users,
-    Places,
-    Desktops,
-    Catalogue,
-    Settings,
-    Audit,
-}
-
-const NAV: [(Nav, &str, Text); 8] = [
-    (Nav::Overview, "/admin/", Text::Overview),
-    (Nav::Terminals, "/admin/terminals", Text::Terminals),
-    (Nav::Users, "/admin/users", Text::Users),
-    (Nav::Places, "/admin/places", Text::Places),
-    (Nav::Desktops, "/admin/desktops", Text::Desktops),
-    (Nav::Catalogue, "/admin/catalogue", Text::Catalogue),
-    (Nav::Settings, "/admin/settings", Text::Settings),
-    (Nav::Audit, "/admin/audit", Text::Audit),
+/// The console's sections: each page names its own with its title's text.
+const NAV: [(Text, &str); 8] = [
+    (Text::Overview, "/admin/"),
+    (Text::Terminals, "/admin/terminals"),
+    (Text::Users, "/admin/users"),
+    (Text::Places, "/admin/places"),
+    (Text::Desktops, "/admin/desktops"),
+    (Text::Catalogue, "/admin/catalogue"),
+    (Text::Settings, "/admin/settings"),
+    (Text::Audit, "/admin/audit"),
 ];
 
 fn head(lang: Lang, title: &str) -> Markup {
@@ -51,9 +40,9 @@ fn head(lang: Lang, title: &str) -> Markup {
     }
 }
 
-fn layout(ctx: &Ctx, nav: Nav, body: Markup) -> String {
+fn layout(ctx: &Ctx, nav: Text, body: Markup) -> String {
     let lang = ctx.lang;
-    let title = NAV.iter().find(|n| n.0 == nav).map_or("", |n| lang.t(n.2));
+    let title = lang.t(nav);
     let other = if lang == Lang::Zh { "en" } else { "zh" };
     html! {
         (DOCTYPE)
@@ -73,8 +62,8 @@ fn layout(ctx: &Ctx, nav: Nav, body: Markup) -> String {
                 }
                 div.frame {
                     nav.side {
-                        @for (item, href, key) in NAV {
-                            a href=(href) class=@if item == nav { "active" } @else { "" } { (lang.t(key)) }
+                        @for (item, href) in NAV {
+                            a href=(href) class=@if item == nav { "active" } @else { "" } { (lang.t(item)) }
                         }
                     }
                     main {
@@ -141,24 +130,24 @@ pub fn login(lang: Lang, token: &str, user: &str, error: Option<&str>) -> String
 pub fn page(state: &AppState, ctx: &Ctx, segments: &[String], query: &HashMap<String, String>) -> (StatusCode, String) {
     let path: Vec<&str> = segments.iter().map(String::as_str).collect();
     let result = match path.as_slice() {
-        [] | ["overview"] => overview(state, ctx).map(|b| layout(ctx, Nav::Overview, b)),
-        ["terminals"] => terminals(state, ctx, query).map(|b| layout(ctx, Nav::Terminals, b)),
-        ["users"] => users(state, ctx).map(|b| layout(ctx, Nav::Users, b)),
-        ["places"] => places(state, ctx).map(|b| layout(ctx, Nav::Places, b)),
-        ["desktops"] => desktops(state, ctx).map(|b| layout(ctx, Nav::Desktops, b)),
-        ["catalogue"] => catalogue(state, ctx).map(|b| layout(ctx, Nav::Catalogue, b)),
-        ["settings"] => settings(state, ctx).map(|b| layout(ctx, Nav::Settings, b)),
-        ["audit"] => audit(state, ctx, query).map(|b| layout(ctx, Nav::Audit, b)),
+        [] | ["overview"] => overview(state, ctx).map(|b| layout(ctx, Text::Overview, b)),
+        ["terminals"] => terminals(state, ctx, query).map(|b| layout(ctx, Text::Terminals, b)),
+        ["users"] => users(state, ctx).map(|b| layout(ctx, Text::Users, b)),
+        ["places"] => places(state, ctx).map(|b| layout(ctx, Text::Places, b)),
+        ["desktops"] => desktops(state, ctx).map(|b| layout(ctx, Text::Desktops, b)),
+        ["catalogue"] => catalogue(state, ctx).map(|b| layout(ctx, Text::Catalogue, b)),
+        ["settings"] => settings(state, ctx).map(|b| layout(ctx, Text::Settings, b)),
+        ["audit"] => audit(state, ctx, query).map(|b| layout(ctx, Text::Audit, b)),
         _ => {
             let body = html! { p { (ctx.lang.t(Text::NotFoundPage)) } };
-            return (StatusCode::NOT_FOUND, layout(ctx, Nav::Overview, body));
+            return (StatusCode::NOT_FOUND, layout(ctx, Text::Overview, body));
         }
     };
     match result {
         Ok(html) => (StatusCode::OK, html),
         Err(error) => {
             let body = html! { div.flash.error { (message(ctx.lang, &error).text) } };
-            (StatusCode::INTERNAL_SERVER_ERROR, layout(ctx, Nav::Overview, body))
+            (StatusCode::INTERNAL_SERVER_ERROR, layout(ctx, Text::Overview, body))
         }
     }
 }
@@ -195,7 +184,7 @@ fn overview(state: &AppState, ctx: &Ctx) -> Page {
     let instances = state.services.cloud.list_instances()?;
     let running_instances = instances.iter().filter(|i| i.status == DesktopStatus::Active).count();
     let recent =
-        state.services.admin.audit_entries(&crate::service::AuditFilter { limit: Some(8), ..Default::default() })?;
+        state.services.admin().audit_entries(&crate::service::AuditFilter { limit: Some(8), ..Default::default() })?;
     let stat = |value: String, key: Text, href: &'static str| {
         html! { a.stat href=(href) { span.value { (value) } span.label { (lang.t(key)) } } }
     };
@@ -552,7 +541,7 @@ fn audit(state: &AppState, ctx: &Ctx, query: &HashMap<String, String>) -> Page {
     let lang = ctx.lang;
     let value = |key: &str| query.get(key).cloned().unwrap_or_default();
     let (entries, error) = match decode::audit_filter(&Input::from_text(query.clone())) {
-        Ok(filter) => (state.services.admin.audit_entries(&filter)?, None),
+        Ok(filter) => (state.services.admin().audit_entries(&filter)?, None),
         Err(error) => (Vec::new(), Some(message(lang, &error))),
     };
     Ok(html! {
@@ -636,7 +625,7 @@ pub fn act(state: &AppState, admin: &Principal, lang: Lang, segments: &[String],
     let back = super::back(segments).to_owned();
     let Some(decoder) = form_decoder(&path) else { return (back, Flash::error(lang.t(Text::NotFoundPage))) };
     let outcome = decoder(&form_input(form)).and_then(|command| {
-        let outcome = state.services.admin.run(&admin.actor(), command.clone())?;
+        let outcome = state.services.admin().run(&admin.actor(), command.clone())?;
         Ok(said(lang, &command, outcome))
     });
     (back, outcome.unwrap_or_else(|error| message(lang, &error)))

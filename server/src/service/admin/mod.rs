@@ -11,12 +11,11 @@ mod input;
 pub use decode::Decoder;
 pub use input::Input;
 
-use super::audit::{Actor, Audit, AuditFilter};
-use super::catalogue::{Catalogue, Flavor, ImageSpec};
-use super::desktops::{Class, DesktopSpec, Desktops};
-use super::{Accounts, Cloud, ServiceError, Terminals, iso8601};
+use super::audit::{Actor, AuditFilter};
+use super::catalogue::{Flavor, ImageSpec};
+use super::desktops::{Class, DesktopSpec};
+use super::{ServiceError, Services, iso8601};
 use serde::Serialize;
-use std::sync::Arc;
 use thindesk_shared::admin::{self as wire, Settings};
 use thindesk_shared::{DesktopAction, Place, PlaceList, RegistrationMode, Secret, Terminal, TerminalState};
 
@@ -100,16 +99,11 @@ pub enum Outcome {
 
 /// Runs administrative commands over the other services. The caller has already
 /// established that `by` is an administrator (or the host's command line).
-pub struct Admin {
-    pub accounts: Arc<Accounts>,
-    pub terminals: Arc<Terminals>,
-    pub desktops: Arc<Desktops>,
-    pub catalogue: Arc<Catalogue>,
-    pub cloud: Arc<Cloud>,
-    pub audit: Arc<Audit>,
+pub struct Admin<'a> {
+    pub(super) services: &'a Services,
 }
 
-impl Admin {
+impl Admin<'_> {
     /// Decodes and runs in one step, as every face does.
     pub fn perform(&self, by: &Actor, decoder: Decoder, input: &Input) -> Result<Outcome, ServiceError> {
         self.run(by, decoder(input)?)
@@ -120,6 +114,7 @@ impl Admin {
         Ok(match command {
             C::ListUsers => Outcome::Users(wire::UserList {
                 user_list: self
+                    .services
                     .accounts
                     .users()?
                     .into_iter()
@@ -127,40 +122,43 @@ impl Admin {
                     .collect(),
             }),
             C::CreateUser { name, password, is_admin } => {
-                self.accounts.create_user(by, &name, password.expose(), is_admin)?;
+                self.services.accounts.create_user(by, &name, password.expose(), is_admin)?;
                 Outcome::UserCreated(wire::UserCreated { name, is_admin })
             }
             C::ImportUsers { csv } => {
-                Outcome::UsersImported(wire::UsersImported { created: self.accounts.import_csv(by, &csv)? })
+                Outcome::UsersImported(wire::UsersImported { created: self.services.accounts.import_csv(by, &csv)? })
             }
-            C::ResetPassword { name, password } => done(self.accounts.reset_password(by, &name, password.expose()))?,
-            C::SetAdmin { name, is_admin } => done(self.accounts.set_admin(by, &name, is_admin))?,
-            C::DeleteUser { name } => done(self.accounts.delete_user(by, &name))?,
-            C::ListPlaces => Outcome::Places(PlaceList { place_list: self.terminals.places()? }),
+            C::ResetPassword { name, password } => {
+                done(self.services.accounts.reset_password(by, &name, password.expose()))?
+            }
+            C::SetAdmin { name, is_admin } => done(self.services.accounts.set_admin(by, &name, is_admin))?,
+            C::DeleteUser { name } => done(self.services.accounts.delete_user(by, &name))?,
+            C::ListPlaces => Outcome::Places(PlaceList { place_list: self.services.terminals.places()? }),
             C::AddPlace { name, address } => {
-                self.terminals.add_place(by, &name, &address)?;
+                self.services.terminals.add_place(by, &name, &address)?;
                 Outcome::PlaceAdded(Place { name, address })
             }
-            C::DeletePlace { name } => done(self.terminals.delete_place(by, &name))?,
+            C::DeletePlace { name } => done(self.services.terminals.delete_place(by, &name))?,
             C::ListTerminals { state } => {
-                Outcome::Terminals(wire::TerminalList { terminal_list: self.terminals.terminals(state)? })
+                Outcome::Terminals(wire::TerminalList { terminal_list: self.services.terminals.terminals(state)? })
             }
             C::SetTerminalState { mac, state } => {
-                self.terminals.set_state(by, &mac, state)?;
-                Outcome::Terminal(self.terminals.lookup(&mac)?)
+                self.services.terminals.set_state(by, &mac, state)?;
+                Outcome::Terminal(self.services.terminals.lookup(&mac)?)
             }
             C::MoveTerminal { mac, place, seat_number } => {
-                self.terminals.move_to(by, &mac, &place, &seat_number)?;
-                Outcome::Terminal(self.terminals.lookup(&mac)?)
+                self.services.terminals.move_to(by, &mac, &place, &seat_number)?;
+                Outcome::Terminal(self.services.terminals.lookup(&mac)?)
             }
-            C::DeleteTerminal { mac } => done(self.terminals.delete(by, &mac))?,
+            C::DeleteTerminal { mac } => done(self.services.terminals.delete(by, &mac))?,
             C::ShowSettings => self.settings()?,
             C::SetRegistrationMode(mode) => {
-                self.terminals.set_registration_mode(by, mode)?;
+                self.services.terminals.set_registration_mode(by, mode)?;
                 self.settings()?
             }
             C::ListImages => Outcome::Images(wire::ImageList {
                 image_list: self
+                    .services
                     .catalogue
                     .images()?
                     .into_iter()
@@ -174,39 +172,28 @@ impl Admin {
                     .collect(),
             }),
             C::AddImage(spec) => {
-                self.catalogue.add_image(by, &spec)?;
+                self.services.catalogue.add_image(by, &spec)?;
                 Outcome::ImageAdded(wire::ImageAdded { name: spec.name.trim().to_owned() })
             }
-            C::DeleteImage { name } => done(self.catalogue.delete_image(by, &name))?,
+            C::DeleteImage { name } => done(self.services.catalogue.delete_image(by, &name))?,
             C::ListFlavors => Outcome::Flavors(wire::FlavorList {
-                flavor_list: self.catalogue.flavors()?.into_iter().map(flavor_wire).collect(),
+                flavor_list: self.services.catalogue.flavors()?.into_iter().map(flavor_wire).collect(),
             }),
             C::AddFlavor(flavor) => {
-                self.catalogue.add_flavor(by, &flavor)?;
+                self.services.catalogue.add_flavor(by, &flavor)?;
                 Outcome::FlavorAdded(flavor_wire(Flavor { name: flavor.name.trim().to_owned(), ..flavor }))
             }
-            C::DeleteFlavor { name } => done(self.catalogue.delete_flavor(by, &name))?,
+            C::DeleteFlavor { name } => done(self.services.catalogue.delete_flavor(by, &name))?,
             C::ListDesktops { owner } => Outcome::Desktops(wire::DesktopList {
-                desktop_list: self
-                    .desktops
-                    .list_all(owner.as_deref())?
-                    .into_iter()
-                    .map(|d| wire::DesktopSummary {
-                        id: d.id,
-                        name: d.name,
-                        owner: d.owner,
-                        status: d.status,
-                        image: d.image,
-                        flavor: d.flavor,
-                    })
-                    .collect(),
+                desktop_list: self.services.desktops.list_all(owner.as_deref())?,
             }),
             C::GiveDesktops(give) => self.give_desktops(by, give)?,
-            C::DeleteDesktop { id } => done(self.desktops.delete(by, &id))?,
-            C::AssignDesktop { id, user } => done(self.desktops.assign(by, &id, &user))?,
-            C::ActOnDesktop { id, action } => done(self.desktops.act_as_administrator(by, &id, action))?,
+            C::DeleteDesktop { id } => done(self.services.desktops.delete(by, &id))?,
+            C::AssignDesktop { id, user } => done(self.services.desktops.assign(by, &id, &user))?,
+            C::ActOnDesktop { id, action } => done(self.services.desktops.act_as_administrator(by, &id, action))?,
             C::ListInstances => Outcome::Instances(wire::InstanceList {
                 instance_list: self
+                    .services
                     .cloud
                     .list_instances()?
                     .into_iter()
@@ -223,7 +210,7 @@ impl Admin {
                     })
                     .collect(),
             }),
-            C::DestroyInstance { vm_id } => done(self.cloud.destroy(by, &vm_id))?,
+            C::DestroyInstance { vm_id } => done(self.services.cloud.destroy(by, &vm_id))?,
             C::ListAudit(filter) => Outcome::Audit(wire::AuditList { audit_list: self.audit_entries(&filter)? }),
         })
     }
@@ -231,6 +218,7 @@ impl Admin {
     /// The audit log's entries that `filter` selects, newest first.
     pub fn audit_entries(&self, filter: &AuditFilter) -> Result<Vec<wire::AuditEntry>, ServiceError> {
         Ok(self
+            .services
             .audit
             .list(filter)?
             .into_iter()
@@ -247,7 +235,7 @@ impl Admin {
     }
 
     fn settings(&self) -> Result<Outcome, ServiceError> {
-        Ok(Outcome::Settings(Settings { terminal_registration_mode: self.terminals.registration_mode()? }))
+        Ok(Outcome::Settings(Settings { terminal_registration_mode: self.services.terminals.registration_mode()? }))
     }
 
     fn give_desktops(&self, by: &Actor, give: GiveDesktops) -> Result<Outcome, ServiceError> {
@@ -256,13 +244,13 @@ impl Admin {
             Recipients::One(user) => {
                 let name = if name.trim().is_empty() { &image } else { &name };
                 let spec = DesktopSpec::from_catalogue(name, &user, &image, &flavor);
-                let id = self.desktops.create(by, &spec)?;
+                let id = self.services.desktops.create(by, &spec)?;
                 return Ok(Outcome::DesktopCreated(wire::DesktopCreated { id, owner: user }));
             }
             Recipients::Class(class) => class,
         };
         let mut given = wire::DesktopsGiven { created: Vec::new(), failed: Vec::new() };
-        for outcome in self.desktops.create_for_class(by, &class, &image, &flavor, &name)? {
+        for outcome in self.services.desktops.create_for_class(by, &class, &image, &flavor, &name)? {
             match outcome.result {
                 Ok(id) => given.created.push(wire::GivenDesktop { user: outcome.user, id }),
                 Err(error) => {
