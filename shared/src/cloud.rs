@@ -84,9 +84,23 @@ impl RetCode {
 
 /// The fixed part of every cloud API answer; calls add their own keys beside it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CloudReply {
+    #[cfg_attr(feature = "openapi", schema(schema_with = ret_code_schema))]
     pub ret_code: u8,
     pub description: String,
+}
+
+/// `ret_code`: one of [`RetCode::ALL`].
+#[cfg(feature = "openapi")]
+fn ret_code_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    let codes: Vec<String> = RetCode::ALL.iter().map(|c| format!("{} {}", c.code(), c.name())).collect();
+    ObjectBuilder::new()
+        .schema_type(Type::Integer)
+        .description(Some(format!("The return code: {}.", codes.join(", "))))
+        .enum_values(Some(RetCode::ALL.map(RetCode::code)))
+        .build()
 }
 
 impl CloudReply {
@@ -161,6 +175,7 @@ pub fn parse_internet(text: &str) -> Option<bool> {
 /// viewer needs besides. With user-mode networking the guest is reached through host
 /// ports, so `vm_ip` is the server's public address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LaunchedInstance {
     pub vm_id: String,
     pub vm_ip: String,
@@ -173,6 +188,7 @@ pub struct LaunchedInstance {
 
 /// One instance as `query_instance` and `list_instances` show it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InstanceInfo {
     pub vm_id: String,
     pub name: String,
@@ -189,11 +205,13 @@ pub struct InstanceInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rdp_port: Option<u16>,
     /// ISO 8601 UTC.
+    #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub created_at: String,
 }
 
 /// One image of the catalogue, as `list_images` shows it (never its password or path).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ImageInfo {
     pub name: String,
     pub default_connection_type: crate::ConnectionType,
@@ -201,11 +219,81 @@ pub struct ImageInfo {
 
 /// One flavor, with OpenStack's field names.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FlavorInfo {
     pub name: String,
     pub vcpus: u32,
     pub ram: u32,
     pub disk: u32,
+}
+
+/// What `list_instances` adds to a success.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct InstanceList {
+    pub instances: Vec<InstanceInfo>,
+}
+
+/// What `list_images` adds to a success.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ImageList {
+    pub images: Vec<ImageInfo>,
+}
+
+/// What `list_flavors` adds to a success.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct FlavorList {
+    pub flavors: Vec<FlavorInfo>,
+}
+
+/// The form an exam system posts to `/cloud_api` (URL-encoded or multipart). Every
+/// value is text; which keys a call needs depends on `command`, and a missing or empty
+/// one is answered with [`RetCode::ArgumentMissing`].
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct CloudForm {
+    /// The call; see [`Command`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(schema_with = command_schema))]
+    pub command: Option<String>,
+    /// `launch_instance`: the catalogue's image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub image: Option<String>,
+    /// `launch_instance`: the catalogue's flavor.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub flavor: Option<String>,
+    /// `launch_instance`: whether the machine reaches outside networks, exactly `true`
+    /// or `false`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub internet: Option<String>,
+    /// `launch_instance`: the machine's name, 1 to 64 printable characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub name: Option<String>,
+    /// `destroy_instance`, `query_instance`: the `vm_id` that `launch_instance` gave.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub vm_id: Option<String>,
+    /// The cloud API key, when the server has one (the `X-Api-Key` header works too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String))]
+    pub api_key: Option<String>,
+}
+
+/// `command`: one of [`Command::ALL`].
+#[cfg(feature = "openapi")]
+fn command_schema() -> utoipa::openapi::schema::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some("The call: `launch_instance` and `destroy_instance` (the seed's), or one of the others."))
+        .enum_values(Some(Command::ALL.map(Command::as_str)))
+        .build()
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ use std::fmt;
 
 /// OpenStack's words for a server's state, which the seed's clients already know.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum DesktopStatus {
     Active,
@@ -45,6 +46,7 @@ impl fmt::Display for DesktopStatus {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ConnectionType {
     Rdp,
@@ -70,6 +72,7 @@ impl ConnectionType {
 
 /// What the viewer may pass through between the terminal and the desktop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Policy {
     pub enable_usb: bool,
     pub enable_clipboard: bool,
@@ -84,6 +87,7 @@ impl Default for Policy {
 
 /// One way to reach a desktop's display. `port` is a string, as the seed shows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ConnectionInfo {
     #[serde(rename = "type")]
     pub kind: ConnectionType,
@@ -96,6 +100,7 @@ pub struct ConnectionInfo {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Desktop {
     pub id: String,
     pub name: String,
@@ -110,6 +115,7 @@ pub struct Desktop {
 /// `data` of the desktop list. Gateways are not supported (the seed says so too), so
 /// `gateway_list` is always empty but always present.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DesktopList {
     pub desktop_list: Vec<Desktop>,
     pub gateway_list: Vec<Value>,
@@ -173,6 +179,43 @@ impl DesktopAction {
         DesktopAction::parse(name).ok_or_else(|| format!("unknown action {name:?}; use one of: {names}"))
     }
 }
+
+/// The body of an action request, in both forms [`DesktopAction::from_body`] reads: the
+/// seed's `{"reboot": null}` or `{"action": "reboot"}`, built from [`DesktopAction::ALL`].
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for DesktopAction {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{AdditionalProperties, ObjectBuilder, OneOfBuilder, Type};
+        let names = Self::ALL.map(Self::as_str);
+        let closed = || Some(AdditionalProperties::FreeForm(false));
+        let mut seed_form = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some("The seed's form: the action's name as the only key, `{\"reboot\": null}`."))
+            .min_properties(Some(1))
+            .max_properties(Some(1))
+            .additional_properties(closed());
+        for name in names {
+            seed_form = seed_form.property(name, ObjectBuilder::new().schema_type(Type::Null));
+        }
+        let named_form = ObjectBuilder::new()
+            .schema_type(Type::Object)
+            .description(Some("The action named in `action`: `{\"action\": \"reboot\"}`."))
+            .property("action", ObjectBuilder::new().schema_type(Type::String).enum_values(Some(names)))
+            .required("action")
+            .additional_properties(closed());
+        OneOfBuilder::new()
+            .description(Some(
+                "Exactly one action. `resume` starts a stopped desktop and wakes a suspended or paused one, \
+                 `reboot` restarts it, `shutdown` powers it off; `start` and `reset` (hard) are added.",
+            ))
+            .item(seed_form)
+            .item(named_form)
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for DesktopAction {}
 
 impl fmt::Display for DesktopAction {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

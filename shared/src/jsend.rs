@@ -3,15 +3,17 @@
 use serde::{Deserialize, Serialize};
 
 /// One reply of the v1.0 API. `fail` is the caller's fault (4xx), `error` the server's
-/// (5xx).
+/// (5xx). `F` is the type of a fail's `data`: the server writes typed data, a client
+/// reads any JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(tag = "status", rename_all = "lowercase")]
-pub enum JSend<T> {
+pub enum JSend<T, F = serde_json::Value> {
     Success {
         data: T,
     },
     Fail {
-        data: serde_json::Value,
+        data: F,
     },
     Error {
         message: String,
@@ -22,7 +24,7 @@ pub enum JSend<T> {
     },
 }
 
-impl<T> JSend<T> {
+impl<T, F> JSend<T, F> {
     /// The data of a success, or the whole envelope back as the error.
     pub fn into_result(self) -> Result<T, Self> {
         match self {

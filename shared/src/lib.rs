@@ -3,6 +3,9 @@
 //!
 //! This crate does no I/O and knows neither warp nor egui: it is data, serde and the
 //! few pure rules both sides must agree on (MAC spelling, action bodies).
+//!
+//! With the feature `openapi` (the server turns it on) the wire types also derive
+//! `utoipa::ToSchema`, so that the server's OpenAPI document describes these very types.
 
 pub mod admin;
 pub mod cloud;
@@ -12,6 +15,7 @@ pub mod mac;
 pub mod secret;
 pub mod terminal;
 pub mod token;
+pub mod user;
 
 pub use desktop::{ConnectionInfo, ConnectionType, Desktop, DesktopAction, DesktopList, DesktopStatus, Policy};
 pub use jsend::JSend;
@@ -19,3 +23,4 @@ pub use mac::{MacAddress, MacError};
 pub use secret::Secret;
 pub use terminal::{Place, PlaceList, RegistrationMode, RegistrationReply, Terminal, TerminalState};
 pub use token::{PasswordChange, Token, TokenGrant};
+pub use user::IsAdministrator;

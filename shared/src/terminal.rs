@@ -4,17 +4,20 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Place {
     pub name: String,
     pub address: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PlaceList {
     pub place_list: Vec<Place>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "UPPERCASE")]
 pub enum TerminalState {
     Approved,
@@ -93,6 +96,7 @@ impl fmt::Display for RegistrationMode {
 /// registered it from the terminal, otherwise the server's registration mode at the time
 /// (`auto`, `approval` or `closed`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Terminal {
     pub place: String,
     pub seat_number: String,
@@ -103,6 +107,7 @@ pub struct Terminal {
 
 /// `data` of a successful `POST /api/v1.0/terminals/registration`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegistrationReply {
     pub terminal_state: TerminalState,
 }
@@ -110,14 +115,18 @@ pub struct RegistrationReply {
 /// The body of `POST /api/v1.0/terminals/registration`. A missing field reads as
 /// empty, so the server can name every missing field at once.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RegistrationRequest {
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub place: String,
     /// Text ("01" and "1" are different seats), but a client that sends a JSON number
     /// plainly means that number.
     #[serde(default, deserialize_with = "text_or_number")]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub seat_number: String,
     #[serde(default)]
+    #[cfg_attr(feature = "openapi", schema(required = true))]
     pub mac_address: String,
     /// `"auth"`: an administrator registers the terminal directly, with their
     /// credentials on the request.

@@ -461,6 +461,18 @@ async fn unknown_routes_and_methods_answer_in_jsend() {
     }
 }
 
+/// `/terminals/registration` is also the shape of `/terminals/<mac>`; a wrong method on
+/// it must still name the methods registration takes.
+#[tokio::test]
+async fn a_wrong_method_on_registration_is_405_allowing_post() {
+    let server = TestServer::start().await;
+    for method in [Method::GET, Method::PUT, Method::DELETE, Method::PATCH, Method::OPTIONS] {
+        let reply = server.call(method.clone(), "/terminals/registration", None, None).await;
+        reply.fail(405);
+        assert_eq!(reply.headers.get("allow").and_then(|v| v.to_str().ok()), Some("POST"), "{method}");
+    }
+}
+
 #[tokio::test]
 async fn bad_bodies_are_400_413_and_415() {
     let server = TestServer::start().await;

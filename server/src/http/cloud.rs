@@ -7,9 +7,12 @@ use super::reply::{ApiError, HttpError};
 use super::{AppState, blocking};
 use crate::compute::ComputeError;
 use crate::service::{Actor, Cloud, CloudError, CloudRequest};
-use serde_json::{Map, Value, json};
+use serde::Serialize;
 use std::net::SocketAddr;
-use thindesk_shared::cloud::{CloudReply, Command, RetCode};
+use thindesk_shared::cloud::{
+    CloudReply, Command, FlavorList, ImageList, InstanceInfo, InstanceList, LaunchedInstance, RetCode,
+};
+use utoipa::ToSchema;
 use warp::Reply;
 use warp::http::{HeaderMap, Method};
 use warp::reply::Response;
@@ -53,7 +56,7 @@ async fn call(
     headers: &HeaderMap,
     form: Result<Form, HttpError>,
     state: AppState,
-) -> Result<Value, Failure> {
+) -> Result<Option<Extra>, Failure> {
     let key = headers
         .get("x-api-key")
         .and_then(|value| value.to_str().ok())
@@ -70,36 +73,60 @@ async fn call(
     Ok(outcome?)
 }
 
+/// Every answer: `ret_code` and `description`, and beside them what the call adds.
+#[derive(Debug, Serialize)]
+pub(super) struct CloudAnswer {
+    #[serde(flatten)]
+    pub reply: CloudReply,
+    #[serde(flatten)]
+    pub extra: Option<Extra>,
+}
+
+/// The keys an answer may carry beside `ret_code` and `description`, one variant per
+/// shape. The OpenAPI document lists these variants (`http::openapi`).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(untagged)]
+pub(super) enum Extra {
+    /// `launch_instance`.
+    Launched(LaunchedInstance),
+    /// `query_instance`.
+    Instance(InstanceInfo),
+    /// `list_instances`.
+    Instances(InstanceList),
+    /// `list_images`.
+    Images(ImageList),
+    /// `list_flavors`.
+    Flavors(FlavorList),
+    /// A failure, and why.
+    Detail { detail: String },
+    /// `Argument missing`, and which.
+    Missing { missing: Vec<&'static str> },
+}
+
 /// Each command's keys beside `ret_code` and `description`.
-fn execute(cloud: &Cloud, actor: &Actor, request: CloudRequest) -> Result<Value, CloudError> {
-    Ok(match request {
+fn execute(cloud: &Cloud, actor: &Actor, request: CloudRequest) -> Result<Option<Extra>, CloudError> {
+    Ok(Some(match request {
         CloudRequest::Launch { image, flavor, internet, name } => {
-            json!(cloud.launch(actor, &image, &flavor, internet, &name)?)
+            Extra::Launched(cloud.launch(actor, &image, &flavor, internet, &name)?)
         }
         CloudRequest::Destroy { vm_id } => {
             cloud.destroy(actor, &vm_id)?;
-            json!({})
+            return Ok(None);
         }
-        CloudRequest::Query { vm_id } => json!(cloud.query_instance(&vm_id)?),
-        CloudRequest::ListInstances => json!({ "instances": cloud.list_instances()? }),
-        CloudRequest::ListImages => json!({ "images": cloud.list_images()? }),
-        CloudRequest::ListFlavors => json!({ "flavors": cloud.list_flavors()? }),
-    })
+        CloudRequest::Query { vm_id } => Extra::Instance(cloud.query_instance(&vm_id)?),
+        CloudRequest::ListInstances => Extra::Instances(InstanceList { instances: cloud.list_instances()? }),
+        CloudRequest::ListImages => Extra::Images(ImageList { images: cloud.list_images()? }),
+        CloudRequest::ListFlavors => Extra::Flavors(FlavorList { flavors: cloud.list_flavors()? }),
+    }))
 }
 
 /// Always HTTP 200 with `application/json`, as the contract says.
-fn answer(outcome: Result<Value, Failure>) -> Response {
+fn answer(outcome: Result<Option<Extra>, Failure>) -> Response {
     let (reply, extra) = match outcome {
-        Ok(value) => (CloudReply::standard(RetCode::Success), value),
+        Ok(extra) => (CloudReply::standard(RetCode::Success), extra),
         Err(failure) => describe(&failure),
     };
-    let mut body = Map::new();
-    body.insert("ret_code".into(), json!(reply.ret_code));
-    body.insert("description".into(), json!(reply.description));
-    if let Value::Object(extra) = extra {
-        body.extend(extra);
-    }
-    warp::reply::json(&Value::Object(body)).into_response()
+    warp::reply::json(&CloudAnswer { reply, extra }).into_response()
 }
 
 const LOG_HAS_DETAILS: &str = "the server's log has the details";
@@ -108,26 +135,26 @@ const LOG_HAS_DETAILS: &str = "the server's log has the details";
 /// The standard descriptions are the contract's words; where the seed's client can
 /// only be helped by knowing why (no room on the host, a broken catalogue), the reason
 /// follows after a colon. Internals (hypervisor messages, SQL) go to the log only.
-fn describe(failure: &Failure) -> (CloudReply, Value) {
+fn describe(failure: &Failure) -> (CloudReply, Option<Extra>) {
     use CloudError as E;
     use RetCode as R;
-    let none = Value::Null;
+    let none = None;
+    let detail = |detail: String| Some(Extra::Detail { detail });
     match failure {
         Failure::Method(method) => (
             CloudReply::standard(R::InvalidCommand),
-            json!({ "detail": format!("the cloud API answers POST with a form body, not {method}") }),
+            detail(format!("the cloud API answers POST with a form body, not {method}")),
         ),
-        Failure::Body(error) => (CloudReply::standard(R::InvalidCommand), json!({ "detail": error.to_string() })),
+        Failure::Body(error) => (CloudReply::standard(R::InvalidCommand), detail(error.to_string())),
         Failure::Cloud(error) => match error {
             E::PermissionDenied => (CloudReply::standard(R::PermissionDenied), none),
             E::InvalidCommand => {
                 let commands: Vec<&str> = Command::ALL.iter().map(|c| c.as_str()).collect();
-                (
-                    CloudReply::standard(R::InvalidCommand),
-                    json!({ "detail": format!("commands: {}", commands.join(", ")) }),
-                )
+                (CloudReply::standard(R::InvalidCommand), detail(format!("commands: {}", commands.join(", "))))
             }
-            E::ArgumentMissing(missing) => (CloudReply::standard(R::ArgumentMissing), json!({ "missing": missing })),
+            E::ArgumentMissing(missing) => {
+                (CloudReply::standard(R::ArgumentMissing), Some(Extra::Missing { missing: missing.clone() }))
+            }
             E::InvalidInternet => (CloudReply::standard(R::InvalidInternet), none),
             E::InvalidName => (CloudReply::detailed(R::VmCreationFailure, &error.to_string()), none),
             E::InvalidImage(_) => (CloudReply::standard(R::InvalidImage), none),

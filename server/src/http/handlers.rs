@@ -5,8 +5,7 @@ use super::{AppState, Caller, blocking, body, credentials};
 use crate::service::terminals::Registration;
 use crate::service::{FieldErrors, Principal, ServiceError};
 use serde_json::Value;
-use thindesk_shared::{DesktopAction, DesktopList, PasswordChange, PlaceList, RegistrationReply};
-use warp::http::Method;
+use thindesk_shared::{DesktopAction, DesktopList, IsAdministrator, PasswordChange, PlaceList, RegistrationReply};
 use warp::reply::Response;
 
 pub(super) async fn authenticate(state: &AppState, caller: Caller) -> Result<Principal, ApiError> {
@@ -46,7 +45,7 @@ pub async fn desktops(caller: Caller, state: AppState) -> Result<Response, ApiEr
 pub async fn is_administrator(caller: Caller, state: AppState) -> Result<Response, ApiError> {
     let principal = authenticate(&state, caller).await?;
     // The seed answers with the string, not a JSON boolean.
-    Ok(success(if principal.is_admin { "true" } else { "false" }))
+    Ok(success(IsAdministrator::from(principal.is_admin)))
 }
 
 pub async fn desktop_action(
@@ -69,11 +68,6 @@ pub async fn places(state: AppState) -> Result<Response, ApiError> {
 }
 
 pub async fn terminal(mac: String, state: AppState) -> Result<Response, ApiError> {
-    // `/terminals/registration` is the POST-only sibling of this route, not a MAC.
-    if mac == "registration" {
-        static ONLY_POST: [Method; 1] = [Method::POST];
-        return Err(HttpError::MethodNotAllowed { method: Method::GET, allowed: ONLY_POST.to_vec() }.into());
-    }
     let terminals = state.services.terminals.clone();
     let terminal = blocking(move || terminals.lookup(&mac)).await?;
     Ok(success(terminal))

@@ -7,6 +7,7 @@ mod cloud;
 pub mod console;
 pub mod credentials;
 mod handlers;
+mod openapi;
 pub mod reply;
 
 use crate::service::{ServiceError, Services};
@@ -111,10 +112,21 @@ fn v1_routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
         .then(handlers::register_terminal)
         .map(reply::finish)
         .boxed();
+    // `registration` is the path of the route above, not a MAC: left to that route, a
+    // wrong method there is a 405 that allows POST.
     let terminal = warp::path!("api" / "v1.0" / "terminals" / String)
+        .and_then(
+            |mac: String| async move { if mac == "registration" { Err(warp::reject::not_found()) } else { Ok(mac) } },
+        )
         .and(allow(&ONLY_GET))
         .and(with_state.clone())
         .then(handlers::terminal)
+        .map(reply::finish)
+        .boxed();
+    // The OpenAPI document of the routes above and of the cloud API.
+    let openapi = warp::path!("api" / "v1.0" / "openapi.json")
+        .and(allow(&ONLY_GET))
+        .map(openapi::serve)
         .map(reply::finish)
         .boxed();
     // The administrator's API: one router for every resource under /admin.
@@ -163,6 +175,8 @@ fn v1_routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
         .or(registration)
         .unify()
         .or(terminal)
+        .unify()
+        .or(openapi)
         .unify()
         .or(admin_api)
         .unify()

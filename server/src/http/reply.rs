@@ -2,10 +2,11 @@
 
 use crate::service::{FieldErrors, ServiceError};
 use serde::Serialize;
-use serde_json::{Map, Value, json};
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use thindesk_shared::JSend;
 use thindesk_shared::terminal::{SEAT_TAKEN, TERMINAL_EXISTED, TERMINAL_NOT_EXIST};
+use utoipa::ToSchema;
 use warp::http::{HeaderValue, Method, StatusCode, header};
 use warp::reply::Response;
 use warp::{Rejection, Reply};
@@ -56,41 +57,121 @@ pub fn reject(error: impl Into<ApiError>) -> Rejection {
     warp::reject::custom(error.into())
 }
 
-/// `{"status":"success","data":...}` with 200.
-pub fn success<T: Serialize>(data: T) -> Response {
-    jsend_response(StatusCode::OK, &JSend::Success { data })
+// ----- the `data` of each kind of fail ---------------------------------------------
+// Each names the part of the request at fault. The OpenAPI document (`http::openapi`)
+// takes its schemas from these types.
+
+/// The body cannot be used: unreadable, too large, of the wrong type, not JSON.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct BodyFail {
+    pub body: String,
 }
 
-fn jsend_response<T: Serialize>(status: StatusCode, body: &JSend<T>) -> Response {
+/// The credentials are missing or wrong (401), or not an administrator's (403).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuthorizationFail {
+    pub authorization: String,
+}
+
+/// Too many failed logins (429); `Retry-After` says the same.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ThrottledFail {
+    pub authorization: String,
+    /// Seconds to wait before the next try.
+    pub retry_after: u64,
+}
+
+/// The endpoint does not take this method (405); `Allow` lists those it takes.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MethodFail {
+    pub method: String,
+}
+
+/// No endpoint has this path (404).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PathFail {
+    pub path: String,
+}
+
+/// A header cannot be read (400), such as an `Authorization` that is not visible ASCII.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HeaderFail {
+    pub header: String,
+}
+
+/// Any other request warp could not take (400).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RequestFail {
+    pub request: String,
+}
+
+/// The desktop is not the caller's or does not exist (404), or is busy (409).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DesktopFail {
+    pub desktop: String,
+}
+
+/// No such thing (404) or a conflict (409), in the administrator's API.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageFail {
+    pub message: String,
+}
+
+/// Field errors (400) in both shapes the contract uses: `{"errors": {"place": ["..."]}}`
+/// for forms, and the first message of each field at the top level
+/// (`{"mac_address": "..."}`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FieldFail {
+    /// The first message of each field, under the field's name.
+    #[serde(flatten)]
+    pub first: BTreeMap<String, String>,
+    /// Every message of each field.
+    pub errors: BTreeMap<String, Vec<String>>,
+}
+
+/// An uploaded CSV file's bad lines (400); nothing was imported.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CsvFail {
+    pub csv: String,
+    pub lines: Vec<LineFail>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LineFail {
+    pub line: usize,
+    pub error: String,
+}
+
+/// `{"status":"success","data":...}` with 200.
+pub fn success<T: Serialize>(data: T) -> Response {
+    jsend_response(StatusCode::OK, &JSend::<T, ()>::Success { data })
+}
+
+fn jsend_response<T: Serialize, F: Serialize>(status: StatusCode, body: &JSend<T, F>) -> Response {
     let mut response = warp::reply::json(body).into_response();
     *response.status_mut() = status;
     response
 }
 
-fn fail(status: StatusCode, data: Value) -> Response {
-    jsend_response::<()>(status, &JSend::Fail { data })
+fn fail<F: Serialize>(status: StatusCode, data: F) -> Response {
+    jsend_response::<(), F>(status, &JSend::Fail { data })
 }
 
 fn error(status: StatusCode, message: &str, code: &str) -> Response {
-    jsend_response::<()>(status, &JSend::Error { message: message.to_owned(), code: Some(code.to_owned()), data: None })
+    jsend_response::<(), ()>(
+        status,
+        &JSend::Error { message: message.to_owned(), code: Some(code.to_owned()), data: None },
+    )
 }
 
-/// Field errors in both shapes the contract uses: `{"errors": {"place": ["..."]}}` for
-/// forms, and the first message of each field at the top level
-/// (`{"mac_address": "..."}`).
-fn field_errors(errors: &FieldErrors) -> Value {
-    let mut data = Map::new();
-    for (field, messages) in &errors.0 {
-        if let Some(first) = messages.first() {
-            data.insert(field.clone(), Value::String(first.clone()));
-        }
-    }
-    data.insert("errors".into(), json!(errors.0));
-    Value::Object(data)
+fn field_errors(errors: &FieldErrors) -> FieldFail {
+    let first =
+        errors.0.iter().filter_map(|(field, messages)| Some((field.clone(), messages.first()?.clone()))).collect();
+    FieldFail { first, errors: errors.0.clone() }
 }
 
 fn unauthorized(message: String) -> Response {
-    let mut response = fail(StatusCode::UNAUTHORIZED, json!({ "authorization": message }));
+    let mut response = fail(StatusCode::UNAUTHORIZED, AuthorizationFail { authorization: message });
     response.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer realm=\"thindesk\""));
     response
 }
@@ -105,26 +186,26 @@ fn service_response(e: &ServiceError) -> Response {
         E::Throttled { retry_after } => {
             let mut response = fail(
                 StatusCode::TOO_MANY_REQUESTS,
-                json!({ "authorization": e.to_string(), "retry_after": retry_after }),
+                ThrottledFail { authorization: e.to_string(), retry_after: *retry_after },
             );
             if let Ok(value) = HeaderValue::from_str(&retry_after.to_string()) {
                 response.headers_mut().insert(header::RETRY_AFTER, value);
             }
             response
         }
-        E::NotAdministrator => fail(StatusCode::FORBIDDEN, json!({ "authorization": e.to_string() })),
+        E::NotAdministrator => fail(StatusCode::FORBIDDEN, AuthorizationFail { authorization: e.to_string() }),
         E::Invalid(errors) => fail(StatusCode::BAD_REQUEST, field_errors(errors)),
         E::BadLines(lines) => {
-            let lines: Vec<Value> = lines.iter().map(|l| json!({ "line": l.line, "error": l.message })).collect();
-            fail(StatusCode::BAD_REQUEST, json!({ "csv": e.to_string(), "lines": lines }))
+            let lines = lines.iter().map(|l| LineFail { line: l.line, error: l.message.clone() }).collect();
+            fail(StatusCode::BAD_REQUEST, CsvFail { csv: e.to_string(), lines })
         }
-        E::TerminalNotFound => fail(StatusCode::NOT_FOUND, json!(TERMINAL_NOT_EXIST)),
-        E::TerminalExists => fail(StatusCode::CONFLICT, json!(TERMINAL_EXISTED)),
-        E::SeatTaken => fail(StatusCode::CONFLICT, json!(SEAT_TAKEN)),
-        E::DesktopNotFound => fail(StatusCode::NOT_FOUND, json!({ "desktop": e.to_string() })),
-        E::DesktopBusy => fail(StatusCode::CONFLICT, json!({ "desktop": e.to_string() })),
-        E::NotFound(_) => fail(StatusCode::NOT_FOUND, json!({ "message": e.to_string() })),
-        E::Conflict(_) => fail(StatusCode::CONFLICT, json!({ "message": e.to_string() })),
+        E::TerminalNotFound => fail(StatusCode::NOT_FOUND, TERMINAL_NOT_EXIST),
+        E::TerminalExists => fail(StatusCode::CONFLICT, TERMINAL_EXISTED),
+        E::SeatTaken => fail(StatusCode::CONFLICT, SEAT_TAKEN),
+        E::DesktopNotFound => fail(StatusCode::NOT_FOUND, DesktopFail { desktop: e.to_string() }),
+        E::DesktopBusy => fail(StatusCode::CONFLICT, DesktopFail { desktop: e.to_string() }),
+        E::NotFound(_) => fail(StatusCode::NOT_FOUND, MessageFail { message: e.to_string() }),
+        E::Conflict(_) => fail(StatusCode::CONFLICT, MessageFail { message: e.to_string() }),
         E::NoHypervisor => {
             error(StatusCode::SERVICE_UNAVAILABLE, "no hypervisor is attached to this server", "compute_unavailable")
         }
@@ -150,20 +231,20 @@ fn service_response(e: &ServiceError) -> Response {
 fn http_response(e: &HttpError) -> Response {
     match e {
         HttpError::MethodNotAllowed { allowed, .. } => {
-            let mut response = fail(StatusCode::METHOD_NOT_ALLOWED, json!({ "method": e.to_string() }));
+            let mut response = fail(StatusCode::METHOD_NOT_ALLOWED, MethodFail { method: e.to_string() });
             let allow = allowed.iter().map(Method::as_str).collect::<Vec<_>>().join(", ");
             if let Ok(value) = HeaderValue::from_str(&allow) {
                 response.headers_mut().insert(header::ALLOW, value);
             }
             response
         }
-        HttpError::NoRoute => fail(StatusCode::NOT_FOUND, json!({ "path": e.to_string() })),
-        HttpError::PayloadTooLarge => fail(StatusCode::PAYLOAD_TOO_LARGE, json!({ "body": e.to_string() })),
+        HttpError::NoRoute => fail(StatusCode::NOT_FOUND, PathFail { path: e.to_string() }),
+        HttpError::PayloadTooLarge => fail(StatusCode::PAYLOAD_TOO_LARGE, BodyFail { body: e.to_string() }),
         HttpError::UnsupportedMediaType(_) | HttpError::UnsupportedFormType(_) => {
-            fail(StatusCode::UNSUPPORTED_MEDIA_TYPE, json!({ "body": e.to_string() }))
+            fail(StatusCode::UNSUPPORTED_MEDIA_TYPE, BodyFail { body: e.to_string() })
         }
         HttpError::MalformedJson(_) | HttpError::UnreadableBody(_) | HttpError::MalformedForm(_) => {
-            fail(StatusCode::BAD_REQUEST, json!({ "body": e.to_string() }))
+            fail(StatusCode::BAD_REQUEST, BodyFail { body: e.to_string() })
         }
     }
 }
@@ -189,24 +270,25 @@ pub async fn recover(rejection: Rejection) -> Result<Response, Infallible> {
         return Ok(api_error.to_response());
     }
     if rejection.is_not_found() {
-        return Ok(fail(StatusCode::NOT_FOUND, json!({ "path": "no such endpoint" })));
+        return Ok(fail(StatusCode::NOT_FOUND, PathFail { path: HttpError::NoRoute.to_string() }));
     }
     if rejection.find::<warp::reject::MethodNotAllowed>().is_some() {
-        return Ok(fail(StatusCode::METHOD_NOT_ALLOWED, json!({ "method": "method not allowed here" })));
+        return Ok(fail(StatusCode::METHOD_NOT_ALLOWED, MethodFail { method: "method not allowed here".into() }));
     }
     if let Some(e) = rejection.find::<warp::reject::InvalidHeader>() {
-        return Ok(fail(StatusCode::BAD_REQUEST, json!({ "header": e.to_string() })));
+        return Ok(fail(StatusCode::BAD_REQUEST, HeaderFail { header: e.to_string() }));
     }
     if let Some(e) = rejection.find::<warp::reject::PayloadTooLarge>() {
-        return Ok(fail(StatusCode::PAYLOAD_TOO_LARGE, json!({ "body": e.to_string() })));
+        return Ok(fail(StatusCode::PAYLOAD_TOO_LARGE, BodyFail { body: e.to_string() }));
     }
     tracing::warn!(?rejection, "unhandled rejection");
-    Ok(fail(StatusCode::BAD_REQUEST, json!({ "request": "the request could not be understood" })))
+    Ok(fail(StatusCode::BAD_REQUEST, RequestFail { request: "the request could not be understood".into() }))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     #[test]
     fn field_errors_carry_both_shapes() {
@@ -214,7 +296,7 @@ mod tests {
         errors.add("place", "is required");
         errors.add("place", "second");
         errors.add("mac_address", "bad");
-        let value = field_errors(&errors);
+        let value = serde_json::to_value(field_errors(&errors)).expect("serialisable");
         assert_eq!(value["place"], "is required");
         assert_eq!(value["mac_address"], "bad");
         assert_eq!(value["errors"]["place"], json!(["is required", "second"]));
