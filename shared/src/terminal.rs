@@ -48,6 +48,7 @@ impl fmt::Display for TerminalState {
 /// The server setting `terminal_registration_mode`: what a registration without
 /// `mode: "auth"` leads to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum RegistrationMode {
     /// Every terminal is approved at once.

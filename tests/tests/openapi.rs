@@ -1,5 +1,5 @@
 //! The OpenAPI document at `/api/v1.0/openapi.json`: OpenAPI 3.1, every route of the
-//! terminal API and the cloud API in it, nothing in it that the server does not serve,
+//! terminal API, the administrator's API and the cloud API in it, nothing in it that the server does not serve,
 //! and every reference in it resolvable. (tests/schemathesis.sh checks the answers.)
 
 use reqwest::Method;
@@ -7,8 +7,9 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 use thindesk_tests::{ADMIN, TestServer, basic};
 
-/// Every route of the v1.0 terminal API and the cloud API, with its methods.
-const ROUTES: [(&str, &str); 13] = [
+/// Every route of the v1.0 terminal API, the administrator's API and the cloud API,
+/// with its methods.
+const ROUTES: [(&str, &str); 47] = [
     ("get", "/api/v1.0/token"),
     ("post", "/api/v1.0/token"),
     ("get", "/api/v1.0/users/me/reset_password"),
@@ -22,6 +23,40 @@ const ROUTES: [(&str, &str); 13] = [
     ("get", "/api/v1.0/terminals/{mac}"),
     ("get", "/api/v1.0/openapi.json"),
     ("post", "/cloud_api"),
+    ("get", "/api/v1.0/admin/users"),
+    ("post", "/api/v1.0/admin/users"),
+    ("post", "/api/v1.0/admin/users/import"),
+    ("delete", "/api/v1.0/admin/users/{name}"),
+    ("post", "/api/v1.0/admin/users/{name}/password"),
+    ("put", "/api/v1.0/admin/users/{name}/password"),
+    ("get", "/api/v1.0/admin/places"),
+    ("post", "/api/v1.0/admin/places"),
+    ("delete", "/api/v1.0/admin/places/{name}"),
+    ("get", "/api/v1.0/admin/terminals"),
+    ("get", "/api/v1.0/admin/terminals/pending"),
+    ("delete", "/api/v1.0/admin/terminals/{mac}"),
+    ("post", "/api/v1.0/admin/terminals/{mac}/approve"),
+    ("post", "/api/v1.0/admin/terminals/{mac}/reject"),
+    ("post", "/api/v1.0/admin/terminals/{mac}/move"),
+    ("put", "/api/v1.0/admin/terminals/{mac}/move"),
+    ("get", "/api/v1.0/admin/settings"),
+    ("post", "/api/v1.0/admin/settings"),
+    ("put", "/api/v1.0/admin/settings"),
+    ("get", "/api/v1.0/admin/images"),
+    ("post", "/api/v1.0/admin/images"),
+    ("delete", "/api/v1.0/admin/images/{name}"),
+    ("get", "/api/v1.0/admin/flavors"),
+    ("post", "/api/v1.0/admin/flavors"),
+    ("delete", "/api/v1.0/admin/flavors/{name}"),
+    ("get", "/api/v1.0/admin/desktops"),
+    ("post", "/api/v1.0/admin/desktops"),
+    ("delete", "/api/v1.0/admin/desktops/{id}"),
+    ("post", "/api/v1.0/admin/desktops/{id}/assign"),
+    ("put", "/api/v1.0/admin/desktops/{id}/assign"),
+    ("post", "/api/v1.0/admin/desktops/{id}/action"),
+    ("get", "/api/v1.0/admin/instances"),
+    ("delete", "/api/v1.0/admin/instances/{id}"),
+    ("get", "/api/v1.0/admin/audit"),
 ];
 
 const METHODS: [&str; 8] = ["get", "put", "post", "delete", "options", "head", "patch", "trace"];
@@ -71,7 +106,8 @@ async fn every_documented_operation_is_served() {
     let server = TestServer::start().await;
     let admin = basic(ADMIN.0, ADMIN.1);
     for (method, path) in operations(&document(&server).await) {
-        let url = server.url(&path.replace("{id}", "no-such-desktop").replace("{mac}", "08:00:20:0A:8C:6D"));
+        let path_filled = path.replace("{id}", "no-such-desktop").replace("{mac}", "08:00:20:0A:8C:6D");
+        let url = server.url(&path_filled.replace("{name}", "nobody"));
         let method = Method::from_bytes(method.to_uppercase().as_bytes()).expect("a method");
         let response = server
             .http

@@ -4,7 +4,7 @@
 //! gathers the fields (path, query or body), runs the command and replies with its
 //! outcome as `data`.
 
-mod routes;
+pub(super) mod routes;
 
 use super::body::RawBody;
 use super::reply::{ApiError, HttpError, success};
@@ -53,7 +53,7 @@ pub async fn dispatch(
     let input = if method == Method::GET || method == Method::DELETE {
         Input::from_text(query)
     } else {
-        read_body(body?, endpoint.takes_csv).await?
+        read_body(body?, endpoint.resource.takes_csv).await?
     };
     let input = match endpoint.target.clone() {
         Some((field, value)) => input.with(field, value),

@@ -1,99 +1,390 @@
-//! Which operation each path and method of the admin API names. A path that is not
-//! here is a 404; a method the path does not take is a 405 that lists the ones it does.
+//! Every path and method of the admin API, in one table that both routes requests and
+//! writes the API's part of the OpenAPI document: each operation names its decoder,
+//! what its body or query holds and what it answers. A path that is not here is a
+//! 404; a method the path does not take is a 405 that lists the ones it does.
 
 use crate::service::admin::{Decoder, decode};
+use thindesk_shared::admin as wire;
+use thindesk_shared::{DesktopAction, PlaceList, Terminal};
+use utoipa::ToSchema;
+use utoipa::openapi::schema::Schema;
+use utoipa::openapi::{Components, RefOr};
 use warp::http::Method;
 
-/// A path's operations by method, and the field its variable segment fills.
-pub struct Endpoint {
-    operations: &'static [(Method, Decoder)],
-    pub target: Option<(&'static str, String)>,
-    /// Also takes the CSV text itself or a multipart upload, besides JSON.
+/// A schema for the document, registered (with what it refers to) in `components`.
+pub type SchemaOf = fn(&mut Components) -> RefOr<Schema>;
+
+/// `T`'s schema by reference, after registering `T` and every schema it refers to.
+pub fn schema_of<T: ToSchema>(components: &mut Components) -> RefOr<Schema> {
+    let mut schemas = Vec::new();
+    T::schemas(&mut schemas);
+    schemas.push((T::name().into_owned(), T::schema()));
+    for (name, schema) in schemas {
+        let registered = components.schemas.entry(name).or_insert_with(|| schema.clone());
+        // Two types of one name would silently share one schema.
+        debug_assert!(*registered == schema, "two schemas are named {}", T::name());
+    }
+    utoipa::openapi::Ref::from_schema_name(T::name()).into()
+}
+
+/// What an operation reads besides the path's variable.
+pub enum Fields {
+    None,
+    /// A JSON body of this type.
+    Body(SchemaOf),
+    /// Query parameters, by name, with what each means.
+    Query(&'static [(&'static str, &'static str)]),
+}
+
+/// The methods the admin API uses. (`Method` cannot be built in a static table.)
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verb {
+    Get,
+    Post,
+    Put,
+    Delete,
+}
+
+impl Verb {
+    pub fn method(self) -> Method {
+        match self {
+            Verb::Get => Method::GET,
+            Verb::Post => Method::POST,
+            Verb::Put => Method::PUT,
+            Verb::Delete => Method::DELETE,
+        }
+    }
+}
+
+pub struct Operation {
+    pub method: Verb,
+    pub decoder: Decoder,
+    pub summary: &'static str,
+    pub fields: Fields,
+    /// The `data` of a success; `None` for `null`.
+    pub answer: Option<SchemaOf>,
+}
+
+pub struct Resource {
+    /// Below `/api/v1.0/admin/`; one `{variable}` segment at most, which fills the
+    /// operation's field of the same name.
+    pub path: &'static str,
+    pub operations: &'static [Operation],
+    /// Also takes the CSV text itself (`text/csv`) or a multipart upload, besides JSON.
     pub takes_csv: bool,
+}
+
+/// What a request's path named.
+pub struct Endpoint {
+    pub resource: &'static Resource,
+    /// The path variable's field and value.
+    pub target: Option<(&'static str, String)>,
 }
 
 impl Endpoint {
     pub fn decoder(&self, method: &Method) -> Option<Decoder> {
-        self.operations.iter().find(|(m, _)| m == method).map(|(_, decoder)| *decoder)
+        self.resource.operations.iter().find(|o| o.method.method() == *method).map(|o| o.decoder)
     }
 
     pub fn allowed(&self) -> Vec<Method> {
-        self.operations.iter().map(|(m, _)| m.clone()).collect()
+        self.resource.operations.iter().map(|o| o.method.method()).collect()
     }
 }
 
-const GET: Method = Method::GET;
-const POST: Method = Method::POST;
-const PUT: Method = Method::PUT;
-const DELETE: Method = Method::DELETE;
-
-static USERS: [(Method, Decoder); 2] = [(GET, decode::list_users), (POST, decode::create_user)];
-static USERS_IMPORT: [(Method, Decoder); 1] = [(POST, decode::import_users)];
-static USER: [(Method, Decoder); 1] = [(DELETE, decode::delete_user)];
-static USER_PASSWORD: [(Method, Decoder); 2] = [(POST, decode::reset_password), (PUT, decode::reset_password)];
-static PLACES: [(Method, Decoder); 2] = [(GET, decode::list_places), (POST, decode::add_place)];
-static PLACE: [(Method, Decoder); 1] = [(DELETE, decode::delete_place)];
-static TERMINALS: [(Method, Decoder); 1] = [(GET, decode::list_terminals)];
-static TERMINALS_PENDING: [(Method, Decoder); 1] = [(GET, decode::pending_terminals)];
-static TERMINAL: [(Method, Decoder); 1] = [(DELETE, decode::delete_terminal)];
-static TERMINAL_APPROVE: [(Method, Decoder); 1] = [(POST, decode::approve_terminal)];
-static TERMINAL_REJECT: [(Method, Decoder); 1] = [(POST, decode::reject_terminal)];
-static TERMINAL_MOVE: [(Method, Decoder); 2] = [(POST, decode::move_terminal), (PUT, decode::move_terminal)];
-static SETTINGS: [(Method, Decoder); 3] =
-    [(GET, decode::show_settings), (POST, decode::change_settings), (PUT, decode::change_settings)];
-static IMAGES: [(Method, Decoder); 2] = [(GET, decode::list_images), (POST, decode::add_image)];
-static IMAGE: [(Method, Decoder); 1] = [(DELETE, decode::delete_image)];
-static FLAVORS: [(Method, Decoder); 2] = [(GET, decode::list_flavors), (POST, decode::add_flavor)];
-static FLAVOR: [(Method, Decoder); 1] = [(DELETE, decode::delete_flavor)];
-static DESKTOPS: [(Method, Decoder); 2] = [(GET, decode::list_desktops), (POST, decode::give_desktops)];
-static DESKTOP: [(Method, Decoder); 1] = [(DELETE, decode::delete_desktop)];
-static DESKTOP_ASSIGN: [(Method, Decoder); 2] = [(POST, decode::assign_desktop), (PUT, decode::assign_desktop)];
-static DESKTOP_ACTION: [(Method, Decoder); 1] = [(POST, decode::act_on_desktop)];
-static INSTANCES: [(Method, Decoder); 1] = [(GET, decode::list_instances)];
-static INSTANCE: [(Method, Decoder); 1] = [(DELETE, decode::destroy_instance)];
-static AUDIT: [(Method, Decoder); 1] = [(GET, decode::list_audit)];
-
-/// The endpoint a path (already split and percent-decoded) names.
+/// The endpoint a path (already split and percent-decoded) names. Fixed segments
+/// come first in the table, so `users/import` is no user named "import".
 pub fn route(segments: &[String]) -> Option<Endpoint> {
-    let s: Vec<&str> = segments.iter().map(String::as_str).collect();
-    let fixed = |operations: &'static [(Method, Decoder)]| Endpoint { operations, target: None, takes_csv: false };
-    let on = |operations: &'static [(Method, Decoder)], field: &'static str, value: &str| Endpoint {
-        operations,
-        target: Some((field, value.to_owned())),
-        takes_csv: false,
-    };
-    Some(match s.as_slice() {
-        ["users"] => fixed(&USERS),
-        ["users", "import"] => Endpoint { takes_csv: true, ..fixed(&USERS_IMPORT) },
-        ["users", name] => on(&USER, "name", name),
-        ["users", name, "password"] => on(&USER_PASSWORD, "name", name),
-        ["places"] => fixed(&PLACES),
-        ["places", name] => on(&PLACE, "name", name),
-        ["terminals"] => fixed(&TERMINALS),
-        ["terminals", "pending"] => fixed(&TERMINALS_PENDING),
-        ["terminals", mac] => on(&TERMINAL, "mac", mac),
-        ["terminals", mac, "approve"] => on(&TERMINAL_APPROVE, "mac", mac),
-        ["terminals", mac, "reject"] => on(&TERMINAL_REJECT, "mac", mac),
-        ["terminals", mac, "move"] => on(&TERMINAL_MOVE, "mac", mac),
-        ["settings"] => fixed(&SETTINGS),
-        ["images"] => fixed(&IMAGES),
-        ["images", name] => on(&IMAGE, "name", name),
-        ["flavors"] => fixed(&FLAVORS),
-        ["flavors", name] => on(&FLAVOR, "name", name),
-        ["desktops"] => fixed(&DESKTOPS),
-        ["desktops", id] => on(&DESKTOP, "id", id),
-        ["desktops", id, "assign"] => on(&DESKTOP_ASSIGN, "id", id),
-        ["desktops", id, "action"] => on(&DESKTOP_ACTION, "id", id),
-        ["instances"] => fixed(&INSTANCES),
-        ["instances", id] => on(&INSTANCE, "id", id),
-        ["audit"] => fixed(&AUDIT),
-        _ => return None,
+    RESOURCES.iter().find_map(|resource| {
+        let template: Vec<&str> = resource.path.split('/').collect();
+        if template.len() != segments.len() {
+            return None;
+        }
+        let mut target = None;
+        for (pattern, segment) in template.iter().zip(segments) {
+            match pattern.strip_prefix('{').and_then(|p| p.strip_suffix('}')) {
+                Some(field) => target = Some((field, segment.clone())),
+                None if pattern == segment => {}
+                None => return None,
+            }
+        }
+        Some(Endpoint { resource, target })
     })
 }
+
+const GET: Verb = Verb::Get;
+const POST: Verb = Verb::Post;
+const PUT: Verb = Verb::Put;
+const DELETE: Verb = Verb::Delete;
+
+const fn op(
+    method: Verb,
+    decoder: Decoder,
+    summary: &'static str,
+    fields: Fields,
+    answer: Option<SchemaOf>,
+) -> Operation {
+    Operation { method, decoder, summary, fields, answer }
+}
+
+const fn resource(path: &'static str, operations: &'static [Operation]) -> Resource {
+    Resource { path, operations, takes_csv: false }
+}
+
+const NO_FIELDS: Fields = Fields::None;
+
+pub static RESOURCES: [Resource; 24] = [
+    resource(
+        "users",
+        &[
+            op(GET, decode::list_users, "Every user", NO_FIELDS, Some(schema_of::<wire::UserList>)),
+            op(
+                POST,
+                decode::create_user,
+                "Create a user",
+                Fields::Body(schema_of::<wire::NewUser>),
+                Some(schema_of::<wire::UserCreated>),
+            ),
+        ],
+    ),
+    Resource {
+        path: "users/import",
+        operations: &[op(
+            POST,
+            decode::import_users,
+            "Create a class of users from CSV, all or nothing",
+            Fields::Body(schema_of::<wire::UsersCsv>),
+            Some(schema_of::<wire::UsersImported>),
+        )],
+        takes_csv: true,
+    },
+    resource("users/{name}", &[op(DELETE, decode::delete_user, "Delete a user who owns no desktop", NO_FIELDS, None)]),
+    resource(
+        "users/{name}/password",
+        &[
+            op(
+                POST,
+                decode::reset_password,
+                "Set a user's password",
+                Fields::Body(schema_of::<wire::PasswordReset>),
+                None,
+            ),
+            op(
+                PUT,
+                decode::reset_password,
+                "Set a user's password",
+                Fields::Body(schema_of::<wire::PasswordReset>),
+                None,
+            ),
+        ],
+    ),
+    resource(
+        "places",
+        &[
+            op(GET, decode::list_places, "Every place", NO_FIELDS, Some(schema_of::<PlaceList>)),
+            op(
+                POST,
+                decode::add_place,
+                "Add a place",
+                Fields::Body(schema_of::<wire::NewPlace>),
+                Some(schema_of::<thindesk_shared::Place>),
+            ),
+        ],
+    ),
+    resource("places/{name}", &[op(DELETE, decode::delete_place, "Delete a place with no terminals", NO_FIELDS, None)]),
+    resource(
+        "terminals",
+        &[op(
+            GET,
+            decode::list_terminals,
+            "Terminals",
+            Fields::Query(&[("state", "Only those `approved`, `waiting` or `rejected`.")]),
+            Some(schema_of::<wire::TerminalList>),
+        )],
+    ),
+    resource(
+        "terminals/pending",
+        &[op(
+            GET,
+            decode::pending_terminals,
+            "Terminals waiting for approval",
+            NO_FIELDS,
+            Some(schema_of::<wire::TerminalList>),
+        )],
+    ),
+    resource(
+        "terminals/{mac}",
+        &[op(DELETE, decode::delete_terminal, "Delete a terminal, so that it may register again", NO_FIELDS, None)],
+    ),
+    resource(
+        "terminals/{mac}/approve",
+        &[op(POST, decode::approve_terminal, "Approve a terminal", NO_FIELDS, Some(schema_of::<Terminal>))],
+    ),
+    resource(
+        "terminals/{mac}/reject",
+        &[op(POST, decode::reject_terminal, "Reject a terminal", NO_FIELDS, Some(schema_of::<Terminal>))],
+    ),
+    resource(
+        "terminals/{mac}/move",
+        &[
+            op(
+                POST,
+                decode::move_terminal,
+                "Move a terminal to another place or seat",
+                Fields::Body(schema_of::<wire::TerminalMove>),
+                Some(schema_of::<Terminal>),
+            ),
+            op(
+                PUT,
+                decode::move_terminal,
+                "Move a terminal to another place or seat",
+                Fields::Body(schema_of::<wire::TerminalMove>),
+                Some(schema_of::<Terminal>),
+            ),
+        ],
+    ),
+    resource(
+        "settings",
+        &[
+            op(GET, decode::show_settings, "The server's settings", NO_FIELDS, Some(schema_of::<wire::Settings>)),
+            op(
+                POST,
+                decode::change_settings,
+                "Change the server's settings",
+                Fields::Body(schema_of::<wire::Settings>),
+                Some(schema_of::<wire::Settings>),
+            ),
+            op(
+                PUT,
+                decode::change_settings,
+                "Change the server's settings",
+                Fields::Body(schema_of::<wire::Settings>),
+                Some(schema_of::<wire::Settings>),
+            ),
+        ],
+    ),
+    resource(
+        "images",
+        &[
+            op(GET, decode::list_images, "The catalogue's images", NO_FIELDS, Some(schema_of::<wire::ImageList>)),
+            op(
+                POST,
+                decode::add_image,
+                "Add an image (a base disk on the server's host)",
+                Fields::Body(schema_of::<wire::NewImage>),
+                Some(schema_of::<wire::ImageAdded>),
+            ),
+        ],
+    ),
+    resource(
+        "images/{name}",
+        &[op(DELETE, decode::delete_image, "Delete an image no desktop or instance uses", NO_FIELDS, None)],
+    ),
+    resource(
+        "flavors",
+        &[
+            op(GET, decode::list_flavors, "The catalogue's flavors", NO_FIELDS, Some(schema_of::<wire::FlavorList>)),
+            op(
+                POST,
+                decode::add_flavor,
+                "Add a flavor (a machine size)",
+                Fields::Body(schema_of::<wire::Flavor>),
+                Some(schema_of::<wire::Flavor>),
+            ),
+        ],
+    ),
+    resource(
+        "flavors/{name}",
+        &[op(DELETE, decode::delete_flavor, "Delete a flavor no desktop or instance uses", NO_FIELDS, None)],
+    ),
+    resource(
+        "desktops",
+        &[
+            op(
+                GET,
+                decode::list_desktops,
+                "Desktops",
+                Fields::Query(&[("user", "Only this user's.")]),
+                Some(schema_of::<wire::DesktopList>),
+            ),
+            op(
+                POST,
+                decode::give_desktops,
+                "Give a user, or each of a class, a desktop from the catalogue",
+                Fields::Body(schema_of::<wire::GiveDesktops>),
+                Some(schema_of::<wire::DesktopsGiven>),
+            ),
+        ],
+    ),
+    resource(
+        "desktops/{id}",
+        &[op(DELETE, decode::delete_desktop, "Delete a desktop and free its machine", NO_FIELDS, None)],
+    ),
+    resource(
+        "desktops/{id}/assign",
+        &[
+            op(
+                POST,
+                decode::assign_desktop,
+                "Give a desktop to another user",
+                Fields::Body(schema_of::<wire::DesktopAssignment>),
+                None,
+            ),
+            op(
+                PUT,
+                decode::assign_desktop,
+                "Give a desktop to another user",
+                Fields::Body(schema_of::<wire::DesktopAssignment>),
+                None,
+            ),
+        ],
+    ),
+    resource(
+        "desktops/{id}/action",
+        &[op(
+            POST,
+            decode::act_on_desktop,
+            "A power action on anyone's desktop",
+            Fields::Body(schema_of::<DesktopAction>),
+            None,
+        )],
+    ),
+    resource(
+        "instances",
+        &[op(
+            GET,
+            decode::list_instances,
+            "The cloud API's instances, without their tickets",
+            NO_FIELDS,
+            Some(schema_of::<wire::InstanceList>),
+        )],
+    ),
+    resource(
+        "instances/{id}",
+        &[op(DELETE, decode::destroy_instance, "Destroy a cloud API instance", NO_FIELDS, None)],
+    ),
+    resource(
+        "audit",
+        &[op(
+            GET,
+            decode::list_audit,
+            "The audit log, newest first",
+            Fields::Query(&[
+                ("actor", "Only what this user (or `terminal`, `cloud-api`, `cli:USER`) did."),
+                ("action", "Only this action (`terminal.approve`) or kind of action (`terminal`)."),
+                ("since", "From this time on: `2026-11-24T08:00:00Z`, a date or Unix seconds."),
+                ("until", "Up to this time."),
+                ("limit", "At most this many entries, 1 to 1000 (100 when left out)."),
+            ]),
+            Some(schema_of::<wire::AuditList>),
+        )],
+    ),
+];
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::service::admin::Input;
+    use std::collections::BTreeSet;
 
     fn route_of(path: &str) -> Option<Endpoint> {
         route(&path.split('/').map(str::to_owned).collect::<Vec<_>>())
@@ -102,12 +393,62 @@ mod tests {
     #[test]
     fn paths_name_their_operations_and_targets() {
         let import = route_of("users/import").expect("routed");
-        assert!(import.target.is_none() && import.takes_csv, "import is not a user named 'import'");
+        assert!(import.target.is_none() && import.resource.takes_csv, "import is not a user named 'import'");
         assert_eq!(import.allowed(), [Method::POST]);
         let password = route_of("users/kim/password").expect("routed");
         assert_eq!(password.target, Some(("name", "kim".to_owned())));
         assert_eq!(password.allowed(), [Method::POST, Method::PUT]);
         assert!(password.decoder(&Method::GET).is_none());
+        assert!(route_of("terminals/pending").expect("routed").target.is_none());
         assert!(route_of("nope").is_none());
+        assert!(route_of("users/kim/password/extra").is_none());
+    }
+
+    /// The fields a decoder reads, found by decoding an empty input.
+    fn fields_read(decoder: Decoder) -> BTreeSet<String> {
+        let input = Input::default();
+        let _ = decoder(&input);
+        input.fields_read()
+    }
+
+    /// The documented fields of an operation: its body's properties or its query's
+    /// parameters, and the path's variable.
+    fn fields_documented(resource: &Resource, operation: &Operation) -> Option<BTreeSet<String>> {
+        let mut fields: BTreeSet<String> = resource
+            .path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+            .map(str::to_owned)
+            .collect();
+        match &operation.fields {
+            Fields::None => {}
+            Fields::Query(parameters) => fields.extend(parameters.iter().map(|(name, _)| (*name).to_owned())),
+            Fields::Body(schema_of) => {
+                let mut components = Components::new();
+                let RefOr::Ref(reference) = schema_of(&mut components) else { panic!("a body is a named schema") };
+                let name = reference.ref_location.rsplit('/').next().unwrap_or_default().to_owned();
+                match components.schemas.get(&name) {
+                    Some(RefOr::T(Schema::Object(body))) => fields.extend(body.properties.keys().cloned()),
+                    // The action body is `DesktopAction`'s own rule, the v1.0 API's too.
+                    _ if name == DesktopAction::name() => return None,
+                    _ => panic!("{name} is not an object"),
+                }
+            }
+        }
+        Some(fields)
+    }
+
+    #[test]
+    fn the_document_names_exactly_the_fields_each_decoder_reads() {
+        for resource in &RESOURCES {
+            for operation in resource.operations {
+                let Some(documented) = fields_documented(resource, operation) else { continue };
+                let mut read = fields_read(operation.decoder);
+                if resource.takes_csv {
+                    read.remove("file"); // the multipart upload's field, not the JSON body's
+                }
+                assert_eq!(read, documented, "{:?} {}", operation.method, resource.path);
+            }
+        }
     }
 }

@@ -6,30 +6,38 @@
 
 use crate::service::FieldErrors;
 use serde_json::{Map, Value};
+use std::cell::RefCell;
+use std::collections::BTreeSet;
 
 /// Field name → value. Forms and arguments give text; JSON may give any type, and
 /// numbers and flags are also accepted as text (a form has no other way to send them).
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Input(Map<String, Value>);
+pub struct Input {
+    fields: Map<String, Value>,
+    /// The names decoders asked for, so that the API's document can be checked
+    /// against what is really read.
+    read: RefCell<BTreeSet<String>>,
+}
 
 impl Input {
     /// A JSON body's fields; anything but an object has none (so each required field
     /// is reported missing by name).
     pub fn from_json(body: Value) -> Self {
         match body {
-            Value::Object(fields) => Self(fields),
+            Value::Object(fields) => Self { fields, read: RefCell::default() },
             _ => Self::default(),
         }
     }
 
     /// Text fields, as forms, query strings and command lines give them.
     pub fn from_text<K: Into<String>, V: Into<String>>(fields: impl IntoIterator<Item = (K, V)>) -> Self {
-        Self(fields.into_iter().map(|(k, v)| (k.into(), Value::String(v.into()))).collect())
+        let fields = fields.into_iter().map(|(k, v)| (k.into(), Value::String(v.into()))).collect();
+        Self { fields, read: RefCell::default() }
     }
 
     /// Adds (or replaces) a field, e.g. a path segment that names the target.
     pub fn with(mut self, field: &str, value: impl Into<Value>) -> Self {
-        self.0.insert(field.to_owned(), value.into());
+        self.fields.insert(field.to_owned(), value.into());
         self
     }
 
@@ -43,13 +51,19 @@ impl Input {
 
     /// The other fields as a JSON object, for rules written over whole bodies.
     pub fn without(&self, field: &str) -> Value {
-        let mut fields = self.0.clone();
+        let mut fields = self.fields.clone();
         fields.remove(field);
         Value::Object(fields)
     }
 
     fn get(&self, field: &str) -> Option<&Value> {
-        self.0.get(field).filter(|v| !v.is_null())
+        self.read.borrow_mut().insert(field.to_owned());
+        self.fields.get(field).filter(|v| !v.is_null())
+    }
+
+    /// Every field a decoder has asked for so far.
+    pub fn fields_read(&self) -> BTreeSet<String> {
+        self.read.borrow().clone()
     }
 
     pub fn has(&self, field: &str) -> bool {

@@ -8,10 +8,12 @@
 //! is which statuses each operation gives: one `#[utoipa::path]` item per operation,
 //! whose responses are the reusable ones below (`Unauthorized`, `BadRequest`, ...).
 //!
-//! To document more routes (the administrator's API is next), add a section of
-//! `#[utoipa::path]` items after the cloud API's, name them in `paths(...)` of
-//! [`Document`], register their body types in `components(schemas(...))` and any new
-//! reusable response in `components(responses(...))`.
+//! The administrator's API is written by `admin.rs` from the table that routes it.
+//! To document another v1.0 route, add a `#[utoipa::path]` item, name it in
+//! `paths(...)` of [`Document`], register its body types in `components(schemas(...))`
+//! and any new reusable response in `components(responses(...))`.
+
+mod admin;
 
 use super::cloud::Extra;
 use super::reply::{
@@ -19,8 +21,10 @@ use super::reply::{
 };
 use crate::service::ServiceError;
 use crate::service::accounts::MIN_PASSWORD_CHARS;
+use admin::AdminApi;
 use std::sync::LazyLock;
 use thindesk_shared::JSend;
+use thindesk_shared::admin::{NewUser, PasswordReset};
 use thindesk_shared::cloud::{
     CloudForm, CloudReply, FlavorInfo, FlavorList, ImageInfo, ImageList, InstanceInfo, InstanceList, LaunchedInstance,
 };
@@ -119,7 +123,7 @@ use warp::http::{HeaderValue, header};
             HypervisorUnavailable,
         ),
     ),
-    modifiers(&SecuritySchemes, &Rules),
+    modifiers(&SecuritySchemes, &AdminApi, &Rules),
     tags(
         (name = "tokens", description = "Tokens for the other calls, from a user name and password."),
         (name = "users", description = "The caller's own account and desktops."),
@@ -127,6 +131,7 @@ use warp::http::{HeaderValue, header};
         (name = "terminals", description = "Places (classrooms), and terminals registering in them."),
         (name = "document", description = "This document."),
         (name = "cloud", description = "The cloud API an exam system calls to launch and destroy machines."),
+        (name = "admin", description = "The administrator's API: what the management console and the command line do."),
     )
 )]
 pub struct Document;
@@ -186,10 +191,12 @@ impl Modify for Rules {
         let Some(components) = openapi.components.as_mut() else {
             return;
         };
-        if let Some(RefOr::T(Schema::Object(body))) = components.schemas.get_mut(PasswordChange::name().as_ref())
-            && let Some(RefOr::T(Schema::Object(password))) = body.properties.get_mut("password")
-        {
-            password.min_length = Some(MIN_PASSWORD_CHARS);
+        for body in [PasswordChange::name(), NewUser::name(), PasswordReset::name()] {
+            if let Some(RefOr::T(Schema::Object(body))) = components.schemas.get_mut(body.as_ref())
+                && let Some(RefOr::T(Schema::Object(password))) = body.properties.get_mut("password")
+            {
+                password.min_length = Some(MIN_PASSWORD_CHARS);
+            }
         }
     }
 }
