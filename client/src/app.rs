@@ -1,19 +1,19 @@
 //! The GUI: one [`Screen`] at a time, background work reporting back as [`Msg`]s.
 //!
-//! **The UI thread never waits on I/O.** HTTP calls, keyring look-ups, file dialogs and
-//! viewer processes run on the tokio runtime (or a thread of their own) and send a
-//! [`Msg`] over a channel, then wake the UI with `request_repaint`. Timers (polls,
+//! **The UI thread never waits on I/O**: work runs through [`Bg`]. Timers (polls,
 //! token renewal, countdowns, kiosk idle) are deadlines checked when a frame runs, and
 //! the next one is asked for with `request_repaint_after`: an idle client draws nothing.
 
 use crate::api::{ApiClient, ApiError, FieldErrors};
+use crate::bg::{Bg, Msg};
 use crate::i18n::{Lang, Said, T, fill};
 use crate::settings::{LAST_USER, Memory, Settings, TOKEN};
 use crate::viewer::{self, ViewerError};
+use crate::widgets::{card, error_line, field};
 use egui::{Align, Color32, Layout, RichText};
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 use thindesk_shared::{Desktop, DesktopAction, DesktopList, DesktopStatus, Place, Terminal, TerminalState, TokenGrant};
 
@@ -41,23 +41,6 @@ pub struct Setup {
     pub demo_hint: Option<String>,
     /// When the process started, to log the time to the first frame.
     pub started: Instant,
-}
-
-/// What background work reports.
-pub enum Msg {
-    Terminal(Result<Terminal, ApiError>),
-    Places(Result<Vec<Place>, ApiError>),
-    Registered(Result<TerminalState, ApiError>),
-    LoggedIn { user: String, resumed: bool, result: Result<TokenGrant, ApiError> },
-    Renewed(Result<TokenGrant, ApiError>),
-    Desktops(Result<DesktopList, ApiError>),
-    ActionDone { id: String, label: T, result: Result<(), ApiError> },
-    PasswordChanged(Result<(), ApiError>),
-    ViewerStarted { name: String, result: Result<(), ViewerError> },
-    ViewerExited { name: String },
-    Remembered { user: Result<Option<String>, String>, token: Option<String> },
-    FileSaved(Result<Option<PathBuf>, String>),
-    ProgramChosen { rdp: bool, path: Option<PathBuf> },
 }
 
 /// The screen the user is on.
@@ -113,6 +96,21 @@ pub struct DesktopsView {
     last_activity: Instant,
 }
 
+impl DesktopsView {
+    fn refresh(&mut self, bg: &Bg) {
+        self.refreshing = true;
+        self.next_refresh = Instant::now() + DESKTOP_REFRESH;
+        let (api, token) = (bg.api.clone(), self.token.clone());
+        bg.spawn(async move { Msg::Desktops(api.desktops(&token).await) });
+    }
+
+    fn renew(&mut self, bg: &Bg) {
+        self.renewing = true;
+        let (api, token) = (bg.api.clone(), self.token.clone());
+        bg.spawn(async move { Msg::Renewed(api.renew(&token).await) });
+    }
+}
+
 #[derive(Default)]
 struct PasswordDialog {
     new: String,
@@ -134,15 +132,12 @@ struct SettingsDialog {
 }
 
 pub struct App {
-    api: ApiClient,
+    bg: Bg,
+    rx: Receiver<Msg>,
     mac: String,
     settings: Settings,
     settings_path: Option<PathBuf>,
     memory: Memory,
-    runtime: tokio::runtime::Handle,
-    tx: Sender<Msg>,
-    rx: Receiver<Msg>,
-    ctx: egui::Context,
     lang: Lang,
     screen: Screen,
     terminal: Option<Terminal>,
@@ -175,17 +170,14 @@ impl App {
             style.spacing.button_padding = egui::vec2(10.0, 5.0);
             style.spacing.item_spacing = egui::vec2(8.0, 8.0);
         });
-        let (tx, rx) = channel();
+        let (bg, rx) = Bg::new(setup.runtime, ApiClient::new(&setup.server), ctx);
         let app = Self {
-            api: ApiClient::new(&setup.server),
+            bg,
+            rx,
             mac: setup.mac,
             settings: setup.settings,
             settings_path: setup.settings_path,
             memory: setup.memory,
-            runtime: setup.runtime,
-            tx,
-            rx,
-            ctx,
             lang: setup.lang,
             screen: Screen::Starting,
             terminal: None,
@@ -224,40 +216,13 @@ impl App {
 
     // ----- background work -------------------------------------------------------
 
-    /// Runs `work` on the runtime and delivers its message.
-    fn spawn<F>(&self, work: F)
-    where
-        F: std::future::Future<Output = Msg> + Send + 'static,
-    {
-        let (tx, ctx) = (self.tx.clone(), self.ctx.clone());
-        self.runtime.spawn(async move {
-            let msg = work.await;
-            let _ = tx.send(msg);
-            ctx.request_repaint();
-        });
-    }
-
-    /// Runs blocking `work` (keyring, file dialogs) on a blocking thread.
-    fn spawn_blocking<F>(&self, work: F)
-    where
-        F: FnOnce() -> Option<Msg> + Send + 'static,
-    {
-        let (tx, ctx) = (self.tx.clone(), self.ctx.clone());
-        self.runtime.spawn_blocking(move || {
-            if let Some(msg) = work() {
-                let _ = tx.send(msg);
-                ctx.request_repaint();
-            }
-        });
-    }
-
     fn load_memory(&self) {
         if self.kiosk() {
             return;
         }
         let memory = self.memory.clone();
         let want_token = self.settings.remember_token && !self.kiosk();
-        self.spawn_blocking(move || {
+        self.bg.spawn_blocking(move || {
             let user = memory.get(LAST_USER).map_err(|e| e.to_string());
             let token = if want_token && user.is_ok() { memory.get(TOKEN).ok().flatten() } else { None };
             Some(Msg::Remembered { user, token })
@@ -272,7 +237,7 @@ impl App {
         }
         let memory = self.memory.clone();
         let keep_token = self.settings.remember_token && !self.kiosk();
-        self.spawn_blocking(move || {
+        self.bg.spawn_blocking(move || {
             if let Some(user) = user {
                 let _ = memory.set(LAST_USER, Some(&user));
             }
@@ -285,20 +250,13 @@ impl App {
     fn probe(&mut self) {
         self.probing = true;
         self.next_probe = None;
-        let (api, mac) = (self.api.clone(), self.mac.clone());
-        self.spawn(async move { Msg::Terminal(api.terminal(&mac).await) });
+        let (api, mac) = (self.bg.api.clone(), self.mac.clone());
+        self.bg.spawn(async move { Msg::Terminal(api.terminal(&mac).await) });
     }
 
     fn load_places(&self) {
-        let api = self.api.clone();
-        self.spawn(async move { Msg::Places(api.places().await) });
-    }
-
-    fn refresh(&self, view: &mut DesktopsView) {
-        view.refreshing = true;
-        view.next_refresh = Instant::now() + DESKTOP_REFRESH;
-        let (api, token) = (self.api.clone(), view.token.clone());
-        self.spawn(async move { Msg::Desktops(api.desktops(&token).await) });
+        let api = self.bg.api.clone();
+        self.bg.spawn(async move { Msg::Places(api.places().await) });
     }
 
     /// Notes a failure to reach the server and when to try again.
@@ -465,8 +423,8 @@ impl App {
         let Some(token) = self.remembered_token.take() else { return };
         form.busy = true;
         let user = self.remembered_user.clone().unwrap_or_default();
-        let api = self.api.clone();
-        self.spawn(async move { Msg::LoggedIn { user, resumed: true, result: api.renew(&token).await } });
+        let api = self.bg.api.clone();
+        self.bg.spawn(async move { Msg::LoggedIn { user, resumed: true, result: api.renew(&token).await } });
     }
 
     fn on_registered(&mut self, result: Result<TerminalState, ApiError>) {
@@ -525,7 +483,7 @@ impl App {
                     renewing: false,
                     last_activity: now,
                 });
-                self.refresh(&mut view);
+                view.refresh(&self.bg);
                 self.screen = Screen::Desktops(view);
             }
             Err(_) if resumed => {}
@@ -656,23 +614,10 @@ impl App {
             }
             Screen::Desktops(view) => {
                 if view.next_refresh <= now && !view.refreshing {
-                    view.refreshing = true;
-                    view.next_refresh = now + DESKTOP_REFRESH;
-                    let (api, token) = (self.api.clone(), view.token.clone());
-                    let (tx, ctx) = (self.tx.clone(), self.ctx.clone());
-                    self.runtime.spawn(async move {
-                        let _ = tx.send(Msg::Desktops(api.desktops(&token).await));
-                        ctx.request_repaint();
-                    });
+                    view.refresh(&self.bg);
                 }
                 if view.renew_at <= now && !view.renewing {
-                    view.renewing = true;
-                    let (api, token) = (self.api.clone(), view.token.clone());
-                    let (tx, ctx) = (self.tx.clone(), self.ctx.clone());
-                    self.runtime.spawn(async move {
-                        let _ = tx.send(Msg::Renewed(api.renew(&token).await));
-                        ctx.request_repaint();
-                    });
+                    view.renew(&self.bg);
                 }
                 soonest(view.next_refresh);
                 soonest(view.renew_at);
@@ -725,7 +670,7 @@ impl App {
                 let secs = unreachable.retry_at.saturating_duration_since(Instant::now()).as_secs() + 1;
                 let text = fill(
                     self.t(T::Unreachable),
-                    &[self.api.base().trim_end_matches("/api/v1.0"), &unreachable.reason, &secs.to_string()],
+                    &[self.bg.api.base().trim_end_matches("/api/v1.0"), &unreachable.reason, &secs.to_string()],
                 );
                 ui.horizontal(|ui| {
                     ui.colored_label(ui.visuals().error_fg_color, text);
@@ -747,7 +692,7 @@ impl App {
                 ui.label(small(format!(
                     "{}: {}",
                     self.t(T::ServerLabel),
-                    self.api.base().trim_end_matches("/api/v1.0")
+                    self.bg.api.base().trim_end_matches("/api/v1.0")
                 )));
                 ui.label(small(format!("{}: {}", self.t(T::TerminalLabel), self.mac)));
                 if self.keyring_notice {
@@ -764,7 +709,7 @@ impl App {
     fn save_settings(&self) {
         let Some(path) = self.settings_path.clone() else { return };
         let settings = self.settings.clone();
-        self.spawn_blocking(move || {
+        self.bg.spawn_blocking(move || {
             if let Err(e) = settings.save(&path) {
                 tracing::warn!(error = %e, "settings not saved");
             }
@@ -827,10 +772,10 @@ impl App {
                 form.busy = true;
                 form.error = None;
                 form.field_errors.clear();
-                let (api, mac) = (self.api.clone(), self.mac.clone());
+                let (api, mac) = (self.bg.api.clone(), self.mac.clone());
                 let (place, seat) = (form.place.clone(), form.seat.trim().to_owned());
                 let admin = form.as_admin.then(|| (form.admin_name.trim().to_owned(), form.admin_password.clone()));
-                self.spawn(async move {
+                self.bg.spawn(async move {
                     let admin = admin.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
                     Msg::Registered(api.register(&place, &seat, &mac, admin).await.map(|r| r.terminal_state))
                 });
@@ -839,9 +784,9 @@ impl App {
                 let Screen::Login(form) = &mut self.screen else { return };
                 form.busy = true;
                 form.error = None;
-                let (api, user, password) = (self.api.clone(), form.user.trim().to_owned(), form.password.clone());
+                let (api, user, password) = (self.bg.api.clone(), form.user.trim().to_owned(), form.password.clone());
                 form.password.clear();
-                self.spawn(async move {
+                self.bg.spawn(async move {
                     let result = api.token(&user, &password).await;
                     Msg::LoggedIn { user, resumed: false, result }
                 });
@@ -855,8 +800,8 @@ impl App {
                 let Screen::Desktops(view) = &mut self.screen else { return };
                 view.busy.insert(id.clone(), label);
                 view.notice = None;
-                let (api, token) = (self.api.clone(), view.token.clone());
-                self.spawn(async move {
+                let (api, token) = (self.bg.api.clone(), view.token.clone());
+                self.bg.spawn(async move {
                     let result = api.action(&token, &id, action).await;
                     Msg::ActionDone { id, label, result }
                 });
@@ -866,21 +811,17 @@ impl App {
                 let name = desktop.name.clone();
                 match launch {
                     Ok(launch) => {
-                        let (tx, ctx) = (self.tx.clone(), self.ctx.clone());
-                        self.runtime.spawn(async move {
+                        let bg = self.bg.clone();
+                        self.bg.runtime.spawn(async move {
                             match viewer::start(&launch).await {
                                 Ok(mut child) => {
-                                    let _ = tx.send(Msg::ViewerStarted { name: name.clone(), result: Ok(()) });
-                                    ctx.request_repaint();
+                                    bg.report(Msg::ViewerStarted { name: name.clone(), result: Ok(()) });
                                     let status = child.wait().await;
                                     tracing::info!(?status, "viewer closed");
-                                    let _ = tx.send(Msg::ViewerExited { name });
+                                    bg.report(Msg::ViewerExited { name });
                                 }
-                                Err(e) => {
-                                    let _ = tx.send(Msg::ViewerStarted { name, result: Err(e) });
-                                }
+                                Err(e) => bg.report(Msg::ViewerStarted { name, result: Err(e) }),
                             }
-                            ctx.request_repaint();
                         });
                     }
                     Err(e) => self.handle(Msg::ViewerStarted { name, result: Err(e) }),
@@ -898,14 +839,14 @@ impl App {
             }
             Command::ChangePassword(password) => {
                 let Screen::Desktops(view) = &mut self.screen else { return };
-                let (api, token) = (self.api.clone(), view.token.clone());
-                self.spawn(async move { Msg::PasswordChanged(api.reset_password(&token, &password).await) });
+                let (api, token) = (self.bg.api.clone(), view.token.clone());
+                self.bg.spawn(async move { Msg::PasswordChanged(api.reset_password(&token, &password).await) });
             }
             Command::SaveFile(desktop) => match viewer::connection_file(&desktop) {
                 Ok((ext, content)) => {
                     let name = format!("{}.{ext}", desktop.name.replace(['/', '\\'], "_"));
                     let title = T::SaveFileWarning.get(self.lang).to_owned();
-                    self.spawn_blocking(move || {
+                    self.bg.spawn_blocking(move || {
                         let path = rfd::FileDialog::new().set_title(title).set_file_name(name).save_file();
                         Some(Msg::FileSaved(match path {
                             Some(path) => {
@@ -918,7 +859,7 @@ impl App {
                 Err(e) => self.handle(Msg::ViewerStarted { name: desktop.name, result: Err(e) }),
             },
             Command::ChooseProgram { rdp } => {
-                self.spawn_blocking(move || {
+                self.bg.spawn_blocking(move || {
                     let path = rfd::FileDialog::new().set_directory("/usr/bin").pick_file();
                     Some(Msg::ProgramChosen { rdp, path })
                 });
@@ -1035,40 +976,6 @@ fn write_private(path: &std::path::Path, content: &str) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
     file.write_all(content.as_bytes())
-}
-
-/// A centred column for forms.
-fn card(ui: &mut egui::Ui, add: impl FnOnce(&mut egui::Ui)) {
-    ui.vertical_centered(|ui| {
-        ui.add_space(24.0);
-        egui::Frame::group(ui.style()).inner_margin(20.0).show(ui, |ui| {
-            ui.set_width(ui.available_width().min(480.0));
-            ui.with_layout(Layout::top_down(Align::Min), add);
-        });
-    });
-}
-
-/// A labelled single-line text field; the label names it for screen readers and tests.
-fn field(
-    ui: &mut egui::Ui,
-    label: &str,
-    value: &mut String,
-    password: bool,
-    errors: Option<&Vec<String>>,
-) -> egui::Response {
-    let id = ui.label(label).id;
-    let response =
-        ui.add(egui::TextEdit::singleline(value).password(password).desired_width(f32::INFINITY)).labelled_by(id);
-    for error in errors.into_iter().flatten() {
-        ui.colored_label(ui.visuals().error_fg_color, error);
-    }
-    response
-}
-
-fn error_line(ui: &mut egui::Ui, lang: Lang, error: &Option<Said>) {
-    if let Some(error) = error {
-        ui.colored_label(ui.visuals().error_fg_color, error.show(lang));
-    }
 }
 
 fn register_screen(ui: &mut egui::Ui, lang: Lang, form: &mut RegisterForm) -> Option<Command> {
