@@ -9,7 +9,9 @@ pub mod cli;
 pub mod demo;
 pub mod fonts;
 pub mod i18n;
+pub mod screens;
 pub mod settings;
+mod settings_window;
 pub mod viewer;
 mod widgets;
 
