@@ -1,26 +1,28 @@
-//! The GUI: one [`Screen`] at a time, background work reporting back as [`Msg`]s.
+//! The GUI as a state machine: one [`Screen`] at a time, routing each background
+//! [`Msg`] to the screen it is for, and running what screens ask of the app
+//! ([`Command`]). The screens themselves live in [`crate::screens`].
 //!
-//! **The UI thread never waits on I/O.** HTTP calls, keyring look-ups, file dialogs and
-//! viewer processes run on the tokio runtime (or a thread of their own) and send a
-//! [`Msg`] over a channel, then wake the UI with `request_repaint`. Timers (polls,
+//! **The UI thread never waits on I/O**: work runs through [`Bg`]. Timers (polls,
 //! token renewal, countdowns, kiosk idle) are deadlines checked when a frame runs, and
 //! the next one is asked for with `request_repaint_after`: an idle client draws nothing.
 
-use crate::api::{ApiClient, ApiError, FieldErrors};
+use crate::api::{ApiClient, ApiError};
+use crate::bg::{Bg, Msg};
 use crate::i18n::{Lang, Said, T, fill};
+use crate::screens::desktops::DesktopsView;
+use crate::screens::login::LoginForm;
+use crate::screens::register::RegisterForm;
+use crate::screens::{Command, describe, terminal_state};
 use crate::settings::{LAST_USER, Memory, Settings, TOKEN};
-use crate::viewer::{self, ViewerError};
-use egui::{Align, Color32, Layout, RichText};
-use std::collections::HashMap;
+use crate::settings_window::SettingsWindow;
+use egui::{Align, Layout, RichText};
 use std::path::PathBuf;
-use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
-use thindesk_shared::{Desktop, DesktopAction, DesktopList, DesktopStatus, Place, Terminal, TerminalState, TokenGrant};
+use thindesk_shared::{Terminal, TerminalState};
 
 /// How often a waiting terminal asks whether it was approved.
 pub const WAITING_POLL: Duration = Duration::from_secs(3);
-/// How often the desktop list is refreshed while it is shown.
-pub const DESKTOP_REFRESH: Duration = Duration::from_secs(5);
 /// The longest wait between two tries to reach an unreachable server.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -43,23 +45,6 @@ pub struct Setup {
     pub started: Instant,
 }
 
-/// What background work reports.
-pub enum Msg {
-    Terminal(Result<Terminal, ApiError>),
-    Places(Result<Vec<Place>, ApiError>),
-    Registered(Result<TerminalState, ApiError>),
-    LoggedIn { user: String, resumed: bool, result: Result<TokenGrant, ApiError> },
-    Renewed(Result<TokenGrant, ApiError>),
-    Desktops(Result<DesktopList, ApiError>),
-    ActionDone { id: String, label: T, result: Result<(), ApiError> },
-    PasswordChanged(Result<(), ApiError>),
-    ViewerStarted { name: String, result: Result<(), ViewerError> },
-    ViewerExited { name: String },
-    Remembered { user: Result<Option<String>, String>, token: Option<String> },
-    FileSaved(Result<Option<PathBuf>, String>),
-    ProgramChosen { rdp: bool, path: Option<PathBuf> },
-}
-
 /// The screen the user is on.
 pub enum Screen {
     /// Asking the server about this terminal.
@@ -71,56 +56,6 @@ pub enum Screen {
     Desktops(Box<DesktopsView>),
 }
 
-#[derive(Default)]
-pub struct RegisterForm {
-    /// `None` while loading.
-    places: Option<Vec<Place>>,
-    place: String,
-    seat: String,
-    as_admin: bool,
-    admin_name: String,
-    admin_password: String,
-    busy: bool,
-    field_errors: FieldErrors,
-    error: Option<Said>,
-}
-
-#[derive(Default)]
-pub struct LoginForm {
-    user: String,
-    password: String,
-    busy: bool,
-    error: Option<Said>,
-    throttled_until: Option<Instant>,
-}
-
-pub struct DesktopsView {
-    user: String,
-    token: String,
-    desktops: Option<Vec<Desktop>>,
-    /// Desktops with an action under way, and the button's text.
-    busy: HashMap<String, T>,
-    confirm_shutdown: Option<(String, String)>,
-    save_file: Option<Desktop>,
-    notice: Option<(Said, bool)>,
-    password: Option<PasswordDialog>,
-    /// The desktop open in a viewer.
-    session: Option<String>,
-    refreshing: bool,
-    next_refresh: Instant,
-    renew_at: Instant,
-    renewing: bool,
-    last_activity: Instant,
-}
-
-#[derive(Default)]
-struct PasswordDialog {
-    new: String,
-    repeat: String,
-    busy: bool,
-    error: Option<Said>,
-}
-
 /// The server could not be reached: say so, and try again with growing pauses.
 struct Unreachable {
     reason: String,
@@ -128,21 +63,13 @@ struct Unreachable {
     retry_at: Instant,
 }
 
-#[derive(Default)]
-struct SettingsDialog {
-    open: bool,
-}
-
 pub struct App {
-    api: ApiClient,
+    bg: Bg,
+    rx: Receiver<Msg>,
     mac: String,
     settings: Settings,
     settings_path: Option<PathBuf>,
     memory: Memory,
-    runtime: tokio::runtime::Handle,
-    tx: Sender<Msg>,
-    rx: Receiver<Msg>,
-    ctx: egui::Context,
     lang: Lang,
     screen: Screen,
     terminal: Option<Terminal>,
@@ -155,7 +82,7 @@ pub struct App {
     remembered_token: Option<String>,
     /// Said once when no keyring is available.
     keyring_notice: bool,
-    settings_dialog: SettingsDialog,
+    settings_window: SettingsWindow,
     demo_hint: Option<String>,
     started: Instant,
     first_frame_logged: bool,
@@ -175,17 +102,14 @@ impl App {
             style.spacing.button_padding = egui::vec2(10.0, 5.0);
             style.spacing.item_spacing = egui::vec2(8.0, 8.0);
         });
-        let (tx, rx) = channel();
+        let (bg, rx) = Bg::new(setup.runtime, ApiClient::new(&setup.server), ctx);
         let app = Self {
-            api: ApiClient::new(&setup.server),
+            bg,
+            rx,
             mac: setup.mac,
             settings: setup.settings,
             settings_path: setup.settings_path,
             memory: setup.memory,
-            runtime: setup.runtime,
-            tx,
-            rx,
-            ctx,
             lang: setup.lang,
             screen: Screen::Starting,
             terminal: None,
@@ -196,7 +120,7 @@ impl App {
             remembered_user: None,
             remembered_token: None,
             keyring_notice: false,
-            settings_dialog: SettingsDialog::default(),
+            settings_window: SettingsWindow::default(),
             demo_hint: setup.demo_hint,
             started: setup.started,
             first_frame_logged: false,
@@ -222,34 +146,14 @@ impl App {
         self.settings.kiosk
     }
 
+    fn desktops_view(&mut self) -> Option<&mut DesktopsView> {
+        match &mut self.screen {
+            Screen::Desktops(view) => Some(view),
+            _ => None,
+        }
+    }
+
     // ----- background work -------------------------------------------------------
-
-    /// Runs `work` on the runtime and delivers its message.
-    fn spawn<F>(&self, work: F)
-    where
-        F: std::future::Future<Output = Msg> + Send + 'static,
-    {
-        let (tx, ctx) = (self.tx.clone(), self.ctx.clone());
-        self.runtime.spawn(async move {
-            let msg = work.await;
-            let _ = tx.send(msg);
-            ctx.request_repaint();
-        });
-    }
-
-    /// Runs blocking `work` (keyring, file dialogs) on a blocking thread.
-    fn spawn_blocking<F>(&self, work: F)
-    where
-        F: FnOnce() -> Option<Msg> + Send + 'static,
-    {
-        let (tx, ctx) = (self.tx.clone(), self.ctx.clone());
-        self.runtime.spawn_blocking(move || {
-            if let Some(msg) = work() {
-                let _ = tx.send(msg);
-                ctx.request_repaint();
-            }
-        });
-    }
 
     fn load_memory(&self) {
         if self.kiosk() {
@@ -257,7 +161,7 @@ impl App {
         }
         let memory = self.memory.clone();
         let want_token = self.settings.remember_token && !self.kiosk();
-        self.spawn_blocking(move || {
+        self.bg.spawn_blocking(move || {
             let user = memory.get(LAST_USER).map_err(|e| e.to_string());
             let token = if want_token && user.is_ok() { memory.get(TOKEN).ok().flatten() } else { None };
             Some(Msg::Remembered { user, token })
@@ -266,16 +170,14 @@ impl App {
 
     /// Keeps the user name (and the token, where allowed). A kiosk keeps nothing: the
     /// next student must not see who sat there before.
-    fn remember(&self, user: Option<String>, token: Option<String>) {
+    fn remember(&self, user: String, token: Option<String>) {
         if self.keyring_notice || self.kiosk() {
             return;
         }
         let memory = self.memory.clone();
         let keep_token = self.settings.remember_token && !self.kiosk();
-        self.spawn_blocking(move || {
-            if let Some(user) = user {
-                let _ = memory.set(LAST_USER, Some(&user));
-            }
+        self.bg.spawn_blocking(move || {
+            let _ = memory.set(LAST_USER, Some(&user));
             let token = if keep_token { token } else { None };
             let _ = memory.set(TOKEN, token.as_deref());
             None
@@ -285,20 +187,8 @@ impl App {
     fn probe(&mut self) {
         self.probing = true;
         self.next_probe = None;
-        let (api, mac) = (self.api.clone(), self.mac.clone());
-        self.spawn(async move { Msg::Terminal(api.terminal(&mac).await) });
-    }
-
-    fn load_places(&self) {
-        let api = self.api.clone();
-        self.spawn(async move { Msg::Places(api.places().await) });
-    }
-
-    fn refresh(&self, view: &mut DesktopsView) {
-        view.refreshing = true;
-        view.next_refresh = Instant::now() + DESKTOP_REFRESH;
-        let (api, token) = (self.api.clone(), view.token.clone());
-        self.spawn(async move { Msg::Desktops(api.desktops(&token).await) });
+        let (api, mac) = (self.bg.api.clone(), self.mac.clone());
+        self.bg.spawn(async move { Msg::Terminal(api.terminal(&mac).await) });
     }
 
     /// Notes a failure to reach the server and when to try again.
@@ -315,91 +205,91 @@ impl App {
         self.server_trouble = None;
     }
 
-    // ----- messages --------------------------------------------------------------
+    // ----- messages and commands -------------------------------------------------
 
+    /// Hands a message to the screen it is for; an answer for a screen no longer shown
+    /// is dropped.
     fn handle(&mut self, msg: Msg) {
-        match msg {
+        let command = match msg {
             Msg::Terminal(result) => {
                 self.probing = false;
                 self.on_terminal(result);
+                None
             }
             Msg::Places(result) => {
                 if let Screen::Register(form) = &mut self.screen {
-                    match result {
-                        Ok(places) => {
-                            if form.place.is_empty()
-                                && let Some(first) = places.first()
-                            {
-                                form.place = first.name.clone();
-                            }
-                            form.places = Some(places);
-                        }
-                        Err(e) => {
-                            form.places = Some(Vec::new());
-                            form.error = Some(describe(&e));
-                        }
-                    }
+                    form.on_places(result);
+                }
+                None
+            }
+            Msg::Registered(Ok(_)) => {
+                // The lookup decides the next screen, with the place and seat to show.
+                self.probe();
+                None
+            }
+            Msg::Registered(Err(error)) => {
+                if let Screen::Register(form) = &mut self.screen {
+                    form.on_failed(&error);
+                }
+                match error {
+                    ApiError::Unreachable(reason) => Some(Command::Unreachable(reason)),
+                    _ => None,
                 }
             }
-            Msg::Registered(result) => self.on_registered(result),
-            Msg::LoggedIn { user, resumed, result } => self.on_logged_in(user, resumed, result),
-            Msg::Renewed(result) => self.on_renewed(result),
-            Msg::Desktops(result) => self.on_desktops(result),
-            Msg::ActionDone { id, label, result } => self.on_action_done(id, label, result),
-            Msg::PasswordChanged(result) => self.on_password_changed(result),
-            Msg::ViewerStarted { name, result } => {
-                if let Screen::Desktops(view) = &mut self.screen {
-                    match result {
-                        Ok(()) => {
-                            view.session = Some(name);
-                            view.notice = None;
-                        }
-                        Err(ViewerError::Missing(program)) => {
-                            view.notice = Some((Said::with(T::ViewerMissing, &[&program]), true));
-                        }
-                        Err(ViewerError::NoDisplay) => view.notice = Some((T::NoDisplay.into(), true)),
-                        Err(ViewerError::Failed(e)) => {
-                            view.notice = Some((Said::with(T::ViewerFailed, &[&e]), true));
-                        }
-                    }
+            Msg::LoggedIn { user, resumed, result } => match &mut self.screen {
+                Screen::Login(form) => form.on_logged_in(user, resumed, result),
+                _ => None,
+            },
+            Msg::Renewed(result) => self.desktops_view().and_then(|view| view.on_renewed(result)),
+            Msg::Desktops(result) => self.desktops_view().and_then(|view| view.on_desktops(result)),
+            Msg::ActionDone { id, label, result } => {
+                self.desktops_view().and_then(|view| view.on_action_done(id, label, result))
+            }
+            Msg::PasswordChanged(result) => {
+                if let Some(view) = self.desktops_view() {
+                    view.on_password_changed(result);
                 }
+                None
+            }
+            Msg::ViewerStarted { name, result } => {
+                if let Some(view) = self.desktops_view() {
+                    view.on_viewer_started(name, result);
+                }
+                None
             }
             Msg::ViewerExited { name } => {
-                let text = Said::with(T::SessionEnded, &[&name]);
+                let notice = Said::with(T::SessionEnded, &[&name]);
                 if self.kiosk() {
-                    self.log_out(Some(text));
-                } else if let Screen::Desktops(view) = &mut self.screen {
-                    view.session = None;
-                    view.notice = Some((text, false));
-                    view.next_refresh = Instant::now();
+                    Some(Command::LogOut(Some(notice)))
+                } else {
+                    if let Some(view) = self.desktops_view() {
+                        view.on_session_ended(notice);
+                    }
+                    None
                 }
             }
-            Msg::Remembered { user, token } => match user {
-                Ok(user) => {
-                    if let (Some(user), Screen::Login(form)) = (&user, &mut self.screen)
-                        && form.user.is_empty()
-                    {
-                        form.user = user.clone();
-                    }
-                    self.remembered_user = user;
-                    self.remembered_token = token;
-                    self.try_remembered_token();
-                }
-                Err(reason) => {
-                    tracing::info!(%reason, "no keyring: the user name will not be remembered");
-                    self.keyring_notice = true;
-                }
-            },
-            Msg::FileSaved(result) => {
-                if let Screen::Desktops(view) = &mut self.screen {
-                    match result {
-                        Ok(Some(path)) => {
-                            view.notice = Some((Said::with(T::FileSaved, &[&path.display().to_string()]), false));
+            Msg::Remembered { user, token } => {
+                match user {
+                    Ok(user) => {
+                        if let (Some(user), Screen::Login(form)) = (&user, &mut self.screen) {
+                            form.offer_user(user);
                         }
-                        Ok(None) => {}
-                        Err(e) => view.notice = Some((Said::Raw(e), true)),
+                        self.remembered_user = user;
+                        self.remembered_token = token;
+                        self.try_remembered_token();
+                    }
+                    Err(reason) => {
+                        tracing::info!(%reason, "no keyring: the user name will not be remembered");
+                        self.keyring_notice = true;
                     }
                 }
+                None
+            }
+            Msg::FileSaved(result) => {
+                if let Some(view) = self.desktops_view() {
+                    view.on_file_saved(result);
+                }
+                None
             }
             Msg::ProgramChosen { rdp, path } => {
                 if let Some(path) = path {
@@ -410,7 +300,32 @@ impl App {
                         self.settings.viewers.spice = path;
                     }
                 }
+                None
             }
+        };
+        if let Some(command) = command {
+            self.run(command);
+        }
+    }
+
+    /// Carries out what a screen asked for.
+    fn run(&mut self, command: Command) {
+        match command {
+            Command::CheckAgain => {
+                if !self.probing {
+                    self.probe();
+                }
+            }
+            Command::LoggedIn { user, grant } => {
+                self.reachable();
+                self.remember(user.clone(), Some(grant.token.id.clone()));
+                self.screen = Screen::Desktops(Box::new(DesktopsView::open(&self.bg, user, grant)));
+            }
+            Command::Remember { user, token } => self.remember(user, Some(token)),
+            Command::LogOut(notice) => self.log_out(notice),
+            Command::Reached => self.reachable(),
+            Command::Unreachable(reason) => self.unreachable(reason),
+            Command::ServerTrouble(trouble) => self.server_trouble = Some(trouble),
         }
     }
 
@@ -435,8 +350,7 @@ impl App {
                 self.reachable();
                 self.terminal = None;
                 if !matches!(self.screen, Screen::Register(_)) {
-                    self.screen = Screen::Register(RegisterForm::default());
-                    self.load_places();
+                    self.screen = Screen::Register(RegisterForm::open(&self.bg));
                 }
             }
             Err(ApiError::Unreachable(reason)) => self.unreachable(reason),
@@ -451,11 +365,11 @@ impl App {
 
     fn show_login(&mut self, error: Option<Said>) {
         let user = match &self.screen {
-            Screen::Desktops(view) => view.user.clone(),
-            Screen::Login(form) => form.user.clone(),
+            Screen::Desktops(view) => view.user().to_owned(),
+            Screen::Login(form) => form.user().to_owned(),
             _ => self.remembered_user.clone().unwrap_or_default(),
         };
-        self.screen = Screen::Login(LoginForm { user, error, ..LoginForm::default() });
+        self.screen = Screen::Login(LoginForm::new(user, error));
         self.try_remembered_token();
     }
 
@@ -463,165 +377,20 @@ impl App {
     fn try_remembered_token(&mut self) {
         let Screen::Login(form) = &mut self.screen else { return };
         let Some(token) = self.remembered_token.take() else { return };
-        form.busy = true;
         let user = self.remembered_user.clone().unwrap_or_default();
-        let api = self.api.clone();
-        self.spawn(async move { Msg::LoggedIn { user, resumed: true, result: api.renew(&token).await } });
-    }
-
-    fn on_registered(&mut self, result: Result<TerminalState, ApiError>) {
-        match result {
-            Ok(_) => {
-                // The lookup decides the next screen, with the place and seat to show.
-                self.probe();
-            }
-            Err(ApiError::Unreachable(reason)) => {
-                if let Screen::Register(form) = &mut self.screen {
-                    form.busy = false;
-                }
-                self.unreachable(reason);
-            }
-            Err(error) => {
-                let Screen::Register(form) = &mut self.screen else { return };
-                form.busy = false;
-                form.field_errors.clear();
-                form.error = None;
-                match error {
-                    ApiError::Invalid(errors) => form.field_errors = errors,
-                    ApiError::TerminalExisted => form.error = Some(T::TerminalExisted.into()),
-                    ApiError::SeatTaken => form.error = Some(T::SeatTaken.into()),
-                    ApiError::Unauthorized => form.error = Some(T::AdminRefused.into()),
-                    ApiError::Forbidden => form.error = Some(T::NotAdmin.into()),
-                    ApiError::Throttled(secs) => {
-                        form.error = Some(Said::with(T::Throttled, &[&secs.to_string()]));
-                    }
-                    other => form.error = Some(describe(&other)),
-                }
-            }
-        }
-    }
-
-    fn on_logged_in(&mut self, user: String, resumed: bool, result: Result<TokenGrant, ApiError>) {
-        let Screen::Login(form) = &mut self.screen else { return };
-        form.busy = false;
-        match result {
-            Ok(grant) => {
-                self.reachable();
-                self.remember(Some(user.clone()), Some(grant.token.id.clone()));
-                let now = Instant::now();
-                let mut view = Box::new(DesktopsView {
-                    user,
-                    token: grant.token.id,
-                    desktops: None,
-                    busy: HashMap::new(),
-                    confirm_shutdown: None,
-                    save_file: None,
-                    notice: None,
-                    password: None,
-                    session: None,
-                    refreshing: false,
-                    next_refresh: now,
-                    renew_at: now + renew_after(grant.expires_in),
-                    renewing: false,
-                    last_activity: now,
-                });
-                self.refresh(&mut view);
-                self.screen = Screen::Desktops(view);
-            }
-            Err(_) if resumed => {}
-            Err(ApiError::Unauthorized) => {
-                form.password.clear();
-                form.error = Some(T::WrongPassword.into());
-            }
-            Err(ApiError::Throttled(secs)) => {
-                form.throttled_until = Some(Instant::now() + Duration::from_secs(secs));
-                form.error = None;
-            }
-            Err(ApiError::Unreachable(reason)) => {
-                form.error = None;
-                self.unreachable(reason);
-            }
-            Err(other) => form.error = Some(describe(&other)),
-        }
-    }
-
-    fn on_renewed(&mut self, result: Result<TokenGrant, ApiError>) {
-        let Screen::Desktops(view) = &mut self.screen else { return };
-        view.renewing = false;
-        match result {
-            Ok(grant) => {
-                view.token = grant.token.id.clone();
-                view.renew_at = Instant::now() + renew_after(grant.expires_in);
-                let user = view.user.clone();
-                self.remember(Some(user), Some(grant.token.id));
-            }
-            Err(ApiError::Unauthorized) => self.log_out(Some(T::SessionExpired.into())),
-            Err(ApiError::Unreachable(reason)) => {
-                view.renew_at = Instant::now() + Duration::from_secs(10);
-                self.unreachable(reason);
-            }
-            Err(_) => view.renew_at = Instant::now() + Duration::from_secs(30),
-        }
-    }
-
-    fn on_desktops(&mut self, result: Result<DesktopList, ApiError>) {
-        let Screen::Desktops(view) = &mut self.screen else { return };
-        view.refreshing = false;
-        match result {
-            Ok(list) => {
-                view.desktops = Some(list.desktop_list);
-                self.reachable();
-            }
-            Err(ApiError::Unauthorized) => self.log_out(Some(T::SessionExpired.into())),
-            Err(ApiError::Unreachable(reason)) => self.unreachable(reason),
-            Err(other) => self.server_trouble = Some(describe(&other)),
-        }
-    }
-
-    fn on_action_done(&mut self, id: String, label: T, result: Result<(), ApiError>) {
-        let Screen::Desktops(view) = &mut self.screen else { return };
-        view.busy.remove(&id);
-        let name = view.desktops.iter().flatten().find(|d| d.id == id).map(|d| d.name.clone()).unwrap_or_default();
-        view.notice = Some(match result {
-            Ok(()) => (Said::Text(T::ActionDone, vec![Said::Raw(name), label.into()]), false),
-            Err(ApiError::Conflict(_)) => (T::ActionBusy.into(), true),
-            Err(ApiError::Unauthorized) => {
-                self.log_out(Some(T::SessionExpired.into()));
-                return;
-            }
-            Err(e) => (describe(&e), true),
-        });
-        view.next_refresh = Instant::now();
-    }
-
-    fn on_password_changed(&mut self, result: Result<(), ApiError>) {
-        let Screen::Desktops(view) = &mut self.screen else { return };
-        let Some(dialog) = &mut view.password else { return };
-        dialog.busy = false;
-        match result {
-            Ok(()) => {
-                view.password = None;
-                view.notice = Some((T::PasswordChanged.into(), false));
-            }
-            Err(ApiError::Invalid(errors)) => {
-                dialog.error = Some(Said::Raw(errors.values().flatten().cloned().collect::<Vec<_>>().join("; ")));
-            }
-            Err(e) => dialog.error = Some(describe(&e)),
-        }
+        form.resume(&self.bg, user, token);
     }
 
     fn log_out(&mut self, notice: Option<Said>) {
         if let Screen::Desktops(view) = &self.screen {
-            let user = view.user.clone();
-            self.remember(Some(user), None);
+            self.remember(view.user().to_owned(), None);
         }
         self.remembered_token = None;
         self.show_login(notice);
-        if let Screen::Login(form) = &mut self.screen
-            && self.settings.kiosk
+        if self.kiosk()
+            && let Screen::Login(form) = &mut self.screen
         {
-            // A kiosk forgets who sat here.
-            form.user.clear();
+            form.forget_user();
         }
     }
 
@@ -646,38 +415,13 @@ impl App {
         let mut idle_out = false;
         match &mut self.screen {
             Screen::Login(form) => {
-                if let Some(until) = form.throttled_until {
-                    if until <= now {
-                        form.throttled_until = None;
-                    } else {
-                        soonest(now + Duration::from_secs(1).min(until - now));
-                    }
+                if let Some(at) = form.tick(now) {
+                    soonest(at);
                 }
             }
             Screen::Desktops(view) => {
-                if view.next_refresh <= now && !view.refreshing {
-                    view.refreshing = true;
-                    view.next_refresh = now + DESKTOP_REFRESH;
-                    let (api, token) = (self.api.clone(), view.token.clone());
-                    let (tx, ctx) = (self.tx.clone(), self.ctx.clone());
-                    self.runtime.spawn(async move {
-                        let _ = tx.send(Msg::Desktops(api.desktops(&token).await));
-                        ctx.request_repaint();
-                    });
-                }
-                if view.renew_at <= now && !view.renewing {
-                    view.renewing = true;
-                    let (api, token) = (self.api.clone(), view.token.clone());
-                    let (tx, ctx) = (self.tx.clone(), self.ctx.clone());
-                    self.runtime.spawn(async move {
-                        let _ = tx.send(Msg::Renewed(api.renew(&token).await));
-                        ctx.request_repaint();
-                    });
-                }
-                soonest(view.next_refresh);
-                soonest(view.renew_at);
-                if kiosk && view.session.is_none() {
-                    let deadline = view.last_activity + idle;
+                soonest(view.tick(now, &self.bg));
+                if kiosk && let Some(deadline) = view.idle_deadline(idle) {
                     if deadline <= now {
                         idle_out = true;
                     } else {
@@ -707,7 +451,7 @@ impl App {
                         self.save_settings();
                     }
                     if !self.kiosk() && ui.button(self.t(T::Settings)).clicked() {
-                        self.settings_dialog.open = true;
+                        self.settings_window.open();
                     }
                     if let Screen::Desktops(view) = &mut self.screen {
                         if ui.button(T::LogOut.get(self.lang)).clicked() {
@@ -715,9 +459,9 @@ impl App {
                             return;
                         }
                         if ui.button(T::ChangePassword.get(self.lang)).clicked() {
-                            view.password = Some(PasswordDialog::default());
+                            view.ask_new_password();
                         }
-                        ui.label(fill(T::SignedInAs.get(self.lang), &[&view.user]));
+                        ui.label(fill(T::SignedInAs.get(self.lang), &[view.user()]));
                     }
                 });
             });
@@ -725,7 +469,7 @@ impl App {
                 let secs = unreachable.retry_at.saturating_duration_since(Instant::now()).as_secs() + 1;
                 let text = fill(
                     self.t(T::Unreachable),
-                    &[self.api.base().trim_end_matches("/api/v1.0"), &unreachable.reason, &secs.to_string()],
+                    &[self.bg.api.base().trim_end_matches("/api/v1.0"), &unreachable.reason, &secs.to_string()],
                 );
                 ui.horizontal(|ui| {
                     ui.colored_label(ui.visuals().error_fg_color, text);
@@ -747,7 +491,7 @@ impl App {
                 ui.label(small(format!(
                     "{}: {}",
                     self.t(T::ServerLabel),
-                    self.api.base().trim_end_matches("/api/v1.0")
+                    self.bg.api.base().trim_end_matches("/api/v1.0")
                 )));
                 ui.label(small(format!("{}: {}", self.t(T::TerminalLabel), self.mac)));
                 if self.keyring_notice {
@@ -764,7 +508,7 @@ impl App {
     fn save_settings(&self) {
         let Some(path) = self.settings_path.clone() else { return };
         let settings = self.settings.clone();
-        self.spawn_blocking(move || {
+        self.bg.spawn_blocking(move || {
             if let Err(e) = settings.save(&path) {
                 tracing::warn!(error = %e, "settings not saved");
             }
@@ -775,576 +519,31 @@ impl App {
     fn draw_screen(&mut self, ui: &mut egui::Ui) {
         let lang = self.lang;
         let seat = self.terminal.as_ref().map(|t| (t.place.clone(), t.seat_number.clone())).unwrap_or_default();
-        let mut command = None;
-        match &mut self.screen {
+        let bg = &self.bg;
+        let command = match &mut self.screen {
             Screen::Starting => {
-                card(ui, |ui| {
-                    ui.horizontal(|ui| {
-                        if self.unreachable.is_none() {
-                            ui.spinner();
-                        }
-                        ui.label(T::Starting.get(lang));
-                    });
-                });
+                terminal_state::starting_ui(ui, lang, self.unreachable.is_none());
+                None
             }
-            Screen::Register(form) => command = register_screen(ui, lang, form),
-            Screen::Waiting => {
-                card(ui, |ui| {
-                    ui.heading(T::WaitingTitle.get(lang));
-                    ui.label(fill(T::WaitingBody.get(lang), &[&seat.0, &seat.1]));
-                    if ui.button(T::CheckAgain.get(lang)).clicked() {
-                        command = Some(Command::Probe);
-                    }
-                });
+            Screen::Register(form) => {
+                form.ui(ui, lang, bg, &self.mac);
+                None
             }
-            Screen::Rejected => {
-                card(ui, |ui| {
-                    ui.heading(T::RejectedTitle.get(lang));
-                    ui.colored_label(ui.visuals().error_fg_color, fill(T::RejectedBody.get(lang), &[&seat.0, &seat.1]));
-                    if ui.button(T::CheckAgain.get(lang)).clicked() {
-                        command = Some(Command::Probe);
-                    }
-                });
+            Screen::Waiting => terminal_state::waiting_ui(ui, lang, &seat),
+            Screen::Rejected => terminal_state::rejected_ui(ui, lang, &seat),
+            Screen::Login(form) => {
+                form.ui(ui, lang, bg, &seat, self.demo_hint.as_deref());
+                None
             }
-            Screen::Login(form) => command = login_screen(ui, lang, form, &seat, self.demo_hint.as_deref()),
-            Screen::Desktops(view) => command = desktops_screen(ui, lang, view, self.settings.kiosk),
-        }
+            Screen::Desktops(view) => {
+                view.ui(ui, lang, bg, &self.settings.viewers, self.settings.kiosk);
+                None
+            }
+        };
         if let Some(command) = command {
             self.run(command);
         }
     }
-
-    /// Carries out what a widget asked for, after drawing.
-    fn run(&mut self, command: Command) {
-        match command {
-            Command::Probe => {
-                if !self.probing {
-                    self.probe();
-                }
-            }
-            Command::Register => {
-                let Screen::Register(form) = &mut self.screen else { return };
-                form.busy = true;
-                form.error = None;
-                form.field_errors.clear();
-                let (api, mac) = (self.api.clone(), self.mac.clone());
-                let (place, seat) = (form.place.clone(), form.seat.trim().to_owned());
-                let admin = form.as_admin.then(|| (form.admin_name.trim().to_owned(), form.admin_password.clone()));
-                self.spawn(async move {
-                    let admin = admin.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
-                    Msg::Registered(api.register(&place, &seat, &mac, admin).await.map(|r| r.terminal_state))
-                });
-            }
-            Command::LogIn => {
-                let Screen::Login(form) = &mut self.screen else { return };
-                form.busy = true;
-                form.error = None;
-                let (api, user, password) = (self.api.clone(), form.user.trim().to_owned(), form.password.clone());
-                form.password.clear();
-                self.spawn(async move {
-                    let result = api.token(&user, &password).await;
-                    Msg::LoggedIn { user, resumed: false, result }
-                });
-            }
-            Command::Refresh => {
-                if let Screen::Desktops(view) = &mut self.screen {
-                    view.next_refresh = Instant::now();
-                }
-            }
-            Command::Action(id, action, label) => {
-                let Screen::Desktops(view) = &mut self.screen else { return };
-                view.busy.insert(id.clone(), label);
-                view.notice = None;
-                let (api, token) = (self.api.clone(), view.token.clone());
-                self.spawn(async move {
-                    let result = api.action(&token, &id, action).await;
-                    Msg::ActionDone { id, label, result }
-                });
-            }
-            Command::Connect(desktop) => {
-                let launch = viewer::plan(&desktop, &self.settings.viewers, self.settings.kiosk);
-                let name = desktop.name.clone();
-                match launch {
-                    Ok(launch) => {
-                        let (tx, ctx) = (self.tx.clone(), self.ctx.clone());
-                        self.runtime.spawn(async move {
-                            match viewer::start(&launch).await {
-                                Ok(mut child) => {
-                                    let _ = tx.send(Msg::ViewerStarted { name: name.clone(), result: Ok(()) });
-                                    ctx.request_repaint();
-                                    let status = child.wait().await;
-                                    tracing::info!(?status, "viewer closed");
-                                    let _ = tx.send(Msg::ViewerExited { name });
-                                }
-                                Err(e) => {
-                                    let _ = tx.send(Msg::ViewerStarted { name, result: Err(e) });
-                                }
-                            }
-                            ctx.request_repaint();
-                        });
-                    }
-                    Err(e) => self.handle(Msg::ViewerStarted { name, result: Err(e) }),
-                }
-            }
-            Command::AskShutdown(id, name) => {
-                if let Screen::Desktops(view) = &mut self.screen {
-                    view.confirm_shutdown = Some((id, name));
-                }
-            }
-            Command::AskSaveFile(desktop) => {
-                if let Screen::Desktops(view) = &mut self.screen {
-                    view.save_file = Some(desktop);
-                }
-            }
-            Command::ChangePassword(password) => {
-                let Screen::Desktops(view) = &mut self.screen else { return };
-                let (api, token) = (self.api.clone(), view.token.clone());
-                self.spawn(async move { Msg::PasswordChanged(api.reset_password(&token, &password).await) });
-            }
-            Command::SaveFile(desktop) => match viewer::connection_file(&desktop) {
-                Ok((ext, content)) => {
-                    let name = format!("{}.{ext}", desktop.name.replace(['/', '\\'], "_"));
-                    let title = T::SaveFileWarning.get(self.lang).to_owned();
-                    self.spawn_blocking(move || {
-                        let path = rfd::FileDialog::new().set_title(title).set_file_name(name).save_file();
-                        Some(Msg::FileSaved(match path {
-                            Some(path) => {
-                                write_private(&path, &content).map(|()| Some(path)).map_err(|e| e.to_string())
-                            }
-                            None => Ok(None),
-                        }))
-                    });
-                }
-                Err(e) => self.handle(Msg::ViewerStarted { name: desktop.name, result: Err(e) }),
-            },
-            Command::ChooseProgram { rdp } => {
-                self.spawn_blocking(move || {
-                    let path = rfd::FileDialog::new().set_directory("/usr/bin").pick_file();
-                    Some(Msg::ProgramChosen { rdp, path })
-                });
-            }
-        }
-    }
-
-    fn settings_window(&mut self, ctx: &egui::Context) {
-        if !self.settings_dialog.open || self.kiosk() {
-            return;
-        }
-        let lang = self.lang;
-        let mut open = true;
-        let mut command = None;
-        let mut save = false;
-        egui::Window::new(T::Settings.get(lang))
-            .open(&mut open)
-            .collapsible(false)
-            .resizable(false)
-            .default_width(480.0)
-            .anchor(egui::Align2::CENTER_CENTER, [0.0, 0.0])
-            .show(ctx, |ui| {
-                for (rdp, label) in [(false, T::SpiceViewer), (true, T::RdpViewer)] {
-                    let id = ui.label(label.get(lang)).id;
-                    let value = if rdp { &mut self.settings.viewers.rdp } else { &mut self.settings.viewers.spice };
-                    ui.horizontal(|ui| {
-                        ui.add(egui::TextEdit::singleline(value).desired_width(340.0)).labelled_by(id);
-                        if ui.button(T::Choose.get(lang)).on_hover_text(label.get(lang)).clicked() {
-                            command = Some(Command::ChooseProgram { rdp });
-                        }
-                    });
-                }
-                ui.separator();
-                if ui.button(T::Save.get(lang)).clicked() {
-                    save = true;
-                }
-            });
-        if save {
-            self.save_settings();
-            open = false;
-        }
-        self.settings_dialog.open = open;
-        if let Some(command) = command {
-            self.run(command);
-        }
-    }
-}
-
-/// What a screen's widgets ask for; run after drawing.
-enum Command {
-    Probe,
-    Register,
-    LogIn,
-    Refresh,
-    /// Desktop id, what to ask the server, the button's text.
-    Action(String, DesktopAction, T),
-    Connect(Desktop),
-    AskShutdown(String, String),
-    AskSaveFile(Desktop),
-    ChangePassword(String),
-    SaveFile(Desktop),
-    ChooseProgram {
-        rdp: bool,
-    },
-}
-
-/// Renew at four fifths of the lifetime, and at least two seconds before the end (the
-/// server counts whole seconds), but not sooner than in a second.
-fn renew_after(expires_in: u64) -> Duration {
-    let at = expires_in.saturating_mul(800).min(expires_in.saturating_sub(2).saturating_mul(1000));
-    Duration::from_millis(at.max(1000))
-}
-
-fn describe(error: &ApiError) -> Said {
-    match error {
-        ApiError::Unauthorized => T::WrongPassword.into(),
-        ApiError::Throttled(secs) => Said::with(T::Throttled, &[&secs.to_string()]),
-        ApiError::Server(message) => Said::with(T::ServerTrouble, &[message]),
-        ApiError::Invalid(errors) => Said::Raw(
-            errors
-                .iter()
-                .map(|(field, messages)| format!("{field}: {}", messages.join(", ")))
-                .collect::<Vec<_>>()
-                .join("; "),
-        ),
-        other => Said::Raw(other.to_string()),
-    }
-}
-
-fn status_label(lang: Lang, status: DesktopStatus) -> &'static str {
-    match status {
-        DesktopStatus::Active => T::StatusActive.get(lang),
-        DesktopStatus::Shutoff => T::StatusShutoff.get(lang),
-        DesktopStatus::Suspended => T::StatusSuspended.get(lang),
-        DesktopStatus::Paused => T::StatusPaused.get(lang),
-        DesktopStatus::Build => T::StatusBuild.get(lang),
-        DesktopStatus::Reboot => T::StatusReboot.get(lang),
-        DesktopStatus::Error => T::StatusError.get(lang),
-    }
-}
-
-fn status_color(status: DesktopStatus) -> Color32 {
-    match status {
-        DesktopStatus::Active => Color32::from_rgb(60, 170, 90),
-        DesktopStatus::Error => Color32::from_rgb(220, 70, 60),
-        DesktopStatus::Shutoff => Color32::GRAY,
-        _ => Color32::from_rgb(210, 160, 40),
-    }
-}
-
-/// Writes a file only its owner can read.
-fn write_private(path: &std::path::Path, content: &str) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
-    file.write_all(content.as_bytes())
-}
-
-/// A centred column for forms.
-fn card(ui: &mut egui::Ui, add: impl FnOnce(&mut egui::Ui)) {
-    ui.vertical_centered(|ui| {
-        ui.add_space(24.0);
-        egui::Frame::group(ui.style()).inner_margin(20.0).show(ui, |ui| {
-            ui.set_width(ui.available_width().min(480.0));
-            ui.with_layout(Layout::top_down(Align::Min), add);
-        });
-    });
-}
-
-/// A labelled single-line text field; the label names it for screen readers and tests.
-fn field(
-    ui: &mut egui::Ui,
-    label: &str,
-    value: &mut String,
-    password: bool,
-    errors: Option<&Vec<String>>,
-) -> egui::Response {
-    let id = ui.label(label).id;
-    let response =
-        ui.add(egui::TextEdit::singleline(value).password(password).desired_width(f32::INFINITY)).labelled_by(id);
-    for error in errors.into_iter().flatten() {
-        ui.colored_label(ui.visuals().error_fg_color, error);
-    }
-    response
-}
-
-fn error_line(ui: &mut egui::Ui, lang: Lang, error: &Option<Said>) {
-    if let Some(error) = error {
-        ui.colored_label(ui.visuals().error_fg_color, error.show(lang));
-    }
-}
-
-fn register_screen(ui: &mut egui::Ui, lang: Lang, form: &mut RegisterForm) -> Option<Command> {
-    let mut command = None;
-    card(ui, |ui| {
-        ui.heading(T::RegisterTitle.get(lang));
-        ui.label(T::RegisterIntro.get(lang));
-        ui.separator();
-        ui.label(RichText::new(T::Place.get(lang)).strong());
-        match &form.places {
-            None => {
-                ui.spinner();
-            }
-            Some(places) if places.is_empty() => {
-                ui.colored_label(ui.visuals().warn_fg_color, T::NoPlaces.get(lang));
-            }
-            Some(places) => {
-                egui::ScrollArea::vertical().max_height(160.0).show(ui, |ui| {
-                    for place in places {
-                        let text = if place.address.is_empty() {
-                            place.name.clone()
-                        } else {
-                            format!("{} ({})", place.name, place.address)
-                        };
-                        ui.radio_value(&mut form.place, place.name.clone(), text);
-                    }
-                });
-            }
-        }
-        for error in form.field_errors.get("place").into_iter().flatten() {
-            ui.colored_label(ui.visuals().error_fg_color, error);
-        }
-        field(ui, T::SeatNumber.get(lang), &mut form.seat, false, form.field_errors.get("seat_number"));
-        ui.checkbox(&mut form.as_admin, T::AsAdmin.get(lang));
-        if form.as_admin {
-            field(ui, T::AdminName.get(lang), &mut form.admin_name, false, None);
-            field(ui, T::AdminPassword.get(lang), &mut form.admin_password, true, None);
-        }
-        for (field, errors) in &form.field_errors {
-            if field != "place" && field != "seat_number" {
-                ui.colored_label(ui.visuals().error_fg_color, format!("{field}: {}", errors.join(", ")));
-            }
-        }
-        error_line(ui, lang, &form.error);
-        ui.horizontal(|ui| {
-            let ready = !form.busy && form.places.is_some();
-            if ui.add_enabled(ready, egui::Button::new(T::Register.get(lang))).clicked() {
-                command = Some(Command::Register);
-            }
-            if form.busy {
-                ui.spinner();
-                ui.label(T::Registering.get(lang));
-            }
-        });
-    });
-    command
-}
-
-fn login_screen(
-    ui: &mut egui::Ui,
-    lang: Lang,
-    form: &mut LoginForm,
-    seat: &(String, String),
-    demo_hint: Option<&str>,
-) -> Option<Command> {
-    let mut command = None;
-    card(ui, |ui| {
-        ui.heading(T::LoginTitle.get(lang));
-        ui.label(RichText::new(fill(T::SeatInfo.get(lang), &[&seat.0, &seat.1])).weak());
-        ui.separator();
-        field(ui, T::UserName.get(lang), &mut form.user, false, None);
-        let password = field(ui, T::Password.get(lang), &mut form.password, true, None);
-        let enter = password.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
-        let wait = form.throttled_until.map(|until| until.saturating_duration_since(Instant::now()));
-        if let Some(wait) = wait {
-            let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-            ui.colored_label(ui.visuals().error_fg_color, fill(T::Throttled.get(lang), &[&secs.to_string()]));
-        }
-        error_line(ui, lang, &form.error);
-        ui.horizontal(|ui| {
-            let ready = !form.busy && wait.is_none() && !form.user.trim().is_empty() && !form.password.is_empty();
-            let clicked = ui.add_enabled(ready, egui::Button::new(T::LogIn.get(lang))).clicked();
-            if ready && (clicked || enter) {
-                command = Some(Command::LogIn);
-            }
-            if form.busy {
-                ui.spinner();
-                ui.label(T::LoggingIn.get(lang));
-            }
-        });
-        if let Some(hint) = demo_hint {
-            ui.separator();
-            ui.label(RichText::new(hint).small().weak());
-        }
-    });
-    command
-}
-
-fn desktops_screen(ui: &mut egui::Ui, lang: Lang, view: &mut DesktopsView, kiosk: bool) -> Option<Command> {
-    let mut command = None;
-    if ui.input(|i| !i.events.is_empty()) {
-        view.last_activity = Instant::now();
-    }
-    ui.horizontal(|ui| {
-        ui.heading(T::DesktopsTitle.get(lang));
-        if ui.add_enabled(!view.refreshing, egui::Button::new(T::Refresh.get(lang))).clicked() {
-            command = Some(Command::Refresh);
-        }
-    });
-    if let Some(name) = &view.session {
-        egui::Frame::group(ui.style()).fill(ui.visuals().extreme_bg_color).show(ui, |ui| {
-            ui.set_width(ui.available_width());
-            ui.label(RichText::new(fill(T::SessionOpen.get(lang), &[name])).strong());
-            ui.label(T::SessionHint.get(lang));
-        });
-    }
-    if let Some((notice, is_error)) = &view.notice {
-        let color = if *is_error { ui.visuals().error_fg_color } else { ui.visuals().text_color() };
-        ui.colored_label(color, notice.show(lang));
-    }
-    match &view.desktops {
-        None => {
-            ui.spinner();
-        }
-        Some(desktops) if desktops.is_empty() => {
-            ui.label(T::NoDesktops.get(lang));
-        }
-        Some(desktops) => {
-            egui::ScrollArea::vertical().show(ui, |ui| {
-                for desktop in desktops {
-                    if let Some(c) =
-                        desktop_card(ui, lang, desktop, view.busy.get(&desktop.id), view.session.is_some(), kiosk)
-                    {
-                        command = Some(c);
-                    }
-                }
-            });
-        }
-    }
-    if let Some(c) = dialogs(ui.ctx(), lang, view) {
-        command = Some(c);
-    }
-    command
-}
-
-fn desktop_card(
-    ui: &mut egui::Ui,
-    lang: Lang,
-    desktop: &Desktop,
-    busy: Option<&T>,
-    in_session: bool,
-    kiosk: bool,
-) -> Option<Command> {
-    let mut command = None;
-    egui::Frame::group(ui.style()).inner_margin(12.0).show(ui, |ui| {
-        ui.set_width(ui.available_width());
-        ui.horizontal(|ui| {
-            ui.label(RichText::new(&desktop.name).heading());
-            let (dot, _) = ui.allocate_exact_size(egui::vec2(12.0, 12.0), egui::Sense::hover());
-            ui.painter().circle_filled(dot.center(), 5.0, status_color(desktop.status));
-            ui.label(status_label(lang, desktop.status));
-        });
-        ui.horizontal_wrapped(|ui| {
-            let idle = busy.is_none();
-            let active = desktop.status == DesktopStatus::Active;
-            let can_connect = active && viewer::pick_connection(desktop).is_some() && !in_session;
-            let connect_text = RichText::new(T::Connect.get(lang));
-            let connect_text = if idle && can_connect { connect_text.strong() } else { connect_text };
-            if ui.add_enabled(idle && can_connect, egui::Button::new(connect_text)).clicked() {
-                command = Some(Command::Connect(desktop.clone()));
-            }
-            let wake = match desktop.status {
-                DesktopStatus::Suspended | DesktopStatus::Paused => Some((T::Resume, DesktopAction::Resume)),
-                DesktopStatus::Shutoff | DesktopStatus::Error => Some((T::Start, DesktopAction::Resume)),
-                _ => None,
-            };
-            if let Some((label, action)) = wake
-                && ui.add_enabled(idle, egui::Button::new(label.get(lang))).clicked()
-            {
-                command = Some(Command::Action(desktop.id.clone(), action, label));
-            }
-            if ui.add_enabled(idle && active, egui::Button::new(T::Reboot.get(lang))).clicked() {
-                command = Some(Command::Action(desktop.id.clone(), DesktopAction::Reboot, T::Reboot));
-            }
-            let can_stop = desktop.status != DesktopStatus::Shutoff;
-            if ui.add_enabled(idle && can_stop, egui::Button::new(T::Shutdown.get(lang))).clicked() {
-                command = Some(Command::AskShutdown(desktop.id.clone(), desktop.name.clone()));
-            }
-            if !kiosk && ui.add_enabled(can_connect, egui::Button::new(T::SaveFile.get(lang))).clicked() {
-                command = Some(Command::AskSaveFile(desktop.clone()));
-            }
-            if let Some(label) = busy {
-                ui.spinner();
-                ui.label(format!("{} {}", label.get(lang), T::Working.get(lang)));
-            }
-        });
-    });
-    command
-}
-
-/// The shutdown confirmation, the connection-file warning and the password dialog.
-fn dialogs(ctx: &egui::Context, lang: Lang, view: &mut DesktopsView) -> Option<Command> {
-    let mut command = None;
-    if let Some((id, name)) = view.confirm_shutdown.clone() {
-        let mut close = false;
-        egui::Modal::new(egui::Id::unique("confirm-shutdown")).show(ctx, |ui| {
-            ui.set_max_width(420.0);
-            ui.heading(T::Shutdown.get(lang));
-            ui.label(fill(T::ConfirmShutdown.get(lang), &[&name]));
-            ui.horizontal(|ui| {
-                let yes = egui::Button::new(RichText::new(T::Shutdown.get(lang)).color(ui.visuals().error_fg_color));
-                if ui.add(yes).clicked() {
-                    command = Some(Command::Action(id.clone(), DesktopAction::Shutdown, T::Shutdown));
-                    close = true;
-                }
-                if ui.button(T::Cancel.get(lang)).clicked() {
-                    close = true;
-                }
-            });
-        });
-        if close {
-            view.confirm_shutdown = None;
-        }
-    }
-    if let Some(desktop) = view.save_file.clone() {
-        let mut close = false;
-        egui::Modal::new(egui::Id::unique("save-file")).show(ctx, |ui| {
-            ui.set_max_width(460.0);
-            ui.heading(T::SaveFile.get(lang));
-            ui.colored_label(ui.visuals().warn_fg_color, T::SaveFileWarning.get(lang));
-            ui.horizontal(|ui| {
-                if ui.button(T::Save.get(lang)).clicked() {
-                    command = Some(Command::SaveFile(desktop.clone()));
-                    close = true;
-                }
-                if ui.button(T::Cancel.get(lang)).clicked() {
-                    close = true;
-                }
-            });
-        });
-        if close {
-            view.save_file = None;
-        }
-    }
-    if let Some(dialog) = &mut view.password {
-        let mut close = false;
-        egui::Modal::new(egui::Id::unique("change-password")).show(ctx, |ui| {
-            ui.set_width(360.0);
-            ui.heading(T::ChangePassword.get(lang));
-            field(ui, T::NewPassword.get(lang), &mut dialog.new, true, None);
-            field(ui, T::RepeatPassword.get(lang), &mut dialog.repeat, true, None);
-            error_line(ui, lang, &dialog.error);
-            ui.horizontal(|ui| {
-                let ready = !dialog.busy && !dialog.new.is_empty();
-                if ui.add_enabled(ready, egui::Button::new(T::Save.get(lang))).clicked() {
-                    if dialog.new == dialog.repeat {
-                        dialog.busy = true;
-                        dialog.error = None;
-                        command = Some(Command::ChangePassword(dialog.new.clone()));
-                    } else {
-                        dialog.error = Some(T::PasswordsDiffer.into());
-                    }
-                }
-                if ui.button(T::Cancel.get(lang)).clicked() {
-                    close = true;
-                }
-                if dialog.busy {
-                    ui.spinner();
-                }
-            });
-        });
-        if close {
-            view.password = None;
-        }
-    }
-    command
 }
 
 impl eframe::App for App {
@@ -1375,23 +574,11 @@ impl eframe::App for App {
         self.top_bar(ui);
         self.bottom_bar(ui);
         egui::CentralPanel::default().show(ui, |ui| self.draw_screen(ui));
-        self.settings_window(&ctx);
+        if !self.kiosk() && self.settings_window.show(&ctx, self.lang, &mut self.settings.viewers, &self.bg) {
+            self.save_settings();
+        }
         if let Some(next) = next {
             ctx.request_repaint_after(next.saturating_duration_since(Instant::now()));
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::renew_after;
-    use std::time::Duration;
-
-    #[test]
-    fn tokens_are_renewed_well_before_they_expire() {
-        assert_eq!(renew_after(7200), Duration::from_secs(5760));
-        assert_eq!(renew_after(60), Duration::from_secs(48));
-        assert_eq!(renew_after(4), Duration::from_secs(2));
-        assert_eq!(renew_after(0), Duration::from_secs(1));
     }
 }

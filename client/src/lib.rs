@@ -4,11 +4,15 @@
 
 pub mod api;
 pub mod app;
+pub mod bg;
 pub mod cli;
 pub mod demo;
 pub mod fonts;
 pub mod i18n;
+pub mod screens;
 pub mod settings;
+mod settings_window;
 pub mod viewer;
+mod widgets;
 
 pub use app::{App, Screen, Setup};

@@ -1,12 +1,13 @@
 //! End to end: the client's viewer plan and launch open the demo's real desktop VM
 //! in the real `remote-viewer`, under Xvfb, and the screen shows the guest.
 
+use crate::util;
 use std::path::PathBuf;
 use std::time::Duration;
 use thindesk_client::viewer::{self, Launch, ViewerPrograms};
 use thindesk_server::demo::Demo;
 use thindesk_shared::Desktop;
-use thindesk_tests::screen::{self, VirtualScreen};
+use thindesk_tests::screen::VirtualScreen;
 use thindesk_tests::vm;
 
 /// The demo banner's background: VGA blue.
@@ -14,12 +15,10 @@ const BANNER_BLUE: [u8; 3] = [0, 0, 170];
 
 #[tokio::test(flavor = "multi_thread")]
 async fn connect_opens_the_demo_desktop_in_remote_viewer() {
-    let mut tools = vm::TOOLS.to_vec();
-    tools.extend(screen::TOOLS);
-    tools.push("remote-viewer");
-    if !vm::tools_present("the client's remote-viewer end-to-end test", &tools) {
+    if !util::vm_screen_tools_present("the client's remote-viewer end-to-end test", &["remote-viewer"]) {
         return;
     }
+    let _vm = util::one_vm_at_a_time().await;
     let demo = Demo::start("127.0.0.1:0".parse().expect("address")).await.expect("demo starts");
     let (user, password) = demo.logins.student.clone();
     let listed = thindesk_tests::my_desktops(&demo.url(), &user, &password).await;

@@ -1,20 +1,20 @@
 //! `thindesk --demo` ended by a signal, as a Ctrl-C in its terminal ends it, leaves
 //! no machine running and no files behind.
 
+use crate::util;
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-use thindesk_tests::screen::{self, VirtualScreen};
+use thindesk_tests::screen::VirtualScreen;
 use thindesk_tests::vm;
 
 #[test]
 fn a_signal_to_the_demo_client_destroys_the_demo_machine() {
-    let mut tools = vm::TOOLS.to_vec();
-    tools.extend(screen::TOOLS);
-    if !vm::tools_present("the demo client signal test", &tools) {
+    if !util::vm_screen_tools_present("the demo client signal test", &[]) {
         return;
     }
+    let _vm = util::one_vm_at_a_time_blocking();
     let screen = VirtualScreen::start(1024, 768);
     let mut client = Command::new(env!("CARGO_BIN_EXE_thindesk"))
         .arg("--demo")

@@ -1,0 +1,77 @@
+//! Background work: [`Bg`] starts it, [`Msg`] is what it reports back.
+//!
+//! **The UI thread never waits on I/O.** HTTP calls, keyring look-ups, file dialogs and
+//! viewer processes run on the tokio runtime (or its blocking pool) and send a [`Msg`]
+//! over a channel, then wake the UI with `request_repaint`. `Bg` is a cheap clone, so a
+//! screen can start work while the app's `&mut` screen is borrowed.
+
+use crate::api::{ApiClient, ApiError};
+use crate::i18n::T;
+use crate::viewer::ViewerError;
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, Sender, channel};
+use thindesk_shared::{DesktopList, Place, Terminal, TerminalState, TokenGrant};
+
+/// What background work reports.
+pub enum Msg {
+    Terminal(Result<Terminal, ApiError>),
+    Places(Result<Vec<Place>, ApiError>),
+    Registered(Result<TerminalState, ApiError>),
+    LoggedIn { user: String, resumed: bool, result: Result<TokenGrant, ApiError> },
+    Renewed(Result<TokenGrant, ApiError>),
+    Desktops(Result<DesktopList, ApiError>),
+    ActionDone { id: String, label: T, result: Result<(), ApiError> },
+    PasswordChanged(Result<(), ApiError>),
+    ViewerStarted { name: String, result: Result<(), ViewerError> },
+    ViewerExited { name: String },
+    Remembered { user: Result<Option<String>, String>, token: Option<String> },
+    FileSaved(Result<Option<PathBuf>, String>),
+    ProgramChosen { rdp: bool, path: Option<PathBuf> },
+}
+
+/// Where background work runs and how its answers reach the UI.
+#[derive(Clone)]
+pub struct Bg {
+    pub runtime: tokio::runtime::Handle,
+    pub api: ApiClient,
+    tx: Sender<Msg>,
+    ctx: egui::Context,
+}
+
+impl Bg {
+    /// The handle, and the receiving end the app reads each frame.
+    pub fn new(runtime: tokio::runtime::Handle, api: ApiClient, ctx: egui::Context) -> (Self, Receiver<Msg>) {
+        let (tx, rx) = channel();
+        (Self { runtime, api, tx, ctx }, rx)
+    }
+
+    /// Hands `msg` to the UI and wakes it to read it.
+    pub fn report(&self, msg: Msg) {
+        // The receiver is gone only once the app is, when nobody is left to tell.
+        let _ = self.tx.send(msg);
+        self.ctx.request_repaint();
+    }
+
+    /// Runs `work` on the runtime and reports its message.
+    pub fn spawn<F>(&self, work: F)
+    where
+        F: std::future::Future<Output = Msg> + Send + 'static,
+    {
+        let bg = self.clone();
+        self.runtime.spawn(async move { bg.report(work.await) });
+    }
+
+    /// Runs blocking `work` (keyring, file dialogs, files) on the blocking pool, and
+    /// reports its message if it has one.
+    pub fn spawn_blocking<F>(&self, work: F)
+    where
+        F: FnOnce() -> Option<Msg> + Send + 'static,
+    {
+        let bg = self.clone();
+        self.runtime.spawn_blocking(move || {
+            if let Some(msg) = work() {
+                bg.report(msg);
+            }
+        });
+    }
+}

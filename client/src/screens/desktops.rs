@@ -1,0 +1,413 @@
+//! The signed-in user's desktops: the list (refreshed every few seconds), power
+//! actions, connecting in a viewer, saving a connection file, changing the password,
+//! and the token renewed before it expires.
+
+mod dialogs;
+
+use super::{Command, describe};
+use crate::api::ApiError;
+use crate::bg::{Bg, Msg};
+use crate::i18n::{Lang, Said, T, fill};
+use crate::viewer::{self, ViewerError, ViewerPrograms};
+use dialogs::PasswordDialog;
+use egui::{Color32, RichText};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use thindesk_shared::{Desktop, DesktopAction, DesktopList, DesktopStatus, TokenGrant};
+
+/// How often the desktop list is refreshed while it is shown.
+pub const DESKTOP_REFRESH: Duration = Duration::from_secs(5);
+
+pub struct DesktopsView {
+    user: String,
+    token: String,
+    desktops: Option<Vec<Desktop>>,
+    /// Desktops with an action under way, and the button's text.
+    busy: HashMap<String, T>,
+    confirm_shutdown: Option<(String, String)>,
+    save_file: Option<Desktop>,
+    notice: Option<(Said, bool)>,
+    password: Option<PasswordDialog>,
+    /// The desktop open in a viewer.
+    session: Option<String>,
+    refreshing: bool,
+    next_refresh: Instant,
+    renew_at: Instant,
+    renewing: bool,
+    last_activity: Instant,
+}
+
+/// What a widget of this screen asks for; carried out after drawing.
+enum Intent {
+    Refresh,
+    /// Desktop id, what to ask the server, the button's text.
+    Action(String, DesktopAction, T),
+    Connect(Desktop),
+    AskShutdown(String, String),
+    AskSaveFile(Desktop),
+    ChangePassword(String),
+    SaveFile(Desktop),
+}
+
+impl DesktopsView {
+    /// `user` just logged in with `grant`: the view, its list already asked for.
+    pub fn open(bg: &Bg, user: String, grant: TokenGrant) -> Self {
+        let now = Instant::now();
+        let mut view = Self {
+            user,
+            token: grant.token.id,
+            desktops: None,
+            busy: HashMap::new(),
+            confirm_shutdown: None,
+            save_file: None,
+            notice: None,
+            password: None,
+            session: None,
+            refreshing: false,
+            next_refresh: now,
+            renew_at: now + renew_after(grant.expires_in),
+            renewing: false,
+            last_activity: now,
+        };
+        view.refresh(bg);
+        view
+    }
+
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    pub fn ask_new_password(&mut self) {
+        self.password = Some(PasswordDialog::default());
+    }
+
+    fn refresh(&mut self, bg: &Bg) {
+        self.refreshing = true;
+        self.next_refresh = Instant::now() + DESKTOP_REFRESH;
+        let (api, token) = (bg.api.clone(), self.token.clone());
+        bg.spawn(async move { Msg::Desktops(api.desktops(&token).await) });
+    }
+
+    fn renew(&mut self, bg: &Bg) {
+        self.renewing = true;
+        let (api, token) = (bg.api.clone(), self.token.clone());
+        bg.spawn(async move { Msg::Renewed(api.renew(&token).await) });
+    }
+
+    /// Refreshes the list and renews the token when due; returns when one of them is
+    /// next due.
+    pub fn tick(&mut self, now: Instant, bg: &Bg) -> Instant {
+        if self.next_refresh <= now && !self.refreshing {
+            self.refresh(bg);
+        }
+        if self.renew_at <= now && !self.renewing {
+            self.renew(bg);
+        }
+        self.next_refresh.min(self.renew_at)
+    }
+
+    /// When a kiosk left alone for `idle` logs out; never while a session is open.
+    pub fn idle_deadline(&self, idle: Duration) -> Option<Instant> {
+        self.session.is_none().then(|| self.last_activity + idle)
+    }
+
+    /// `viewers` and `kiosk` decide how a desktop is opened.
+    pub fn ui(&mut self, ui: &mut egui::Ui, lang: Lang, bg: &Bg, viewers: &ViewerPrograms, kiosk: bool) {
+        let mut intent = None;
+        if ui.input(|i| !i.events.is_empty()) {
+            self.last_activity = Instant::now();
+        }
+        ui.horizontal(|ui| {
+            ui.heading(T::DesktopsTitle.get(lang));
+            if ui.add_enabled(!self.refreshing, egui::Button::new(T::Refresh.get(lang))).clicked() {
+                intent = Some(Intent::Refresh);
+            }
+        });
+        if let Some(name) = &self.session {
+            egui::Frame::group(ui.style()).fill(ui.visuals().extreme_bg_color).show(ui, |ui| {
+                ui.set_width(ui.available_width());
+                ui.label(RichText::new(fill(T::SessionOpen.get(lang), &[name])).strong());
+                ui.label(T::SessionHint.get(lang));
+            });
+        }
+        if let Some((notice, is_error)) = &self.notice {
+            let color = if *is_error { ui.visuals().error_fg_color } else { ui.visuals().text_color() };
+            ui.colored_label(color, notice.show(lang));
+        }
+        match &self.desktops {
+            None => {
+                ui.spinner();
+            }
+            Some(desktops) if desktops.is_empty() => {
+                ui.label(T::NoDesktops.get(lang));
+            }
+            Some(desktops) => {
+                egui::ScrollArea::vertical().show(ui, |ui| {
+                    for desktop in desktops {
+                        let busy = self.busy.get(&desktop.id);
+                        if let Some(i) = desktop_card(ui, lang, desktop, busy, self.session.is_some(), kiosk) {
+                            intent = Some(i);
+                        }
+                    }
+                });
+            }
+        }
+        if let Some(i) = dialogs::show(ui.ctx(), lang, self) {
+            intent = Some(i);
+        }
+        if let Some(intent) = intent {
+            self.carry_out(intent, lang, bg, viewers, kiosk);
+        }
+    }
+
+    fn carry_out(&mut self, intent: Intent, lang: Lang, bg: &Bg, viewers: &ViewerPrograms, kiosk: bool) {
+        match intent {
+            // The next frame's tick asks for the list.
+            Intent::Refresh => self.next_refresh = Instant::now(),
+            Intent::Action(id, action, label) => {
+                self.busy.insert(id.clone(), label);
+                self.notice = None;
+                let (api, token) = (bg.api.clone(), self.token.clone());
+                bg.spawn(async move {
+                    let result = api.action(&token, &id, action).await;
+                    Msg::ActionDone { id, label, result }
+                });
+            }
+            Intent::Connect(desktop) => match viewer::plan(&desktop, viewers, kiosk) {
+                Ok(launch) => {
+                    let (bg, name) = (bg.clone(), desktop.name);
+                    bg.runtime.clone().spawn(async move {
+                        match viewer::start(&launch).await {
+                            Ok(mut child) => {
+                                bg.report(Msg::ViewerStarted { name: name.clone(), result: Ok(()) });
+                                let status = child.wait().await;
+                                tracing::info!(?status, "viewer closed");
+                                bg.report(Msg::ViewerExited { name });
+                            }
+                            Err(e) => bg.report(Msg::ViewerStarted { name, result: Err(e) }),
+                        }
+                    });
+                }
+                Err(e) => self.on_viewer_started(desktop.name, Err(e)),
+            },
+            Intent::AskShutdown(id, name) => self.confirm_shutdown = Some((id, name)),
+            Intent::AskSaveFile(desktop) => self.save_file = Some(desktop),
+            Intent::ChangePassword(password) => {
+                let (api, token) = (bg.api.clone(), self.token.clone());
+                bg.spawn(async move { Msg::PasswordChanged(api.reset_password(&token, &password).await) });
+            }
+            Intent::SaveFile(desktop) => match viewer::connection_file(&desktop) {
+                Ok((ext, content)) => {
+                    let name = format!("{}.{ext}", desktop.name.replace(['/', '\\'], "_"));
+                    let title = T::SaveFileWarning.get(lang).to_owned();
+                    bg.spawn_blocking(move || {
+                        let path = rfd::FileDialog::new().set_title(title).set_file_name(name).save_file();
+                        Some(Msg::FileSaved(match path {
+                            Some(path) => {
+                                write_private(&path, &content).map(|()| Some(path)).map_err(|e| e.to_string())
+                            }
+                            None => Ok(None),
+                        }))
+                    });
+                }
+                Err(e) => self.on_viewer_started(desktop.name, Err(e)),
+            },
+        }
+    }
+
+    pub fn on_desktops(&mut self, result: Result<DesktopList, ApiError>) -> Option<Command> {
+        self.refreshing = false;
+        match result {
+            Ok(list) => {
+                self.desktops = Some(list.desktop_list);
+                Some(Command::Reached)
+            }
+            Err(ApiError::Unauthorized) => Some(Command::LogOut(Some(T::SessionExpired.into()))),
+            Err(ApiError::Unreachable(reason)) => Some(Command::Unreachable(reason)),
+            Err(other) => Some(Command::ServerTrouble(describe(&other))),
+        }
+    }
+
+    pub fn on_renewed(&mut self, result: Result<TokenGrant, ApiError>) -> Option<Command> {
+        self.renewing = false;
+        match result {
+            Ok(grant) => {
+                self.token = grant.token.id.clone();
+                self.renew_at = Instant::now() + renew_after(grant.expires_in);
+                return Some(Command::Remember { user: self.user.clone(), token: grant.token.id });
+            }
+            Err(ApiError::Unauthorized) => return Some(Command::LogOut(Some(T::SessionExpired.into()))),
+            Err(ApiError::Unreachable(reason)) => {
+                self.renew_at = Instant::now() + Duration::from_secs(10);
+                return Some(Command::Unreachable(reason));
+            }
+            Err(_) => self.renew_at = Instant::now() + Duration::from_secs(30),
+        }
+        None
+    }
+
+    pub fn on_action_done(&mut self, id: String, label: T, result: Result<(), ApiError>) -> Option<Command> {
+        self.busy.remove(&id);
+        let name = self.desktops.iter().flatten().find(|d| d.id == id).map(|d| d.name.clone()).unwrap_or_default();
+        self.notice = Some(match result {
+            Ok(()) => (Said::Text(T::ActionDone, vec![Said::Raw(name), label.into()]), false),
+            Err(ApiError::Conflict(_)) => (T::ActionBusy.into(), true),
+            Err(ApiError::Unauthorized) => return Some(Command::LogOut(Some(T::SessionExpired.into()))),
+            Err(e) => (describe(&e), true),
+        });
+        self.next_refresh = Instant::now();
+        None
+    }
+
+    pub fn on_password_changed(&mut self, result: Result<(), ApiError>) {
+        let Some(dialog) = &mut self.password else { return };
+        dialog.busy = false;
+        match result {
+            Ok(()) => {
+                self.password = None;
+                self.notice = Some((T::PasswordChanged.into(), false));
+            }
+            Err(ApiError::Invalid(errors)) => {
+                dialog.error = Some(Said::Raw(errors.values().flatten().cloned().collect::<Vec<_>>().join("; ")));
+            }
+            Err(e) => dialog.error = Some(describe(&e)),
+        }
+    }
+
+    pub fn on_viewer_started(&mut self, name: String, result: Result<(), ViewerError>) {
+        match result {
+            Ok(()) => {
+                self.session = Some(name);
+                self.notice = None;
+            }
+            Err(ViewerError::Missing(program)) => {
+                self.notice = Some((Said::with(T::ViewerMissing, &[&program]), true));
+            }
+            Err(ViewerError::NoDisplay) => self.notice = Some((T::NoDisplay.into(), true)),
+            Err(ViewerError::Failed(e)) => self.notice = Some((Said::with(T::ViewerFailed, &[&e]), true)),
+        }
+    }
+
+    /// The viewer closed: say so, and show the desktop's state now.
+    pub fn on_session_ended(&mut self, notice: Said) {
+        self.session = None;
+        self.notice = Some((notice, false));
+        self.next_refresh = Instant::now();
+    }
+
+    pub fn on_file_saved(&mut self, result: Result<Option<PathBuf>, String>) {
+        match result {
+            Ok(Some(path)) => {
+                self.notice = Some((Said::with(T::FileSaved, &[&path.display().to_string()]), false));
+            }
+            Ok(None) => {}
+            Err(e) => self.notice = Some((Said::Raw(e), true)),
+        }
+    }
+}
+
+fn desktop_card(
+    ui: &mut egui::Ui,
+    lang: Lang,
+    desktop: &Desktop,
+    busy: Option<&T>,
+    in_session: bool,
+    kiosk: bool,
+) -> Option<Intent> {
+    let mut intent = None;
+    egui::Frame::group(ui.style()).inner_margin(12.0).show(ui, |ui| {
+        ui.set_width(ui.available_width());
+        ui.horizontal(|ui| {
+            ui.label(RichText::new(&desktop.name).heading());
+            let (dot, _) = ui.allocate_exact_size(egui::vec2(12.0, 12.0), egui::Sense::hover());
+            ui.painter().circle_filled(dot.center(), 5.0, status_color(desktop.status));
+            ui.label(status_label(lang, desktop.status));
+        });
+        ui.horizontal_wrapped(|ui| {
+            let idle = busy.is_none();
+            let active = desktop.status == DesktopStatus::Active;
+            let can_connect = active && viewer::pick_connection(desktop).is_some() && !in_session;
+            let connect_text = RichText::new(T::Connect.get(lang));
+            let connect_text = if idle && can_connect { connect_text.strong() } else { connect_text };
+            if ui.add_enabled(idle && can_connect, egui::Button::new(connect_text)).clicked() {
+                intent = Some(Intent::Connect(desktop.clone()));
+            }
+            let wake = match desktop.status {
+                DesktopStatus::Suspended | DesktopStatus::Paused => Some((T::Resume, DesktopAction::Resume)),
+                DesktopStatus::Shutoff | DesktopStatus::Error => Some((T::Start, DesktopAction::Resume)),
+                _ => None,
+            };
+            if let Some((label, action)) = wake
+                && ui.add_enabled(idle, egui::Button::new(label.get(lang))).clicked()
+            {
+                intent = Some(Intent::Action(desktop.id.clone(), action, label));
+            }
+            if ui.add_enabled(idle && active, egui::Button::new(T::Reboot.get(lang))).clicked() {
+                intent = Some(Intent::Action(desktop.id.clone(), DesktopAction::Reboot, T::Reboot));
+            }
+            let can_stop = desktop.status != DesktopStatus::Shutoff;
+            if ui.add_enabled(idle && can_stop, egui::Button::new(T::Shutdown.get(lang))).clicked() {
+                intent = Some(Intent::AskShutdown(desktop.id.clone(), desktop.name.clone()));
+            }
+            if !kiosk && ui.add_enabled(can_connect, egui::Button::new(T::SaveFile.get(lang))).clicked() {
+                intent = Some(Intent::AskSaveFile(desktop.clone()));
+            }
+            if let Some(label) = busy {
+                ui.spinner();
+                ui.label(format!("{} {}", label.get(lang), T::Working.get(lang)));
+            }
+        });
+    });
+    intent
+}
+
+fn status_label(lang: Lang, status: DesktopStatus) -> &'static str {
+    match status {
+        DesktopStatus::Active => T::StatusActive.get(lang),
+        DesktopStatus::Shutoff => T::StatusShutoff.get(lang),
+        DesktopStatus::Suspended => T::StatusSuspended.get(lang),
+        DesktopStatus::Paused => T::StatusPaused.get(lang),
+        DesktopStatus::Build => T::StatusBuild.get(lang),
+        DesktopStatus::Reboot => T::StatusReboot.get(lang),
+        DesktopStatus::Error => T::StatusError.get(lang),
+    }
+}
+
+fn status_color(status: DesktopStatus) -> Color32 {
+    match status {
+        DesktopStatus::Active => Color32::from_rgb(60, 170, 90),
+        DesktopStatus::Error => Color32::from_rgb(220, 70, 60),
+        DesktopStatus::Shutoff => Color32::GRAY,
+        _ => Color32::from_rgb(210, 160, 40),
+    }
+}
+
+/// Writes a file only its owner can read.
+fn write_private(path: &std::path::Path, content: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(path)?;
+    file.write_all(content.as_bytes())
+}
+
+/// Renew at four fifths of the lifetime, and at least two seconds before the end (the
+/// server counts whole seconds), but not sooner than in a second.
+fn renew_after(expires_in: u64) -> Duration {
+    let at = expires_in.saturating_mul(800).min(expires_in.saturating_sub(2).saturating_mul(1000));
+    Duration::from_millis(at.max(1000))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::renew_after;
+    use std::time::Duration;
+
+    #[test]
+    fn tokens_are_renewed_well_before_they_expire() {
+        assert_eq!(renew_after(7200), Duration::from_secs(5760));
+        assert_eq!(renew_after(60), Duration::from_secs(48));
+        assert_eq!(renew_after(4), Duration::from_secs(2));
+        assert_eq!(renew_after(0), Duration::from_secs(1));
+    }
+}

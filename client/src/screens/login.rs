@@ -1,0 +1,136 @@
+//! The login form of an approved terminal, with the server's throttle counted down.
+
+use super::{Command, describe};
+use crate::api::ApiError;
+use crate::bg::{Bg, Msg};
+use crate::i18n::{Lang, Said, T, fill};
+use crate::widgets::{card, error_line, field};
+use egui::RichText;
+use std::time::{Duration, Instant};
+use thindesk_shared::TokenGrant;
+
+#[derive(Default)]
+pub struct LoginForm {
+    user: String,
+    password: String,
+    busy: bool,
+    error: Option<Said>,
+    throttled_until: Option<Instant>,
+}
+
+impl LoginForm {
+    /// The form with `user` filled in, saying `error` if there is one.
+    pub fn new(user: String, error: Option<Said>) -> Self {
+        Self { user, error, ..Self::default() }
+    }
+
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    /// Offers the remembered user name, unless the user already typed one.
+    pub fn offer_user(&mut self, user: &str) {
+        if self.user.is_empty() {
+            self.user = user.to_owned();
+        }
+    }
+
+    /// A kiosk forgets who sat here.
+    pub fn forget_user(&mut self) {
+        self.user.clear();
+    }
+
+    /// `seat` is the terminal's place and seat number; `demo_hint` the demo's logins.
+    pub fn ui(&mut self, ui: &mut egui::Ui, lang: Lang, bg: &Bg, seat: &(String, String), demo_hint: Option<&str>) {
+        let mut submit = false;
+        card(ui, |ui| {
+            ui.heading(T::LoginTitle.get(lang));
+            ui.label(RichText::new(fill(T::SeatInfo.get(lang), &[&seat.0, &seat.1])).weak());
+            ui.separator();
+            field(ui, T::UserName.get(lang), &mut self.user, false, None);
+            let password = field(ui, T::Password.get(lang), &mut self.password, true, None);
+            let enter = password.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+            let wait = self.throttled_until.map(|until| until.saturating_duration_since(Instant::now()));
+            if let Some(wait) = wait {
+                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                ui.colored_label(ui.visuals().error_fg_color, fill(T::Throttled.get(lang), &[&secs.to_string()]));
+            }
+            error_line(ui, lang, &self.error);
+            ui.horizontal(|ui| {
+                let ready = !self.busy && wait.is_none() && !self.user.trim().is_empty() && !self.password.is_empty();
+                let clicked = ui.add_enabled(ready, egui::Button::new(T::LogIn.get(lang))).clicked();
+                if ready && (clicked || enter) {
+                    submit = true;
+                }
+                if self.busy {
+                    ui.spinner();
+                    ui.label(T::LoggingIn.get(lang));
+                }
+            });
+            if let Some(hint) = demo_hint {
+                ui.separator();
+                ui.label(RichText::new(hint).small().weak());
+            }
+        });
+        if submit {
+            self.submit(bg);
+        }
+    }
+
+    fn submit(&mut self, bg: &Bg) {
+        self.busy = true;
+        self.error = None;
+        let (api, user, password) = (bg.api.clone(), self.user.trim().to_owned(), self.password.clone());
+        self.password.clear();
+        bg.spawn(async move {
+            let result = api.token(&user, &password).await;
+            Msg::LoggedIn { user, resumed: false, result }
+        });
+    }
+
+    /// Logs `user` in with a token kept from the last run, without a password.
+    pub fn resume(&mut self, bg: &Bg, user: String, token: String) {
+        self.busy = true;
+        let api = bg.api.clone();
+        bg.spawn(async move { Msg::LoggedIn { user, resumed: true, result: api.renew(&token).await } });
+    }
+
+    /// A kept token that no longer works is no news to the user: the form stays quiet.
+    pub fn on_logged_in(
+        &mut self,
+        user: String,
+        resumed: bool,
+        result: Result<TokenGrant, ApiError>,
+    ) -> Option<Command> {
+        self.busy = false;
+        match result {
+            Ok(grant) => return Some(Command::LoggedIn { user, grant }),
+            Err(_) if resumed => {}
+            Err(ApiError::Unauthorized) => {
+                self.password.clear();
+                self.error = Some(T::WrongPassword.into());
+            }
+            Err(ApiError::Throttled(secs)) => {
+                self.throttled_until = Some(Instant::now() + Duration::from_secs(secs));
+                self.error = None;
+            }
+            Err(ApiError::Unreachable(reason)) => {
+                self.error = None;
+                return Some(Command::Unreachable(reason));
+            }
+            Err(other) => self.error = Some(describe(&other)),
+        }
+        None
+    }
+
+    /// Ends the throttle once it is over; returns when the countdown next changes.
+    pub fn tick(&mut self, now: Instant) -> Option<Instant> {
+        let until = self.throttled_until?;
+        if until <= now {
+            self.throttled_until = None;
+            None
+        } else {
+            Some(now + Duration::from_secs(1).min(until - now))
+        }
+    }
+}

@@ -1,0 +1,142 @@
+//! Registration of an unknown terminal: a place from the server's list, a seat number,
+//! and optionally an administrator's login to be approved at once.
+
+use super::describe;
+use crate::api::{ApiError, FieldErrors};
+use crate::bg::{Bg, Msg};
+use crate::i18n::{Lang, Said, T};
+use crate::widgets::{card, error_line, field};
+use egui::RichText;
+use thindesk_shared::Place;
+
+#[derive(Default)]
+pub struct RegisterForm {
+    /// `None` while loading.
+    places: Option<Vec<Place>>,
+    place: String,
+    seat: String,
+    as_admin: bool,
+    admin_name: String,
+    admin_password: String,
+    busy: bool,
+    field_errors: FieldErrors,
+    error: Option<Said>,
+}
+
+impl RegisterForm {
+    /// An empty form, asking the server for its places.
+    pub fn open(bg: &Bg) -> Self {
+        let api = bg.api.clone();
+        bg.spawn(async move { Msg::Places(api.places().await) });
+        Self::default()
+    }
+
+    /// `mac` is this terminal's, the one registered.
+    pub fn ui(&mut self, ui: &mut egui::Ui, lang: Lang, bg: &Bg, mac: &str) {
+        let mut submit = false;
+        card(ui, |ui| {
+            ui.heading(T::RegisterTitle.get(lang));
+            ui.label(T::RegisterIntro.get(lang));
+            ui.separator();
+            ui.label(RichText::new(T::Place.get(lang)).strong());
+            match &self.places {
+                None => {
+                    ui.spinner();
+                }
+                Some(places) if places.is_empty() => {
+                    ui.colored_label(ui.visuals().warn_fg_color, T::NoPlaces.get(lang));
+                }
+                Some(places) => {
+                    egui::ScrollArea::vertical().max_height(160.0).show(ui, |ui| {
+                        for place in places {
+                            let text = if place.address.is_empty() {
+                                place.name.clone()
+                            } else {
+                                format!("{} ({})", place.name, place.address)
+                            };
+                            ui.radio_value(&mut self.place, place.name.clone(), text);
+                        }
+                    });
+                }
+            }
+            for error in self.field_errors.get("place").into_iter().flatten() {
+                ui.colored_label(ui.visuals().error_fg_color, error);
+            }
+            field(ui, T::SeatNumber.get(lang), &mut self.seat, false, self.field_errors.get("seat_number"));
+            ui.checkbox(&mut self.as_admin, T::AsAdmin.get(lang));
+            if self.as_admin {
+                field(ui, T::AdminName.get(lang), &mut self.admin_name, false, None);
+                field(ui, T::AdminPassword.get(lang), &mut self.admin_password, true, None);
+            }
+            for (field, errors) in &self.field_errors {
+                if field != "place" && field != "seat_number" {
+                    ui.colored_label(ui.visuals().error_fg_color, format!("{field}: {}", errors.join(", ")));
+                }
+            }
+            error_line(ui, lang, &self.error);
+            ui.horizontal(|ui| {
+                let ready = !self.busy && self.places.is_some();
+                if ui.add_enabled(ready, egui::Button::new(T::Register.get(lang))).clicked() {
+                    submit = true;
+                }
+                if self.busy {
+                    ui.spinner();
+                    ui.label(T::Registering.get(lang));
+                }
+            });
+        });
+        if submit {
+            self.submit(bg, mac);
+        }
+    }
+
+    fn submit(&mut self, bg: &Bg, mac: &str) {
+        self.busy = true;
+        self.error = None;
+        self.field_errors.clear();
+        let (api, mac) = (bg.api.clone(), mac.to_owned());
+        let (place, seat) = (self.place.clone(), self.seat.trim().to_owned());
+        let admin = self.as_admin.then(|| (self.admin_name.trim().to_owned(), self.admin_password.clone()));
+        bg.spawn(async move {
+            let admin = admin.as_ref().map(|(u, p)| (u.as_str(), p.as_str()));
+            Msg::Registered(api.register(&place, &seat, &mac, admin).await.map(|r| r.terminal_state))
+        });
+    }
+
+    pub fn on_places(&mut self, result: Result<Vec<Place>, ApiError>) {
+        match result {
+            Ok(places) => {
+                if self.place.is_empty()
+                    && let Some(first) = places.first()
+                {
+                    self.place = first.name.clone();
+                }
+                self.places = Some(places);
+            }
+            Err(e) => {
+                self.places = Some(Vec::new());
+                self.error = Some(describe(&e));
+            }
+        }
+    }
+
+    /// The registration failed: the form is the user's again, saying why. An
+    /// unreachable server is the top bar's to say, and the form keeps what it showed.
+    pub fn on_failed(&mut self, error: &ApiError) {
+        self.busy = false;
+        if matches!(error, ApiError::Unreachable(_)) {
+            return;
+        }
+        self.field_errors.clear();
+        self.error = None;
+        match error {
+            ApiError::Invalid(errors) => self.field_errors = errors.clone(),
+            ApiError::TerminalExisted => self.error = Some(T::TerminalExisted.into()),
+            ApiError::SeatTaken => self.error = Some(T::SeatTaken.into()),
+            ApiError::Unauthorized => self.error = Some(T::AdminRefused.into()),
+            ApiError::Forbidden => self.error = Some(T::NotAdmin.into()),
+            ApiError::Throttled(secs) => self.error = Some(Said::with(T::Throttled, &[&secs.to_string()])),
+            other => self.error = Some(describe(other)),
+        }
+    }
+}

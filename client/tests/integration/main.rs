@@ -1,0 +1,11 @@
+//! The client's integration tests, in one binary: each test binary links the whole
+//! server, so one link instead of one per file.
+//!
+//! `gui` drives the real app against a real in-process server, `viewer_e2e` opens the
+//! demo's VM in the real `remote-viewer`, `demo_signal` interrupts the real binary's
+//! demo; `util` has what more than one of them needs.
+
+mod demo_signal;
+mod gui;
+mod util;
+mod viewer_e2e;
