@@ -17,6 +17,7 @@
 //! The SPICE ticket never appears on a command line: QEMU starts with ticketing on
 //! and no password (so every connection is refused) and gets the ticket over QMP.
 
+mod accel;
 pub mod demo_image;
 mod qmp;
 
@@ -150,8 +151,11 @@ pub struct QemuCompute {
     config: QemuConfig,
     /// `Kvm` or `Tcg`. With `Accel::Auto`, a host whose `/dev/kvm` opens but cannot
     /// run a CPU (nested setups without the features QEMU needs) moves to TCG at the
-    /// first failed start.
+    /// first failed start, or when the first guest under KVM stops on a KVM error
+    /// (`accel.rs`); either finding is remembered in the state directory.
     accel: Mutex<Accel>,
+    /// With `Accel::Auto` and KVM chosen: whether KVM has been seen to run a guest.
+    kvm_proven: std::sync::atomic::AtomicBool,
     vm_memory_mib: u64,
     claims: Mutex<HashMap<String, Claim>>,
     /// Serialises power operations per machine, so a start and a destroy of the same
@@ -177,8 +181,13 @@ impl QemuCompute {
             Some(mib) => mib,
             None => host_memory_mib()?.saturating_sub(config.host_reserve_mib),
         };
-        let accel = config.accel.resolve();
+        let found = (config.accel == Accel::Auto).then(|| accel::remembered(&config.state_dir)).flatten();
+        let accel = found.unwrap_or_else(|| config.accel.resolve());
+        if found == Some(Accel::Tcg) {
+            tracing::info!("KVM did not run guests on this host before: using TCG");
+        }
         let driver = Self {
+            kvm_proven: (found == Some(Accel::Kvm)).into(),
             config,
             accel: Mutex::new(accel),
             vm_memory_mib,
@@ -334,13 +343,13 @@ impl QemuCompute {
         let spec: StoredSpec = read_json(&dir.join(SPEC_FILE))?;
         clear_run_state(dir);
         let claim = self.claim(id, &spec)?;
-        let ticket = crate::random::token(18);
-        let outcome = self.spawn(id, dir, &spec, claim).and_then(|pid| {
+        let launch = || {
+            let pid = self.spawn(id, dir, &spec, claim)?;
             let run = RunState {
                 pid,
                 spice_port: claim.spice_port,
                 rdp_port: claim.rdp_port,
-                spice_ticket: Secret::new(ticket),
+                spice_ticket: Secret::new(crate::random::token(18)),
             };
             write_private_json(&dir.join(RUN_FILE), &run)?;
             self.qmp(dir)?
@@ -350,7 +359,17 @@ impl QemuCompute {
                 )
                 .map_err(qmp_failure)?;
             Ok(())
-        });
+        };
+        let mut outcome = launch();
+        if outcome.is_ok() && self.kvm_on_trial() && self.guest_stops_under_kvm(dir) {
+            tracing::warn!("KVM stopped the guest with an internal error; using TCG (slower) from now on");
+            *lock(&self.accel) = Accel::Tcg;
+            accel::remember(&self.config.state_dir, Accel::Tcg);
+            self.force_stop(dir);
+            clear_run_state(dir);
+            wait_for_ports_free(self.config.display_address, [Some(claim.spice_port), claim.rdp_port]);
+            outcome = launch();
+        }
         if let Err(error) = outcome {
             self.force_stop(dir);
             clear_run_state(dir);
@@ -383,6 +402,7 @@ impl QemuCompute {
             let error = stderr.trim().lines().last().unwrap_or_default();
             tracing::warn!(error, "KVM cannot run machines on this host; using TCG (slower) from now on");
             *lock(&self.accel) = Accel::Tcg;
+            accel::remember(&self.config.state_dir, Accel::Tcg);
             clear_run_state(dir);
             // The aborted QEMU may hold its ports for a moment after its parent has
             // returned.
@@ -517,6 +537,31 @@ impl QemuCompute {
     /// its other threads wind down; a stopped machine's ports are promised free.
     fn wait_for_ports(&self, run: &RunState) {
         wait_for_ports_free(self.config.display_address, [Some(run.spice_port), run.rdp_port]);
+    }
+
+    /// Whether the machine just started is the first under KVM chosen by `Auto`.
+    fn kvm_on_trial(&self) -> bool {
+        self.config.accel == Accel::Auto
+            && *lock(&self.accel) == Accel::Kvm
+            && !self.kvm_proven.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Watches a guest just started under KVM for [`accel::KVM_TRIAL`]: true when it
+    /// stops on a KVM internal error. A guest that runs so long proves KVM on this host.
+    fn guest_stops_under_kvm(&self, dir: &Path) -> bool {
+        let deadline = Instant::now() + accel::KVM_TRIAL;
+        while Instant::now() < deadline {
+            let status = self.qmp(dir).and_then(|mut qmp| qmp.execute("query-status", None).map_err(qmp_failure));
+            match status {
+                Ok(status) if accel::stopped_by_kvm(&status) => return true,
+                Ok(_) => std::thread::sleep(Duration::from_millis(200)),
+                // Gone or unreachable: not a KVM verdict; the caller's checks will see it.
+                Err(_) => return false,
+            }
+        }
+        self.kvm_proven.store(true, std::sync::atomic::Ordering::SeqCst);
+        accel::remember(&self.config.state_dir, Accel::Kvm);
+        false
     }
 
     fn status(&self, dir: &Path) -> Result<DesktopStatus, ComputeError> {
