@@ -10,7 +10,7 @@ use std::time::Duration;
 use thindesk_server::store::Store;
 use thindesk_shared::DesktopStatus;
 use thindesk_tests::spice::{self, Verdict};
-use thindesk_tests::vm;
+use thindesk_tests::{ports, vm};
 
 /// `cargo test --workspace` builds the server's binary beside the test executables.
 fn server_binary() -> PathBuf {
@@ -29,8 +29,10 @@ struct Setup {
 impl Setup {
     fn new() -> Self {
         let data = tempfile::tempdir().expect("dir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
-        let (spice, rdp) = (vm::port_block(8), vm::port_block(8));
+        // The server binary is told its port: one no other test of this process is
+        // given, nor the kernel for a `127.0.0.1:0` listener meanwhile.
+        let port = ports::one();
+        let (spice, rdp) = (ports::block(8), ports::block(8));
         let config = data.path().join("server.toml");
         std::fs::write(
             &config,
