@@ -4,8 +4,8 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
-use thindesk_server::compute::PowerOp;
 use thindesk_server::compute::double::TestCompute;
+use thindesk_server::compute::{NoCompute, PowerOp};
 use thindesk_server::service::Actor;
 use thindesk_shared::{DesktopStatus, RegistrationMode};
 use thindesk_tests::{ADMIN, OTHER_STUDENT, STUDENT, TestServer, basic, password_forms, token_forms};
@@ -505,47 +505,12 @@ async fn a_restart_keeps_users_tokens_terminals_desktops_and_settings() {
 
 #[tokio::test]
 async fn without_a_hypervisor_desktops_list_but_power_actions_are_503() {
-    let dir = tempfile::tempdir().expect("dir");
-    let config = thindesk_server::Config {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        data_dir: dir.path().to_owned(),
-        ..thindesk_server::Config::default()
-    };
-    let server = thindesk_server::RunningServer::start(config, Arc::new(thindesk_server::compute::NoCompute))
-        .await
-        .expect("start");
-    let services = server.services().clone();
-    let id = tokio::task::spawn_blocking(move || {
-        services.accounts.create_user(&Actor::system(), "solo", "solo-password", false).expect("user");
-        services
-            .desktops
-            .create(
-                &Actor::system(),
-                &thindesk_server::service::desktops::DesktopSpec {
-                    name: "d".into(),
-                    owner: "solo".into(),
-                    os_username: Some("u".into()),
-                    os_password: Some("p".into()),
-                    default_connection_type: Some(thindesk_shared::ConnectionType::Rdp),
-                    policy: thindesk_shared::Policy::default(),
-                    image: None,
-                    flavor: None,
-                },
-            )
-            .expect("desktop")
-    })
-    .await
-    .expect("joined");
-    let http = reqwest::Client::new();
-    let auth = basic("solo", "solo-password");
-    let list = http.get(format!("{}/api/v1.0/users/me/desktops", server.url())).header("Authorization", &auth);
-    let list = thindesk_tests::reply(list.send().await.expect("sent")).await;
+    let server = TestServer::builder(Arc::new(NoCompute)).start().await;
+    let id = server.create_desktop(STUDENT.0, "d").await;
+    let auth = basic(STUDENT.0, STUDENT.1);
+    let list = server.get("/users/me/desktops", Some(&auth)).await;
     assert_eq!(list.data()["desktop_list"][0]["status"], "SHUTOFF");
-    let action = http
-        .post(format!("{}/api/v1.0/desktops/{id}/action", server.url()))
-        .header("Authorization", &auth)
-        .json(&json!({"resume": null}));
-    let action = thindesk_tests::reply(action.send().await.expect("sent")).await;
+    let action = server.post(&format!("/desktops/{id}/action"), Some(&auth), json!({"resume": null})).await;
     assert!(action.error(503).contains("hypervisor"));
-    server.shutdown().await;
+    server.server.shutdown().await;
 }
