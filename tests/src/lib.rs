@@ -297,6 +297,11 @@ pub struct CloudAnswer {
     pub body: Value,
 }
 
+/// The form of a cloud API `launch_instance` call.
+pub fn launch_form<'a>(image: &'a str, flavor: &'a str, internet: &'a str, name: &'a str) -> [(&'a str, &'a str); 5] {
+    [("command", "launch_instance"), ("image", image), ("flavor", flavor), ("internet", internet), ("name", name)]
+}
+
 /// Creates `owner`'s desktop `name` from a catalogue image and flavor, with the
 /// image's login and the default policy, and returns its id.
 pub async fn desktop_from_image(services: &Services, owner: &str, name: &str, image: &str, flavor: &str) -> String {

@@ -48,6 +48,20 @@ pub fn qemu_config(state_dir: &Path) -> QemuConfig {
     }
 }
 
+/// A service on every host address that guests try to reach (it stands for "outside
+/// networks"): it takes connections and closes them, as long as the test process
+/// runs. Returns its port, for `QemuConfig::guest_probe_port`.
+pub fn host_probe() -> u16 {
+    let listener = std::net::TcpListener::bind("0.0.0.0:0").expect("listener");
+    let port = listener.local_addr().expect("address").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            drop(stream);
+        }
+    });
+    port
+}
+
 /// A spec for the demo image with the smallest flavor.
 pub fn demo_spec(id: &str, name: &str, internet: bool) -> MachineSpec {
     MachineSpec {

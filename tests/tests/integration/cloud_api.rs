@@ -9,7 +9,7 @@ use thindesk_server::compute::{NoCompute, PowerOp};
 use thindesk_server::config::{ApiKey, parse_network};
 use thindesk_server::service::Actor;
 use thindesk_shared::{ConnectionType, Policy};
-use thindesk_tests::{CloudAnswer, STUDENT, TestServer, basic, desktop_from_image};
+use thindesk_tests::{CloudAnswer, STUDENT, TestServer, basic, desktop_from_image, launch_form};
 
 const IMAGE: &str = "xubuntu-14.04-desktop-x86";
 const KEY: &str = "exam-system-secret-key";
@@ -21,13 +21,7 @@ async fn with_image() -> TestServer {
 }
 
 fn launch(internet: &'static str) -> [(&'static str, &'static str); 5] {
-    [
-        ("command", "launch_instance"),
-        ("image", IMAGE),
-        ("flavor", "m1.small"),
-        ("internet", internet),
-        ("name", "final_exam_141242022"),
-    ]
+    launch_form(IMAGE, "m1.small", internet, "final_exam_141242022")
 }
 
 fn assert_code(answer: &CloudAnswer, code: u64, description: &str) {

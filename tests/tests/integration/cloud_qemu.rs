@@ -3,7 +3,6 @@
 //! ticket it was handed, cut off when asked, and gone after destroy.
 
 use serde_json::{Value, json};
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 use thindesk_server::compute::qemu::{QemuCompute, QemuConfig};
@@ -12,7 +11,7 @@ use thindesk_server::service::catalogue::{Flavor, ImageSpec};
 use thindesk_shared::ConnectionType;
 use thindesk_tests::spice::{self, Verdict};
 use thindesk_tests::vm::{self, Cleanup};
-use thindesk_tests::{TestServer, desktop_from_image, my_desktops};
+use thindesk_tests::{TestServer, desktop_from_image, launch_form, my_desktops};
 
 /// A server on a QEMU driver (`adjust` may change its settings) whose catalogue has
 /// the demo image as `demo` (SPICE) and `demo-rdp` (RDP), and a flavor `m1.demo`
@@ -49,7 +48,7 @@ async fn serial(host: &TestServer<QemuCompute>, id: &str, needle: &str) -> Strin
 }
 
 fn launch<'a>(image: &'a str, internet: &'a str, name: &'a str) -> [(&'a str, &'a str); 5] {
-    [("command", "launch_instance"), ("image", image), ("flavor", "m1.demo"), ("internet", internet), ("name", name)]
+    launch_form(image, "m1.demo", internet, name)
 }
 
 fn port(body: &Value, key: &str) -> u16 {
@@ -61,14 +60,7 @@ async fn launched_exam_machines_run_are_cut_off_when_asked_and_are_freed_by_dest
     if !vm::tools_present("the cloud API QEMU test", vm::TOOLS) {
         return;
     }
-    // What the guests try to reach on the host: it stands for "outside networks".
-    let probe = TcpListener::bind("0.0.0.0:0").expect("listener");
-    let probe_port = probe.local_addr().expect("address").port();
-    std::thread::spawn(move || {
-        for stream in probe.incoming() {
-            drop(stream);
-        }
-    });
+    let probe_port = vm::host_probe();
     let host = start_host(|config| QemuConfig { guest_probe_port: Some(probe_port), ..config }).await;
     let _cleanup = Cleanup(&host.compute);
 
