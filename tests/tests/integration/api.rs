@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use thindesk_server::compute::double::TestCompute;
 use thindesk_server::compute::{NoCompute, PowerOp};
-use thindesk_server::service::Actor;
+use thindesk_server::service::{Actor, iso8601};
 use thindesk_shared::{DesktopStatus, RegistrationMode};
 use thindesk_tests::{ADMIN, OTHER_STUDENT, STUDENT, TestServer, basic, password_forms, token_forms};
 
@@ -108,14 +108,42 @@ async fn an_expired_token_is_refused_and_says_so() {
     server.get("/users/me/is_administrator", Some(&basic(STUDENT.0, STUDENT.1))).await.data();
 }
 
+/// The time `seconds` from now, written as the server writes times.
+fn iso8601_in(seconds: i64) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970");
+    iso8601(i64::try_from(now.as_secs()).expect("in range") + seconds)
+}
+
 #[tokio::test]
 async fn a_token_renews_itself_before_it_expires() {
-    let server = TestServer::start().await;
-    let token = server.token(STUDENT).await;
-    let renewed = server.get("/token", Some(&format!("Bearer {token}"))).await;
-    let renewed = renewed.data()["token"]["id"].as_str().expect("id").to_owned();
-    assert_ne!(renewed, token);
-    server.get("/users/me/desktops", Some(&renewed)).await.data();
+    // The seed's client renews its token before it expires by asking `/token` with
+    // it. Tokens live 3 s here; times are whole seconds, and a token stops working at
+    // the start of its `expires` second.
+    let server = TestServer::start_with(Duration::from_secs(3), Arc::new(TestCompute::new())).await;
+    let first = server.get("/token", Some(&basic(STUDENT.0, STUDENT.1))).await.data()["token"].clone();
+    let old = first["id"].as_str().expect("id").to_owned();
+    let old_expires = first["expires"].as_str().expect("expires").to_owned();
+    // Wait until it has at most 2 s left, so that its successor is issued in a later second.
+    while iso8601_in(2) < old_expires {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let renewal = server.get("/token", Some(&format!("Bearer {old}"))).await;
+    let data = renewal.data();
+    assert_eq!(data["expires_in"], 3, "a whole new lifetime, not what was left of the old one: {data}");
+    let new = data["token"]["id"].as_str().expect("id").to_owned();
+    assert_ne!(new, old);
+    let new_expires = data["token"]["expires"].as_str().expect("expires");
+    assert!(new_expires > old_expires.as_str(), "the new token expires later: {new_expires} vs {old_expires}");
+    // Renewing revokes nothing: the old token works until its own expiry.
+    server.get("/users/me/desktops", Some(&old)).await.data();
+
+    while iso8601_in(0) < old_expires {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let expired = server.get("/users/me/desktops", Some(&old)).await;
+    assert!(expired.fail(401)["authorization"].as_str().unwrap_or_default().contains("expired"), "{expired:?}");
+    server.get("/users/me/desktops", Some(&new)).await.data();
 }
 
 // ----- throttling --------------------------------------------------------------
