@@ -97,12 +97,14 @@ async fn missing_or_wrong_credentials_are_401_on_every_authenticated_endpoint() 
 
 #[tokio::test]
 async fn an_expired_token_is_refused_and_says_so() {
-    let server = TestServer::start_with(Duration::from_secs(1), Arc::new(TestCompute::new())).await;
+    // Times are whole seconds, so a token of 3 s lives 2 to 3 s: long enough for the
+    // password check below on a busy machine (a token of 1 s may live 0 s).
+    let server = TestServer::start_with(Duration::from_secs(3), Arc::new(TestCompute::new())).await;
     let token = server.token(STUDENT).await;
     let grant = server.get("/token", Some(&basic(STUDENT.0, STUDENT.1))).await;
-    assert_eq!(grant.data()["expires_in"], 1);
+    assert_eq!(grant.data()["expires_in"], 3);
     assert_eq!(server.get("/users/me/is_administrator", Some(&token)).await.data(), "false");
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     let reply = server.get("/users/me/is_administrator", Some(&token)).await;
     assert!(reply.fail(401)["authorization"].as_str().unwrap_or_default().contains("expired"), "{reply:?}");
     server.get("/users/me/is_administrator", Some(&basic(STUDENT.0, STUDENT.1))).await.data();
