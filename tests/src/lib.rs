@@ -1,6 +1,7 @@
 //! Helpers for thindesk's end-to-end tests: a real server on `127.0.0.1:0` over a
 //! temporary data directory, and a small HTTP client for it.
 
+pub mod ports;
 pub mod screen;
 pub mod spice;
 pub mod vm;
@@ -25,13 +26,92 @@ pub const STUDENT: (&str, &str) = ("student", "student-password");
 pub const OTHER_STUDENT: (&str, &str) = ("other", "other-password");
 
 /// A running server over its own data directory, seeded with an administrator, two
-/// students and two places.
-pub struct TestServer {
+/// students and two places. `C` is its compute driver: the test double
+/// ([`TestServer::start`]) or any other ([`TestServer::builder`]), which the test
+/// reaches as `compute`.
+pub struct TestServer<C: ?Sized = TestCompute> {
     pub server: RunningServer,
-    pub compute: Arc<TestCompute>,
+    pub compute: Arc<C>,
     pub http: reqwest::Client,
+    /// `compute`, as the server holds it.
+    driver: Arc<dyn Compute>,
     data_dir: TempDir,
     config: Config,
+}
+
+/// A compute driver a [`TestServer`] can run on: any [`Compute`], or an
+/// `Arc<dyn Compute>` as `compute::from_config` makes one.
+pub trait ServerCompute: Compute {
+    fn into_dyn(self: Arc<Self>) -> Arc<dyn Compute>;
+}
+
+impl<C: Compute + 'static> ServerCompute for C {
+    fn into_dyn(self: Arc<Self>) -> Arc<dyn Compute> {
+        self
+    }
+}
+
+impl ServerCompute for dyn Compute {
+    fn into_dyn(self: Arc<Self>) -> Arc<dyn Compute> {
+        self
+    }
+}
+
+/// A [`TestServer`] about to start: its driver, data directory and configuration.
+#[must_use = "a builder does nothing until `start`"]
+pub struct Builder<C: ?Sized> {
+    compute: Arc<C>,
+    data_dir: TempDir,
+    config: Config,
+}
+
+impl<C: ?Sized + ServerCompute> Builder<C> {
+    /// How long the server's tokens live (2 h unless set).
+    pub fn token_ttl(self, ttl: Duration) -> Self {
+        self.configure(|config| config.token_ttl = ttl)
+    }
+
+    /// The address desktops are reached at (`192.0.2.10` unless set).
+    pub fn public_address(self, address: &str) -> Self {
+        self.configure(|config| config.public_address = Some(address.to_owned()))
+    }
+
+    /// The server's data directory, for a driver that keeps its state there too (the
+    /// QEMU driver's `vms/`); a new temporary one unless set.
+    pub fn data_dir(mut self, data_dir: TempDir) -> Self {
+        self.config.data_dir = data_dir.path().to_owned();
+        self.data_dir = data_dir;
+        self
+    }
+
+    /// Any other change to the configuration (cloud API key, allow-list).
+    pub fn configure(mut self, adjust: impl FnOnce(&mut Config)) -> Self {
+        adjust(&mut self.config);
+        self
+    }
+
+    /// Starts the server and seeds it.
+    pub async fn start(self) -> TestServer<C> {
+        let Self { compute, data_dir, config } = self;
+        let driver = compute.clone().into_dyn();
+        let server = launch(config.clone(), driver.clone()).await;
+        let test_server = TestServer { server, compute, http: reqwest::Client::new(), driver, data_dir, config };
+        let services = test_server.services().clone();
+        tokio::task::spawn_blocking(move || {
+            for ((name, password), admin) in [(ADMIN, true), (STUDENT, false), (OTHER_STUDENT, false)] {
+                services.accounts.create_user(&Actor::system(), name, password, admin).expect("seed user");
+            }
+            services.terminals.add_place(&Actor::system(), "b101", "one floor").expect("seed place");
+            services.terminals.add_place(&Actor::system(), "b201", "two floor").expect("seed place");
+        })
+        .await
+        .expect("seeding");
+        test_server
+    }
+}
+
+async fn launch(config: Config, compute: Arc<dyn Compute>) -> RunningServer {
+    RunningServer::start(config, compute).await.expect("server starts")
 }
 
 /// A reply as a test looks at it.
@@ -66,50 +146,39 @@ impl Reply {
 }
 
 impl TestServer {
+    /// A server on the test double.
     pub async fn start() -> Self {
-        Self::start_with(Duration::from_secs(7200), Arc::new(TestCompute::new())).await
+        Self::builder(Arc::new(TestCompute::new())).start().await
     }
 
+    /// A server on `compute` whose tokens live `token_ttl`.
     pub async fn start_with(token_ttl: Duration, compute: Arc<TestCompute>) -> Self {
-        Self::start_configured(compute, |config| config.token_ttl = token_ttl).await
+        Self::builder(compute).token_ttl(token_ttl).start().await
     }
+}
 
-    /// A server whose configuration `adjust` may change (cloud API key, allow-list).
-    pub async fn start_configured(compute: Arc<TestCompute>, adjust: impl FnOnce(&mut Config)) -> Self {
+impl<C: ?Sized + ServerCompute> TestServer<C> {
+    /// A server on `compute`, listening on `127.0.0.1:0`, with tokens of 2 h and
+    /// desktops reached at `192.0.2.10`, unless the builder says otherwise.
+    pub fn builder(compute: Arc<C>) -> Builder<C> {
         let data_dir = tempfile::tempdir().expect("temp dir");
-        let mut config = Config {
+        let config = Config {
             listen: "127.0.0.1:0".parse().expect("address"),
             data_dir: data_dir.path().to_owned(),
             public_address: Some("192.0.2.10".into()),
+            token_ttl: Duration::from_secs(7200),
             ..Config::default()
         };
-        adjust(&mut config);
-        let server = Self::launch(config.clone(), compute.clone()).await;
-        let test_server = Self { server, compute, http: reqwest::Client::new(), data_dir, config };
-        let services = test_server.services().clone();
-        tokio::task::spawn_blocking(move || {
-            for ((name, password), admin) in [(ADMIN, true), (STUDENT, false), (OTHER_STUDENT, false)] {
-                services.accounts.create_user(&Actor::system(), name, password, admin).expect("seed user");
-            }
-            services.terminals.add_place(&Actor::system(), "b101", "one floor").expect("seed place");
-            services.terminals.add_place(&Actor::system(), "b201", "two floor").expect("seed place");
-        })
-        .await
-        .expect("seeding");
-        test_server
-    }
-
-    async fn launch(config: Config, compute: Arc<dyn Compute>) -> RunningServer {
-        RunningServer::start(config, compute).await.expect("server starts")
+        Builder { compute, data_dir, config }
     }
 
     /// Stops the server and starts a new one on the same data directory (and a new
     /// port), as a host reboot would.
     pub async fn restart(self) -> Self {
-        let Self { server, compute, http, data_dir, config } = self;
+        let Self { server, compute, http, driver, data_dir, config } = self;
         server.shutdown().await;
-        let server = Self::launch(config.clone(), compute.clone()).await;
-        Self { server, compute, http, data_dir, config }
+        let server = launch(config.clone(), driver.clone()).await;
+        Self { server, compute, http, driver, data_dir, config }
     }
 
     pub fn data_dir(&self) -> &Path {
@@ -228,6 +297,11 @@ pub struct CloudAnswer {
     pub body: Value,
 }
 
+/// The form of a cloud API `launch_instance` call.
+pub fn launch_form<'a>(image: &'a str, flavor: &'a str, internet: &'a str, name: &'a str) -> [(&'a str, &'a str); 5] {
+    [("command", "launch_instance"), ("image", image), ("flavor", flavor), ("internet", internet), ("name", name)]
+}
+
 /// Creates `owner`'s desktop `name` from a catalogue image and flavor, with the
 /// image's login and the default policy, and returns its id.
 pub async fn desktop_from_image(services: &Services, owner: &str, name: &str, image: &str, flavor: &str) -> String {
@@ -281,4 +355,20 @@ pub fn token_forms(token: &str) -> Vec<String> {
         format!("Basic {}", encode(format!("{token}:"))),
         format!("Basic {}", encode(format!("{token}:anything"))),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use thindesk_server::compute::NoCompute;
+
+    #[tokio::test]
+    async fn a_server_runs_on_the_driver_it_is_given_even_as_dyn_compute() {
+        let compute: Arc<dyn Compute> = Arc::new(NoCompute);
+        let server = TestServer::builder(compute).start().await;
+        assert_eq!(server.compute.name(), "none");
+        assert_eq!(server.services().desktops.compute_name(), "none");
+        let server = server.restart().await;
+        assert_eq!(server.services().desktops.compute_name(), "none", "and again after a restart");
+    }
 }

@@ -5,7 +5,6 @@
 //! test fails under CI (`CI` set) and is skipped elsewhere with a loud message.
 
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU16, Ordering};
 use std::time::{Duration, Instant};
 use thindesk_server::compute::qemu::{QemuCompute, QemuConfig, demo_image};
 use thindesk_server::compute::{Compute, MachineSpec};
@@ -37,28 +36,30 @@ pub fn demo_image() -> PathBuf {
     demo_image::ensure(&demo_image::default_cache_dir()).expect("the demo image builds")
 }
 
-/// Ports for one driver: each driver in a test process gets a block of its own, so
-/// tests running side by side never race for a port.
-pub fn port_block(size: u16) -> std::ops::RangeInclusive<u16> {
-    static NEXT: AtomicU16 = AtomicU16::new(0);
-    // 300 windows of 150 ports from 20000 up, one chosen by the process id: test
-    // processes running at the same time rarely share one, and the driver skips
-    // ports that are taken anyway.
-    let base = 20000 + (std::process::id() % 300) as u16 * 150;
-    let start = base + NEXT.fetch_add(size, Ordering::SeqCst) % (150 - size);
-    start..=start + size - 1
-}
-
-/// Driver settings for tests: loopback displays, ports of the test's own, a short
-/// shutdown deadline.
+/// Driver settings for tests: loopback displays, ports of the test's own (see
+/// [`crate::ports`]), a short shutdown deadline.
 pub fn qemu_config(state_dir: &Path) -> QemuConfig {
     QemuConfig {
         display_address: "127.0.0.1".parse().expect("address"),
-        spice_ports: port_block(8),
-        rdp_ports: port_block(8),
+        spice_ports: crate::ports::block(8),
+        rdp_ports: crate::ports::block(8),
         shutdown_deadline: Duration::from_secs(20),
         ..QemuConfig::new(state_dir)
     }
+}
+
+/// A service on every host address that guests try to reach (it stands for "outside
+/// networks"): it takes connections and closes them, as long as the test process
+/// runs. Returns its port, for `QemuConfig::guest_probe_port`.
+pub fn host_probe() -> u16 {
+    let listener = std::net::TcpListener::bind("0.0.0.0:0").expect("listener");
+    let port = listener.local_addr().expect("address").port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            drop(stream);
+        }
+    });
+    port
 }
 
 /// A spec for the demo image with the smallest flavor.

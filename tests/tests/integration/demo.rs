@@ -4,14 +4,18 @@
 use thindesk_server::demo::{DESKTOP, Demo};
 use thindesk_tests::my_desktops;
 use thindesk_tests::spice::{self, Verdict};
-use thindesk_tests::vm;
+use thindesk_tests::{ports, vm};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_demo_has_a_running_desktop_for_its_student_and_cleans_up_after_itself() {
     if !vm::tools_present("the demo test", vm::TOOLS) {
         return;
     }
-    let demo = Demo::start("127.0.0.1:0".parse().expect("address")).await.expect("demo starts");
+    // A port of the test's own, not 0: for port 0 the demo picks a free port some
+    // seconds before it binds it (its guests are told the port), and meanwhile the
+    // kernel could give that port to another test's connection.
+    let listen = std::net::SocketAddr::from(([127, 0, 0, 1], ports::one()));
+    let demo = Demo::start(listen).await.expect("demo starts");
     let data_dir = demo.data_dir().to_owned();
     let (user, password) = demo.logins.student.clone();
     let listed = my_desktops(&demo.url(), &user, &password).await;

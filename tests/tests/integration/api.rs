@@ -4,9 +4,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
-use thindesk_server::compute::PowerOp;
 use thindesk_server::compute::double::TestCompute;
-use thindesk_server::service::Actor;
+use thindesk_server::compute::{NoCompute, PowerOp};
+use thindesk_server::service::{Actor, iso8601};
 use thindesk_shared::{DesktopStatus, RegistrationMode};
 use thindesk_tests::{ADMIN, OTHER_STUDENT, STUDENT, TestServer, basic, password_forms, token_forms};
 
@@ -97,25 +97,55 @@ async fn missing_or_wrong_credentials_are_401_on_every_authenticated_endpoint() 
 
 #[tokio::test]
 async fn an_expired_token_is_refused_and_says_so() {
-    let server = TestServer::start_with(Duration::from_secs(1), Arc::new(TestCompute::new())).await;
+    // Times are whole seconds, so a token of 3 s lives 2 to 3 s: long enough for the
+    // password check below on a busy machine (a token of 1 s may live 0 s).
+    let server = TestServer::start_with(Duration::from_secs(3), Arc::new(TestCompute::new())).await;
     let token = server.token(STUDENT).await;
     let grant = server.get("/token", Some(&basic(STUDENT.0, STUDENT.1))).await;
-    assert_eq!(grant.data()["expires_in"], 1);
+    assert_eq!(grant.data()["expires_in"], 3);
     assert_eq!(server.get("/users/me/is_administrator", Some(&token)).await.data(), "false");
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    tokio::time::sleep(Duration::from_millis(3100)).await;
     let reply = server.get("/users/me/is_administrator", Some(&token)).await;
     assert!(reply.fail(401)["authorization"].as_str().unwrap_or_default().contains("expired"), "{reply:?}");
     server.get("/users/me/is_administrator", Some(&basic(STUDENT.0, STUDENT.1))).await.data();
 }
 
+/// The time `seconds` from now, written as the server writes times.
+fn iso8601_in(seconds: i64) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970");
+    iso8601(i64::try_from(now.as_secs()).expect("in range") + seconds)
+}
+
 #[tokio::test]
 async fn a_token_renews_itself_before_it_expires() {
-    let server = TestServer::start().await;
-    let token = server.token(STUDENT).await;
-    let renewed = server.get("/token", Some(&format!("Bearer {token}"))).await;
-    let renewed = renewed.data()["token"]["id"].as_str().expect("id").to_owned();
-    assert_ne!(renewed, token);
-    server.get("/users/me/desktops", Some(&renewed)).await.data();
+    // The seed's client renews its token before it expires by asking `/token` with
+    // it. Tokens live 3 s here; times are whole seconds, and a token stops working at
+    // the start of its `expires` second.
+    let server = TestServer::start_with(Duration::from_secs(3), Arc::new(TestCompute::new())).await;
+    let first = server.get("/token", Some(&basic(STUDENT.0, STUDENT.1))).await.data()["token"].clone();
+    let old = first["id"].as_str().expect("id").to_owned();
+    let old_expires = first["expires"].as_str().expect("expires").to_owned();
+    // Wait until it has at most 2 s left, so that its successor is issued in a later second.
+    while iso8601_in(2) < old_expires {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let renewal = server.get("/token", Some(&format!("Bearer {old}"))).await;
+    let data = renewal.data();
+    assert_eq!(data["expires_in"], 3, "a whole new lifetime, not what was left of the old one: {data}");
+    let new = data["token"]["id"].as_str().expect("id").to_owned();
+    assert_ne!(new, old);
+    let new_expires = data["token"]["expires"].as_str().expect("expires");
+    assert!(new_expires > old_expires.as_str(), "the new token expires later: {new_expires} vs {old_expires}");
+    // Renewing revokes nothing: the old token works until its own expiry.
+    server.get("/users/me/desktops", Some(&old)).await.data();
+
+    while iso8601_in(0) < old_expires {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let expired = server.get("/users/me/desktops", Some(&old)).await;
+    assert!(expired.fail(401)["authorization"].as_str().unwrap_or_default().contains("expired"), "{expired:?}");
+    server.get("/users/me/desktops", Some(&new)).await.data();
 }
 
 // ----- throttling --------------------------------------------------------------
@@ -517,47 +547,12 @@ async fn a_restart_keeps_users_tokens_terminals_desktops_and_settings() {
 
 #[tokio::test]
 async fn without_a_hypervisor_desktops_list_but_power_actions_are_503() {
-    let dir = tempfile::tempdir().expect("dir");
-    let config = thindesk_server::Config {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        data_dir: dir.path().to_owned(),
-        ..thindesk_server::Config::default()
-    };
-    let server = thindesk_server::RunningServer::start(config, Arc::new(thindesk_server::compute::NoCompute))
-        .await
-        .expect("start");
-    let services = server.services().clone();
-    let id = tokio::task::spawn_blocking(move || {
-        services.accounts.create_user(&Actor::system(), "solo", "solo-password", false).expect("user");
-        services
-            .desktops
-            .create(
-                &Actor::system(),
-                &thindesk_server::service::desktops::DesktopSpec {
-                    name: "d".into(),
-                    owner: "solo".into(),
-                    os_username: Some("u".into()),
-                    os_password: Some("p".into()),
-                    default_connection_type: Some(thindesk_shared::ConnectionType::Rdp),
-                    policy: thindesk_shared::Policy::default(),
-                    image: None,
-                    flavor: None,
-                },
-            )
-            .expect("desktop")
-    })
-    .await
-    .expect("joined");
-    let http = reqwest::Client::new();
-    let auth = basic("solo", "solo-password");
-    let list = http.get(format!("{}/api/v1.0/users/me/desktops", server.url())).header("Authorization", &auth);
-    let list = thindesk_tests::reply(list.send().await.expect("sent")).await;
+    let server = TestServer::builder(Arc::new(NoCompute)).start().await;
+    let id = server.create_desktop(STUDENT.0, "d").await;
+    let auth = basic(STUDENT.0, STUDENT.1);
+    let list = server.get("/users/me/desktops", Some(&auth)).await;
     assert_eq!(list.data()["desktop_list"][0]["status"], "SHUTOFF");
-    let action = http
-        .post(format!("{}/api/v1.0/desktops/{id}/action", server.url()))
-        .header("Authorization", &auth)
-        .json(&json!({"resume": null}));
-    let action = thindesk_tests::reply(action.send().await.expect("sent")).await;
+    let action = server.post(&format!("/desktops/{id}/action"), Some(&auth), json!({"resume": null})).await;
     assert!(action.error(503).contains("hypervisor"));
-    server.shutdown().await;
+    server.server.shutdown().await;
 }

@@ -8,9 +8,8 @@ use thindesk_server::compute::double::TestCompute;
 use thindesk_server::compute::{NoCompute, PowerOp};
 use thindesk_server::config::{ApiKey, parse_network};
 use thindesk_server::service::Actor;
-use thindesk_server::{Config, RunningServer};
 use thindesk_shared::{ConnectionType, Policy};
-use thindesk_tests::{CloudAnswer, STUDENT, TestServer, basic, desktop_from_image};
+use thindesk_tests::{CloudAnswer, STUDENT, TestServer, basic, desktop_from_image, launch_form};
 
 const IMAGE: &str = "xubuntu-14.04-desktop-x86";
 const KEY: &str = "exam-system-secret-key";
@@ -22,13 +21,7 @@ async fn with_image() -> TestServer {
 }
 
 fn launch(internet: &'static str) -> [(&'static str, &'static str); 5] {
-    [
-        ("command", "launch_instance"),
-        ("image", IMAGE),
-        ("flavor", "m1.small"),
-        ("internet", internet),
-        ("name", "final_exam_141242022"),
-    ]
+    launch_form(IMAGE, "m1.small", internet, "final_exam_141242022")
 }
 
 fn assert_code(answer: &CloudAnswer, code: u64, description: &str) {
@@ -149,39 +142,21 @@ async fn a_failing_hypervisor_is_7_and_leaves_no_instance_behind() {
 
 #[tokio::test]
 async fn a_server_without_a_hypervisor_answers_8_with_what_is_wrong() {
-    let dir = tempfile::tempdir().expect("dir");
-    let config =
-        Config { listen: "127.0.0.1:0".parse().expect("addr"), data_dir: dir.path().to_owned(), ..Config::default() };
-    let server = RunningServer::start(config, Arc::new(NoCompute)).await.expect("start");
-    let disk = dir.path().join("base.qcow2");
-    std::fs::write(&disk, b"QFI\xfb").expect("disk");
-    let services = server.services().clone();
-    tokio::task::spawn_blocking(move || {
-        let spec = thindesk_server::service::catalogue::ImageSpec {
-            name: IMAGE.into(),
-            base_disk: disk,
-            default_connection_type: ConnectionType::Spice,
-            os_username: "student".into(),
-            os_password: "pw".into(),
-        };
-        services.catalogue.add_image(&Actor::system(), &spec).expect("image");
-    })
-    .await
-    .expect("joined");
-    let response = reqwest::Client::new().post(format!("{}/cloud_api", server.url())).form(&launch("false"));
-    let body: serde_json::Value = response.send().await.expect("sent").json().await.expect("json");
-    assert_eq!(body["ret_code"], 8, "{body}");
-    assert!(body["description"].as_str().is_some_and(|d| d.contains("no compute driver")), "{body}");
+    let server = TestServer::builder(Arc::new(NoCompute)).start().await;
+    server.add_image(IMAGE, ConnectionType::Spice, "student", "pw").await;
+    let answer = server.cloud(&launch("false")).await;
+    assert_eq!(answer.code, 8, "{answer:?}");
+    assert!(answer.description.contains("no compute driver"), "{answer:?}");
     assert!(server.services().cloud.list_instances().expect("list").is_empty());
-    server.shutdown().await;
+    server.server.shutdown().await;
 }
 
 #[tokio::test]
 async fn with_a_key_configured_it_is_needed_in_the_field_or_the_header() {
-    let server = TestServer::start_configured(Arc::new(TestCompute::new()), |config| {
-        config.cloud_api_key = Some(ApiKey::new(KEY));
-    })
-    .await;
+    let server = TestServer::builder(Arc::new(TestCompute::new()))
+        .configure(|config| config.cloud_api_key = Some(ApiKey::new(KEY)))
+        .start()
+        .await;
     server.add_image(IMAGE, ConnectionType::Spice, "student", "pw").await;
     let list = [("command", "list_flavors")];
     assert_code(&server.cloud(&list).await, 9, "Permission denied");
@@ -215,12 +190,14 @@ async fn with_a_key_configured_it_is_needed_in_the_field_or_the_header() {
 
 #[tokio::test]
 async fn a_caller_outside_the_allow_list_is_refused_even_with_the_key() {
-    let server = TestServer::start_configured(Arc::new(TestCompute::new()), |config| {
-        config.cloud_api_allow =
-            vec![parse_network("10.0.0.0/8").expect("net"), parse_network("192.0.2.7").expect("ip")];
-        config.cloud_api_key = Some(ApiKey::new(KEY));
-    })
-    .await;
+    let server = TestServer::builder(Arc::new(TestCompute::new()))
+        .configure(|config| {
+            config.cloud_api_allow =
+                vec![parse_network("10.0.0.0/8").expect("net"), parse_network("192.0.2.7").expect("ip")];
+            config.cloud_api_key = Some(ApiKey::new(KEY));
+        })
+        .start()
+        .await;
     server.add_image(IMAGE, ConnectionType::Spice, "student", "pw").await;
     let mut keyed_launch = launch("false").to_vec();
     keyed_launch.push(("api_key", KEY));

@@ -5,7 +5,9 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use thindesk_server::compute::PowerOp;
 use thindesk_shared::ConnectionType;
-use thindesk_tests::{ADMIN, OTHER_STUDENT, Reply, STUDENT, TestServer, basic, password_forms, token_forms};
+use thindesk_tests::{
+    ADMIN, OTHER_STUDENT, Reply, STUDENT, TestServer, basic, launch_form, password_forms, token_forms,
+};
 
 fn admin_auth() -> String {
     basic(ADMIN.0, ADMIN.1)
@@ -408,15 +410,7 @@ async fn desktops_are_given_to_one_user_a_list_or_every_student_then_assigned_po
 async fn cloud_instances_are_listed_without_tickets_and_destroyed() {
     let server = TestServer::start().await;
     server.add_image("xubuntu", ConnectionType::Spice, "student", "os-password").await;
-    let launched = server
-        .cloud(&[
-            ("command", "launch_instance"),
-            ("image", "xubuntu"),
-            ("flavor", "m1.tiny"),
-            ("internet", "false"),
-            ("name", "exam"),
-        ])
-        .await;
+    let launched = server.cloud(&launch_form("xubuntu", "m1.tiny", "false", "exam")).await;
     let vm_id = launched.body["vm_id"].as_str().expect("vm_id").to_owned();
     let ticket = launched.body["spice_password"].as_str().expect("ticket").to_owned();
     let list = admin(&server, Method::GET, "/instances", None).await;

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use thindesk_server::service::accounts::UNKNOWN_USER;
 use thindesk_server::service::{Actor, AuditFilter};
 use thindesk_shared::ConnectionType;
-use thindesk_tests::{ADMIN, STUDENT, TestServer, basic};
+use thindesk_tests::{ADMIN, STUDENT, TestServer, basic, launch_form};
 
 const NEW_PASSWORD: &str = "students-new-password";
 const WRONG_PASSWORD: &str = "wrong-password-guess";
@@ -61,15 +61,7 @@ async fn every_audited_action_leaves_its_entry_and_no_secret_is_written() {
     admin(&server, Method::DELETE, &format!("/desktops/{desktop}"), None).await;
 
     // The exam system launches and destroys a machine.
-    let launched = server
-        .cloud(&[
-            ("command", "launch_instance"),
-            ("image", "xubuntu"),
-            ("flavor", "m1.tiny"),
-            ("internet", "false"),
-            ("name", "exam"),
-        ])
-        .await;
+    let launched = server.cloud(&launch_form("xubuntu", "m1.tiny", "false", "exam")).await;
     let vm_id = launched.body["vm_id"].as_str().expect("vm_id").to_owned();
     let vm_ticket = launched.body["spice_password"].as_str().expect("ticket").to_owned();
     server.cloud(&[("command", "destroy_instance"), ("vm_id", vm_id.as_str())]).await;

@@ -1,6 +1,5 @@
 //! The QEMU driver with real virtual machines booting the demo image.
 
-use std::net::TcpListener;
 use std::time::Duration;
 use thindesk_server::compute::qemu::{QemuCompute, QemuConfig};
 use thindesk_server::compute::{Compute, ComputeError, PowerOp};
@@ -127,14 +126,7 @@ fn without_internet_the_guest_cannot_reach_the_host() {
     if !vm::tools_present("the network isolation test", vm::TOOLS) {
         return;
     }
-    // A host service the guests try to reach, on every host address.
-    let listener = TcpListener::bind("0.0.0.0:0").expect("listener");
-    let port = listener.local_addr().expect("address").port();
-    std::thread::spawn(move || {
-        for stream in listener.incoming() {
-            drop(stream);
-        }
-    });
+    let port = vm::host_probe();
     let state = tempfile::tempdir().expect("dir");
     let compute =
         QemuCompute::new(QemuConfig { guest_probe_port: Some(port), ..vm::qemu_config(state.path()) }).expect("driver");

@@ -3,76 +3,52 @@
 //! ticket it was handed, cut off when asked, and gone after destroy.
 
 use serde_json::{Value, json};
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 use thindesk_server::compute::qemu::{QemuCompute, QemuConfig};
 use thindesk_server::service::Actor;
 use thindesk_server::service::catalogue::{Flavor, ImageSpec};
-
-use thindesk_server::{Config, RunningServer};
 use thindesk_shared::ConnectionType;
 use thindesk_tests::spice::{self, Verdict};
 use thindesk_tests::vm::{self, Cleanup};
-use thindesk_tests::{desktop_from_image, my_desktops};
+use thindesk_tests::{TestServer, desktop_from_image, launch_form, my_desktops};
 
-struct Host {
-    server: RunningServer,
-    compute: Arc<QemuCompute>,
-    _data: tempfile::TempDir,
+/// A server on a QEMU driver (`adjust` may change its settings) whose catalogue has
+/// the demo image as `demo` (SPICE) and `demo-rdp` (RDP), and a flavor `m1.demo`
+/// (1 vCPU, 256 MiB, 1 GiB).
+async fn start_host(adjust: impl FnOnce(QemuConfig) -> QemuConfig) -> TestServer<QemuCompute> {
+    let data = tempfile::tempdir().expect("dir");
+    let compute = Arc::new(QemuCompute::new(adjust(vm::qemu_config(data.path()))).expect("driver"));
+    let host = TestServer::builder(compute).data_dir(data).public_address("127.0.0.1").start().await;
+    let services = host.services().clone();
+    tokio::task::spawn_blocking(move || {
+        let base_disk = vm::demo_image();
+        for (name, connection) in [("demo", ConnectionType::Spice), ("demo-rdp", ConnectionType::Rdp)] {
+            let image = ImageSpec {
+                name: name.into(),
+                base_disk: base_disk.clone(),
+                default_connection_type: connection,
+                os_username: "student".into(),
+                os_password: "demo-os-password".into(),
+            };
+            services.catalogue.add_image(&Actor::system(), &image).expect("image");
+        }
+        let flavor = Flavor { name: "m1.demo".into(), vcpus: 1, ram_mib: 256, disk_gib: 1 };
+        services.catalogue.add_flavor(&Actor::system(), &flavor).expect("flavor");
+    })
+    .await
+    .expect("catalogue");
+    host
 }
 
-impl Host {
-    /// A server on a QEMU driver (`adjust` may change its settings) whose catalogue
-    /// has the demo image as `demo` (SPICE) and `demo-rdp` (RDP), and a flavor
-    /// `m1.demo` (1 vCPU, 256 MiB, 1 GiB).
-    async fn start(adjust: impl FnOnce(QemuConfig) -> QemuConfig) -> Self {
-        let data = tempfile::tempdir().expect("dir");
-        let compute = Arc::new(QemuCompute::new(adjust(vm::qemu_config(data.path()))).expect("driver"));
-        let config = Config {
-            listen: "127.0.0.1:0".parse().expect("address"),
-            data_dir: data.path().to_owned(),
-            public_address: Some("127.0.0.1".into()),
-            ..Config::default()
-        };
-        let server = RunningServer::start(config, compute.clone()).await.expect("server starts");
-        let services = server.services().clone();
-        tokio::task::spawn_blocking(move || {
-            let base_disk = vm::demo_image();
-            for (name, connection) in [("demo", ConnectionType::Spice), ("demo-rdp", ConnectionType::Rdp)] {
-                let image = ImageSpec {
-                    name: name.into(),
-                    base_disk: base_disk.clone(),
-                    default_connection_type: connection,
-                    os_username: "student".into(),
-                    os_password: "demo-os-password".into(),
-                };
-                services.catalogue.add_image(&Actor::system(), &image).expect("image");
-            }
-            let flavor = Flavor { name: "m1.demo".into(), vcpus: 1, ram_mib: 256, disk_gib: 1 };
-            services.catalogue.add_flavor(&Actor::system(), &flavor).expect("flavor");
-        })
-        .await
-        .expect("catalogue");
-        Self { server, compute, _data: data }
-    }
-
-    async fn cloud(&self, form: &[(&str, &str)]) -> Value {
-        let response = reqwest::Client::new().post(format!("{}/cloud_api", self.server.url())).form(form);
-        let response = response.send().await.expect("sent");
-        assert_eq!(response.status(), 200);
-        response.json().await.expect("json")
-    }
-
-    /// Waits, off the async workers, for a line of the guest's serial console.
-    async fn serial(&self, id: &str, needle: &str) -> String {
-        let (compute, id, needle) = (self.compute.clone(), id.to_owned(), needle.to_owned());
-        tokio::task::spawn_blocking(move || vm::wait_for_serial(&compute, &id, &needle)).await.expect("joined")
-    }
+/// Waits, off the async workers, for a line of the guest's serial console.
+async fn serial(host: &TestServer<QemuCompute>, id: &str, needle: &str) -> String {
+    let (compute, id, needle) = (host.compute.clone(), id.to_owned(), needle.to_owned());
+    tokio::task::spawn_blocking(move || vm::wait_for_serial(&compute, &id, &needle)).await.expect("joined")
 }
 
 fn launch<'a>(image: &'a str, internet: &'a str, name: &'a str) -> [(&'a str, &'a str); 5] {
-    [("command", "launch_instance"), ("image", image), ("flavor", "m1.demo"), ("internet", internet), ("name", name)]
+    launch_form(image, "m1.demo", internet, name)
 }
 
 fn port(body: &Value, key: &str) -> u16 {
@@ -84,18 +60,11 @@ async fn launched_exam_machines_run_are_cut_off_when_asked_and_are_freed_by_dest
     if !vm::tools_present("the cloud API QEMU test", vm::TOOLS) {
         return;
     }
-    // What the guests try to reach on the host: it stands for "outside networks".
-    let probe = TcpListener::bind("0.0.0.0:0").expect("listener");
-    let probe_port = probe.local_addr().expect("address").port();
-    std::thread::spawn(move || {
-        for stream in probe.incoming() {
-            drop(stream);
-        }
-    });
-    let host = Host::start(|config| QemuConfig { guest_probe_port: Some(probe_port), ..config }).await;
+    let probe_port = vm::host_probe();
+    let host = start_host(|config| QemuConfig { guest_probe_port: Some(probe_port), ..config }).await;
     let _cleanup = Cleanup(&host.compute);
 
-    let exam = host.cloud(&launch("demo", "false", "final_exam_141242022")).await;
+    let exam = host.cloud(&launch("demo", "false", "final_exam_141242022")).await.body;
     assert_eq!((exam["ret_code"].as_u64(), exam["description"].as_str()), (Some(0), Some("Success")), "{exam}");
     let exam_id = exam["vm_id"].as_str().expect("vm_id").to_owned();
     assert_eq!(exam["vm_ip"], "127.0.0.1");
@@ -109,14 +78,14 @@ async fn launched_exam_machines_run_are_cut_off_when_asked_and_are_freed_by_dest
     assert_eq!(spice::try_ticket(spice_port, "not-the-ticket").expect("link"), Verdict::Refused(7));
     assert!(exam.get("rdp_port").is_none(), "a SPICE image forwards no RDP port: {exam}");
 
-    let teacher = host.cloud(&launch("demo-rdp", "true", "teacher_installs")).await;
+    let teacher = host.cloud(&launch("demo-rdp", "true", "teacher_installs")).await.body;
     assert_eq!(teacher["ret_code"], 0, "{teacher}");
     let teacher_id = teacher["vm_id"].as_str().expect("vm_id").to_owned();
     let rdp_port = port(&teacher, "rdp_port");
 
     // The teacher's machine reaches the host; the exam machine, started the same way
     // but with internet=false, never does.
-    host.serial(&teacher_id, "thindesk-demo name=teacher_installs server=reachable").await;
+    serial(&host, &teacher_id, "thindesk-demo name=teacher_installs server=reachable").await;
     let attempts = |log: &str| log.matches("thindesk-demo name=final_exam_141242022 server=").count();
     let compute = host.compute.clone();
     let exam_log = {
@@ -146,11 +115,11 @@ async fn launched_exam_machines_run_are_cut_off_when_asked_and_are_freed_by_dest
     .expect("joined");
     assert_eq!(rdp_answer.trim(), "thindesk-demo teacher_installs", "rdp_port reaches the guest's RDP port");
 
-    let query = host.cloud(&[("command", "query_instance"), ("vm_id", exam_id.as_str())]).await;
+    let query = host.cloud(&[("command", "query_instance"), ("vm_id", exam_id.as_str())]).await.body;
     assert_eq!((query["status"].as_str(), query["internet"].as_bool()), (Some("ACTIVE"), Some(false)), "{query}");
 
     let pid = host.compute.pid(&exam_id).expect("pid");
-    let destroyed = host.cloud(&[("command", "destroy_instance"), ("vm_id", exam_id.as_str())]).await;
+    let destroyed = host.cloud(&[("command", "destroy_instance"), ("vm_id", exam_id.as_str())]).await.body;
     assert_eq!(destroyed["ret_code"], 0, "{destroyed}");
     assert!(!vm::process_alive(pid), "QEMU is stopped");
     assert!(!vm::port_open(spice_port), "the SPICE port is free");
@@ -159,9 +128,9 @@ async fn launched_exam_machines_run_are_cut_off_when_asked_and_are_freed_by_dest
         std::slice::from_ref(&teacher_id),
         "its overlay and state are gone"
     );
-    let again = host.cloud(&[("command", "destroy_instance"), ("vm_id", exam_id.as_str())]).await;
+    let again = host.cloud(&[("command", "destroy_instance"), ("vm_id", exam_id.as_str())]).await.body;
     assert_eq!(again["ret_code"], 6, "{again}");
-    let listed = host.cloud(&[("command", "list_instances")]).await;
+    let listed = host.cloud(&[("command", "list_instances")]).await.body;
     assert_eq!(listed["instances"].as_array().map(Vec::len), Some(1), "{listed}");
     host.server.shutdown().await;
 }
@@ -171,15 +140,15 @@ async fn a_host_without_room_answers_7_with_the_reason_and_keeps_nothing() {
     if !vm::tools_present("the cloud API capacity test", vm::TOOLS) {
         return;
     }
-    let host = Host::start(|config| QemuConfig { vm_memory_mib: Some(128), ..config }).await;
+    let host = start_host(|config| QemuConfig { vm_memory_mib: Some(128), ..config }).await;
     let _cleanup = Cleanup(&host.compute);
-    let answer = host.cloud(&launch("demo", "false", "too_big")).await;
+    let answer = host.cloud(&launch("demo", "false", "too_big")).await.body;
     assert_eq!(answer["ret_code"], 7, "{answer}");
     let description = answer["description"].as_str().expect("description");
     assert!(description.starts_with("Virtual machine creation failed: "), "{description}");
     assert!(description.contains("256 MiB") && description.contains("128 MiB"), "says why: {description}");
     assert!(host.compute.machine_ids().expect("ids").is_empty(), "no machine is left defined");
-    assert_eq!(host.cloud(&[("command", "list_instances")]).await["instances"], json!([]));
+    assert_eq!(host.cloud(&[("command", "list_instances")]).await.body["instances"], json!([]));
     host.server.shutdown().await;
 }
 
@@ -188,15 +157,15 @@ async fn a_catalogue_desktop_starts_on_request_shows_its_ticket_and_is_destroyed
     if !vm::tools_present("the catalogue desktop QEMU test", vm::TOOLS) {
         return;
     }
-    let host = Host::start(|config| config).await;
+    let host = start_host(|config| config).await;
     let _cleanup = Cleanup(&host.compute);
-    let services = host.server.services().clone();
+    let services = host.services().clone();
     tokio::task::spawn_blocking(move || {
         services.accounts.create_user(&Actor::system(), "kim", "kims-password", false).expect("user")
     })
     .await
     .expect("joined");
-    let id = desktop_from_image(host.server.services(), "kim", "Lab desktop", "demo", "m1.demo").await;
+    let id = desktop_from_image(host.services(), "kim", "Lab desktop", "demo", "m1.demo").await;
     assert_eq!(host.compute.machine_ids().expect("ids"), std::slice::from_ref(&id), "defined, not yet running");
 
     let http = reqwest::Client::new();
@@ -217,10 +186,10 @@ async fn a_catalogue_desktop_starts_on_request_shows_its_ticket_and_is_destroyed
     let spice_port: u16 = spice_entry["port"].as_str().and_then(|p| p.parse().ok()).expect("port");
     let ticket = spice_entry["password"].as_str().expect("ticket");
     assert_eq!(spice::try_ticket(spice_port, ticket).expect("link"), Verdict::Accepted);
-    host.serial(&id, "thindesk-demo name=Lab desktop").await;
+    serial(&host, &id, "thindesk-demo name=Lab desktop").await;
 
     let pid = host.compute.pid(&id).expect("pid");
-    let services = host.server.services().clone();
+    let services = host.services().clone();
     let deleted = id.clone();
     tokio::task::spawn_blocking(move || services.desktops.delete(&Actor::system(), &deleted).expect("delete"))
         .await

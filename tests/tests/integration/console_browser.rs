@@ -1,7 +1,7 @@
 //! The management console in a real browser: Debian's headless `chromium`, driven
-//! through `chromedriver` (started here on a free loopback port) with the `fantoccini`
-//! WebDriver client. An administrator logs in, approves a waiting terminal, imports a
-//! class from a CSV file, gives it desktops and reads the audit log.
+//! through `chromedriver` (started here on a loopback port of its own) with the
+//! `fantoccini` WebDriver client. An administrator logs in, approves a waiting
+//! terminal, imports a class from a CSV file, gives it desktops and reads the audit log.
 //!
 //! Without chromium or chromedriver the test fails under CI and is skipped loudly
 //! elsewhere. With `THINDESK_SCREENSHOTS=DIR` it saves a PNG of every page there
@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use thindesk_shared::ConnectionType;
-use thindesk_tests::{ADMIN, TestServer, vm::tools_present};
+use thindesk_tests::{ADMIN, TestServer, ports, vm::tools_present};
 
 const MAC: &str = "08:00:20:0A:8C:6D";
 
@@ -28,7 +28,8 @@ struct Browser {
 
 impl Browser {
     async fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").expect("free port").local_addr().expect("addr").port();
+        // chromedriver is told its port: one no other test of this process is given.
+        let port = ports::one();
         // Its own process group: chromium runs under chromedriver, and stopping the
         // group stops them all, even when a failing test never closes the session.
         let driver = Command::new("chromedriver")

@@ -10,7 +10,7 @@ use std::time::Duration;
 use thindesk_server::store::Store;
 use thindesk_shared::DesktopStatus;
 use thindesk_tests::spice::{self, Verdict};
-use thindesk_tests::vm;
+use thindesk_tests::{launch_form, ports, vm};
 
 /// `cargo test --workspace` builds the server's binary beside the test executables.
 fn server_binary() -> PathBuf {
@@ -29,8 +29,10 @@ struct Setup {
 impl Setup {
     fn new() -> Self {
         let data = tempfile::tempdir().expect("dir");
-        let port = std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("port").port();
-        let (spice, rdp) = (vm::port_block(8), vm::port_block(8));
+        // The server binary is told its port: one no other test of this process is
+        // given, nor the kernel for a `127.0.0.1:0` listener meanwhile.
+        let port = ports::one();
+        let (spice, rdp) = (ports::block(8), ports::block(8));
         let config = data.path().join("server.toml");
         std::fs::write(
             &config,
@@ -125,17 +127,7 @@ async fn machines_survive_a_server_crash_and_the_next_server_finds_them() {
     setup.admin(&["desktop", "create", "--user", "kim", "--image", "demo", "--flavor", "m1.test"], "");
 
     let mut server = setup.serve().await;
-    let launched = cloud(
-        &setup.url,
-        &[
-            ("command", "launch_instance"),
-            ("image", "demo"),
-            ("flavor", "m1.test"),
-            ("internet", "false"),
-            ("name", "exam-1"),
-        ],
-    )
-    .await;
+    let launched = cloud(&setup.url, &launch_form("demo", "m1.test", "false", "exam-1")).await;
     assert_eq!(launched["ret_code"], 0, "{launched}");
     let vm_id = launched["vm_id"].as_str().expect("vm_id").to_owned();
     let ticket = launched["spice_password"].as_str().expect("ticket").to_owned();
