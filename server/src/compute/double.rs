@@ -97,6 +97,7 @@ impl Compute for TestCompute {
             (PowerOp::Shutdown, DesktopStatus::Active | DesktopStatus::Paused | DesktopStatus::Suspended) => {
                 DesktopStatus::Shutoff
             }
+            (PowerOp::PowerOff, _) => DesktopStatus::Shutoff,
             (op, state) => {
                 return Err(ComputeError::Failed(format!("{op:?} is not possible in state {state}")));
             }

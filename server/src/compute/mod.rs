@@ -26,6 +26,9 @@ pub enum PowerOp {
     Shutdown,
     /// Hard reset.
     Reset,
+    /// Off at once, like pulling the plug: for a guest that cannot answer (stopped on
+    /// an error) or a machine in a state nothing else gets it out of.
+    PowerOff,
 }
 
 /// How a terminal reaches a running machine's display.

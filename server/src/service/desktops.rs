@@ -404,6 +404,8 @@ fn plan(action: DesktopAction, current: DesktopStatus) -> (&'static [PowerOp], D
     use PowerOp as P;
     let ops: &'static [PowerOp] = match (action, current) {
         (A::Shutdown, S::Shutoff) => &[],
+        // A guest stopped on an error, or stuck on its way, cannot press its power button.
+        (A::Shutdown, S::Error | S::Build) => &[P::PowerOff],
         (A::Shutdown, _) => &[P::Shutdown],
         (A::Resume | A::Start, S::Active) => &[],
         (A::Resume | A::Start, S::Paused | S::Suspended) => &[P::Resume],
@@ -411,7 +413,9 @@ fn plan(action: DesktopAction, current: DesktopStatus) -> (&'static [PowerOp], D
         (A::Reset, S::Active | S::Reboot) => &[P::Reset],
         (A::Reboot, S::Paused | S::Suspended) => &[P::Resume, P::Reboot],
         (A::Reset, S::Paused | S::Suspended) => &[P::Resume, P::Reset],
-        (A::Resume | A::Start | A::Reboot | A::Reset, S::Shutoff | S::Error | S::Build) => &[P::Start],
+        (A::Resume | A::Start | A::Reboot | A::Reset, S::Shutoff) => &[P::Start],
+        // The machine's process may still be there with its guest stopped: a fresh one.
+        (A::Resume | A::Start | A::Reboot | A::Reset, S::Error | S::Build) => &[P::PowerOff, P::Start],
         (A::Resume | A::Start, S::Reboot) => &[],
     };
     let outcome = if action == A::Shutdown { S::Shutoff } else { S::Active };
@@ -427,8 +431,10 @@ mod tests {
     /// their order, and the status stored after them. `resume` (and `start`, its
     /// alias) starts a stopped desktop and wakes a suspended or paused one
     /// (CONTRACT.md); `reboot` and `reset` start a stopped desktop and wake a sleeping
-    /// one before restarting it; `shutdown` of a stopped desktop does nothing. ERROR and
-    /// BUILD are planned like SHUTOFF.
+    /// one before restarting it; `shutdown` of a stopped desktop does nothing. In ERROR
+    /// and BUILD the machine's process may still be there with a guest that cannot
+    /// answer: it is powered off at once, and started afresh unless the action is
+    /// `shutdown`.
     #[test]
     fn every_action_in_every_state_plans_exactly_these_operations() {
         use DesktopAction as A;
@@ -439,37 +445,37 @@ mod tests {
             (A::Resume, S::Shutoff, &[P::Start], S::Active),
             (A::Resume, S::Suspended, &[P::Resume], S::Active),
             (A::Resume, S::Paused, &[P::Resume], S::Active),
-            (A::Resume, S::Build, &[P::Start], S::Active),
+            (A::Resume, S::Build, &[P::PowerOff, P::Start], S::Active),
             (A::Resume, S::Reboot, &[], S::Active),
-            (A::Resume, S::Error, &[P::Start], S::Active),
+            (A::Resume, S::Error, &[P::PowerOff, P::Start], S::Active),
             (A::Start, S::Active, &[], S::Active),
             (A::Start, S::Shutoff, &[P::Start], S::Active),
             (A::Start, S::Suspended, &[P::Resume], S::Active),
             (A::Start, S::Paused, &[P::Resume], S::Active),
-            (A::Start, S::Build, &[P::Start], S::Active),
+            (A::Start, S::Build, &[P::PowerOff, P::Start], S::Active),
             (A::Start, S::Reboot, &[], S::Active),
-            (A::Start, S::Error, &[P::Start], S::Active),
+            (A::Start, S::Error, &[P::PowerOff, P::Start], S::Active),
             (A::Reboot, S::Active, &[P::Reboot], S::Active),
             (A::Reboot, S::Shutoff, &[P::Start], S::Active),
             (A::Reboot, S::Suspended, &[P::Resume, P::Reboot], S::Active),
             (A::Reboot, S::Paused, &[P::Resume, P::Reboot], S::Active),
-            (A::Reboot, S::Build, &[P::Start], S::Active),
+            (A::Reboot, S::Build, &[P::PowerOff, P::Start], S::Active),
             (A::Reboot, S::Reboot, &[P::Reboot], S::Active),
-            (A::Reboot, S::Error, &[P::Start], S::Active),
+            (A::Reboot, S::Error, &[P::PowerOff, P::Start], S::Active),
             (A::Reset, S::Active, &[P::Reset], S::Active),
             (A::Reset, S::Shutoff, &[P::Start], S::Active),
             (A::Reset, S::Suspended, &[P::Resume, P::Reset], S::Active),
             (A::Reset, S::Paused, &[P::Resume, P::Reset], S::Active),
-            (A::Reset, S::Build, &[P::Start], S::Active),
+            (A::Reset, S::Build, &[P::PowerOff, P::Start], S::Active),
             (A::Reset, S::Reboot, &[P::Reset], S::Active),
-            (A::Reset, S::Error, &[P::Start], S::Active),
+            (A::Reset, S::Error, &[P::PowerOff, P::Start], S::Active),
             (A::Shutdown, S::Active, &[P::Shutdown], S::Shutoff),
             (A::Shutdown, S::Shutoff, &[], S::Shutoff),
             (A::Shutdown, S::Suspended, &[P::Shutdown], S::Shutoff),
             (A::Shutdown, S::Paused, &[P::Shutdown], S::Shutoff),
-            (A::Shutdown, S::Build, &[P::Shutdown], S::Shutoff),
+            (A::Shutdown, S::Build, &[P::PowerOff], S::Shutoff),
             (A::Shutdown, S::Reboot, &[P::Shutdown], S::Shutoff),
-            (A::Shutdown, S::Error, &[P::Shutdown], S::Shutoff),
+            (A::Shutdown, S::Error, &[P::PowerOff], S::Shutoff),
         ];
         let pairs: HashSet<(A, S)> = table.iter().map(|(action, state, _, _)| (*action, *state)).collect();
         assert_eq!(pairs.len(), A::ALL.len() * S::ALL.len(), "the table has every action in every state once");

@@ -66,6 +66,15 @@ fn a_machine_boots_the_demo_image_and_goes_through_its_power_cycle() {
     assert_eq!(spice::try_ticket(again.spice_port, again.spice_ticket.expose()).expect("link"), Verdict::Accepted);
     let pid = compute.pid("cycle").expect("pid");
 
+    // Power off is at once, whatever the guest does, and frees the display.
+    let again_port = again.spice_port;
+    compute.power("cycle", PowerOp::PowerOff).expect("power off");
+    assert!(!vm::process_alive(pid), "power off ends QEMU");
+    assert!(!vm::port_open(again_port), "the SPICE port is free again");
+    assert_eq!(compute.inspect("cycle").expect("inspect").status, DesktopStatus::Shutoff);
+    compute.power("cycle", PowerOp::Start).expect("start after power off");
+    let pid = compute.pid("cycle").expect("pid");
+
     compute.destroy("cycle").expect("destroy");
     assert!(!vm::process_alive(pid), "destroy stops the machine");
     assert!(!vm::port_open(again.spice_port));

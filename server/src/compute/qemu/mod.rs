@@ -675,6 +675,12 @@ impl Compute for QemuCompute {
                 self.release(id);
                 outcome
             }
+            PowerOp::PowerOff => {
+                self.force_stop(&dir);
+                clear_run_state(&dir);
+                self.release(id);
+                Ok(())
+            }
         }
     }
 
