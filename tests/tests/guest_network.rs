@@ -196,6 +196,7 @@ impl StandIn {
 struct Server {
     child: Option<Child>,
     dir: tempfile::TempDir,
+    binary: PathBuf,
     config: PathBuf,
     port: u16,
     url: String,
@@ -210,6 +211,9 @@ impl Server {
         std::os::unix::fs::chown(dir.path(), Some(owner.0), Some(owner.1)).expect("chown");
         let port = TcpListener::bind((Ipv4Addr::UNSPECIFIED, 0)).and_then(|l| l.local_addr()).expect("port").port();
         let (spice, rdp) = (vm::port_block(8), vm::port_block(8));
+        // A copy its user can run wherever the build is (a checkout under /root, say).
+        let binary = dir.path().join("thindesk-server");
+        std::fs::copy(server_binary(), &binary).expect("copy the server binary");
         let config = dir.path().join("server.toml");
         std::fs::write(
             &config,
@@ -227,7 +231,7 @@ impl Server {
         .expect("config");
         let runtime = tokio::runtime::Runtime::new().expect("runtime");
         let url = format!("http://127.0.0.1:{port}");
-        let mut server = Self { child: None, dir, config, port, url, owner, runtime };
+        let mut server = Self { child: None, dir, binary, config, port, url, owner, runtime };
         let log = std::fs::File::create(server.dir.path().join("server.log")).expect("log");
         let child = server.command().arg("serve").stdin(Stdio::null()).stdout(Stdio::null()).stderr(log).spawn();
         server.child = Some(child.expect("serve"));
@@ -247,7 +251,7 @@ impl Server {
 
     fn command(&self) -> Command {
         let mut command = Command::new("setpriv");
-        command.args(["--reuid", USER, "--regid", USER, "--init-groups", "--"]).arg(server_binary());
+        command.args(["--reuid", USER, "--regid", USER, "--init-groups", "--"]).arg(&self.binary);
         command.arg("--config").arg(&self.config);
         command
     }
