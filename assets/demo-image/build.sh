@@ -2,7 +2,10 @@
 # Builds the thindesk demo desktop: a small bootable qcow2 made only from Debian's
 # packages, without mounting anything (so no root, loop devices or FUSE are needed).
 #
-#   assets/demo-image/build.sh OUTPUT.qcow2
+#   assets/demo-image/build.sh OUTPUT.qcow2 [INIT]
+#
+# INIT is the guest's PID 1, `init` beside this script unless given (the network
+# probe of the tests, ../probe-image/init, is built this way).
 #
 # Needs these Debian packages on the build machine:
 #
@@ -29,10 +32,12 @@ set -euo pipefail
 
 die() { echo "build.sh: $*" >&2; exit 1; }
 
-[ $# -eq 1 ] || die "usage: build.sh OUTPUT.qcow2"
+[ $# -eq 1 ] || [ $# -eq 2 ] || die "usage: build.sh OUTPUT.qcow2 [INIT]"
 out=$1
 here=$(cd "$(dirname "$0")" && pwd)
-[ -f "$here/init" ] || die "$here/init is missing"
+init=${2:-$here/init}
+[ -f "$init" ] || die "$init is missing"
+init=$(cd "$(dirname "$init")" && pwd)/$(basename "$init")
 
 for tool in apt-get dpkg-deb syslinux mcopy mkfs.fat qemu-img gzip; do
     command -v "$tool" >/dev/null ||
@@ -79,7 +84,7 @@ modules=$(ls -d kernel/lib/modules/*/kernel)
 mkdir -p root/bin root/lib/modules root/etc/acpi/PWRF root/proc root/sys root/dev \
          root/tmp root/var/log root/var/run
 cp "$busybox" root/bin/busybox
-install -m 0755 "$here/init" root/init
+install -m 0755 "$init" root/init
 module_path() {
     local found
     found=$(find "$modules" -name "$1.ko" -o -name "$1.ko.xz" -o -name "$1.ko.zst" | head -n1)

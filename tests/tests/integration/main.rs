@@ -15,6 +15,7 @@ mod cloud_qemu;
 mod console;
 mod console_browser;
 mod demo;
+mod guest_network;
 mod openapi;
 mod qemu;
 mod restart;

@@ -16,14 +16,24 @@
 //!
 //! The SPICE ticket never appears on a command line: QEMU starts with ticketing on
 //! and no password (so every connection is refused) and gets the ticket over QMP.
+//!
+//! Guests are on QEMU's user-mode network (IPv4 only), which opens the guest's
+//! connections as sockets of its QEMU process. `internet=false` is `restrict=on`: the
+//! guest reaches nothing at all. With internet it reaches outside networks, and never
+//! this host: the kernel refuses the server's user (so its QEMU processes) every
+//! connection to the host's own addresses (`assets/guest-net.nft`). Before each such
+//! start the driver checks that this holds for itself ([`shield`]); where it does not,
+//! the machine starts without internet and the log says why.
 
 mod accel;
 pub mod demo_image;
 mod qmp;
+pub mod shield;
 
 use super::{Compute, ComputeError, Display, MachineSpec, MachineView, PowerOp};
 use qmp::{Qmp, QmpError};
 use serde::{Deserialize, Serialize};
+use shield::Shield;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, TcpListener};
 use std::ops::RangeInclusive;
@@ -89,7 +99,8 @@ pub struct QemuConfig {
     /// Memory kept for the host itself when `vm_memory_mib` is not set.
     pub host_reserve_mib: u64,
     /// A host TCP port the guest is told about (SMBIOS `version`), so the demo image
-    /// can show whether it reaches the management server; usually the server's port.
+    /// can show whether it reaches the management server (no guest should); usually
+    /// the server's port.
     pub guest_probe_port: Option<u16>,
 }
 
@@ -186,6 +197,7 @@ impl QemuCompute {
         if found == Some(Accel::Tcg) {
             tracing::info!("KVM did not run guests on this host before: using TCG");
         }
+        let shield = shield::check();
         let driver = Self {
             kvm_proven: (found == Some(Accel::Kvm)).into(),
             config,
@@ -219,6 +231,14 @@ impl QemuCompute {
             reattached,
             "QEMU driver ready"
         );
+        match shield {
+            Shield::InForce => tracing::info!("guests with internet are kept off this host's addresses"),
+            Shield::Missing(reason) => tracing::error!(
+                %reason,
+                "guests get no internet: the kernel does not keep this user off the host's own addresses \
+                 (load assets/guest-net.nft as root: bash assets/install-packages.sh)"
+            ),
+        }
         Ok(driver)
     }
 
@@ -343,8 +363,9 @@ impl QemuCompute {
         let spec: StoredSpec = read_json(&dir.join(SPEC_FILE))?;
         clear_run_state(dir);
         let claim = self.claim(id, &spec)?;
+        let internet = spec.internet && self.internet_is_safe(id);
         let launch = || {
-            let pid = self.spawn(id, dir, &spec, claim)?;
+            let pid = self.spawn(id, dir, &spec, claim, internet)?;
             let run = RunState {
                 pid,
                 spice_port: claim.spice_port,
@@ -379,16 +400,46 @@ impl QemuCompute {
         if let Some(claim) = lock(&self.claims).get_mut(id) {
             claim.running = true;
         }
-        tracing::info!(machine = id, spice_port = claim.spice_port, rdp_port = ?claim.rdp_port, "machine started");
+        tracing::info!(
+            machine = id,
+            spice_port = claim.spice_port,
+            rdp_port = ?claim.rdp_port,
+            internet,
+            "machine started"
+        );
         Ok(())
+    }
+
+    /// True when a guest given internet would still be kept off this host (see
+    /// [`shield`]); asked at every start, as the table can be gone since the last.
+    fn internet_is_safe(&self, id: &str) -> bool {
+        match shield::check() {
+            Shield::InForce => true,
+            Shield::Missing(reason) => {
+                tracing::warn!(
+                    machine = id,
+                    %reason,
+                    "starting without internet: the kernel does not keep this user off the host's own addresses \
+                     (load assets/guest-net.nft as root: bash assets/install-packages.sh)"
+                );
+                false
+            }
+        }
     }
 
     /// Starts QEMU and waits until it has daemonized, by which time its QMP socket
     /// and SPICE port are listening. Returns the daemon's pid.
-    fn spawn(&self, id: &str, dir: &Path, spec: &StoredSpec, claim: Claim) -> Result<u32, ComputeError> {
+    fn spawn(
+        &self,
+        id: &str,
+        dir: &Path,
+        spec: &StoredSpec,
+        claim: Claim,
+        internet: bool,
+    ) -> Result<u32, ComputeError> {
         let run = |accel| {
             Command::new(&self.config.qemu_system)
-                .args(self.qemu_arguments(id, dir, spec, claim, accel))
+                .args(self.qemu_arguments(id, dir, spec, claim, accel, internet))
                 .current_dir(dir)
                 .stdin(Stdio::null())
                 .output()
@@ -422,9 +473,19 @@ impl QemuCompute {
         pid_text.trim().parse().map_err(|_| ComputeError::Failed(format!("QEMU wrote a bad pid file: {pid_text:?}")))
     }
 
-    fn qemu_arguments(&self, id: &str, dir: &Path, spec: &StoredSpec, claim: Claim, accel: Accel) -> Vec<String> {
+    /// `internet`: whether the guest may reach outside networks (its spec asks for it
+    /// and the host is shielded from guests).
+    fn qemu_arguments(
+        &self,
+        id: &str,
+        dir: &Path,
+        spec: &StoredSpec,
+        claim: Claim,
+        accel: Accel,
+        internet: bool,
+    ) -> Vec<String> {
         let address = self.config.display_address;
-        let mut network = format!("user,id=net0,restrict={}", if spec.internet { "off" } else { "on" });
+        let mut network = user_network(internet);
         if let Some(rdp_port) = claim.rdp_port {
             network.push_str(&format!(",hostfwd=tcp:{address}:{rdp_port}-:3389"));
         }
@@ -696,6 +757,12 @@ impl Compute for QemuCompute {
     }
 }
 
+/// QEMU's user-mode network, IPv4 only. With `restrict=on` the guest reaches nothing,
+/// neither the host nor beyond (its forwarded ports still take connections).
+fn user_network(internet: bool) -> String {
+    format!("user,id=net0,ipv6=off,restrict={}", if internet { "off" } else { "on" })
+}
+
 /// The devices a policy allows on top of the display: the SPICE agent's channel
 /// (clipboard, and resizing the guest's screen to the viewer's window), a sound card
 /// that plays through SPICE, and USB redirection ports on the machine's xHCI bus.
@@ -880,6 +947,12 @@ mod tests {
         for bad in ["", "..", "a/b", "a,b", "a b", &"x".repeat(65)] {
             assert!(!valid_id(bad), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn guests_without_internet_are_restricted_and_none_has_ipv6() {
+        assert_eq!(user_network(false), "user,id=net0,ipv6=off,restrict=on");
+        assert_eq!(user_network(true), "user,id=net0,ipv6=off,restrict=off");
     }
 
     #[test]
