@@ -153,7 +153,7 @@ fn run(cli: Cli, started: Instant) -> Result<(), CliError> {
     }
     let options = eframe::NativeOptions { viewport, ..Default::default() };
     let demo = std::sync::Arc::new(std::sync::Mutex::new(demo));
-    let gui = std::sync::Arc::new(std::sync::OnceLock::<egui::Context>::new());
+    let gui: Window = std::sync::Arc::default();
     let signalled = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
     if let Some(signals) = signals {
         runtime.spawn(signals.stop_demo(demo.clone(), gui.clone(), signalled.clone()));
@@ -162,7 +162,15 @@ fn run(cli: Cli, started: Instant) -> Result<(), CliError> {
         "thindesk",
         options,
         Box::new(|cc| {
-            let _ = gui.set(cc.egui_ctx.clone());
+            let _ = gui.context.set(cc.egui_ctx.clone());
+            gui.up.store(true, std::sync::atomic::Ordering::SeqCst);
+            // A signal that came while the window was being made found no window to
+            // close and left that to us (the signal's side stores its code before it
+            // looks for the window, we publish the window before we look for a code:
+            // one of the two always sees the other).
+            if signalled.load(std::sync::atomic::Ordering::SeqCst) != 0 {
+                cc.egui_ctx.send_viewport_cmd(egui::ViewportCommand::Close);
+            }
             Ok(Box::new(App::new(cc, setup)))
         }),
     );
@@ -179,6 +187,17 @@ fn run(cli: Cli, started: Instant) -> Result<(), CliError> {
 }
 
 type SharedDemo = std::sync::Arc<std::sync::Mutex<Option<crate::demo::Demo>>>;
+
+/// The window, once made, for a signal to close.
+#[derive(Default)]
+struct MadeWindow {
+    context: std::sync::OnceLock<egui::Context>,
+    /// Set after `context`, with the signal's code read after it (both sequentially
+    /// consistent), so that a signal and the window's making never miss each other.
+    up: std::sync::atomic::AtomicBool,
+}
+
+type Window = std::sync::Arc<MadeWindow>;
 
 /// The demo, for whoever stops it first: the end of the window, or a signal.
 fn take_demo(demo: &SharedDemo) -> Option<crate::demo::Demo> {
@@ -199,12 +218,15 @@ impl DemoSignals {
     }
 
     /// Waits for either signal, stops the demo (its machine and files), then closes
-    /// the window; the main thread exits with the signal's code. Should the window not
-    /// close (a kiosk refuses), the process exits from here after a grace period.
+    /// the window; the main thread exits with the signal's code. Nothing here exits
+    /// while the window is still being made (another thread calling `exit()` then
+    /// tears the graphics library down under it): a window not made yet closes itself
+    /// when it sees the code. Should an open window not close (a kiosk refuses), the
+    /// process exits from here after a grace period.
     async fn stop_demo(
         mut self,
         demo: SharedDemo,
-        gui: std::sync::Arc<std::sync::OnceLock<egui::Context>>,
+        gui: Window,
         signalled: std::sync::Arc<std::sync::atomic::AtomicI32>,
     ) {
         let (signal_name, code) = tokio::select! {
@@ -216,11 +238,13 @@ impl DemoSignals {
             demo.stop().await;
         }
         signalled.store(code, std::sync::atomic::Ordering::SeqCst);
-        if let Some(ctx) = gui.get() {
+        if gui.up.load(std::sync::atomic::Ordering::SeqCst)
+            && let Some(ctx) = gui.context.get()
+        {
             ctx.send_viewport_cmd(egui::ViewportCommand::Close);
             ctx.request_repaint();
             tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+            std::process::exit(code);
         }
-        std::process::exit(code);
     }
 }

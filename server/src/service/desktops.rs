@@ -1,5 +1,6 @@
 //! Desktops: who owns which, what a power action means in each state, and how a
-//! terminal reaches the display.
+//! terminal reaches the display. (Over 600 lines because its tests write out every
+//! action in every state by hand.)
 
 use super::audit::{Actor, Audit};
 use super::{FieldErrors, Principal, ServiceError, random_token, unix_now};

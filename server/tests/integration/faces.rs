@@ -1,6 +1,7 @@
 //! The three faces of administration (the admin API, the console's forms and the
-//! command line) read the same input the same way: the same wrong input gets the same
-//! field error in each, and changes nothing.
+//! command line) read the same input the same way: for each operation the three have
+//! in common, the same wrong input gets the same field error in each, and changes
+//! nothing.
 
 use super::cli::{basic, start, thindesk};
 use reqwest::redirect::Policy;
@@ -18,6 +19,9 @@ struct Case {
     console: (&'static str, &'static [(&'static str, &'static str)]),
     cli: (&'static [&'static str], &'static str),
 }
+
+/// 65 characters: one more than a place's name may have.
+const LONG_NAME: &str = "b101-b101-b101-b101-b101-b101-b101-b101-b101-b101-b101-b101-b101-";
 
 /// A base disk path that is absolute but names no file.
 const MISSING_DISK: &str = "/var/lib/thindesk/images/win.qcow2";
@@ -86,6 +90,27 @@ fn cases() -> Vec<Case> {
             api: ("POST", "terminals/zz-top/approve", json!({})),
             console: ("terminals/approve", &[("mac", "zz-top")]),
             cli: (&["terminal", "approve", "zz-top"], ""),
+        },
+        Case {
+            field: "mac_address",
+            message: "is not a MAC address",
+            api: ("POST", "terminals/zz-top/reject", json!({})),
+            console: ("terminals/reject", &[("mac", "zz-top")]),
+            cli: (&["terminal", "reject", "zz-top"], ""),
+        },
+        Case {
+            field: "mac_address",
+            message: "is not a MAC address",
+            api: ("DELETE", "terminals/zz-top", json!({})),
+            console: ("terminals/delete", &[("mac", "zz-top")]),
+            cli: (&["terminal", "delete", "zz-top"], ""),
+        },
+        Case {
+            field: "name",
+            message: "must be 1 to 64 printable characters",
+            api: ("POST", "places", json!({"name": LONG_NAME, "address": "floor 1"})),
+            console: ("places/create", &[("name", LONG_NAME), ("address", "floor 1")]),
+            cli: (&["place", "add", LONG_NAME, "--address", "floor 1"], ""),
         },
         Case {
             field: "image",

@@ -1,4 +1,6 @@
 //! The OpenAPI 3.1 document of the server, served at `GET /api/v1.0/openapi.json`.
+//! (Over 600 lines: each v1.0 operation's statuses are one `#[utoipa::path]` item of
+//! its own, which reads best side by side.)
 //!
 //! **The document is generated from the types the server serialises**, never written
 //! by hand: success data are `thindesk_shared`'s wire types (its `openapi` feature
