@@ -57,6 +57,8 @@ fn form_decoder(path: &[&str]) -> Option<Decoder> {
 /// `all_students` or a list.
 fn form_input(form: &Form) -> Input {
     let mut form = form.clone();
+    // The console's own field, checked before any action: not the operation's input.
+    form.remove("csrf");
     let class = form.remove("class");
     let users = form.remove("users");
     let input = Input::from_text(form);
