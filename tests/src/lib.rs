@@ -337,6 +337,24 @@ pub async fn reply(response: reqwest::Response) -> Reply {
 }
 
 /// `Basic base64(user:password)`, as RFC 7617 spells it.
+/// Runs a command with `stdin` as its standard input and checks that it succeeds, as
+/// the server binary's administration commands are run (they read passwords from
+/// stdin, never from arguments).
+pub fn run_with_stdin(mut command: std::process::Command, stdin: &str) -> std::process::Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{command:?} does not start: {e}"));
+    child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("stdin");
+    let output = child.wait_with_output().expect("the command ran");
+    assert!(output.status.success(), "{command:?}: {}", String::from_utf8_lossy(&output.stderr));
+    output
+}
+
 pub fn basic(user: &str, password: &str) -> String {
     format!("Basic {}", base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}")))
 }

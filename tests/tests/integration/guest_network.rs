@@ -258,17 +258,9 @@ impl Server {
 
     /// An administration command as `thindesk`, with `stdin` as its standard input.
     fn admin(&self, arguments: &[&str], stdin: &str) {
-        let mut child = self
-            .command()
-            .args(arguments)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("admin command");
-        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("stdin");
-        let output = child.wait_with_output().expect("admin command ran");
-        assert!(output.status.success(), "{arguments:?}: {}", String::from_utf8_lossy(&output.stderr));
+        let mut command = self.command();
+        command.args(arguments);
+        thindesk_tests::run_with_stdin(command, stdin);
     }
 
     /// Adds `disk` to the catalogue as an RDP image named `name`, from a copy in the

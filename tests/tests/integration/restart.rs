@@ -3,7 +3,6 @@
 //! meanwhile SHUTOFF.
 
 use serde_json::{Value, json};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -53,18 +52,9 @@ impl Setup {
 
     /// An administration command, with `stdin` as its standard input.
     fn admin(&self, arguments: &[&str], stdin: &str) {
-        let mut child = Command::new(server_binary())
-            .arg("--config")
-            .arg(&self.config)
-            .args(arguments)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("admin command");
-        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("stdin");
-        let output = child.wait_with_output().expect("admin command ran");
-        assert!(output.status.success(), "{arguments:?}: {}", String::from_utf8_lossy(&output.stderr));
+        let mut command = Command::new(server_binary());
+        command.arg("--config").arg(&self.config).args(arguments);
+        thindesk_tests::run_with_stdin(command, stdin);
     }
 
     async fn serve(&self) -> Child {
