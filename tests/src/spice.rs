@@ -27,6 +27,36 @@ pub enum Verdict {
 
 /// Connects to `127.0.0.1:port`, links the main channel and presents `ticket`.
 pub fn try_ticket(port: u16, ticket: &str) -> std::io::Result<Verdict> {
+    link(port, ticket).map(|(verdict, _)| verdict)
+}
+
+/// A display session on the main channel, linked with `ticket`: the server keeps it
+/// open until the session is cut.
+pub fn open_session(port: u16, ticket: &str) -> std::io::Result<TcpStream> {
+    match link(port, ticket)? {
+        (Verdict::Accepted, stream) => Ok(stream),
+        (Verdict::Refused(code), _) => Err(invalid(&format!("the ticket was refused ({code})"))),
+    }
+}
+
+/// Whether the server closes `session` within `within` (what it sends meanwhile is
+/// read and dropped).
+pub fn cut_within(mut session: TcpStream, within: Duration) -> bool {
+    let deadline = std::time::Instant::now() + within;
+    let mut buffer = [0u8; 4096];
+    while std::time::Instant::now() < deadline {
+        let _ = session.set_read_timeout(Some(Duration::from_millis(200)));
+        match session.read(&mut buffer) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(_) => return true,
+        }
+    }
+    false
+}
+
+fn link(port: u16, ticket: &str) -> std::io::Result<(Verdict, TcpStream)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;
 
@@ -55,7 +85,7 @@ pub fn try_ticket(port: u16, ticket: &str) -> std::io::Result<Verdict> {
     stream.read_exact(&mut reply)?;
     let error = u32::from_le_bytes([reply[0], reply[1], reply[2], reply[3]]);
     if error != LINK_ERR_OK {
-        return Ok(Verdict::Refused(error));
+        return Ok((Verdict::Refused(error), stream));
     }
     let key = RsaPublicKey::from_public_key_der(&reply[4..4 + PUBKEY_BYTES])
         .map_err(|_| invalid("the server's public key is not RSA"))?;
@@ -68,10 +98,11 @@ pub fn try_ticket(port: u16, ticket: &str) -> std::io::Result<Verdict> {
 
     let mut result = [0u8; 4];
     stream.read_exact(&mut result)?;
-    Ok(match u32::from_le_bytes(result) {
+    let verdict = match u32::from_le_bytes(result) {
         LINK_ERR_OK => Verdict::Accepted,
         code => Verdict::Refused(code),
-    })
+    };
+    Ok((verdict, stream))
 }
 
 fn header(size: usize) -> Vec<u8> {

@@ -182,6 +182,11 @@ pub enum DesktopCommand {
         #[arg(allow_hyphen_values = true)]
         id: String,
     },
+    /// Give a desktop a new display ticket, cutting whoever is connected
+    NewTicket {
+        #[arg(allow_hyphen_values = true)]
+        id: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -301,6 +306,7 @@ fn request(command: AdminCommand) -> anyhow::Result<(Decoder, Input, Option<Prom
             }
             DesktopCommand::List { user } => (decode::list_desktops, none().with_some("user", user)),
             DesktopCommand::Delete { id } => (decode::delete_desktop, Input::from_text([("id", id)])),
+            DesktopCommand::NewTicket { id } => (decode::new_ticket, Input::from_text([("id", id)])),
         },
         AdminCommand::Instance(InstanceCommand::List) => (decode::list_instances, none()),
         AdminCommand::Audit { actor, action, since, until, limit } => {
@@ -337,6 +343,7 @@ fn report(out: &mut impl Write, command: &Command, outcome: Outcome) -> anyhow::
         (C::AddFlavor(flavor), _) => writeln!(out, "added flavor {}", flavor.name.trim())?,
         (C::DeleteFlavor { name }, _) => writeln!(out, "deleted flavor {name}")?,
         (C::DeleteDesktop { id }, _) => writeln!(out, "deleted desktop {id}")?,
+        (C::NewTicket { id }, _) => writeln!(out, "desktop {id} has a new ticket; its display sessions are cut")?,
         (_, Outcome::DesktopCreated(created)) => writeln!(out, "created desktop {} for {}", created.id, created.owner)?,
         (_, Outcome::Settings(settings)) => {
             writeln!(out, "{} = {}", Settings::TERMINAL_REGISTRATION_MODE, settings.terminal_registration_mode)?

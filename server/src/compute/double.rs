@@ -13,6 +13,8 @@ pub struct TestCompute {
     /// Machines defined through [`Compute::define`], by id.
     defined: Mutex<HashMap<String, MachineSpec>>,
     log: Mutex<Vec<(String, PowerOp)>>,
+    /// Which ticket each machine is on (1 until a new one is asked for).
+    tickets: Mutex<HashMap<String, u32>>,
     failing: Mutex<bool>,
 }
 
@@ -53,9 +55,13 @@ impl TestCompute {
         Ok(())
     }
 
-    fn display_for(desktop_id: &str) -> Display {
+    /// `ticket-ID`, then `ticket-ID-2`, ... after each new ticket.
+    fn display_for(&self, desktop_id: &str) -> Display {
         let offset = desktop_id.bytes().fold(0u16, |acc, b| acc.wrapping_mul(31).wrapping_add(u16::from(b))) % 1000;
-        Display { spice_port: 5900 + offset, spice_ticket: Secret::new(format!("ticket-{desktop_id}")), rdp_port: None }
+        let generation = self.tickets.lock().map(|t| t.get(desktop_id).copied().unwrap_or(1)).unwrap_or(1);
+        let ticket =
+            if generation == 1 { format!("ticket-{desktop_id}") } else { format!("ticket-{desktop_id}-{generation}") };
+        Display { spice_port: 5900 + offset, spice_ticket: Secret::new(ticket), rdp_port: None }
     }
 }
 
@@ -110,10 +116,23 @@ impl Compute for TestCompute {
         Ok(())
     }
 
+    fn new_ticket(&self, desktop_id: &str) -> Result<(), ComputeError> {
+        self.check_failing()?;
+        let running = self
+            .machines
+            .lock()
+            .map(|m| m.get(desktop_id).is_some_and(|s| *s != DesktopStatus::Shutoff))
+            .unwrap_or(false);
+        if running && let Ok(mut tickets) = self.tickets.lock() {
+            *tickets.entry(desktop_id.to_owned()).or_insert(1) += 1;
+        }
+        Ok(())
+    }
+
     fn inspect(&self, desktop_id: &str) -> Result<MachineView, ComputeError> {
         let machines = self.machines.lock().map_err(|_| ComputeError::Failed("poisoned".into()))?;
         let status = machines.get(desktop_id).copied().unwrap_or(DesktopStatus::Shutoff);
-        let display = (status != DesktopStatus::Shutoff).then(|| Self::display_for(desktop_id));
+        let display = (status != DesktopStatus::Shutoff).then(|| self.display_for(desktop_id));
         Ok(MachineView { status, display })
     }
 }

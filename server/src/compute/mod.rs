@@ -104,6 +104,11 @@ pub trait Compute: Send + Sync {
 
     /// The machine's state and display as the hypervisor sees them.
     fn inspect(&self, desktop_id: &str) -> Result<MachineView, ComputeError>;
+
+    /// Replaces a running machine's display ticket and cuts every open display
+    /// session, so that only whoever learns the new one gets in. A machine that is
+    /// not running gets a fresh ticket at its next start anyway.
+    fn new_ticket(&self, desktop_id: &str) -> Result<(), ComputeError>;
 }
 
 /// A server that has no hypervisor attached: it keeps and lists desktops, and answers
@@ -125,6 +130,10 @@ impl Compute for NoCompute {
     }
 
     fn power(&self, _desktop_id: &str, _op: PowerOp) -> Result<(), ComputeError> {
+        Err(ComputeError::NotConfigured)
+    }
+
+    fn new_ticket(&self, _desktop_id: &str) -> Result<(), ComputeError> {
         Err(ComputeError::NotConfigured)
     }
 

@@ -6,6 +6,7 @@ use crate::service::terminals::Registration;
 use crate::service::{FieldErrors, Principal, ServiceError};
 use serde_json::Value;
 use thindesk_shared::{DesktopAction, DesktopList, IsAdministrator, PasswordChange, PlaceList, RegistrationReply};
+use warp::http::Method;
 use warp::reply::Response;
 
 pub(super) async fn authenticate(state: &AppState, caller: Caller) -> Result<Principal, ApiError> {
@@ -15,8 +16,14 @@ pub(super) async fn authenticate(state: &AppState, caller: Caller) -> Result<Pri
     blocking(move || accounts.authenticate(&credentials, caller.address)).await
 }
 
-pub async fn token(caller: Caller, state: AppState) -> Result<Response, ApiError> {
+/// GET and POST issue a token; DELETE logs the terminal out (contract: "Logout").
+pub async fn token(method: Method, caller: Caller, state: AppState) -> Result<Response, ApiError> {
     let principal = authenticate(&state, caller).await?;
+    if method == Method::DELETE {
+        let services = state.services.clone();
+        blocking(move || services.log_out(&principal)).await?;
+        return Ok(success(()));
+    }
     let accounts = state.services.accounts.clone();
     let grant = blocking(move || accounts.issue_token(&principal)).await?;
     Ok(success(grant))

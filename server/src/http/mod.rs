@@ -55,7 +55,7 @@ fn v1_routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
     const GET: Method = Method::GET;
     const POST: Method = Method::POST;
     const PUT: Method = Method::PUT;
-    static TOKEN: [Method; 2] = [GET, POST];
+    static TOKEN: [Method; 3] = [GET, POST, Method::DELETE];
     static RESET: [Method; 3] = [GET, POST, PUT];
     static ONLY_GET: [Method; 1] = [GET];
     static ONLY_POST: [Method; 1] = [POST];
@@ -63,6 +63,7 @@ fn v1_routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
 
     let token = warp::path!("api" / "v1.0" / "token")
         .and(allow(&TOKEN))
+        .and(warp::method())
         .and(caller())
         .and(with_state.clone())
         .then(handlers::token)

@@ -196,6 +196,22 @@ impl Accounts {
         Ok(())
     }
 
+    /// Logs a terminal out: revokes the token it used. Only a token can be logged out;
+    /// a password has nothing to revoke.
+    pub fn log_out(&self, principal: &Principal) -> Result<(), ServiceError> {
+        let Some(hash) = &principal.token_hash else {
+            return Err(ServiceError::Invalid(FieldErrors::single(
+                "authorization",
+                "log out with the token to revoke, not a password",
+            )));
+        };
+        if !self.store.delete_token(hash)? {
+            return Err(ServiceError::BadCredentials);
+        }
+        self.audit.record(&principal.actor(), "logout", &principal.name, "token revoked");
+        Ok(())
+    }
+
     // ----- console sessions ----------------------------------------------------
 
     /// Opens a console session for an administrator who has just logged in.

@@ -358,6 +358,10 @@ mod tests {
             }
         }
 
+        fn new_ticket(&self, _id: &str) -> Result<(), ComputeError> {
+            Ok(())
+        }
+
         fn inspect(&self, id: &str) -> Result<MachineView, ComputeError> {
             self.inner.inspect(id)
         }

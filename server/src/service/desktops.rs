@@ -228,15 +228,48 @@ impl Desktops {
     }
 
     /// Gives a desktop to another user. The machine stays as it is.
+    /// The former owner's display sessions are cut and their ticket no longer works:
+    /// the ticket changes before the owner does, so a failure changes neither.
     pub fn assign(&self, by: &Actor, desktop_id: &str, new_owner: &str) -> Result<(), ServiceError> {
         let record = self.store.desktop(desktop_id)?.ok_or(ServiceError::DesktopNotFound)?;
         let owner =
             self.store.user_by_name(new_owner)?.ok_or_else(|| ServiceError::NotFound(format!("user {new_owner:?}")))?;
+        self.replace_ticket(&record)?;
         if !self.store.set_desktop_owner(&record.id, owner.id)? {
             return Err(ServiceError::DesktopNotFound);
         }
         self.audit.record(by, "desktop.assign", &record.id, &format!("from {} to {}", record.owner_name, owner.name));
         Ok(())
+    }
+
+    /// A new display ticket for a desktop, at an administrator's request: whoever is
+    /// connected is cut off, and only the ticket the listing now shows works.
+    pub fn new_ticket(&self, by: &Actor, desktop_id: &str) -> Result<(), ServiceError> {
+        let record = self.store.desktop(desktop_id)?.ok_or(ServiceError::DesktopNotFound)?;
+        self.replace_ticket(&record)?;
+        self.audit.record(by, "desktop.ticket", &record.id, "display sessions cut");
+        Ok(())
+    }
+
+    /// Ends the display sessions on a user's desktops when they log out of a
+    /// terminal: each running desktop gets a new ticket. A desktop that cannot be
+    /// reached now is logged and skipped; its ticket changes at its next start anyway.
+    pub fn end_sessions_of(&self, principal: &Principal) -> Result<(), ServiceError> {
+        for record in self.store.desktops_of(principal.user_id)? {
+            if let Err(error) = self.replace_ticket(&record) {
+                tracing::warn!(desktop = %record.id, %error, "cannot replace the ticket of a desktop at logout");
+            }
+        }
+        Ok(())
+    }
+
+    /// A new ticket where there is a machine to give one; nothing for a desktop the
+    /// hypervisor does not know (or on a server without one).
+    fn replace_ticket(&self, record: &DesktopRecord) -> Result<(), ServiceError> {
+        match self.compute.new_ticket(&record.id) {
+            Ok(()) | Err(ComputeError::NoSuchMachine(_) | ComputeError::NotConfigured) => Ok(()),
+            Err(error) => Err(error.into()),
+        }
     }
 
     /// Deletes a desktop and frees its machine (process, disk overlay, ports). A

@@ -59,6 +59,14 @@ impl Services {
         Ok(Self { store, accounts, terminals, desktops, catalogue, cloud, audit })
     }
 
+    /// Logs a terminal out: its token is revoked and the user's display sessions are
+    /// cut (their desktops get new tickets), so the next person at the terminal finds
+    /// nothing of theirs open.
+    pub fn log_out(&self, principal: &Principal) -> Result<(), ServiceError> {
+        self.accounts.log_out(principal)?;
+        self.desktops.end_sessions_of(principal)
+    }
+
     /// Administrative operations over these services.
     pub fn admin(&self) -> Admin<'_> {
         Admin { services: self }

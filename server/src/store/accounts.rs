@@ -101,6 +101,11 @@ impl Store {
         })
     }
 
+    /// Revokes one token; false when there was none with this hash.
+    pub fn delete_token(&self, hash: &str) -> Result<bool> {
+        self.write(|tx| Ok(tx.execute("DELETE FROM tokens WHERE hash = ?1", [hash])? > 0))
+    }
+
     pub fn token(&self, hash: &str) -> Result<Option<TokenRecord>> {
         let connection = self.lock();
         Ok(connection

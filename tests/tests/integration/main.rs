@@ -20,4 +20,5 @@ mod openapi;
 mod qemu;
 mod restart;
 mod seed_client;
+mod tickets;
 mod viewer;

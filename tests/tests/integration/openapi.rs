@@ -9,8 +9,9 @@ use thindesk_tests::{ADMIN, TestServer, basic};
 
 /// Every route of the v1.0 terminal API, the administrator's API and the cloud API,
 /// with its methods.
-const ROUTES: [(&str, &str); 47] = [
+const ROUTES: [(&str, &str); 49] = [
     ("get", "/api/v1.0/token"),
+    ("delete", "/api/v1.0/token"),
     ("post", "/api/v1.0/token"),
     ("get", "/api/v1.0/users/me/reset_password"),
     ("post", "/api/v1.0/users/me/reset_password"),
@@ -54,6 +55,7 @@ const ROUTES: [(&str, &str); 47] = [
     ("post", "/api/v1.0/admin/desktops/{id}/assign"),
     ("put", "/api/v1.0/admin/desktops/{id}/assign"),
     ("post", "/api/v1.0/admin/desktops/{id}/action"),
+    ("post", "/api/v1.0/admin/desktops/{id}/ticket"),
     ("get", "/api/v1.0/admin/instances"),
     ("delete", "/api/v1.0/admin/instances/{id}"),
     ("get", "/api/v1.0/admin/audit"),

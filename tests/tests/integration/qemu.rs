@@ -66,6 +66,16 @@ fn a_machine_boots_the_demo_image_and_goes_through_its_power_cycle() {
     assert_eq!(spice::try_ticket(again.spice_port, again.spice_ticket.expose()).expect("link"), Verdict::Accepted);
     let pid = compute.pid("cycle").expect("pid");
 
+    // A new ticket cuts the session open on the old one, and only the new one works.
+    let session = spice::open_session(again.spice_port, again.spice_ticket.expose()).expect("a session");
+    compute.new_ticket("cycle").expect("new ticket");
+    assert!(spice::cut_within(session, Duration::from_secs(10)), "the open session is cut");
+    let renewed = compute.inspect("cycle").expect("inspect").display.expect("display");
+    assert_eq!(renewed.spice_port, again.spice_port, "same display, new ticket");
+    assert_ne!(renewed.spice_ticket, again.spice_ticket);
+    assert_eq!(spice::try_ticket(again.spice_port, again.spice_ticket.expose()).expect("link"), Verdict::Refused(7));
+    assert_eq!(spice::try_ticket(again.spice_port, renewed.spice_ticket.expose()).expect("link"), Verdict::Accepted);
+
     // Power off is at once, whatever the guest does, and frees the display.
     let again_port = again.spice_port;
     compute.power("cycle", PowerOp::PowerOff).expect("power off");

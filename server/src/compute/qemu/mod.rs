@@ -748,6 +748,28 @@ impl Compute for QemuCompute {
         }
     }
 
+    fn new_ticket(&self, id: &str) -> Result<(), ComputeError> {
+        let dir = self.existing_machine_dir(id)?;
+        let machine_lock = self.machine_lock(id);
+        let _guard = lock(&machine_lock);
+        let Some(mut run) = self.live_run_state(&dir) else { return Ok(()) };
+        run.spice_ticket = Secret::new(crate::random::token(18));
+        // The new ticket is in force (and every session on the old one cut) before it
+        // is written down: a failure between the two leaves no one able to use a
+        // ticket the listing no longer shows.
+        self.qmp(&dir)?
+            .execute(
+                "set_password",
+                Some(serde_json::json!({
+                    "protocol": "spice",
+                    "password": run.spice_ticket.expose(),
+                    "connected": "disconnect",
+                })),
+            )
+            .map_err(qmp_failure)?;
+        write_private_json(&dir.join(RUN_FILE), &run)
+    }
+
     fn inspect(&self, id: &str) -> Result<MachineView, ComputeError> {
         let dir = self.existing_machine_dir(id)?;
         let Some(run) = self.live_run_state(&dir) else {

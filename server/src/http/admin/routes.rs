@@ -132,7 +132,7 @@ const fn resource(path: &'static str, operations: &'static [Operation]) -> Resou
 
 const NO_FIELDS: Fields = Fields::None;
 
-pub static RESOURCES: [Resource; 24] = [
+pub static RESOURCES: [Resource; 25] = [
     resource(
         "users",
         &[
@@ -345,6 +345,16 @@ pub static RESOURCES: [Resource; 24] = [
             decode::act_on_desktop,
             "A power action on anyone's desktop",
             Fields::Body(schema_of::<DesktopAction>),
+            None,
+        )],
+    ),
+    resource(
+        "desktops/{id}/ticket",
+        &[op(
+            POST,
+            decode::new_ticket,
+            "A new display ticket for a desktop; whoever is connected is cut off",
+            NO_FIELDS,
             None,
         )],
     ),

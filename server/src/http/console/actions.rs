@@ -42,6 +42,7 @@ fn form_decoder(path: &[&str]) -> Option<Decoder> {
         ["desktops", "action"] => decode::act_on_desktop,
         ["desktops", "assign"] => decode::assign_desktop,
         ["desktops", "delete"] => decode::delete_desktop,
+        ["desktops", "ticket"] => decode::new_ticket,
         ["instances", "destroy"] => decode::destroy_instance,
         ["images", "create"] => decode::add_image,
         ["images", "delete"] => decode::delete_image,
@@ -109,6 +110,7 @@ fn said(lang: Lang, command: &Command, outcome: Outcome) -> Flash {
         }
         (_, Outcome::DesktopCreated(created)) => Flash::ok(format!("{} 1 ({})", lang.t(Text::CreatedN), created.owner)),
         (Command::SetRegistrationMode(_), _) => Flash::ok(lang.t(Text::Saved)),
+        (Command::NewTicket { id }, _) => Flash::ok(format!("{}: {id}", lang.t(Text::NewTicket))),
         _ => Flash::ok(lang.t(Text::Done)),
     }
 }

@@ -62,6 +62,7 @@ impl Lang {
 /// Every text of the console. A text without both languages does not compile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Text {
+    NewTicket,
     Console,
     Overview,
     Terminals,
@@ -179,6 +180,7 @@ impl Text {
     /// (English, Simplified Chinese).
     fn words(self) -> (&'static str, &'static str) {
         match self {
+            Text::NewTicket => ("New ticket", "更换票据"),
             Text::Console => ("Management console", "管理控制台"),
             Text::Overview => ("Overview", "概览"),
             Text::Terminals => ("Terminals", "终端"),

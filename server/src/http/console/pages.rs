@@ -410,6 +410,7 @@ fn desktops(state: &AppState, ctx: &Ctx) -> Page {
                                     } @else {
                                         (button(ctx, "/admin/desktops/action", &[("id", &d.id), ("action", "reboot")], lang.t(Text::Reboot), "small"))
                                         (button(ctx, "/admin/desktops/action", &[("id", &d.id), ("action", "shutdown")], lang.t(Text::Shutdown), "small"))
+                                        (button(ctx, "/admin/desktops/ticket", &[("id", &d.id)], lang.t(Text::NewTicket), "small"))
                                     }
                                     (button(ctx, "/admin/desktops/delete", &[("id", &d.id)], lang.t(Text::Delete), "danger small"))
                                 }

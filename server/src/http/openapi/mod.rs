@@ -57,6 +57,7 @@ use warp::http::{HeaderValue, header};
         // The terminal API, v1.0 (seed 002).
         operations::get_token,
         operations::post_token,
+        operations::delete_token,
         operations::get_reset_password,
         operations::post_reset_password,
         operations::put_reset_password,
@@ -417,6 +418,25 @@ mod operations {
         )
     )]
     fn post_token() {}
+
+    #[utoipa::path(
+        delete,
+        path = "/api/v1.0/token",
+        tag = "tokens",
+        summary = "Log out",
+        description = "Revokes the token in `Authorization` and cuts the caller's display sessions: each \
+                       of their running desktops gets a new SPICE ticket. Only a token can be logged out.",
+        security(("basic" = []), ("bearer" = []), ("authorization" = [])),
+        responses(
+            (status = 200, response = Done),
+            (status = 400, response = BadRequest),
+            (status = 401, response = Unauthorized),
+            (status = 429, response = Throttled),
+            (status = 500, response = InternalError),
+            (status = 503, response = HypervisorUnavailable),
+        )
+    )]
+    fn delete_token() {}
 
     #[utoipa::path(
         get,

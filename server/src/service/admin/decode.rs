@@ -234,6 +234,11 @@ pub fn act_on_desktop(input: &Input) -> Result<Command, ServiceError> {
     }
 }
 
+/// A new display ticket for desktop `id`, cutting whoever is connected.
+pub fn new_ticket(input: &Input) -> Result<Command, ServiceError> {
+    target(input, "id", |id| Command::NewTicket { id })
+}
+
 pub fn list_instances(_: &Input) -> Result<Command, ServiceError> {
     Ok(Command::ListInstances)
 }

@@ -48,6 +48,7 @@ pub enum Command {
     DeleteDesktop { id: String },
     AssignDesktop { id: String, user: String },
     ActOnDesktop { id: String, action: DesktopAction },
+    NewTicket { id: String },
     ListInstances,
     DestroyInstance { vm_id: String },
     ListAudit(AuditFilter),
@@ -191,6 +192,7 @@ impl Admin<'_> {
             C::DeleteDesktop { id } => done(self.services.desktops.delete(by, &id))?,
             C::AssignDesktop { id, user } => done(self.services.desktops.assign(by, &id, &user))?,
             C::ActOnDesktop { id, action } => done(self.services.desktops.act_as_administrator(by, &id, action))?,
+            C::NewTicket { id } => done(self.services.desktops.new_ticket(by, &id))?,
             C::ListInstances => Outcome::Instances(wire::InstanceList {
                 instance_list: self
                     .services
