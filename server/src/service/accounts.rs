@@ -109,8 +109,9 @@ impl Accounts {
         self.token_ttl
     }
 
-    /// Finds out who is calling. Password checks are throttled per account and per
-    /// address; a throttled attempt is refused before its password is looked at.
+    /// Finds out who is calling. Password checks are throttled (`throttle.rs`): an
+    /// attempt is charged when it is admitted, and a refused one never has its password
+    /// looked at.
     pub fn authenticate(&self, credentials: &Credentials, address: Option<IpAddr>) -> Result<Principal, ServiceError> {
         match credentials {
             Credentials::Token(token) => self.authenticate_token(token.expose(), address),
@@ -144,21 +145,24 @@ impl Accounts {
         // do type their password into the name field.
         let audited_name = if user.is_some() { name } else { UNKNOWN_USER };
         let actor = Actor::new(audited_name, address);
-        if let Err(throttled) = self.throttle.check(name, address, Instant::now()) {
+        let now = Instant::now();
+        if let Err(throttled) = self.throttle.admit(name, address, now) {
             let retry_after = throttled.retry_after_secs();
-            self.audit.record(&actor, "login.throttled", audited_name, &format!("retry after {retry_after} s"));
+            if self.throttle.should_audit_refusal(name, address, now) {
+                let detail = format!("retry after {retry_after} s (further refusals this minute are not recorded)");
+                self.audit.record(&actor, "login.throttled", audited_name, &detail);
+            }
             return Err(ServiceError::Throttled { retry_after });
         }
         let stored_hash = user.as_ref().map_or(self.decoy_hash.as_str(), |u| u.password_hash.as_str());
         let matches = verify_password(password, stored_hash)?;
         match user {
             Some(user) if matches => {
-                self.throttle.record_success(name);
+                self.throttle.succeeded(name, address, now);
                 self.audit.record(&actor, "login", name, "");
                 Ok(Principal::from_user(user, None, address))
             }
             user => {
-                self.throttle.record_failure(name, address, Instant::now());
                 let why = if user.is_some() { "wrong password" } else { "no such user" };
                 self.audit.record(&actor, "login.failed", audited_name, why);
                 Err(ServiceError::BadCredentials)
