@@ -3,8 +3,8 @@
 //!
 //! `/dev/kvm` opening is not enough: some nested hosts start QEMU under KVM and then
 //! stop every guest within seconds at an instruction they cannot emulate ("KVM internal
-//! error"). So with `Accel::Auto`, the first machine started under KVM is watched for
-//! a few seconds; if its guest stops with an internal error, the driver restarts it
+//! error"). So with `Accel::Auto`, the first machine started under KVM is watched (up
+//! to 30 s, less once its kernel speaks on the serial port); if its guest stops with an internal error, the driver restarts it
 //! under TCG and uses TCG from then on, and if it runs, KVM is trusted.
 
 use super::{Accel, read_json, write_private_json};
@@ -14,9 +14,10 @@ use std::time::Duration;
 
 const ACCEL_FILE: &str = "accel.json";
 
-/// How long a first guest under KVM is watched. The failures seen stop the guest in
-/// its first second or two, in the boot loader.
-pub(super) const KVM_TRIAL: Duration = Duration::from_secs(5);
+/// How long a first guest under KVM is watched at the most. The failures seen stop the
+/// guest in its boot loader, a second or two in on an idle host but much later on a
+/// busy one; a guest whose kernel speaks on its serial port ends the watch early.
+pub(super) const KVM_TRIAL: Duration = Duration::from_secs(30);
 
 /// What was found out on a host.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

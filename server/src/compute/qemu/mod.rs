@@ -610,14 +610,18 @@ impl QemuCompute {
             && !self.kvm_proven.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// Watches a guest just started under KVM for [`accel::KVM_TRIAL`]: true when it
-    /// stops on a KVM internal error. A guest that runs so long proves KVM on this host.
+    /// Watches a guest just started under KVM for up to [`accel::KVM_TRIAL`]: true when
+    /// it stops on a KVM internal error. A guest that runs so long, or whose kernel
+    /// writes to the serial port before, proves KVM on this host.
     fn guest_stops_under_kvm(&self, dir: &Path) -> bool {
         let deadline = Instant::now() + accel::KVM_TRIAL;
         while Instant::now() < deadline {
             let status = self.qmp(dir).and_then(|mut qmp| qmp.execute("query-status", None).map_err(qmp_failure));
             match status {
                 Ok(status) if accel::stopped_by_kvm(&status) => return true,
+                // The guest's kernel is writing to its serial port: it got past the
+                // boot loader, where the KVM failures seen stop guests.
+                Ok(_) if std::fs::metadata(dir.join(SERIAL_LOG)).is_ok_and(|m| m.len() > 0) => break,
                 Ok(_) => std::thread::sleep(Duration::from_millis(200)),
                 // Gone or unreachable: not a KVM verdict; the caller's checks will see it.
                 Err(_) => return false,
