@@ -291,7 +291,6 @@ impl Desktops {
         Ok(())
     }
 
-    /// Every desktop, or those of `owner`, for the administrator.
     /// Brings every stored status in line with the hypervisor. Run at start, so that
     /// desktops whose machines died while the server was down read `SHUTOFF` before
     /// anyone asks.
@@ -299,6 +298,7 @@ impl Desktops {
         Ok(self.list_all(None)?.len())
     }
 
+    /// Every desktop, or those of `owner`, for the administrator.
     pub fn list_all(&self, owner: Option<&str>) -> Result<Vec<DesktopSummary>, ServiceError> {
         let records = match owner {
             Some(name) => {
