@@ -99,11 +99,15 @@ impl RunningServer {
             .map_err(|source| StartError::Bind { address: config.listen, source })?;
         let address = listener.local_addr().map_err(|source| StartError::Bind { address: config.listen, source })?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let server = warp::serve(http::routes(app_state(&services, &config))).incoming(listener).graceful(async {
+        let limits = http::serve::Limits {
+            header_read_timeout: config.header_read_timeout,
+            max_connections: config.max_connections,
+        };
+        let server = http::serve::serve(listener, app_state(&services, &config), limits, async {
             // Either an explicit stop or the handle being dropped ends the server.
             let _ = stopped.await;
         });
-        let task = tokio::spawn(server.run());
+        let task = tokio::spawn(server);
         tracing::info!(%address, data_dir = %config.data_dir.display(), compute = services.desktops.compute_name(), "thindesk server listening");
         Ok(Self { address, services, stop: Some(stop), task: Some(task) })
     }

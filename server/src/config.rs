@@ -56,7 +56,17 @@ pub struct Config {
     /// Mark the console's cookies `Secure` (set when a TLS proxy serves the console;
     /// a request with `X-Forwarded-Proto: https` gets them anyway).
     pub console_secure_cookies: bool,
+    /// How long a client may take to send a request's headers, and how long an idle
+    /// kept-alive connection stays open: past it the connection is closed.
+    pub header_read_timeout: Duration,
+    /// Open connections at the most. Past `max_connections - LOOPBACK_RESERVE` only
+    /// loopback callers (the host's administrator, the exam system) get in; the rest
+    /// get a 503.
+    pub max_connections: usize,
 }
+
+/// Connections kept for loopback callers when the rest are full.
+pub const LOOPBACK_RESERVE: usize = 32;
 
 /// The compute driver a server runs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -96,6 +106,8 @@ impl Default for Config {
             vm_memory_mib: None,
             shutdown_timeout: Duration::from_secs(60),
             console_secure_cookies: false,
+            header_read_timeout: Duration::from_secs(10),
+            max_connections: 4096,
         }
     }
 }
@@ -134,6 +146,8 @@ struct ConfigFile {
     /// Seconds.
     shutdown_timeout: Option<u64>,
     console_secure_cookies: Option<bool>,
+    header_read_timeout: Option<u64>,
+    max_connections: Option<usize>,
 }
 
 /// Values from the environment or flags; `None` leaves the file's or default value.
@@ -207,6 +221,10 @@ impl Config {
             vm_memory_mib: parsed.vm_memory_mib.or(defaults.vm_memory_mib),
             shutdown_timeout: parsed.shutdown_timeout.map_or(defaults.shutdown_timeout, Duration::from_secs),
             console_secure_cookies: parsed.console_secure_cookies.unwrap_or(defaults.console_secure_cookies),
+            header_read_timeout: parsed
+                .header_read_timeout
+                .map_or(defaults.header_read_timeout, |secs| Duration::from_secs(secs.max(1))),
+            max_connections: parsed.max_connections.unwrap_or(defaults.max_connections).max(LOOPBACK_RESERVE + 1),
         }
         .checked()
     }

@@ -9,6 +9,7 @@ pub mod credentials;
 mod handlers;
 mod openapi;
 pub mod reply;
+pub mod serve;
 
 use crate::service::{ServiceError, Services};
 use reply::{ApiError, HttpError, reject};
@@ -147,7 +148,7 @@ fn v1_routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
         .and(warp::method())
         .and(warp::query::<HashMap<String, String>>().or(warp::any().map(HashMap::new)).unify())
         .and(warp::header::headers_cloned())
-        .and(warp::addr::remote())
+        .and(peer())
         .and(body::raw())
         .and(with_state.clone())
         .then(console::dispatch)
@@ -155,7 +156,7 @@ fn v1_routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
     // Every method reaches the handler, which answers in the cloud API's own shape.
     let cloud_api = warp::path!("cloud_api")
         .and(warp::method())
-        .and(warp::addr::remote())
+        .and(peer())
         .and(warp::header::headers_cloned())
         .and(body::form())
         .and(with_state)
@@ -202,9 +203,14 @@ fn allow(allowed: &'static [Method]) -> impl Filter<Extract = (), Error = Reject
         .untuple_one()
 }
 
+/// The address of the connection's peer, as `serve` records it.
+fn peer() -> impl Filter<Extract = (Option<SocketAddr>,), Error = Infallible> + Clone {
+    warp::ext::optional::<serve::Peer>().map(|peer: Option<serve::Peer>| peer.map(|p| p.0))
+}
+
 fn caller() -> impl Filter<Extract = (Caller,), Error = Rejection> + Clone {
     warp::header::optional::<String>("authorization")
-        .and(warp::addr::remote())
+        .and(peer())
         .map(|authorization, remote: Option<SocketAddr>| Caller { authorization, address: remote.map(|a| a.ip()) })
 }
 

@@ -3,6 +3,7 @@
 //! faces of administration side by side.
 
 mod cli;
+mod connections;
 mod faces;
 mod methods;
 mod sessions;

@@ -1,0 +1,104 @@
+//! Accepting connections, with the limits warp's own loop does not set: a client must
+//! send its request headers within the header read timeout (which also ends idle
+//! kept-alive connections), and at most `max_connections` are open at once, the last
+//! `LOOPBACK_RESERVE` of them kept for loopback callers. Past the cap a connection
+//! gets a JSend 503 with `Retry-After` and is closed. A client's protocol errors
+//! (a malformed request, a timeout) are the client's, so they are logged at debug.
+
+use crate::config::LOOPBACK_RESERVE;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+
+/// The peer of the connection a request came on, for `http::caller` and the console.
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub SocketAddr);
+
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub header_read_timeout: Duration,
+    pub max_connections: usize,
+}
+
+/// What a connection over the cap is told before it is closed.
+const OVERLOADED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 5\r\nConnection: close\r\nContent-Length: 96\r\n\r\n{\"status\":\"error\",\"message\":\"the server has too many open connections; try again\",\"code\":\"busy\"}";
+
+/// Serves every route on `listener` until `stopped` resolves, then lets the requests
+/// in flight finish.
+pub async fn serve(listener: TcpListener, state: super::AppState, limits: Limits, stopped: impl Future<Output = ()>) {
+    let routes = super::routes(state);
+    let open = Arc::new(AtomicUsize::new(0));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut stopped = std::pin::pin!(stopped);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                Err(error) => {
+                    // Out of file descriptors, most likely: wait rather than spin.
+                    tracing::warn!(%error, "cannot accept a connection");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            () = &mut stopped => break,
+        };
+        let cap = if peer.ip().to_canonical().is_loopback() {
+            limits.max_connections
+        } else {
+            limits.max_connections.saturating_sub(LOOPBACK_RESERVE)
+        };
+        if open.fetch_add(1, Ordering::SeqCst) >= cap {
+            open.fetch_sub(1, Ordering::SeqCst);
+            tokio::spawn(refuse(stream));
+            continue;
+        }
+        let service = warp::service(routes.clone());
+        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+            request.extensions_mut().insert(Peer(peer));
+            let mut service = service.clone();
+            async move { tower_service::Service::call(&mut service, request).await }
+        });
+        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+        builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
+        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
+        let connection = graceful.watch(connection);
+        let open = open.clone();
+        tokio::spawn(async move {
+            if let Err(error) = connection.await {
+                tracing::debug!(%peer, %error, "connection ended with an error");
+            }
+            open.fetch_sub(1, Ordering::SeqCst);
+        });
+    }
+    graceful.shutdown().await;
+}
+
+async fn refuse(mut stream: tokio::net::TcpStream) {
+    let _ = tokio::time::timeout(Duration::from_secs(2), async {
+        let _ = stream.write_all(OVERLOADED).await;
+        let _ = stream.shutdown().await;
+    })
+    .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_refusal_is_a_complete_jsend_answer() {
+        let text = std::str::from_utf8(OVERLOADED).expect("ascii");
+        let (head, body) = text.split_once("\r\n\r\n").expect("head and body");
+        let length: usize =
+            head.lines().find_map(|l| l.strip_prefix("Content-Length: ")).and_then(|n| n.parse().ok()).expect("length");
+        assert_eq!(body.len(), length);
+        let json: serde_json::Value = serde_json::from_str(body).expect("json");
+        assert_eq!(json["status"], "error");
+    }
+}
