@@ -6,29 +6,14 @@ impl Store {
     // ----- users ---------------------------------------------------------------
 
     pub fn insert_user(&self, name: &str, password_hash: &str, is_admin: bool, now: i64) -> Result<i64> {
-        self.write(|tx| {
-            if tx.query_row("SELECT 1 FROM users WHERE name = ?1", [name], |_| Ok(())).optional()?.is_some() {
-                return Err(StoreError::Conflict(Conflict::UserExists));
-            }
-            tx.execute(
-                "INSERT INTO users (name, password_hash, is_admin, created_at) VALUES (?1, ?2, ?3, ?4)",
-                params![name, password_hash, is_admin, now],
-            )?;
-            Ok(tx.last_insert_rowid())
-        })
+        self.write(|tx| insert_user_in(tx, name, password_hash, is_admin, now))
     }
 
     /// Inserts every user or none: one name that exists refuses the whole batch.
     pub fn insert_users(&self, users: &[(String, String, bool)], now: i64) -> Result<()> {
         self.write(|tx| {
             for (name, password_hash, is_admin) in users {
-                if tx.query_row("SELECT 1 FROM users WHERE name = ?1", [name], |_| Ok(())).optional()?.is_some() {
-                    return Err(StoreError::Conflict(Conflict::UserExists));
-                }
-                tx.execute(
-                    "INSERT INTO users (name, password_hash, is_admin, created_at) VALUES (?1, ?2, ?3, ?4)",
-                    params![name, password_hash, is_admin, now],
-                )?;
+                insert_user_in(tx, name, password_hash, *is_admin, now)?;
             }
             Ok(())
         })
@@ -165,4 +150,16 @@ fn user_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<UserRecord> {
         is_admin: row.get(3)?,
         created_at: row.get(4)?,
     })
+}
+
+/// One user, inside the caller's transaction; refused when the name is taken.
+fn insert_user_in(tx: &rusqlite::Transaction<'_>, name: &str, hash: &str, is_admin: bool, now: i64) -> Result<i64> {
+    if tx.query_row("SELECT 1 FROM users WHERE name = ?1", [name], |_| Ok(())).optional()?.is_some() {
+        return Err(StoreError::Conflict(Conflict::UserExists));
+    }
+    tx.execute(
+        "INSERT INTO users (name, password_hash, is_admin, created_at) VALUES (?1, ?2, ?3, ?4)",
+        params![name, hash, is_admin, now],
+    )?;
+    Ok(tx.last_insert_rowid())
 }
