@@ -203,7 +203,8 @@ impl Cloud {
         let id = random_token(12);
         let instance = NewInstance { id: &id, name, image_id: image.id, flavor_id: flavor.id, internet };
         self.store.insert_instance(&instance, unix_now())?;
-        let machine = super::catalogue::machine_spec(&id, name, &image, &flavor, internet, EXAM_POLICY);
+        // The exam system's image decides how its guests log in: no account is set.
+        let machine = super::catalogue::machine_spec(&id, name, &image, &flavor, internet, EXAM_POLICY, None);
         if let Err(error) = self.compute.define(&machine) {
             self.forget(&id);
             return Err(CloudError::Launch(error));
@@ -319,7 +320,7 @@ impl Cloud {
 mod tests {
     use super::*;
     use crate::compute::double::TestCompute;
-    use crate::compute::{MachineSpec, MachineView};
+    use crate::compute::{GuestAccount, MachineSpec, MachineView};
     use crate::store::NewImage;
     use std::sync::Mutex;
     use thindesk_shared::{ConnectionType, Secret};
@@ -365,6 +366,10 @@ mod tests {
         fn inspect(&self, id: &str) -> Result<MachineView, ComputeError> {
             self.inner.inspect(id)
         }
+
+        fn set_guest_account(&self, id: &str, account: &GuestAccount) -> Result<(), ComputeError> {
+            self.inner.set_guest_account(id, account)
+        }
     }
 
     fn cloud() -> (tempfile::TempDir, Arc<Store>, Arc<Scripted>, Cloud) {
@@ -378,6 +383,7 @@ mod tests {
             default_connection_type: ConnectionType::Spice,
             os_username: "student",
             os_password: &Secret::new("pw"),
+            guest_agent: false,
         };
         store.insert_image(&image, 0).expect("image");
         let compute = Arc::new(Scripted::default());

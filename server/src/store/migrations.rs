@@ -102,6 +102,9 @@ const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL,
         expires_at INTEGER NOT NULL
     );",
+    // 4: images that run the QEMU guest agent, through which each desktop's own OS
+    // password is set in the guest.
+    "ALTER TABLE images ADD COLUMN guest_agent INTEGER NOT NULL DEFAULT 0;",
 ];
 
 pub(super) fn apply(connection: &mut Connection) -> Result<()> {

@@ -142,6 +142,10 @@ pub enum Text {
     Connection,
     OsUsername,
     OsPassword,
+    GuestAgent,
+    HasGuestAgent,
+    OwnOsPasswords,
+    SharedOsPassword,
     Add,
     Vcpus,
     RamMib,
@@ -263,6 +267,12 @@ impl Text {
             Text::Connection => ("Connection", "连接方式"),
             Text::OsUsername => ("OS user", "系统用户"),
             Text::OsPassword => ("OS password", "系统密码"),
+            Text::GuestAgent => ("Guest agent", "客户机代理"),
+            Text::HasGuestAgent => ("Runs the QEMU guest agent", "运行 QEMU 客户机代理"),
+            Text::OwnOsPasswords => ("yes: each desktop has its own OS password", "有：每个桌面有自己的系统密码"),
+            Text::SharedOsPassword => {
+                ("none: all its desktops share this image's OS password", "无：它的所有桌面共用本镜像的系统密码")
+            }
             Text::Add => ("Add", "添加"),
             Text::Vcpus => ("vCPUs", "vCPU"),
             Text::RamMib => ("Memory (MiB)", "内存（MiB）"),
