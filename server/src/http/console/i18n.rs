@@ -269,10 +269,8 @@ impl Text {
             Text::OsPassword => ("OS password", "系统密码"),
             Text::GuestAgent => ("Guest agent", "客户机代理"),
             Text::HasGuestAgent => ("Runs the QEMU guest agent", "运行 QEMU 客户机代理"),
-            Text::OwnOsPasswords => ("yes: each desktop has its own OS password", "有：每个桌面有自己的系统密码"),
-            Text::SharedOsPassword => {
-                ("none: all its desktops share this image's OS password", "无：它的所有桌面共用本镜像的系统密码")
-            }
+            Text::OwnOsPasswords => ("yes: own OS password per desktop", "有：每个桌面各有系统密码"),
+            Text::SharedOsPassword => ("none: desktops share its OS password", "无：桌面共用其系统密码"),
             Text::Add => ("Add", "添加"),
             Text::Vcpus => ("vCPUs", "vCPU"),
             Text::RamMib => ("Memory (MiB)", "内存（MiB）"),

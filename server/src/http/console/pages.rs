@@ -459,7 +459,7 @@ fn catalogue(state: &AppState, ctx: &Ctx) -> Page {
             @if images.is_empty() { p.empty { (lang.t(Text::NoneYet)) } } @else {
                 table {
                     thead { tr { th { (lang.t(Text::Name)) } th { (lang.t(Text::Connection)) } th { (lang.t(Text::OsUsername)) } th { (lang.t(Text::GuestAgent)) } th { (lang.t(Text::BaseDisk)) } th { (lang.t(Text::Actions)) } } }
-                    tbody { @for i in &images { tr {
+                    tbody { @for i in &images { tr data-image=(i.name) {
                         td { strong { (i.name) } } td { (i.default_connection_type.as_str()) } td { (i.os_username) }
                         td { @if i.guest_agent { (lang.t(Text::OwnOsPasswords)) } @else { span.badge.amber { (lang.t(Text::SharedOsPassword)) } } }
                         td.mono { (i.base_disk.display()) }
