@@ -99,10 +99,11 @@ pub fn wait_until(what: &str, limit: Duration, mut condition: impl FnMut() -> bo
 }
 
 /// Waits until the guest's serial console has a line containing `needle`, and
-/// returns the whole log.
+/// returns the whole log. (Under TCG on a busy 2-core host a boot can take minutes;
+/// the limit only keeps a broken guest from hanging the suite.)
 pub fn wait_for_serial(compute: &QemuCompute, id: &str, needle: &str) -> String {
     let mut log = String::new();
-    wait_until(&format!("{needle:?} on the serial console of {id}"), Duration::from_secs(120), || {
+    wait_until(&format!("{needle:?} on the serial console of {id}"), Duration::from_secs(300), || {
         log = compute.serial_log(id).unwrap_or_default();
         log.contains(needle)
     });
