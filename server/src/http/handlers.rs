@@ -3,17 +3,32 @@
 use super::reply::{ApiError, HttpError, success};
 use super::{AppState, Caller, blocking, body, credentials};
 use crate::service::terminals::Registration;
-use crate::service::{FieldErrors, Principal, ServiceError};
+use crate::service::{Authentication, FieldErrors, Principal, ServiceError};
 use serde_json::Value;
 use thindesk_shared::{DesktopAction, DesktopList, IsAdministrator, PasswordChange, PlaceList, RegistrationReply};
 use warp::http::Method;
 use warp::reply::Response;
 
+/// Finds out who is calling. A password is checked by the hashing pool while this
+/// request waits without a thread (a full pool answers 503 with `Retry-After`); the
+/// store's parts run on the blocking pool.
 pub(super) async fn authenticate(state: &AppState, caller: Caller) -> Result<Principal, ApiError> {
     let authorization = caller.authorization.ok_or(ServiceError::NoCredentials)?;
     let credentials = credentials::parse(&authorization);
     let accounts = state.services.accounts.clone();
-    blocking(move || accounts.authenticate(&credentials, caller.address)).await
+    let address = caller.address;
+    let begun = {
+        let accounts = accounts.clone();
+        blocking(move || accounts.begin(&credentials, address)).await?
+    };
+    match begun {
+        Authentication::Done(principal) => Ok(principal),
+        Authentication::Password(check) => {
+            let (password, stored) = check.inputs();
+            let verdict = accounts.hasher().verify(password, stored).await;
+            blocking(move || accounts.finish(check, verdict)).await
+        }
+    }
 }
 
 /// GET and POST issue a token; DELETE logs the terminal out (contract: "Logout").

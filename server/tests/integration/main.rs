@@ -6,4 +6,5 @@ mod cli;
 mod connections;
 mod faces;
 mod methods;
+mod overload;
 mod sessions;
