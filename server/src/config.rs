@@ -72,6 +72,10 @@ pub struct Config {
     /// How long a password check may wait for a hashing thread (default 30 s); past
     /// it, 503 with `Retry-After`.
     pub hash_queue_deadline: Duration,
+    /// How long desktop listings may show a machine's last known state and display
+    /// instead of asking the hypervisor again (default 2 s; 0 asks every time). A
+    /// user's own power action is never hidden by it.
+    pub desktop_status_ttl: Duration,
 }
 
 /// Connections kept for loopback callers when the rest are full.
@@ -120,6 +124,7 @@ impl Default for Config {
             hash_workers: crate::service::hashing::default_workers(),
             hash_queue: crate::service::hashing::DEFAULT_HASH_QUEUE,
             hash_queue_deadline: crate::service::hashing::DEFAULT_HASH_DEADLINE,
+            desktop_status_ttl: crate::service::status::DEFAULT_STATUS_TTL,
         }
     }
 }
@@ -165,6 +170,8 @@ struct ConfigFile {
     hash_queue: Option<usize>,
     /// Seconds.
     hash_queue_deadline: Option<u64>,
+    /// Milliseconds.
+    desktop_status_ttl_ms: Option<u64>,
 }
 
 /// Values from the environment or flags; `None` leaves the file's or default value.
@@ -247,6 +254,7 @@ impl Config {
             hash_queue_deadline: parsed
                 .hash_queue_deadline
                 .map_or(defaults.hash_queue_deadline, |secs| Duration::from_secs(secs.max(1))),
+            desktop_status_ttl: parsed.desktop_status_ttl_ms.map_or(defaults.desktop_status_ttl, Duration::from_millis),
         }
         .checked()
     }
@@ -380,10 +388,15 @@ mod tests {
         assert_eq!(config.accel, Accel::Tcg);
         assert_eq!(config.spice_ports, 6000..=6009);
         assert_eq!(config.vm_memory_mib, Some(4096));
-        std::fs::write(&file, "hash_workers = 3\nhash_queue = 10\nhash_queue_deadline = 5\n").expect("write");
+        std::fs::write(
+            &file,
+            "hash_workers = 3\nhash_queue = 10\nhash_queue_deadline = 5\ndesktop_status_ttl_ms = 0\n",
+        )
+        .expect("write");
         let config = Config::load(Some(&file), &Overrides::default()).expect("load");
         let hashing = config.hashing();
         assert_eq!((hashing.workers, hashing.queue, hashing.deadline), (3, 10, Duration::from_secs(5)));
+        assert_eq!(config.desktop_status_ttl, Duration::ZERO);
         for bad in ["spice_ports = \"6009-6000\"", "rdp_ports = \"0-10\"", "spice_ports = \"33900-33950\""] {
             std::fs::write(&file, bad).expect("write");
             assert!(Config::load(Some(&file), &Overrides::default()).is_err(), "{bad}");

@@ -3,6 +3,7 @@
 use super::audit::{Actor, Audit};
 use super::hashing::{HashError, HashPool};
 use super::throttle::{LoginThrottle, ThrottlePolicy};
+use super::token_cache::{CachedToken, TokenCache};
 use super::{FieldErrors, ServiceError, iso8601, random_token, unix_now};
 use crate::store::{Conflict, Store, StoreError, UserRecord};
 use sha2::{Digest, Sha256};
@@ -119,6 +120,7 @@ pub struct Accounts {
     audit: Audit,
     throttle: LoginThrottle,
     hasher: Arc<HashPool>,
+    tokens: TokenCache,
     token_ttl: Duration,
     /// Verified against when the user does not exist, so that an unknown name takes as
     /// long to refuse as a wrong password.
@@ -134,7 +136,15 @@ impl Accounts {
     ) -> Result<Self, ServiceError> {
         let decoy_hash = super::hashing::decoy()?;
         let audit = Audit::new(store.clone());
-        Ok(Self { store, audit, throttle: LoginThrottle::new(throttle), hasher, token_ttl, decoy_hash })
+        Ok(Self {
+            store,
+            audit,
+            throttle: LoginThrottle::new(throttle),
+            hasher,
+            tokens: TokenCache::default(),
+            token_ttl,
+            decoy_hash,
+        })
     }
 
     /// The pool every password hash and check of this server goes through.
@@ -179,13 +189,35 @@ impl Accounts {
         }
     }
 
+    /// A token from the cache when nothing that could revoke it has been written
+    /// since it was read (`token_cache.rs`), else from the store.
     fn authenticate_token(&self, token: &str, address: Option<IpAddr>) -> Result<Principal, ServiceError> {
         let hash = token_hash(token);
-        let record = self.store.token(&hash)?.ok_or(ServiceError::BadCredentials)?;
-        if record.expires_at <= unix_now() {
+        let generation = self.store.auth_generation()?;
+        let cached = match self.tokens.get(&hash, generation) {
+            Some(cached) => cached,
+            None => {
+                let record = self.store.token(&hash)?.ok_or(ServiceError::BadCredentials)?;
+                let cached = CachedToken {
+                    user_id: record.user.id,
+                    name: record.user.name,
+                    is_admin: record.user.is_admin,
+                    expires_at: record.expires_at,
+                };
+                self.tokens.put(&hash, cached.clone(), generation);
+                cached
+            }
+        };
+        if cached.expires_at <= unix_now() {
             return Err(ServiceError::TokenExpired);
         }
-        Ok(Principal::from_user(record.user, Some(hash), address))
+        Ok(Principal {
+            user_id: cached.user_id,
+            name: cached.name,
+            is_admin: cached.is_admin,
+            token_hash: Some(hash),
+            address,
+        })
     }
 
     fn admit_password(

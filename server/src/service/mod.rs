@@ -10,8 +10,10 @@ pub mod cloud;
 pub mod desktops;
 mod error;
 pub mod hashing;
+pub mod status;
 pub mod terminals;
 mod throttle;
+mod token_cache;
 
 pub use accounts::{Accounts, Authentication, ConsoleSession, Credentials, LineError, PasswordCheck, Principal};
 pub use admin::Admin;
@@ -37,6 +39,8 @@ pub struct ServiceSettings {
     pub cloud_access: CloudAccess,
     /// The password hashing pool's workers, queue bound and deadline.
     pub hashing: HashPoolSettings,
+    /// How long desktop listings may use a machine's last view (`status.rs`).
+    pub status_ttl: Duration,
 }
 
 /// Every service over one store and one compute driver. Cheap to clone; the HTTP
@@ -57,7 +61,12 @@ impl Services {
         let hasher = Arc::new(HashPool::new(settings.hashing)?);
         let accounts = Arc::new(Accounts::new(store.clone(), settings.token_ttl, ThrottlePolicy::default(), hasher)?);
         let terminals = Arc::new(Terminals::new(store.clone()));
-        let desktops = Arc::new(Desktops::new(store.clone(), compute.clone(), settings.public_address.clone()));
+        let desktops = Arc::new(Desktops::new(
+            store.clone(),
+            compute.clone(),
+            settings.public_address.clone(),
+            settings.status_ttl,
+        ));
         let catalogue = Arc::new(Catalogue::new(store.clone()));
         let cloud = Arc::new(Cloud::new(store.clone(), compute, settings.public_address, settings.cloud_access));
         let audit = Arc::new(Audit::new(store.clone()));

@@ -1,7 +1,8 @@
 //! Overload (CONTRACT.md, "Overload"; issue 11): a full password hashing pool answers
-//! 503 with `Retry-After` and a JSend `error`.
+//! 503 with `Retry-After` and a JSend `error`, and the token cache never outlives a
+//! revocation written by the command line from another process.
 
-use crate::cli::basic;
+use crate::cli::{basic, ok, start};
 use serde_json::Value;
 use std::sync::Arc;
 use std::time::Duration;
@@ -76,5 +77,39 @@ async fn a_past_deadline_check_answers_503_too() {
         get(&format!("{}/api/v1.0/token", server.url()), &basic("kim", "kims-password")).await;
     assert_eq!((status, body["status"].as_str()), (503, Some("error")), "{body}");
     assert!(retry_after.is_some());
+    server.shutdown().await;
+}
+
+/// The command line is another process on the same database: the server's token
+/// cache learns of its writes through SQLite's `data_version`.
+#[tokio::test(flavor = "multi_thread")]
+async fn revocations_by_the_command_line_are_seen_on_the_next_request() {
+    let dir = tempfile::tempdir().expect("dir");
+    let server = start(dir.path()).await;
+    let url = server.url();
+    ok(dir.path(), &["user", "add", "ana"], "ana-password\n");
+    ok(dir.path(), &["user", "add", "ben"], "ben-password\n");
+    let token_of = |user: &'static str, password: &'static str| {
+        let url = url.clone();
+        async move {
+            let (status, _, body) = get(&format!("{url}/api/v1.0/token"), &basic(user, password)).await;
+            assert_eq!(status, 200, "{body}");
+            body["data"]["token"]["id"].as_str().expect("token").to_owned()
+        }
+    };
+    let ana = token_of("ana", "ana-password").await;
+    let ben = token_of("ben", "ben-password").await;
+    let admin = format!("{url}/api/v1.0/users/me/is_administrator");
+    for token in [&ana, &ben, &ana, &ben] {
+        assert_eq!(get(&admin, token).await.2["data"], "false", "cached now");
+    }
+
+    ok(dir.path(), &["user", "admin", "ben", "true"], "");
+    assert_eq!(get(&admin, &ben).await.2["data"], "true", "the new right shows at once");
+    ok(dir.path(), &["user", "passwd", "ana"], "ana-new-password\n");
+    assert_eq!(get(&admin, &ana).await.0, 401, "a password reset revokes ana's token at once");
+    assert_eq!(get(&admin, &ben).await.0, 200);
+    ok(dir.path(), &["user", "delete", "ben"], "");
+    assert_eq!(get(&admin, &ben).await.0, 401, "a deleted user's token is refused at once");
     server.shutdown().await;
 }
