@@ -459,10 +459,10 @@ impl Accounts {
         if !errors.is_empty() {
             return Err(ServiceError::BadLines(errors));
         }
-        let mut users = Vec::with_capacity(rows.len());
-        for row in &rows {
-            users.push((row.name.clone(), self.hash_password(&row.password)?, row.is_admin));
-        }
+        let hashes =
+            self.hasher.hash_all_blocking(rows.iter().map(|row| Secret::new(row.password.as_str())).collect())?;
+        let users: Vec<(String, String, bool)> =
+            rows.iter().zip(hashes).map(|(row, hash)| (row.name.clone(), hash, row.is_admin)).collect();
         match self.store.insert_users(&users, unix_now()) {
             Ok(()) => {}
             Err(StoreError::Conflict(Conflict::UserExists)) => {

@@ -179,13 +179,19 @@ impl HashPool {
     }
 
     fn submit(&self, work: Work, reply: Reply) -> Result<(), HashError> {
+        self.submit_or_return(work, reply).map_err(|(_, _, error)| error)
+    }
+
+    /// Queues a job, or hands it back with the reason it was refused.
+    #[allow(clippy::result_large_err)] // the job handed back, not an error value kept
+    fn submit_or_return(&self, work: Work, reply: Reply) -> Result<(), (Work, Reply, HashError)> {
         let mut queue = self.shared.lock();
         if queue.closed {
-            return Err(HashError::Failed("the hashing pool has stopped".into()));
+            return Err((work, reply, HashError::Failed("the hashing pool has stopped".into())));
         }
         let waiting = queue.jobs.len();
         if waiting >= self.shared.settings.queue {
-            return Err(self.shared.overloaded(waiting));
+            return Err((work, reply, self.shared.overloaded(waiting)));
         }
         queue.jobs.push_back(Job { work, queued_at: Instant::now(), reply });
         drop(queue);
@@ -221,6 +227,48 @@ impl HashPool {
 
     pub fn hash_blocking(&self, password: Secret) -> Result<String, HashError> {
         hashed(self.run_blocking(Work::Hash(password))?)
+    }
+
+    /// Hashes of each password, in order, made by every worker at once (a class's
+    /// import): at most two jobs per worker are queued at a time, so other callers
+    /// still get a turn.
+    pub fn hash_all_blocking(&self, passwords: Vec<Secret>) -> Result<Vec<String>, HashError> {
+        let window = self.shared.settings.workers.saturating_mul(2).max(1);
+        let mut pending = VecDeque::with_capacity(window);
+        let mut hashes = Vec::with_capacity(passwords.len());
+        let collect = |receiver: mpsc::Receiver<Result<Outcome, HashError>>| {
+            receiver.recv().map_err(|_| HashError::Failed("a hashing thread stopped".into()))?.and_then(hashed)
+        };
+        for password in passwords {
+            if pending.len() >= window {
+                if let Some(receiver) = pending.pop_front() {
+                    hashes.push(collect(receiver)?);
+                }
+            }
+            let (sender, receiver) = mpsc::sync_channel(1);
+            let mut work = Some(Work::Hash(password));
+            let mut reply = Some(Reply::Blocking(sender));
+            loop {
+                let (Some(job), Some(to)) = (work.take(), reply.take()) else { break };
+                match self.submit_or_return(job, to) {
+                    Ok(()) => break,
+                    // The queue is full (of ours, or others'): wait for one of ours.
+                    Err((job, to, error)) => match pending.pop_front() {
+                        Some(earlier) => {
+                            hashes.push(collect(earlier)?);
+                            work = Some(job);
+                            reply = Some(to);
+                        }
+                        None => return Err(error),
+                    },
+                }
+            }
+            pending.push_back(receiver);
+        }
+        for receiver in pending {
+            hashes.push(collect(receiver)?);
+        }
+        Ok(hashes)
     }
 }
 
@@ -424,6 +472,17 @@ mod tests {
             other => panic!("expected overloaded, got {:?}", other.map(|_| ())),
         }
         release.send(()).expect("release");
+    }
+
+    #[test]
+    fn a_class_is_hashed_in_order_by_every_worker() {
+        let pool = pool(2, 1, Duration::from_secs(60));
+        let passwords: Vec<Secret> = (0..6).map(|i| Secret::new(format!("password-{i}"))).collect();
+        let hashes = pool.hash_all_blocking(passwords).expect("hashes");
+        assert_eq!(hashes.len(), 6);
+        for (i, stored) in hashes.into_iter().enumerate() {
+            assert!(pool.verify_blocking(Secret::new(format!("password-{i}")), stored).expect("check"));
+        }
     }
 
     #[test]
