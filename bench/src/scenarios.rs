@@ -525,7 +525,11 @@ impl Harness {
         let memory_budget = format!("vm_memory_mib = {}\n", 256 * students + 1024);
         let server = self.start("connect", &data_dir, &memory_budget).await?;
         let mut admin_connection = connect(server.address, server.address.ip()).await?;
-        self.import(&mut admin_connection, students).await?;
+        // One more student, whose desktop starts first: with `accel = auto` the first
+        // guest a fresh installation starts under KVM is watched for up to 30 s
+        // (`compute/qemu/accel.rs`), once per host. A school's server has long done
+        // that; the 40 are measured after it.
+        self.import(&mut admin_connection, students + 1).await?;
         let given = admin_connection
             .post_json(
                 "/api/v1.0/admin/desktops",
@@ -534,10 +538,27 @@ impl Harness {
             )
             .await?;
         anyhow::ensure!(given.status == 200, "giving desktops: {}", String::from_utf8_lossy(&given.body));
-        let users: Vec<usize> = (0..students).collect();
-        let tokens: Vec<String> =
+        let users: Vec<usize> = (0..=students).collect();
+        let mut tokens: Vec<String> =
             tokens_for(server.address, &users, 64).await?.into_iter().map(|t| format!("Bearer {t}")).collect();
-        let outcome = self.press_connect(&server, &tokens).await;
+        let first = tokens.split_off(students);
+        let warm_up = async {
+            let warmed = self.press_connect(&server, &first).await?;
+            anyhow::ensure!(warmed["ready"] == 1, "the first machine did not start: {warmed}");
+            let mut connection = connect(server.address, server.address.ip()).await?;
+            let listed = connection.get("/api/v1.0/users/me/desktops", Some(&first[0])).await?.json();
+            let id = listed["data"]["desktop_list"][0]["id"].as_str().context("no desktop")?.to_owned();
+            let path = format!("/api/v1.0/desktops/{id}/action");
+            connection.post_json(&path, Some(&first[0]), &json!({"shutdown": null})).await?;
+            Ok(warmed["accel_finding"].clone())
+        };
+        let outcome = match warm_up.await {
+            Ok(finding) => self.press_connect(&server, &tokens).await.map(|mut result| {
+                result["accel_finding"] = finding;
+                result
+            }),
+            Err(error) => Err(error),
+        };
         let listing = match &outcome {
             Ok(_) => self.list_with_and_without_cache(server, &data_dir, &memory_budget, &tokens).await,
             Err(_) => Ok((server, Value::Null)),
