@@ -41,6 +41,8 @@ pub fn open(config: &Config, compute: Arc<dyn Compute>) -> Result<Services, Star
             config.cloud_api_allow.clone(),
             config.cloud_api_key.as_ref().map(|key| key.expose()),
         ),
+        hashing: config.hashing(),
+        status_ttl: config.desktop_status_ttl,
     };
     Ok(Services::new(store, compute, settings)?)
 }

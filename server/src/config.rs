@@ -63,6 +63,19 @@ pub struct Config {
     /// loopback callers (the host's administrator, the exam system) get in; the rest
     /// get a 503.
     pub max_connections: usize,
+    /// Threads that hash passwords (Argon2id, 19 MiB each, allocated once). Default:
+    /// one per core.
+    pub hash_workers: usize,
+    /// Password checks that may wait for a hashing thread (default 2048); past it a
+    /// login is answered 503 with `Retry-After` at once.
+    pub hash_queue: usize,
+    /// How long a password check may wait for a hashing thread (default 30 s); past
+    /// it, 503 with `Retry-After`.
+    pub hash_queue_deadline: Duration,
+    /// How long desktop listings may show a machine's last known state and display
+    /// instead of asking the hypervisor again (default 2 s; 0 asks every time). A
+    /// user's own power action is never hidden by it.
+    pub desktop_status_ttl: Duration,
 }
 
 /// Connections kept for loopback callers when the rest are full.
@@ -108,6 +121,10 @@ impl Default for Config {
             console_secure_cookies: false,
             header_read_timeout: Duration::from_secs(10),
             max_connections: 4096,
+            hash_workers: crate::service::hashing::default_workers(),
+            hash_queue: crate::service::hashing::DEFAULT_HASH_QUEUE,
+            hash_queue_deadline: crate::service::hashing::DEFAULT_HASH_DEADLINE,
+            desktop_status_ttl: crate::service::status::DEFAULT_STATUS_TTL,
         }
     }
 }
@@ -148,6 +165,13 @@ struct ConfigFile {
     console_secure_cookies: Option<bool>,
     header_read_timeout: Option<u64>,
     max_connections: Option<usize>,
+    /// 0: one per core.
+    hash_workers: Option<usize>,
+    hash_queue: Option<usize>,
+    /// Seconds.
+    hash_queue_deadline: Option<u64>,
+    /// Milliseconds.
+    desktop_status_ttl_ms: Option<u64>,
 }
 
 /// Values from the environment or flags; `None` leaves the file's or default value.
@@ -225,6 +249,12 @@ impl Config {
                 .header_read_timeout
                 .map_or(defaults.header_read_timeout, |secs| Duration::from_secs(secs.max(1))),
             max_connections: parsed.max_connections.unwrap_or(defaults.max_connections).max(LOOPBACK_RESERVE + 1),
+            hash_workers: parsed.hash_workers.filter(|n| *n > 0).unwrap_or(defaults.hash_workers),
+            hash_queue: parsed.hash_queue.unwrap_or(defaults.hash_queue),
+            hash_queue_deadline: parsed
+                .hash_queue_deadline
+                .map_or(defaults.hash_queue_deadline, |secs| Duration::from_secs(secs.max(1))),
+            desktop_status_ttl: parsed.desktop_status_ttl_ms.map_or(defaults.desktop_status_ttl, Duration::from_millis),
         }
         .checked()
     }
@@ -244,6 +274,15 @@ impl Config {
             return Err(ConfigError::OverlappingPorts);
         }
         Ok(self)
+    }
+
+    /// The password hashing pool's shape.
+    pub fn hashing(&self) -> crate::service::HashPoolSettings {
+        crate::service::HashPoolSettings {
+            workers: self.hash_workers,
+            queue: self.hash_queue,
+            deadline: self.hash_queue_deadline,
+        }
     }
 
     pub fn public_address(&self) -> String {
@@ -349,6 +388,15 @@ mod tests {
         assert_eq!(config.accel, Accel::Tcg);
         assert_eq!(config.spice_ports, 6000..=6009);
         assert_eq!(config.vm_memory_mib, Some(4096));
+        std::fs::write(
+            &file,
+            "hash_workers = 3\nhash_queue = 10\nhash_queue_deadline = 5\ndesktop_status_ttl_ms = 0\n",
+        )
+        .expect("write");
+        let config = Config::load(Some(&file), &Overrides::default()).expect("load");
+        let hashing = config.hashing();
+        assert_eq!((hashing.workers, hashing.queue, hashing.deadline), (3, 10, Duration::from_secs(5)));
+        assert_eq!(config.desktop_status_ttl, Duration::ZERO);
         for bad in ["spice_ports = \"6009-6000\"", "rdp_ports = \"0-10\"", "spice_ports = \"33900-33950\""] {
             std::fs::write(&file, bad).expect("write");
             assert!(Config::load(Some(&file), &Overrides::default()).is_err(), "{bad}");

@@ -11,6 +11,7 @@ pub mod compute;
 pub mod config;
 pub mod demo;
 pub mod http;
+pub mod memory;
 mod random;
 pub mod service;
 pub mod store;

@@ -3,17 +3,65 @@
 use super::reply::{ApiError, HttpError, success};
 use super::{AppState, Caller, blocking, body, credentials};
 use crate::service::terminals::Registration;
-use crate::service::{FieldErrors, Principal, ServiceError};
+use crate::service::{Authentication, FieldErrors, PasswordCheck, Principal, ServiceError};
 use serde_json::Value;
 use thindesk_shared::{DesktopAction, DesktopList, IsAdministrator, PasswordChange, PlaceList, RegistrationReply};
 use warp::http::Method;
 use warp::reply::Response;
 
+/// Finds out who is calling. A password is checked by the hashing pool while this
+/// request waits without a thread (a full pool answers 503 with `Retry-After`); the
+/// store's parts run on the blocking pool.
 pub(super) async fn authenticate(state: &AppState, caller: Caller) -> Result<Principal, ApiError> {
     let authorization = caller.authorization.ok_or(ServiceError::NoCredentials)?;
     let credentials = credentials::parse(&authorization);
     let accounts = state.services.accounts.clone();
-    blocking(move || accounts.authenticate(&credentials, caller.address)).await
+    let address = caller.address;
+    let begun = {
+        let accounts = accounts.clone();
+        blocking(move || accounts.begin(&credentials, address)).await?
+    };
+    match begun {
+        Authentication::Done(principal) => Ok(principal),
+        Authentication::Password(check) => {
+            let (password, stored) = check.inputs();
+            let verdict = accounts.hasher().verify(password, stored).await;
+            blocking(move || accounts.finish(check, verdict)).await
+        }
+    }
+}
+
+/// Authenticates the caller and runs `work` for them. When no hash is needed (a
+/// token) both happen in one blocking hop: the hot path of a polling terminal.
+async fn as_caller<T: Send + 'static>(
+    state: &AppState,
+    caller: Caller,
+    work: impl FnOnce(&Principal) -> Result<T, ServiceError> + Send + 'static,
+) -> Result<T, ApiError> {
+    enum Step<T, W> {
+        Done(T),
+        Check(PasswordCheck, W),
+    }
+    let authorization = caller.authorization.ok_or(ServiceError::NoCredentials)?;
+    let credentials = credentials::parse(&authorization);
+    let accounts = state.services.accounts.clone();
+    let address = caller.address;
+    let step = {
+        let accounts = accounts.clone();
+        blocking(move || match accounts.begin(&credentials, address)? {
+            Authentication::Done(principal) => work(&principal).map(Step::Done),
+            Authentication::Password(check) => Ok(Step::Check(check, work)),
+        })
+        .await?
+    };
+    match step {
+        Step::Done(value) => Ok(value),
+        Step::Check(check, work) => {
+            let (password, stored) = check.inputs();
+            let verdict = accounts.hasher().verify(password, stored).await;
+            blocking(move || work(&accounts.finish(check, verdict)?)).await
+        }
+    }
 }
 
 /// GET and POST issue a token; DELETE logs the terminal out (contract: "Logout").
@@ -43,9 +91,8 @@ pub async fn reset_password(
 }
 
 pub async fn desktops(caller: Caller, state: AppState) -> Result<Response, ApiError> {
-    let principal = authenticate(&state, caller).await?;
     let desktops = state.services.desktops.clone();
-    let desktop_list = blocking(move || desktops.list_for(&principal)).await?;
+    let desktop_list = as_caller(&state, caller, move |principal| desktops.list_for(principal)).await?;
     Ok(success(DesktopList { desktop_list, gateway_list: Vec::new() }))
 }
 

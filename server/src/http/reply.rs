@@ -217,6 +217,13 @@ fn service_response(e: &ServiceError) -> Response {
                 "compute_failed",
             )
         }
+        E::Overloaded { retry_after } => {
+            let mut response = error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string(), "overloaded");
+            if let Ok(value) = HeaderValue::from_str(&retry_after.to_string()) {
+                response.headers_mut().insert(header::RETRY_AFTER, value);
+            }
+            response
+        }
         E::Store(_) | E::Internal(_) => {
             tracing::error!(error = %e, "internal error");
             error(

@@ -56,6 +56,14 @@ pub async fn serve(
     let open = Arc::new(AtomicUsize::new(0));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut stopped = std::pin::pin!(stopped);
+    let trimming = tokio::spawn(async {
+        let mut every = tokio::time::interval(crate::memory::INTERVAL);
+        every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            every.tick().await;
+            let _ = tokio::task::spawn_blocking(crate::memory::give_back).await;
+        }
+    });
     loop {
         let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -120,6 +128,7 @@ pub async fn serve(
             open.fetch_sub(1, Ordering::SeqCst);
         });
     }
+    trimming.abort();
     graceful.shutdown().await;
 }
 

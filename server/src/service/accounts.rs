@@ -1,11 +1,11 @@
 //! Users, passwords and tokens.
 
 use super::audit::{Actor, Audit};
+use super::hashing::{HashError, HashPool};
 use super::throttle::{LoginThrottle, ThrottlePolicy};
+use super::token_cache::{CachedToken, TokenCache};
 use super::{FieldErrors, ServiceError, iso8601, random_token, unix_now};
 use crate::store::{Conflict, Store, StoreError, UserRecord};
-use argon2::Argon2;
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString, rand_core::OsRng};
 use sha2::{Digest, Sha256};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -88,10 +88,39 @@ pub struct LineError {
 /// How the audit log names a login attempt for an account that does not exist.
 pub const UNKNOWN_USER: &str = "(unknown user)";
 
+/// How far [`Accounts::begin`] got: either the caller is known (a token, or a refusal
+/// that needed no hash), or a password is to be checked by the hashing pool, after
+/// which [`Accounts::finish`] concludes. Splitting the two lets an async caller wait
+/// for the pool without holding a thread.
+pub enum Authentication {
+    Done(Principal),
+    Password(PasswordCheck),
+}
+
+/// A password attempt admitted by the throttle, waiting for its hash check.
+pub struct PasswordCheck {
+    name: String,
+    address: Option<IpAddr>,
+    user: Option<UserRecord>,
+    admitted_at: Instant,
+    password: Secret,
+    stored_hash: String,
+}
+
+impl PasswordCheck {
+    /// What the pool checks: the password offered and the stored hash (the decoy's
+    /// for an unknown user).
+    pub fn inputs(&self) -> (Secret, String) {
+        (self.password.clone(), self.stored_hash.clone())
+    }
+}
+
 pub struct Accounts {
     store: Arc<Store>,
     audit: Audit,
     throttle: LoginThrottle,
+    hasher: Arc<HashPool>,
+    tokens: TokenCache,
     token_ttl: Duration,
     /// Verified against when the user does not exist, so that an unknown name takes as
     /// long to refuse as a wrong password.
@@ -99,10 +128,32 @@ pub struct Accounts {
 }
 
 impl Accounts {
-    pub fn new(store: Arc<Store>, token_ttl: Duration, throttle: ThrottlePolicy) -> Result<Self, ServiceError> {
-        let decoy_hash = hash_password(&random_token(16))?;
+    pub fn new(
+        store: Arc<Store>,
+        token_ttl: Duration,
+        throttle: ThrottlePolicy,
+        hasher: Arc<HashPool>,
+    ) -> Result<Self, ServiceError> {
+        let decoy_hash = super::hashing::decoy()?;
         let audit = Audit::new(store.clone());
-        Ok(Self { store, audit, throttle: LoginThrottle::new(throttle), token_ttl, decoy_hash })
+        Ok(Self {
+            store,
+            audit,
+            throttle: LoginThrottle::new(throttle),
+            hasher,
+            tokens: TokenCache::default(),
+            token_ttl,
+            decoy_hash,
+        })
+    }
+
+    /// The pool every password hash and check of this server goes through.
+    pub fn hasher(&self) -> &Arc<HashPool> {
+        &self.hasher
+    }
+
+    fn hash_password(&self, password: &str) -> Result<String, ServiceError> {
+        Ok(self.hasher.hash_blocking(Secret::new(password))?)
     }
 
     pub fn token_ttl(&self) -> Duration {
@@ -112,50 +163,107 @@ impl Accounts {
     /// Finds out who is calling. Password checks are throttled (`throttle.rs`): an
     /// attempt is charged when it is admitted, and a refused one never has its password
     /// looked at.
+    /// Blocks the calling thread while the pool checks a password; async callers use
+    /// [`Accounts::begin`] and [`Accounts::finish`] around [`HashPool::verify`].
     pub fn authenticate(&self, credentials: &Credentials, address: Option<IpAddr>) -> Result<Principal, ServiceError> {
+        match self.begin(credentials, address)? {
+            Authentication::Done(principal) => Ok(principal),
+            Authentication::Password(check) => {
+                let (password, stored) = check.inputs();
+                let verdict = self.hasher.verify_blocking(password, stored);
+                self.finish(check, verdict)
+            }
+        }
+    }
+
+    /// Everything of an authentication up to the password's hash check: a token is
+    /// checked here; a password attempt is looked up and admitted by the throttle.
+    pub fn begin(&self, credentials: &Credentials, address: Option<IpAddr>) -> Result<Authentication, ServiceError> {
         match credentials {
-            Credentials::Token(token) => self.authenticate_token(token.expose(), address),
-            Credentials::Password { user, password } => self.authenticate_password(user, password.expose(), address),
+            Credentials::Token(token) => self.authenticate_token(token.expose(), address).map(Authentication::Done),
+            Credentials::Password { user, password } => self.admit_password(user, password, address),
             Credentials::TokenOrPassword { user, password } => match self.authenticate_token(user.expose(), address) {
-                Err(ServiceError::BadCredentials) => {
-                    self.authenticate_password(user.expose(), password.expose(), address)
-                }
-                token_result => token_result,
+                Err(ServiceError::BadCredentials) => self.admit_password(user.expose(), password, address),
+                token_result => token_result.map(Authentication::Done),
             },
         }
     }
 
+    /// A token from the cache when nothing that could revoke it has been written
+    /// since it was read (`token_cache.rs`), else from the store.
     fn authenticate_token(&self, token: &str, address: Option<IpAddr>) -> Result<Principal, ServiceError> {
         let hash = token_hash(token);
-        let record = self.store.token(&hash)?.ok_or(ServiceError::BadCredentials)?;
-        if record.expires_at <= unix_now() {
+        let generation = self.store.auth_generation()?;
+        let cached = match self.tokens.get(&hash, generation) {
+            Some(cached) => cached,
+            None => {
+                let record = self.store.token(&hash)?.ok_or(ServiceError::BadCredentials)?;
+                let cached = CachedToken {
+                    user_id: record.user.id,
+                    name: record.user.name,
+                    is_admin: record.user.is_admin,
+                    expires_at: record.expires_at,
+                };
+                self.tokens.put(&hash, cached.clone(), generation);
+                cached
+            }
+        };
+        if cached.expires_at <= unix_now() {
             return Err(ServiceError::TokenExpired);
         }
-        Ok(Principal::from_user(record.user, Some(hash), address))
+        Ok(Principal {
+            user_id: cached.user_id,
+            name: cached.name,
+            is_admin: cached.is_admin,
+            token_hash: Some(hash),
+            address,
+        })
     }
 
-    fn authenticate_password(
+    fn admit_password(
         &self,
         name: &str,
-        password: &str,
+        password: &Secret,
         address: Option<IpAddr>,
-    ) -> Result<Principal, ServiceError> {
+    ) -> Result<Authentication, ServiceError> {
         let user = self.store.user_by_name(name)?;
         // What was typed as a user name is kept only when it names an account: people
         // do type their password into the name field.
         let audited_name = if user.is_some() { name } else { UNKNOWN_USER };
-        let actor = Actor::new(audited_name, address);
         let now = Instant::now();
         if let Err(throttled) = self.throttle.admit(name, address, now) {
             let retry_after = throttled.retry_after_secs();
             if self.throttle.should_audit_refusal(name, address, now) {
                 let detail = format!("retry after {retry_after} s (further refusals this minute are not recorded)");
-                self.audit.record(&actor, "login.throttled", audited_name, &detail);
+                self.audit.record(&Actor::new(audited_name, address), "login.throttled", audited_name, &detail);
             }
             return Err(ServiceError::Throttled { retry_after });
         }
-        let stored_hash = user.as_ref().map_or(self.decoy_hash.as_str(), |u| u.password_hash.as_str());
-        let matches = verify_password(password, stored_hash)?;
+        let stored_hash = user.as_ref().map_or_else(|| self.decoy_hash.clone(), |u| u.password_hash.clone());
+        Ok(Authentication::Password(PasswordCheck {
+            name: name.to_owned(),
+            address,
+            user,
+            admitted_at: now,
+            password: password.clone(),
+            stored_hash,
+        }))
+    }
+
+    /// Concludes a password attempt with the pool's verdict. An attempt the pool had
+    /// no room for was never checked: it is not counted against the throttle.
+    pub fn finish(&self, check: PasswordCheck, verdict: Result<bool, HashError>) -> Result<Principal, ServiceError> {
+        let PasswordCheck { name, address, user, admitted_at: now, .. } = check;
+        let matches = match verdict {
+            Ok(matches) => matches,
+            Err(error) => {
+                self.throttle.not_checked(&name, address, now);
+                return Err(error.into());
+            }
+        };
+        let name = name.as_str();
+        let audited_name = if user.is_some() { name } else { UNKNOWN_USER };
+        let actor = Actor::new(audited_name, address);
         match user {
             Some(user) if matches => {
                 self.throttle.succeeded(name, address, now);
@@ -187,7 +295,7 @@ impl Accounts {
     /// Changes the caller's own password and revokes every other token of theirs.
     pub fn change_own_password(&self, principal: &Principal, new_password: &str) -> Result<(), ServiceError> {
         validate_password(new_password).into_result(())?;
-        let hash = hash_password(new_password)?;
+        let hash = self.hash_password(new_password)?;
         if !self.store.set_password(principal.user_id, &hash, principal.token_hash.as_deref())? {
             return Err(ServiceError::BadCredentials);
         }
@@ -268,7 +376,7 @@ impl Accounts {
             }
         }
         errors.into_result(())?;
-        let hash = hash_password(password)?;
+        let hash = self.hash_password(password)?;
         match self.store.insert_user(name, &hash, is_admin, unix_now()) {
             Ok(_) => {
                 self.audit.record(by, "user.create", name, if is_admin { "administrator" } else { "" });
@@ -285,7 +393,7 @@ impl Accounts {
     pub fn reset_password(&self, by: &Actor, name: &str, password: &str) -> Result<(), ServiceError> {
         validate_password(password).into_result(())?;
         let user = self.user(name)?;
-        let hash = hash_password(password)?;
+        let hash = self.hash_password(password)?;
         self.store.set_password(user.id, &hash, None)?;
         self.audit.record(by, "password.reset", name, "tokens and console sessions ended");
         Ok(())
@@ -351,10 +459,10 @@ impl Accounts {
         if !errors.is_empty() {
             return Err(ServiceError::BadLines(errors));
         }
-        let mut users = Vec::with_capacity(rows.len());
-        for row in &rows {
-            users.push((row.name.clone(), hash_password(&row.password)?, row.is_admin));
-        }
+        let hashes =
+            self.hasher.hash_all_blocking(rows.iter().map(|row| Secret::new(row.password.as_str())).collect())?;
+        let users: Vec<(String, String, bool)> =
+            rows.iter().zip(hashes).map(|(row, hash)| (row.name.clone(), hash, row.is_admin)).collect();
         match self.store.insert_users(&users, unix_now()) {
             Ok(()) => {}
             Err(StoreError::Conflict(Conflict::UserExists)) => {
@@ -479,21 +587,6 @@ fn token_hash(token: &str) -> String {
     hex::encode(Sha256::digest(token.as_bytes()))
 }
 
-fn hash_password(password: &str) -> Result<String, ServiceError> {
-    let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|hash| hash.to_string())
-        .map_err(|e| ServiceError::Internal(format!("hashing a password: {e}")))
-}
-
-/// Argon2's verifier compares the derived keys in constant time.
-fn verify_password(password: &str, stored: &str) -> Result<bool, ServiceError> {
-    let parsed =
-        PasswordHash::new(stored).map_err(|e| ServiceError::Internal(format!("stored hash unreadable: {e}")))?;
-    Ok(Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
-}
-
 pub fn validate_password(password: &str) -> FieldErrors {
     let mut errors = FieldErrors::default();
     if password.chars().count() < MIN_PASSWORD_CHARS {
@@ -525,7 +618,9 @@ mod tests {
     fn accounts() -> (tempfile::TempDir, Accounts) {
         let dir = tempfile::tempdir().expect("temp dir");
         let store = Arc::new(Store::open(dir.path()).expect("store"));
-        let accounts = Accounts::new(store, Duration::from_secs(60), ThrottlePolicy::default()).expect("accounts");
+        let hasher = Arc::new(HashPool::new(super::super::hashing::HashPoolSettings::default()).expect("pool"));
+        let accounts =
+            Accounts::new(store, Duration::from_secs(60), ThrottlePolicy::default(), hasher).expect("accounts");
         (dir, accounts)
     }
 

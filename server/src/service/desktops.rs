@@ -3,11 +3,13 @@
 //! action in every state by hand.)
 
 use super::audit::{Actor, Audit};
+use super::status::{Forgetting, StatusCache};
 use super::{FieldErrors, Principal, ServiceError, random_token, unix_now};
 use crate::compute::{Compute, ComputeError, GuestAccount, MachineView, PowerOp};
 use crate::store::{DesktopRecord, NewDesktop, Store};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 use thindesk_shared::admin::DesktopSummary;
 use thindesk_shared::{ConnectionInfo, ConnectionType, Desktop, DesktopAction, DesktopStatus, Policy, Secret};
 
@@ -71,6 +73,8 @@ pub struct Desktops {
     /// Desktops with an action under way. A second action on the same desktop is
     /// refused rather than queued: a student who clicks twice should not reboot twice.
     busy: Mutex<HashSet<String>>,
+    /// The machines' last views, for listings (`status.rs`).
+    status: StatusCache,
 }
 
 /// Marks a desktop busy for as long as it lives.
@@ -87,8 +91,16 @@ impl Drop for BusyGuard<'_> {
 }
 
 impl Desktops {
-    pub fn new(store: Arc<Store>, compute: Arc<dyn Compute>, public_address: String) -> Self {
-        Self { audit: Audit::new(store.clone()), store, compute, public_address, busy: Mutex::new(HashSet::new()) }
+    /// `status_ttl`: how long listings may use a machine's last view (zero: never).
+    pub fn new(store: Arc<Store>, compute: Arc<dyn Compute>, public_address: String, status_ttl: Duration) -> Self {
+        Self {
+            audit: Audit::new(store.clone()),
+            store,
+            compute,
+            public_address,
+            busy: Mutex::new(HashSet::new()),
+            status: StatusCache::new(status_ttl),
+        }
     }
 
     pub fn compute_name(&self) -> &'static str {
@@ -283,6 +295,7 @@ impl Desktops {
     /// A new ticket where there is a machine to give one; nothing for a desktop the
     /// hypervisor does not know (or on a server without one).
     fn replace_ticket(&self, record: &DesktopRecord) -> Result<(), ServiceError> {
+        let _forget = Forgetting::new(&self.status, &record.id);
         match self.compute.new_ticket(&record.id) {
             Ok(()) | Err(ComputeError::NoSuchMachine(_) | ComputeError::NotConfigured) => Ok(()),
             Err(error) => Err(error.into()),
@@ -294,6 +307,7 @@ impl Desktops {
     pub fn delete(&self, by: &Actor, desktop_id: &str) -> Result<(), ServiceError> {
         let record = self.store.desktop(desktop_id)?.ok_or(ServiceError::DesktopNotFound)?;
         let _guard = self.claim(&record.id)?;
+        let _forget = Forgetting::new(&self.status, &record.id);
         match self.compute.destroy(&record.id) {
             Ok(()) | Err(ComputeError::NoSuchMachine(_)) => {}
             // A desktop from before the catalogue may never have had a machine here.
@@ -325,10 +339,11 @@ impl Desktops {
             }
             None => self.store.all_desktops()?,
         };
+        let data_version = self.store.data_version()?;
         records
             .into_iter()
             .map(|record| {
-                let status = self.observe(&record)?.map_or(record.status, |view| view.status);
+                let status = self.observe_cached(&record, data_version)?.map_or(record.status, |view| view.status);
                 Ok(DesktopSummary {
                     id: record.id,
                     name: record.name,
@@ -342,12 +357,15 @@ impl Desktops {
     }
 
     /// The caller's own desktops, with their state as the hypervisor sees it now.
+    /// A view younger than the status TTL is taken from the cache (`status.rs`); the
+    /// caller's own power actions are never hidden by it.
     pub fn list_for(&self, principal: &Principal) -> Result<Vec<Desktop>, ServiceError> {
-        self.store
-            .desktops_of(principal.user_id)?
+        let records = self.store.desktops_of(principal.user_id)?;
+        let data_version = self.store.data_version()?;
+        records
             .into_iter()
             .map(|record| {
-                let view = self.observe(&record)?;
+                let view = self.observe_cached(&record, data_version)?;
                 Ok(self.to_wire(record, view))
             })
             .collect()
@@ -376,6 +394,9 @@ impl Desktops {
 
     fn perform(&self, by: &Actor, record: DesktopRecord, action: DesktopAction) -> Result<(), ServiceError> {
         let _guard = self.claim(&record.id)?;
+        // Listings read nothing from before or during this action (`status.rs`), and
+        // the plan starts from the hypervisor's state now, never a cached one.
+        let _forget = Forgetting::new(&self.status, &record.id);
         let current = self.observe(&record)?.map_or(record.status, |view| view.status);
         let (ops, outcome) = plan(action, current);
         for op in ops {
@@ -395,6 +416,22 @@ impl Desktops {
             return Err(ServiceError::DesktopBusy);
         }
         Ok(BusyGuard { busy: &self.busy, id: id.to_owned() })
+    }
+
+    /// [`Desktops::observe`] through the status cache: the view kept if it is fresh,
+    /// else the hypervisor's, kept for the next listing.
+    fn observe_cached(&self, record: &DesktopRecord, data_version: i64) -> Result<Option<MachineView>, ServiceError> {
+        match self.status.get(&record.id, data_version) {
+            Ok(view) => Ok(Some(view)),
+            Err(ticket) => {
+                let read_at = Instant::now();
+                let view = self.observe(record)?;
+                if let Some(view) = &view {
+                    self.status.keep(&record.id, view, ticket, read_at);
+                }
+                Ok(view)
+            }
+        }
     }
 
     /// Asks the hypervisor about a desktop and keeps the stored status in step. A
@@ -552,7 +589,8 @@ mod tests {
         let owner = store.insert_user("owner", "h", false, 0).expect("user");
         let other = store.insert_user("other", "h", false, 0).expect("user");
         let compute = Arc::new(TestCompute::new());
-        let desktops = Desktops::new(store.clone(), compute.clone(), "10.0.0.1".into());
+        let desktops =
+            Desktops::new(store.clone(), compute.clone(), "10.0.0.1".into(), super::super::status::DEFAULT_STATUS_TTL);
         let principal = |id, name: &str| Principal {
             user_id: id,
             name: name.into(),

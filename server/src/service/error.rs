@@ -66,8 +66,22 @@ pub enum ServiceError {
     Compute(ComputeError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The server cannot take more of this work now (the password hashing pool is
+    /// full): 503 with `Retry-After` (contract: "Overload").
+    #[error("the server is busy; try again in {retry_after} s")]
+    Overloaded { retry_after: u64 },
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+impl From<super::hashing::HashError> for ServiceError {
+    fn from(error: super::hashing::HashError) -> Self {
+        use super::hashing::HashError;
+        match error {
+            HashError::Overloaded { retry_after } => ServiceError::Overloaded { retry_after },
+            HashError::Failed(detail) => ServiceError::Internal(detail),
+        }
+    }
 }
 
 /// A server without a hypervisor is a state of the installation, not a failure.

@@ -9,16 +9,20 @@ pub mod catalogue;
 pub mod cloud;
 pub mod desktops;
 mod error;
+pub mod hashing;
+pub mod status;
 pub mod terminals;
 mod throttle;
+mod token_cache;
 
-pub use accounts::{Accounts, ConsoleSession, Credentials, LineError, Principal};
+pub use accounts::{Accounts, Authentication, ConsoleSession, Credentials, LineError, PasswordCheck, Principal};
 pub use admin::Admin;
 pub use audit::{Actor, Audit, AuditFilter};
 pub use catalogue::Catalogue;
 pub use cloud::{Cloud, CloudAccess, CloudError, CloudRequest};
 pub use desktops::Desktops;
 pub use error::{FieldErrors, ServiceError};
+pub use hashing::{HashError, HashPool, HashPoolSettings};
 pub use terminals::Terminals;
 pub use throttle::{ThrottlePolicy, Throttled};
 
@@ -33,6 +37,10 @@ pub struct ServiceSettings {
     /// The address terminals use to reach this host's desktops.
     pub public_address: String,
     pub cloud_access: CloudAccess,
+    /// The password hashing pool's workers, queue bound and deadline.
+    pub hashing: HashPoolSettings,
+    /// How long desktop listings may use a machine's last view (`status.rs`).
+    pub status_ttl: Duration,
 }
 
 /// Every service over one store and one compute driver. Cheap to clone; the HTTP
@@ -50,9 +58,15 @@ pub struct Services {
 
 impl Services {
     pub fn new(store: Arc<Store>, compute: Arc<dyn Compute>, settings: ServiceSettings) -> Result<Self, ServiceError> {
-        let accounts = Arc::new(Accounts::new(store.clone(), settings.token_ttl, ThrottlePolicy::default())?);
+        let hasher = Arc::new(HashPool::new(settings.hashing)?);
+        let accounts = Arc::new(Accounts::new(store.clone(), settings.token_ttl, ThrottlePolicy::default(), hasher)?);
         let terminals = Arc::new(Terminals::new(store.clone()));
-        let desktops = Arc::new(Desktops::new(store.clone(), compute.clone(), settings.public_address.clone()));
+        let desktops = Arc::new(Desktops::new(
+            store.clone(),
+            compute.clone(),
+            settings.public_address.clone(),
+            settings.status_ttl,
+        ));
         let catalogue = Arc::new(Catalogue::new(store.clone()));
         let cloud = Arc::new(Cloud::new(store.clone(), compute, settings.public_address, settings.cloud_access));
         let audit = Arc::new(Audit::new(store.clone()));

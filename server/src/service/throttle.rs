@@ -207,6 +207,27 @@ impl LoginThrottle {
         }
     }
 
+    /// The admitted attempt was never checked (the server was too busy to hash it): its
+    /// charge is taken back from each ledger that `admit` charged, so a student told to
+    /// retry later is not also counted as guessing.
+    pub fn not_checked(&self, account: &str, address: Option<IpAddr>, now: Instant) {
+        let mut ledgers = self.ledgers();
+        let pair = address.map(|a| (account.to_owned(), a));
+        let known_good = pair
+            .as_ref()
+            .and_then(|p| ledgers.known_good.get(p))
+            .is_some_and(|since| now.checked_duration_since(*since).is_none_or(|age| age < self.policy.known_good_for));
+        if let Some(pair) = &pair {
+            ledgers.pairs.refund(pair);
+        }
+        if !known_good {
+            ledgers.accounts.refund(&account.to_owned());
+            if let Some(address) = address {
+                ledgers.addresses.refund(&address);
+            }
+        }
+    }
+
     /// Whether a refusal of this account from this address should be written to the
     /// audit log: the first in each minute, so a flood of refused guesses cannot flood
     /// the log.

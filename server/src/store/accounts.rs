@@ -22,11 +22,8 @@ impl Store {
     pub fn user_by_name(&self, name: &str) -> Result<Option<UserRecord>> {
         let connection = self.lock();
         Ok(connection
-            .query_row(
-                "SELECT id, name, password_hash, is_admin, created_at FROM users WHERE name = ?1",
-                [name],
-                user_from_row,
-            )
+            .prepare_cached("SELECT id, name, password_hash, is_admin, created_at FROM users WHERE name = ?1")?
+            .query_row([name], user_from_row)
             .optional()?)
     }
 
@@ -42,7 +39,7 @@ impl Store {
     /// and every console session of theirs.
     /// Returns false when there is no such user.
     pub fn set_password(&self, user_id: i64, password_hash: &str, keep_token: Option<&str>) -> Result<bool> {
-        self.write(|tx| {
+        self.write_revoking(|tx| {
             let changed =
                 tx.execute("UPDATE users SET password_hash = ?1 WHERE id = ?2", params![password_hash, user_id])?;
             if changed == 0 {
@@ -56,13 +53,15 @@ impl Store {
     }
 
     pub fn set_admin(&self, user_id: i64, is_admin: bool) -> Result<bool> {
-        self.write(|tx| Ok(tx.execute("UPDATE users SET is_admin = ?1 WHERE id = ?2", params![is_admin, user_id])? > 0))
+        self.write_revoking(|tx| {
+            Ok(tx.execute("UPDATE users SET is_admin = ?1 WHERE id = ?2", params![is_admin, user_id])? > 0)
+        })
     }
 
     /// Deletes a user and their tokens. Refused while the user owns desktops, so that no
     /// running machine is orphaned.
     pub fn delete_user(&self, user_id: i64) -> Result<bool> {
-        self.write(|tx| {
+        self.write_revoking(|tx| {
             let desktops: i64 =
                 tx.query_row("SELECT count(*) FROM desktops WHERE owner_id = ?1", [user_id], |row| row.get(0))?;
             if desktops > 0 {
@@ -88,18 +87,19 @@ impl Store {
 
     /// Revokes one token; false when there was none with this hash.
     pub fn delete_token(&self, hash: &str) -> Result<bool> {
-        self.write(|tx| Ok(tx.execute("DELETE FROM tokens WHERE hash = ?1", [hash])? > 0))
+        self.write_revoking(|tx| Ok(tx.execute("DELETE FROM tokens WHERE hash = ?1", [hash])? > 0))
     }
 
     pub fn token(&self, hash: &str) -> Result<Option<TokenRecord>> {
         let connection = self.lock();
         Ok(connection
-            .query_row(
+            .prepare_cached(
                 "SELECT u.id, u.name, u.password_hash, u.is_admin, u.created_at, t.issued_at, t.expires_at
                  FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.hash = ?1",
-                [hash],
-                |row| Ok(TokenRecord { user: user_from_row(row)?, issued_at: row.get(5)?, expires_at: row.get(6)? }),
-            )
+            )?
+            .query_row([hash], |row| {
+                Ok(TokenRecord { user: user_from_row(row)?, issued_at: row.get(5)?, expires_at: row.get(6)? })
+            })
             .optional()?)
     }
 

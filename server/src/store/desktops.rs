@@ -2,6 +2,18 @@
 
 use super::*;
 
+/// A macro rather than a `const`, so that each query is one `&'static str` (`concat!`)
+/// and its prepared statement is found in the cache without building the text.
+macro_rules! desktop_select {
+    () => {
+        "SELECT d.id, d.name, d.owner_id, u.name, d.status, d.os_username, d.os_password,
+        d.default_connection_type, d.enable_usb, d.enable_clipboard, d.enable_audio, d.created_at, i.name, f.name,
+        coalesce(i.guest_agent, 0)
+     FROM desktops d JOIN users u ON u.id = d.owner_id
+     LEFT JOIN images i ON i.id = d.image_id LEFT JOIN flavors f ON f.id = d.flavor_id"
+    };
+}
+
 impl Store {
     // ----- desktops ------------------------------------------------------------
 
@@ -35,7 +47,8 @@ impl Store {
     pub fn desktop(&self, id: &str) -> Result<Option<DesktopRecord>> {
         let connection = self.lock();
         connection
-            .query_row(&format!("{DESKTOP_SELECT} WHERE d.id = ?1"), [id], desktop_from_row)
+            .prepare_cached(concat!(desktop_select!(), " WHERE d.id = ?1"))?
+            .query_row([id], desktop_from_row)
             .optional()?
             .transpose()
     }
@@ -43,7 +56,7 @@ impl Store {
     pub fn desktops_of(&self, owner_id: i64) -> Result<Vec<DesktopRecord>> {
         let connection = self.lock();
         let mut statement =
-            connection.prepare(&format!("{DESKTOP_SELECT} WHERE d.owner_id = ?1 ORDER BY d.name, d.id"))?;
+            connection.prepare_cached(concat!(desktop_select!(), " WHERE d.owner_id = ?1 ORDER BY d.name, d.id"))?;
         let rows = statement.query_map([owner_id], desktop_from_row)?;
         rows.map(|row| row?).collect()
     }
@@ -51,7 +64,7 @@ impl Store {
     /// Every desktop, of every owner.
     pub fn all_desktops(&self) -> Result<Vec<DesktopRecord>> {
         let connection = self.lock();
-        let mut statement = connection.prepare(&format!("{DESKTOP_SELECT} ORDER BY u.name, d.name, d.id"))?;
+        let mut statement = connection.prepare_cached(concat!(desktop_select!(), " ORDER BY u.name, d.name, d.id"))?;
         let rows = statement.query_map([], desktop_from_row)?;
         rows.map(|row| row?).collect()
     }
@@ -80,12 +93,6 @@ impl Store {
         self.write(|tx| Ok(tx.execute("DELETE FROM desktops WHERE id = ?1", [id])? > 0))
     }
 }
-
-const DESKTOP_SELECT: &str = "SELECT d.id, d.name, d.owner_id, u.name, d.status, d.os_username, d.os_password,
-        d.default_connection_type, d.enable_usb, d.enable_clipboard, d.enable_audio, d.created_at, i.name, f.name,
-        coalesce(i.guest_agent, 0)
-     FROM desktops d JOIN users u ON u.id = d.owner_id
-     LEFT JOIN images i ON i.id = d.image_id LEFT JOIN flavors f ON f.id = d.flavor_id";
 
 fn desktop_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<DesktopRecord>> {
     let status: String = row.get(4)?;

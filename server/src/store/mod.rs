@@ -14,6 +14,7 @@ mod terminals;
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 use thindesk_shared::{ConnectionType, DesktopStatus, MacAddress, Policy, RegistrationMode, Secret, TerminalState};
@@ -253,7 +254,25 @@ pub mod setting {
 pub struct Store {
     connection: Mutex<Connection>,
     path: PathBuf,
+    /// Bumped by every write of this process that changes a user or revokes a token
+    /// (`write_revoking`), before and after it commits; with SQLite's `data_version`
+    /// (which moves when another process, the command line, commits) it makes the
+    /// [`AuthGeneration`] that the token cache is valid for.
+    auth_writes: AtomicU64,
 }
+
+/// Changes when anything that could revoke a token or change a user may have been
+/// written: by this process (a counter) or by another one (`PRAGMA data_version`).
+/// Cheap to read: no disk access, one cached statement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuthGeneration {
+    local: u64,
+    data_version: i64,
+}
+
+/// How many prepared statements each connection keeps (rusqlite's default is 16;
+/// the store has more queries than that on hot paths).
+const STATEMENT_CACHE: usize = 64;
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -274,7 +293,8 @@ impl Store {
         connection.pragma_update(None, "foreign_keys", "ON")?;
         connection.pragma_update(None, "synchronous", "NORMAL")?;
         migrations::apply(&mut connection)?;
-        Ok(Self { connection: Mutex::new(connection), path })
+        connection.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        Ok(Self { connection: Mutex::new(connection), path, auth_writes: AtomicU64::new(0) })
     }
 
     pub fn path(&self) -> &Path {
@@ -285,6 +305,30 @@ impl Store {
         // A panic while holding the lock leaves no half-written state behind (every
         // write is a transaction), so a poisoned lock is safe to keep using.
         self.connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The current [`AuthGeneration`].
+    pub fn auth_generation(&self) -> Result<AuthGeneration> {
+        let local = self.auth_writes.load(Ordering::SeqCst);
+        Ok(AuthGeneration { local, data_version: self.data_version()? })
+    }
+
+    /// SQLite's `data_version` of this store's connection: it changes when another
+    /// connection (another process: the command line) commits, never for this one's
+    /// own writes.
+    pub fn data_version(&self) -> Result<i64> {
+        let connection = self.lock();
+        Ok(connection.prepare_cached("PRAGMA data_version")?.query_row([], |row| row.get(0))?)
+    }
+
+    /// [`Store::write`] for a write that changes a user or revokes tokens: the token
+    /// cache's generation moves before it starts and again once it has committed (or
+    /// failed), so no cached token outlives it.
+    fn write_revoking<T>(&self, work: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>) -> Result<T> {
+        self.auth_writes.fetch_add(1, Ordering::SeqCst);
+        let outcome = self.write(work);
+        self.auth_writes.fetch_add(1, Ordering::SeqCst);
+        outcome
     }
 
     /// Runs `work` in one IMMEDIATE transaction: it commits if `work` returns `Ok`, and

@@ -2,6 +2,15 @@
 
 use super::*;
 
+/// A macro rather than a `const`, so that each query is one `&'static str` (`concat!`)
+/// and its prepared statement is found in the cache without building the text.
+macro_rules! terminal_select {
+    () => {
+        "SELECT t.mac, p.name, t.seat_number, t.state, t.register_mode, t.created_at
+     FROM terminals t JOIN places p ON p.id = t.place_id"
+    };
+}
+
 impl Store {
     // ----- places --------------------------------------------------------------
 
@@ -17,14 +26,18 @@ impl Store {
 
     pub fn places(&self) -> Result<Vec<PlaceRecord>> {
         let connection = self.lock();
-        let mut statement = connection.prepare("SELECT name, address FROM places ORDER BY name")?;
+        let mut statement = connection.prepare_cached("SELECT name, address FROM places ORDER BY name")?;
         let rows = statement.query_map([], |row| Ok(PlaceRecord { name: row.get(0)?, address: row.get(1)? }))?;
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
     pub fn place_exists(&self, name: &str) -> Result<bool> {
         let connection = self.lock();
-        Ok(connection.query_row("SELECT 1 FROM places WHERE name = ?1", [name], |_| Ok(())).optional()?.is_some())
+        Ok(connection
+            .prepare_cached("SELECT 1 FROM places WHERE name = ?1")?
+            .query_row([name], |_| Ok(()))
+            .optional()?
+            .is_some())
     }
 
     /// Deletes a place. Refused while terminals sit in it.
@@ -77,15 +90,18 @@ impl Store {
     pub fn terminal(&self, mac: MacAddress) -> Result<Option<TerminalRecord>> {
         let connection = self.lock();
         connection
-            .query_row(&format!("{TERMINAL_SELECT} WHERE t.mac = ?1"), [mac.to_string()], terminal_from_row)
+            .prepare_cached(concat!(terminal_select!(), " WHERE t.mac = ?1"))?
+            .query_row([mac.to_string()], terminal_from_row)
             .optional()?
             .transpose()
     }
 
     pub fn terminals(&self, state: Option<TerminalState>) -> Result<Vec<TerminalRecord>> {
         let connection = self.lock();
-        let mut statement = connection
-            .prepare(&format!("{TERMINAL_SELECT} WHERE ?1 IS NULL OR t.state = ?1 ORDER BY p.name, t.seat_number"))?;
+        let mut statement = connection.prepare_cached(concat!(
+            terminal_select!(),
+            " WHERE ?1 IS NULL OR t.state = ?1 ORDER BY p.name, t.seat_number"
+        ))?;
         let rows = statement.query_map([state.map(TerminalState::as_str)], terminal_from_row)?;
         rows.map(|row| row?).collect()
     }
@@ -154,9 +170,6 @@ impl Store {
         })
     }
 }
-
-const TERMINAL_SELECT: &str = "SELECT t.mac, p.name, t.seat_number, t.state, t.register_mode, t.created_at
-     FROM terminals t JOIN places p ON p.id = t.place_id";
 
 /// Rows whose text columns hold values this program does not know are reported as
 /// corrupt rather than guessed at.

@@ -6,5 +6,6 @@ mod cli;
 mod connections;
 mod faces;
 mod methods;
+mod overload;
 mod sessions;
 mod tls;

@@ -10,6 +10,7 @@
 mod admin_api;
 mod api;
 mod audit;
+mod caches;
 mod cloud_api;
 mod cloud_qemu;
 mod console;

@@ -372,9 +372,12 @@ responses! {
         error(),
     );
     HypervisorUnavailable => json(
-        "No hypervisor is attached (`code` `compute_unavailable`), or it failed (`compute_failed`).",
+        "The server cannot do this now: no hypervisor is attached (`code` `compute_unavailable`), it \
+         failed (`compute_failed`), or too many passwords are being checked at once (`overloaded`, with \
+         `Retry-After`; contract \"Overload\").",
         error(),
-    );
+    )
+    .header("Retry-After", integer_header("Seconds to wait, when `code` is `overloaded`."));
 }
 
 /// One `#[utoipa::path]` item per operation. The functions are never called: each only
@@ -399,6 +402,7 @@ mod operations {
             (status = 401, response = Unauthorized),
             (status = 429, response = Throttled),
             (status = 500, response = InternalError),
+            (status = 503, response = HypervisorUnavailable),
         )
     )]
     fn get_token() {}
@@ -415,6 +419,7 @@ mod operations {
             (status = 401, response = Unauthorized),
             (status = 429, response = Throttled),
             (status = 500, response = InternalError),
+            (status = 503, response = HypervisorUnavailable),
         )
     )]
     fn post_token() {}
@@ -455,6 +460,7 @@ mod operations {
             (status = 415, response = UnsupportedMediaType),
             (status = 429, response = Throttled),
             (status = 500, response = InternalError),
+            (status = 503, response = HypervisorUnavailable),
         )
     )]
     fn get_reset_password() {}
@@ -474,6 +480,7 @@ mod operations {
             (status = 415, response = UnsupportedMediaType),
             (status = 429, response = Throttled),
             (status = 500, response = InternalError),
+            (status = 503, response = HypervisorUnavailable),
         )
     )]
     fn post_reset_password() {}
@@ -493,6 +500,7 @@ mod operations {
             (status = 415, response = UnsupportedMediaType),
             (status = 429, response = Throttled),
             (status = 500, response = InternalError),
+            (status = 503, response = HypervisorUnavailable),
         )
     )]
     fn put_reset_password() {}
@@ -511,6 +519,7 @@ mod operations {
             (status = 401, response = Unauthorized),
             (status = 429, response = Throttled),
             (status = 500, response = InternalError),
+            (status = 503, response = HypervisorUnavailable),
         )
     )]
     fn my_desktops() {}
@@ -527,6 +536,7 @@ mod operations {
             (status = 401, response = Unauthorized),
             (status = 429, response = Throttled),
             (status = 500, response = InternalError),
+            (status = 503, response = HypervisorUnavailable),
         )
     )]
     fn is_administrator() {}
