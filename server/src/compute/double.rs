@@ -135,4 +135,12 @@ impl Compute for TestCompute {
         let display = (status != DesktopStatus::Shutoff).then(|| self.display_for(desktop_id));
         Ok(MachineView { status, display })
     }
+
+    fn machines(&self) -> Result<Vec<String>, ComputeError> {
+        self.check_failing()?;
+        let defined = self.defined.lock().map_err(|_| ComputeError::Failed("poisoned".into()))?;
+        let mut ids: Vec<String> = defined.keys().cloned().collect();
+        ids.sort();
+        Ok(ids)
+    }
 }

@@ -109,6 +109,19 @@ pub trait Compute: Send + Sync {
     /// session, so that only whoever learns the new one gets in. A machine that is
     /// not running gets a fresh ticket at its next start anyway.
     fn new_ticket(&self, desktop_id: &str) -> Result<(), ComputeError>;
+
+    /// The ids of every machine defined, running or not.
+    fn machines(&self) -> Result<Vec<String>, ComputeError>;
+
+    /// Stops every process and removes every file of the driver's that belongs to no
+    /// machine it knows: what a crash left between starting a process and writing it
+    /// down, or half-way through defining or destroying a machine. Afterwards every
+    /// running machine counts against the host's limits and is in [`Compute::machines`].
+    /// Only while nothing else defines or starts machines on the same state: at server
+    /// start, before serving. Returns how many strays were found.
+    fn reclaim_strays(&self) -> Result<usize, ComputeError> {
+        Ok(0)
+    }
 }
 
 /// A server that has no hypervisor attached: it keeps and lists desktops, and answers
@@ -138,6 +151,10 @@ impl Compute for NoCompute {
     }
 
     fn inspect(&self, _desktop_id: &str) -> Result<MachineView, ComputeError> {
+        Err(ComputeError::NotConfigured)
+    }
+
+    fn machines(&self) -> Result<Vec<String>, ComputeError> {
         Err(ComputeError::NotConfigured)
     }
 }

@@ -365,6 +365,10 @@ mod tests {
         fn inspect(&self, id: &str) -> Result<MachineView, ComputeError> {
             self.inner.inspect(id)
         }
+
+        fn machines(&self) -> Result<Vec<String>, ComputeError> {
+            self.inner.machines()
+        }
     }
 
     fn cloud() -> (tempfile::TempDir, Arc<Store>, Arc<Scripted>, Cloud) {
