@@ -5,7 +5,7 @@
 use super::audit::{Actor, Audit};
 use super::{iso8601, random_token, unix_now};
 use crate::compute::{Compute, ComputeError, Display, PowerOp};
-use crate::store::{InstanceRecord, NewInstance, Store, StoreError};
+use crate::store::{InstanceRecord, NewInstance, Phase, Store, StoreError};
 use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -188,6 +188,11 @@ impl Cloud {
     /// Defines and starts a machine from the catalogue, and answers once it runs. If
     /// the hypervisor refuses at any step, the machine and the record are removed
     /// again.
+    ///
+    /// The record is written `Pending` before anything is defined and made `Ready`
+    /// only once the machine runs, right before the answer: a server killed in
+    /// between leaves a pending record, which the next server undoes with its machine
+    /// (`service::recovery`), so an id is either answered or never existed.
     pub fn launch_instance(
         &self,
         image: &str,
@@ -201,14 +206,15 @@ impl Cloud {
         let image = self.store.image_by_name(image)?.ok_or_else(|| CloudError::InvalidImage(image.to_owned()))?;
         let flavor = self.store.flavor_by_name(flavor)?.ok_or_else(|| CloudError::InvalidFlavor(flavor.to_owned()))?;
         let id = random_token(12);
-        let instance = NewInstance { id: &id, name, image_id: image.id, flavor_id: flavor.id, internet };
+        let instance =
+            NewInstance { id: &id, phase: Phase::Pending, name, image_id: image.id, flavor_id: flavor.id, internet };
         self.store.insert_instance(&instance, unix_now())?;
         let machine = super::catalogue::machine_spec(&id, name, &image, &flavor, internet, EXAM_POLICY);
         if let Err(error) = self.compute.define(&machine) {
             self.forget(&id);
             return Err(CloudError::Launch(error));
         }
-        match self.start(&id) {
+        match self.start(&id).map_err(CloudError::Launch).and_then(|display| self.settle(&id).map(|()| display)) {
             Ok(display) => {
                 tracing::info!(vm_id = %id, name, image = %image.name, flavor = %flavor.name, internet, "instance launched");
                 Ok(LaunchedInstance {
@@ -227,8 +233,17 @@ impl Cloud {
                     }
                 }
                 self.forget(&id);
-                Err(CloudError::Launch(error))
+                Err(error)
             }
+        }
+    }
+
+    /// Marks a launched instance `Ready`: from here on it is listed and answered.
+    fn settle(&self, id: &str) -> Result<(), CloudError> {
+        if self.store.move_instance(id, Phase::Pending, Phase::Ready)? {
+            Ok(())
+        } else {
+            Err(CloudError::Launch(ComputeError::Failed(format!("the record of instance {id} went missing"))))
         }
     }
 
@@ -248,12 +263,24 @@ impl Cloud {
 
     /// Stops the machine and frees what it held; unknown ids are
     /// [`CloudError::InvalidVmId`], so a second destroy is one too.
+    ///
+    /// The record turns `Removing` first (no longer listed, nor destroyable twice at
+    /// once); a server killed before the record is gone leaves it so, and the next
+    /// server finishes the job. If the hypervisor refuses, it is `Ready` again.
     pub fn destroy_instance(&self, vm_id: &str) -> Result<(), CloudError> {
         let record = self.store.instance(vm_id)?.ok_or(CloudError::InvalidVmId)?;
+        if !self.store.move_instance(&record.id, Phase::Ready, Phase::Removing)? {
+            return Err(CloudError::InvalidVmId);
+        }
         match self.compute.destroy(&record.id) {
             // A machine the hypervisor does not know is already gone.
             Ok(()) | Err(ComputeError::NoSuchMachine(_)) => {}
-            Err(error) => return Err(CloudError::Destroy(error)),
+            Err(error) => {
+                if let Err(reopen) = self.store.move_instance(&record.id, Phase::Removing, Phase::Ready) {
+                    tracing::error!(vm_id = %record.id, error = %reopen, "cannot keep an instance whose destroy failed; the next start destroys it");
+                }
+                return Err(CloudError::Destroy(error));
+            }
         }
         if !self.store.delete_instance(&record.id)? {
             return Err(CloudError::InvalidVmId);
@@ -453,6 +480,22 @@ mod tests {
         assert!(matches!(cloud.launch_instance(IMAGE, "m1.small", false, "a\nb"), Err(CloudError::InvalidName)));
         assert!(compute.defined.lock().expect("lock").is_empty());
         assert!(store.instances().expect("list").is_empty());
+    }
+
+    #[test]
+    fn an_instance_not_yet_answered_or_being_destroyed_is_shown_to_no_one() {
+        let (_dir, store, _compute, cloud) = cloud();
+        let image = store.image_by_name(IMAGE).expect("q").expect("image");
+        let flavor = store.flavor_by_name("m1.tiny").expect("q").expect("flavor");
+        for (id, phase) in [("launching", Phase::Pending), ("destroying", Phase::Removing)] {
+            let instance =
+                NewInstance { id, phase, name: "exam", image_id: image.id, flavor_id: flavor.id, internet: false };
+            store.insert_instance(&instance, 1).expect("instance");
+            assert!(matches!(cloud.query_instance(id), Err(CloudError::InvalidVmId)));
+            assert!(matches!(cloud.destroy_instance(id), Err(CloudError::InvalidVmId)));
+        }
+        assert!(cloud.list_instances().expect("list").is_empty());
+        assert_eq!(store.instance_phases().expect("phases").len(), 2, "both left to the next start's recovery");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use super::audit::{Actor, Audit};
 use super::{FieldErrors, Principal, ServiceError, random_token, unix_now};
 use crate::compute::{Compute, ComputeError, MachineView, PowerOp};
-use crate::store::{DesktopRecord, NewDesktop, Store};
+use crate::store::{DesktopRecord, NewDesktop, Phase, Store};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use thindesk_shared::admin::DesktopSummary;
@@ -98,7 +98,9 @@ impl Desktops {
     /// Creates a desktop. With an image and a flavor, its machine is defined on the
     /// hypervisor too (id = the desktop's id, internet allowed, RDP forwarded for RDP
     /// images), and the OS account and connection type default to the image's; if the
-    /// hypervisor refuses, the desktop is not kept.
+    /// hypervisor refuses, the desktop is not kept. Such a desktop is recorded
+    /// `Pending` before its machine is defined and `Ready` after, so a server killed
+    /// in between leaves nothing the next server does not undo (`service::recovery`).
     pub fn create(&self, by: &Actor, spec: &DesktopSpec) -> Result<String, ServiceError> {
         let mut errors = FieldErrors::default();
         let name = spec.name.trim();
@@ -155,6 +157,7 @@ impl Desktops {
                 policy: spec.policy,
                 image_id: image.as_ref().map(|i| i.id),
                 flavor_id: flavor.as_ref().map(|f| f.id),
+                phase: if image.is_some() { Phase::Pending } else { Phase::Ready },
             },
             unix_now(),
         )?;
@@ -165,6 +168,9 @@ impl Desktops {
                     tracing::error!(desktop = %id, error = %cleanup, "cannot remove a desktop whose machine was refused");
                 }
                 return Err(error.into());
+            }
+            if !self.store.move_desktop(&id, Phase::Pending, Phase::Ready)? {
+                return Err(ServiceError::Internal(format!("the record of desktop {id} went missing")));
             }
         }
         tracing::info!(desktop = %id, owner = %owner.name, image = ?spec.image, flavor = ?spec.flavor, "desktop created");
@@ -273,15 +279,26 @@ impl Desktops {
     }
 
     /// Deletes a desktop and frees its machine (process, disk overlay, ports). A
-    /// machine the hypervisor does not know is already gone.
+    /// machine the hypervisor does not know is already gone. The record turns
+    /// `Removing` before the machine is destroyed (a server killed meanwhile leaves
+    /// the rest to the next one), and `Ready` again if the hypervisor refuses.
     pub fn delete(&self, by: &Actor, desktop_id: &str) -> Result<(), ServiceError> {
         let record = self.store.desktop(desktop_id)?.ok_or(ServiceError::DesktopNotFound)?;
         let _guard = self.claim(&record.id)?;
-        match self.compute.destroy(&record.id) {
-            Ok(()) | Err(ComputeError::NoSuchMachine(_)) => {}
+        if !self.store.move_desktop(&record.id, Phase::Ready, Phase::Removing)? {
+            return Err(ServiceError::DesktopNotFound);
+        }
+        let destroyed = match self.compute.destroy(&record.id) {
+            Ok(()) | Err(ComputeError::NoSuchMachine(_)) => Ok(()),
             // A desktop from before the catalogue may never have had a machine here.
-            Err(ComputeError::NotConfigured) if record.image.is_none() => {}
-            Err(error) => return Err(error.into()),
+            Err(ComputeError::NotConfigured) if record.image.is_none() => Ok(()),
+            Err(error) => Err(error),
+        };
+        if let Err(error) = destroyed {
+            if let Err(reopen) = self.store.move_desktop(&record.id, Phase::Removing, Phase::Ready) {
+                tracing::error!(desktop = %record.id, error = %reopen, "cannot keep a desktop whose machine was not destroyed; the next start deletes it");
+            }
+            return Err(error.into());
         }
         if !self.store.delete_desktop(&record.id)? {
             return Err(ServiceError::DesktopNotFound);

@@ -102,6 +102,15 @@ const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL,
         expires_at INTEGER NOT NULL
     );",
+    // 4: the launch and removal journal. A machine's record is written `pending`
+    // before its machine is defined and made `ready` right before the caller is
+    // answered; it turns `removing` before its machine is destroyed. Only `ready`
+    // rows are shown; a server starting up finishes or undoes the others
+    // (`service::recovery`).
+    "ALTER TABLE instances ADD COLUMN phase TEXT NOT NULL DEFAULT 'ready'
+        CHECK (phase IN ('pending', 'ready', 'removing'));
+    ALTER TABLE desktops ADD COLUMN phase TEXT NOT NULL DEFAULT 'ready'
+        CHECK (phase IN ('pending', 'ready', 'removing'));",
 ];
 
 pub(super) fn apply(connection: &mut Connection) -> Result<()> {
