@@ -166,10 +166,7 @@ impl Cloud {
         internet: bool,
         name: &str,
     ) -> Result<LaunchedInstance, CloudError> {
-        let launched = self.launch_instance(image, flavor, internet, name)?;
-        let detail = format!("{name:?}, image {image}, flavor {flavor}, internet {internet}");
-        self.audit.record(by, "instance.launch", &launched.vm_id, &detail);
-        Ok(launched)
+        self.launch_as(Some(by), image, flavor, internet, name)
     }
 
     /// [`Cloud::destroy_instance`], recorded in the audit log as done by `by`.
@@ -200,6 +197,21 @@ impl Cloud {
         internet: bool,
         name: &str,
     ) -> Result<LaunchedInstance, CloudError> {
+        self.launch_as(None, image, flavor, internet, name)
+    }
+
+    /// The launch, audited as done by `by` when given. The audit entry is written
+    /// before the record turns `Ready`, so that as little as can be lies between that
+    /// and the answer (a server killed there leaves a launch its caller never heard
+    /// of; the audit log then also shows it undone or kept).
+    fn launch_as(
+        &self,
+        by: Option<&Actor>,
+        image: &str,
+        flavor: &str,
+        internet: bool,
+        name: &str,
+    ) -> Result<LaunchedInstance, CloudError> {
         if name.is_empty() || name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control) {
             return Err(CloudError::InvalidName);
         }
@@ -214,7 +226,14 @@ impl Cloud {
             self.forget(&id);
             return Err(CloudError::Launch(error));
         }
-        match self.start(&id).map_err(CloudError::Launch).and_then(|display| self.settle(&id).map(|()| display)) {
+        let started = self.start(&id).map_err(CloudError::Launch).and_then(|display| {
+            if let Some(by) = by {
+                let detail = format!("{name:?}, image {}, flavor {}, internet {internet}", image.name, flavor.name);
+                self.audit.record(by, "instance.launch", &id, &detail);
+            }
+            self.settle(&id).map(|()| display)
+        });
+        match started {
             Ok(display) => {
                 tracing::info!(vm_id = %id, name, image = %image.name, flavor = %flavor.name, internet, "instance launched");
                 Ok(LaunchedInstance {

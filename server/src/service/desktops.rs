@@ -169,11 +169,9 @@ impl Desktops {
                 }
                 return Err(error.into());
             }
-            if !self.store.move_desktop(&id, Phase::Pending, Phase::Ready)? {
-                return Err(ServiceError::Internal(format!("the record of desktop {id} went missing")));
-            }
         }
-        tracing::info!(desktop = %id, owner = %owner.name, image = ?spec.image, flavor = ?spec.flavor, "desktop created");
+        // Audited before the record turns `Ready`, so as little as can be lies between
+        // that and the answer.
         let detail = format!(
             "{name:?} for {}, image {}, flavor {}",
             owner.name,
@@ -181,6 +179,10 @@ impl Desktops {
             spec.flavor.as_deref().unwrap_or("-")
         );
         self.audit.record(by, "desktop.create", &id, &detail);
+        if spec.image.is_some() && !self.store.move_desktop(&id, Phase::Pending, Phase::Ready)? {
+            return Err(ServiceError::Internal(format!("the record of desktop {id} went missing")));
+        }
+        tracing::info!(desktop = %id, owner = %owner.name, image = ?spec.image, flavor = ?spec.flavor, "desktop created");
         Ok(id)
     }
 
@@ -625,6 +627,19 @@ mod tests {
         let half = DesktopSpec { flavor: None, ..from_image() };
         assert!(matches!(desktops.create(&Actor::system(), &half), Err(ServiceError::Invalid(_))));
         assert!(desktops.list_all(None).expect("list").is_empty());
+    }
+
+    #[test]
+    fn a_delete_the_hypervisor_refuses_keeps_the_desktop_for_another_try() {
+        let (dir, store, compute, desktops, owner, _) = setup_with_store();
+        add_image(dir.path(), &store);
+        let id = desktops.create(&Actor::system(), &from_image()).expect("create");
+        compute.set_failing(true);
+        assert!(matches!(desktops.delete(&Actor::system(), &id), Err(ServiceError::Compute(_))));
+        compute.set_failing(false);
+        assert_eq!(desktops.list_for(&owner).expect("list").len(), 1, "still listed, and ready");
+        desktops.delete(&Actor::system(), &id).expect("second try");
+        assert!(store.desktop_phases().expect("phases").is_empty());
     }
 
     #[test]

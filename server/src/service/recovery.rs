@@ -131,10 +131,14 @@ impl Recovery {
             Kind::Instance => self.store.delete_instance(id)?,
             Kind::Desktop => self.store.delete_desktop(id)?,
         };
-        match phase {
-            Phase::Pending => tracing::warn!(?kind, id, "undid a launch the server was killed in"),
-            _ => tracing::warn!(?kind, id, "finished a destroy the server was killed in"),
-        }
+        let action = match (kind, phase) {
+            (Kind::Instance, Phase::Pending) => "instance.launch.undone",
+            (Kind::Desktop, Phase::Pending) => "desktop.create.undone",
+            (Kind::Instance, _) => "instance.destroy.finished",
+            (Kind::Desktop, _) => "desktop.delete.finished",
+        };
+        tracing::warn!(?kind, id, action, "the server was killed during this; its next start finished it");
+        self.audit.record(&Actor::system(), action, id, "the server was killed during it");
         Ok(true)
     }
 
@@ -288,6 +292,22 @@ mod tests {
         assert_eq!(recovered, Recovered { unfinished: 6, ..Recovered::default() });
         assert_eq!(f.phases(), [("answered".to_owned(), Phase::Ready)]);
         assert_eq!(f.compute.machines().expect("machines"), ["answered"]);
+        let query = crate::store::AuditQuery { actor: None, action: None, since: None, until: None, limit: 100 };
+        let mut audited: Vec<(String, String)> =
+            f.store.audit(&query).expect("audit").into_iter().map(|entry| (entry.action, entry.target)).collect();
+        audited.sort();
+        assert_eq!(
+            audited,
+            [
+                ("desktop.create.undone".to_owned(), "create-after-define".to_owned()),
+                ("desktop.delete.finished".to_owned(), "delete-before-machine".to_owned()),
+                ("instance.destroy.finished".to_owned(), "destroy-after-machine".to_owned()),
+                ("instance.destroy.finished".to_owned(), "destroy-before-machine".to_owned()),
+                ("instance.launch.undone".to_owned(), "launch-after-define".to_owned()),
+                ("instance.launch.undone".to_owned(), "launch-before-define".to_owned()),
+            ],
+            "the audit log says what the server finished or undid"
+        );
         assert_eq!(f.recover(), Recovered::default(), "a second start finds nothing to do");
     }
 
