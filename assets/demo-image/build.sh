@@ -27,6 +27,11 @@
 # (read in the guest from /sys/class/dmi/id/product_serial and product_version).
 # It powers off on the ACPI power button (QMP system_powerdown).
 #
+# It runs the QEMU guest agent (Debian's qemu-guest-agent with the libraries it
+# needs, downloaded and unpacked like the kernel) on the virtio-serial port named
+# org.qemu.guest_agent.0, so thindesk sets the account `student`'s password inside
+# the guest (guest-set-user-password). The account is locked until it does.
+#
 # Running it again rebuilds OUTPUT from scratch; OUTPUT is replaced atomically.
 set -euo pipefail
 
@@ -74,17 +79,42 @@ kernel_pkg=$(dpkg-deb -f linux-image-cloud-amd64_*.deb Depends | grep -o 'linux-
 [ -n "$kernel_pkg" ] || die "cannot find the kernel package in linux-image-cloud-amd64's Depends"
 download "$kernel_pkg"
 dpkg-deb -x "$kernel_pkg"_*.deb kernel
+
+# The guest agent and the shared libraries it loads (qemu-guest-agent's Depends and
+# theirs), resolved by ldd against the unpacked packages only.
+agent_packages="qemu-guest-agent libc6 libglib2.0-0 libnuma1 libudev1 liburing2 libpcre2-8-0"
+for package in $agent_packages; do
+    download "$package"
+    dpkg-deb -x "$package"_*.deb agent
+done
+agent_libs=agent/lib/x86_64-linux-gnu:agent/usr/lib/x86_64-linux-gnu
+agent_needs=$(LD_LIBRARY_PATH=$agent_libs ldd agent/usr/sbin/qemu-ga) || die "ldd qemu-ga failed"
+if echo "$agent_needs" | grep -q 'not found'; then
+    die "qemu-ga needs libraries that are not in $agent_packages: $agent_needs"
+fi
 vmlinuz=$(ls kernel/boot/vmlinuz-*)
 modules=$(ls -d kernel/lib/modules/*/kernel)
 
-# initramfs: busybox, the init script, and the modules for virtio networking and the
-# ACPI power button (button + evdev, which busybox acpid reads), each after the
+# initramfs: busybox, the init script, the guest agent, and the modules for virtio
+# networking, the virtio-serial ports and the ACPI power button (button + evdev, which busybox acpid reads), each after the
 # modules it depends on. There is no modules.dep in the package (depmod makes it on
 # installation), so the dependencies come from each module's .modinfo "depends=".
 mkdir -p root/bin root/lib/modules root/etc/acpi/PWRF root/proc root/sys root/dev \
-         root/tmp root/var/log root/var/run
+         root/tmp root/var/log root/var/run root/lib64 root/lib/x86_64-linux-gnu
 cp "$busybox" root/bin/busybox
 install -m 0755 "$init" root/init
+install -m 0755 "$here/chpasswd" root/bin/chpasswd
+install -m 0755 "$here/remote-access" root/bin/remote-access
+cp agent/usr/sbin/qemu-ga root/bin/qemu-ga
+cp -L agent/lib64/ld-linux-x86-64.so.2 root/lib64/
+for library in $(echo "$agent_needs" | sed -n 's|.*=> \(agent/[^ ]*\) .*|\1|p'); do
+    cp -L "$library" root/lib/x86_64-linux-gnu/
+done
+# One account, locked: only thindesk, through the guest agent, gives it a password.
+printf 'root:x:0:0:root:/root:/bin/sh\nstudent:x:1000:1000:student:/tmp:/bin/sh\n' > root/etc/passwd
+printf 'root:*:20000:0:99999:7:::\nstudent:!:20000:0:99999:7:::\n' > root/etc/shadow
+printf 'root:x:0:\nstudent:x:1000:\n' > root/etc/group
+chmod 0600 root/etc/shadow
 module_path() {
     local found
     found=$(find "$modules" -name "$1.ko" -o -name "$1.ko.xz" -o -name "$1.ko.zst" | head -n1)
@@ -102,7 +132,7 @@ add_module() {
     done
     ordered+=("$name")
 }
-for module in virtio_pci virtio_net button evdev; do add_module "$module"; done
+for module in virtio_pci virtio_net virtio_console button evdev; do add_module "$module"; done
 n=0
 for module in "${ordered[@]}"; do
     n=$((n + 1))

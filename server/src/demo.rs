@@ -93,7 +93,10 @@ impl Demo {
                         base_disk: image,
                         default_connection_type: ConnectionType::Spice,
                         os_username: "student".into(),
+                        // Unused: the image runs the guest agent, so the desktop gets
+                        // its own password.
                         os_password: Secret::new(random_token(9)),
+                        guest_agent: true,
                     },
                 )?;
                 let desktop_id = services

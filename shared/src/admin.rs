@@ -81,6 +81,11 @@ pub struct Image {
     pub disk: String,
     pub default_connection_type: ConnectionType,
     pub os_username: String,
+    /// The image runs the QEMU guest agent, so each desktop made from it gets its
+    /// own OS password, set in the guest at every start. `false`: its desktops share
+    /// the image's OS password.
+    #[serde(default)]
+    pub guest_agent: bool,
     /// ISO 8601 UTC.
     pub created_at: String,
 }
@@ -265,6 +270,11 @@ pub struct NewImage {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", schema(value_type = Option<String>))]
     pub os_password: Option<Secret>,
+    /// The image runs the QEMU guest agent (`qemu-guest-agent` on the virtio-serial
+    /// port `org.qemu.guest_agent.0`): each desktop then gets its own OS password.
+    /// `false` when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest_agent: Option<bool>,
 }
 
 /// `POST desktops`: from a catalogue image and flavor, for exactly one of `user`,

@@ -67,6 +67,7 @@ fn main() {
                     default_connection_type: ConnectionType::Spice,
                     os_username: "student".into(),
                     os_password: "demo".into(),
+                    guest_agent: false,
                 },
             )
         })

@@ -248,6 +248,7 @@ impl<C: ?Sized + ServerCompute> TestServer<C> {
             default_connection_type: connection,
             os_username: os_username.into(),
             os_password: os_password.into(),
+            guest_agent: false,
         };
         let services = self.services().clone();
         tokio::task::spawn_blocking(move || services.catalogue.add_image(&Actor::system(), &spec).expect("image"))

@@ -84,6 +84,7 @@ pub fn demo_spec(id: &str, name: &str, internet: bool) -> MachineSpec {
         internet,
         rdp: false,
         policy: thindesk_shared::Policy::default(),
+        guest_account: None,
     }
 }
 

@@ -126,6 +126,11 @@ pub enum ImageCommand {
         /// The account desktops of this image log in with
         #[arg(long, default_value = "")]
         os_username: String,
+        /// The image runs the QEMU guest agent: each desktop then gets its own OS
+        /// password, set in the guest at every start (without it, all desktops of
+        /// the image share the password asked for here)
+        #[arg(long)]
+        guest_agent: bool,
     },
     /// List images
     List,
@@ -283,9 +288,15 @@ fn request(command: AdminCommand) -> anyhow::Result<(Decoder, Input, Option<Prom
             }
         },
         AdminCommand::Image(command) => match command {
-            ImageCommand::Add { name, disk, connection, os_username } => {
+            ImageCommand::Add { name, disk, connection, os_username, guest_agent } => {
                 let prompt = format!("OS password of {os_username:?} on image {name}: ");
-                let fields = [("name", name), ("disk", disk), ("connection", connection), ("os_username", os_username)];
+                let fields = [
+                    ("name", name),
+                    ("disk", disk),
+                    ("connection", connection),
+                    ("os_username", os_username),
+                    ("guest_agent", guest_agent.to_string()),
+                ];
                 let secret = PromptedSecret { field: "os_password", prompt };
                 return Ok((decode::add_image, Input::from_text(fields), Some(secret)));
             }
@@ -368,10 +379,22 @@ fn report(out: &mut impl Write, command: &Command, outcome: Outcome) -> anyhow::
             }
         }
         (_, Outcome::Images(images)) => {
-            writeln!(out, "{:<32} {:<10} {:<16} {:<20} base disk", "name", "connection", "os user", "created")?;
+            let header = ["name", "connection", "os user", "os password", "created"];
+            writeln!(
+                out,
+                "{:<32} {:<10} {:<16} {:<12} {:<20} base disk",
+                header[0], header[1], header[2], header[3], header[4]
+            )?;
             for i in images.image_list {
                 let connection = i.default_connection_type.as_str();
-                writeln!(out, "{:<32} {connection:<10} {:<16} {:<20} {}", i.name, i.os_username, i.created_at, i.disk)?;
+                // What the console says: without a guest agent, every desktop of the
+                // image has the same OS password.
+                let password = if i.guest_agent { "per desktop" } else { "shared" };
+                writeln!(
+                    out,
+                    "{:<32} {connection:<10} {:<16} {password:<12} {:<20} {}",
+                    i.name, i.os_username, i.created_at, i.disk
+                )?;
             }
         }
         (_, Outcome::Flavors(flavors)) => {

@@ -2,7 +2,7 @@
 //! state machine a real one would and records every operation, so tests can assert
 //! what the service asked for. Never used by the shipped server.
 
-use super::{Compute, ComputeError, Display, MachineSpec, MachineView, PowerOp};
+use super::{Compute, ComputeError, Display, GuestAccount, MachineSpec, MachineView, PowerOp};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use thindesk_shared::{DesktopStatus, Secret};
@@ -142,5 +142,18 @@ impl Compute for TestCompute {
         let mut ids: Vec<String> = defined.keys().cloned().collect();
         ids.sort();
         Ok(ids)
+    }
+
+    fn set_guest_account(&self, desktop_id: &str, account: &GuestAccount) -> Result<(), ComputeError> {
+        self.check_failing()?;
+        let mut defined = self.defined.lock().map_err(|_| ComputeError::Failed("poisoned".into()))?;
+        let spec = defined.get_mut(desktop_id).ok_or_else(|| ComputeError::NoSuchMachine(desktop_id.to_owned()))?;
+        match &mut spec.guest_account {
+            Some(current) => {
+                *current = account.clone();
+                Ok(())
+            }
+            None => Err(ComputeError::NoGuestAgent(desktop_id.to_owned())),
+        }
     }
 }

@@ -8,6 +8,7 @@
 pub mod double;
 pub mod qemu;
 
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 use thindesk_shared::{DesktopStatus, Policy, Secret};
 
@@ -48,6 +49,14 @@ pub struct MachineView {
     pub display: Option<Display>,
 }
 
+/// An account inside the guest whose password the driver sets, through the QEMU
+/// guest agent, each time the machine starts.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GuestAccount {
+    pub username: String,
+    pub password: Secret,
+}
+
 /// Everything a driver needs to define a machine. The machine's id is the desktop's or
 /// cloud instance's id; the driver keeps its own state under that id.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,6 +78,10 @@ pub struct MachineSpec {
     /// hypervisor, not only by the viewer: a student who edits a connection file
     /// gets no channel the policy does not allow.
     pub policy: Policy,
+    /// For images that run the QEMU guest agent: the account whose password is set
+    /// in the guest at every start (each desktop has its own). `None`: no agent
+    /// channel; the guest keeps the image's passwords.
+    pub guest_account: Option<GuestAccount>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -84,6 +97,8 @@ pub enum ComputeError {
     /// The host cannot take this machine (memory, ports); nothing was started.
     #[error("the host has no room for this machine: {0}")]
     NoCapacity(String),
+    #[error("the machine {0} has no guest agent")]
+    NoGuestAgent(String),
     #[error("the hypervisor failed: {0}")]
     Failed(String),
 }
@@ -122,6 +137,12 @@ pub trait Compute: Send + Sync {
     fn reclaim_strays(&self) -> Result<usize, ComputeError> {
         Ok(0)
     }
+
+    /// Replaces the guest account whose password the machine gets at each start. A
+    /// running machine gets it now too, as soon as its guest agent answers (the call
+    /// does not wait for that). [`ComputeError::NoGuestAgent`] for a machine defined
+    /// without an account.
+    fn set_guest_account(&self, desktop_id: &str, account: &GuestAccount) -> Result<(), ComputeError>;
 }
 
 /// A server that has no hypervisor attached: it keeps and lists desktops, and answers
@@ -155,6 +176,10 @@ impl Compute for NoCompute {
     }
 
     fn machines(&self) -> Result<Vec<String>, ComputeError> {
+        Err(ComputeError::NotConfigured)
+    }
+
+    fn set_guest_account(&self, _desktop_id: &str, _account: &GuestAccount) -> Result<(), ComputeError> {
         Err(ComputeError::NotConfigured)
     }
 }

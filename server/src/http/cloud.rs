@@ -166,7 +166,10 @@ fn describe(failure: &Failure) -> (CloudReply, Option<Extra>) {
                     tracing::error!(error = %compute, "cloud API launch: the platform is misconfigured");
                     (CloudReply::detailed(R::InvalidCloudConfig, &compute.to_string()), none)
                 }
-                ComputeError::NoSuchMachine(_) | ComputeError::AlreadyDefined(_) | ComputeError::Failed(_) => {
+                ComputeError::NoSuchMachine(_)
+                | ComputeError::AlreadyDefined(_)
+                | ComputeError::NoGuestAgent(_)
+                | ComputeError::Failed(_) => {
                     tracing::error!(error = %compute, "cloud API launch: the hypervisor failed");
                     let detail = format!("the hypervisor failed; {LOG_HAS_DETAILS}");
                     (CloudReply::detailed(R::VmCreationFailure, &detail), none)

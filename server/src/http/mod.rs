@@ -7,6 +7,7 @@ mod cloud;
 pub mod console;
 pub mod credentials;
 mod handlers;
+mod malformed;
 mod openapi;
 pub mod reply;
 pub mod serve;

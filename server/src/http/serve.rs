@@ -3,7 +3,9 @@
 //! kept-alive connections), and at most `max_connections` are open at once, the last
 //! `LOOPBACK_RESERVE` of them kept for loopback callers. Past the cap a connection
 //! gets a JSend 503 with `Retry-After` and is closed. A client's protocol errors
-//! (a malformed request, a timeout) are the client's, so they are logged at debug.
+//! (a malformed request, a timeout) are the client's, so they are logged at debug,
+//! and hyper's own answer to a request it cannot parse gets a JSend body
+//! ([`super::malformed`]).
 
 use crate::config::LOOPBACK_RESERVE;
 use hyper::body::Incoming;
@@ -66,6 +68,7 @@ pub async fn serve(listener: TcpListener, state: super::AppState, limits: Limits
         });
         let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
         builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
+        let stream = super::malformed::JsendForMalformed::new(stream);
         let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
         let connection = graceful.watch(connection);
         let open = open.clone();

@@ -3,7 +3,7 @@
 
 use super::audit::{Actor, Audit};
 use super::{FieldErrors, ServiceError, unix_now};
-use crate::compute::MachineSpec;
+use crate::compute::{GuestAccount, MachineSpec};
 use crate::store::{Conflict, FlavorRecord, ImageRecord, NewFlavor, NewImage, Store, StoreError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -24,6 +24,8 @@ pub struct ImageSpec {
     /// The account on the guest that desktops made from this image log in with.
     pub os_username: String,
     pub os_password: Secret,
+    /// The image runs the QEMU guest agent; see [`crate::store::ImageRecord`].
+    pub guest_agent: bool,
 }
 
 /// An image as the listing shows it; never its password.
@@ -33,6 +35,7 @@ pub struct Image {
     pub base_disk: PathBuf,
     pub default_connection_type: ConnectionType,
     pub os_username: String,
+    pub guest_agent: bool,
     pub created_at: i64,
 }
 
@@ -78,6 +81,7 @@ impl Catalogue {
             default_connection_type: spec.default_connection_type,
             os_username: &spec.os_username,
             os_password: &spec.os_password,
+            guest_agent: spec.guest_agent,
         };
         match self.store.insert_image(&image, unix_now()) {
             Ok(_) => {
@@ -101,6 +105,7 @@ impl Catalogue {
                 base_disk: i.base_disk,
                 default_connection_type: i.default_connection_type,
                 os_username: i.os_username,
+                guest_agent: i.guest_agent,
                 created_at: i.created_at,
             })
             .collect())
@@ -199,6 +204,8 @@ fn check_base_disk(path: &Path) -> Result<String, String> {
 }
 
 /// The machine a desktop or cloud instance `id` gets from `image` and `flavor`.
+/// `guest_account` is set in the guest at each start, for images that run the guest
+/// agent (it is ignored for the others).
 pub(crate) fn machine_spec(
     id: &str,
     name: &str,
@@ -206,6 +213,7 @@ pub(crate) fn machine_spec(
     flavor: &FlavorRecord,
     internet: bool,
     policy: Policy,
+    guest_account: Option<GuestAccount>,
 ) -> MachineSpec {
     MachineSpec {
         id: id.to_owned(),
@@ -217,6 +225,7 @@ pub(crate) fn machine_spec(
         disk_gib: flavor.disk_gib,
         internet,
         policy,
+        guest_account: guest_account.filter(|_| image.guest_agent),
     }
 }
 
@@ -237,6 +246,7 @@ mod tests {
             default_connection_type: ConnectionType::Spice,
             os_username: "student".into(),
             os_password: "os-secret".into(),
+            guest_agent: false,
         }
     }
 

@@ -221,7 +221,8 @@ impl Cloud {
         let instance =
             NewInstance { id: &id, phase: Phase::Pending, name, image_id: image.id, flavor_id: flavor.id, internet };
         self.store.insert_instance(&instance, unix_now())?;
-        let machine = super::catalogue::machine_spec(&id, name, &image, &flavor, internet, EXAM_POLICY);
+        // The exam system's image decides how its guests log in: no account is set.
+        let machine = super::catalogue::machine_spec(&id, name, &image, &flavor, internet, EXAM_POLICY, None);
         if let Err(error) = self.compute.define(&machine) {
             self.forget(&id);
             return Err(CloudError::Launch(error));
@@ -365,7 +366,7 @@ impl Cloud {
 mod tests {
     use super::*;
     use crate::compute::double::TestCompute;
-    use crate::compute::{MachineSpec, MachineView};
+    use crate::compute::{GuestAccount, MachineSpec, MachineView};
     use crate::store::NewImage;
     use std::sync::Mutex;
     use thindesk_shared::{ConnectionType, Secret};
@@ -415,6 +416,10 @@ mod tests {
         fn machines(&self) -> Result<Vec<String>, ComputeError> {
             self.inner.machines()
         }
+
+        fn set_guest_account(&self, id: &str, account: &GuestAccount) -> Result<(), ComputeError> {
+            self.inner.set_guest_account(id, account)
+        }
     }
 
     fn cloud() -> (tempfile::TempDir, Arc<Store>, Arc<Scripted>, Cloud) {
@@ -428,6 +433,7 @@ mod tests {
             default_connection_type: ConnectionType::Spice,
             os_username: "student",
             os_password: &Secret::new("pw"),
+            guest_agent: false,
         };
         store.insert_image(&image, 0).expect("image");
         let compute = Arc::new(Scripted::default());

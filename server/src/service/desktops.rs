@@ -4,7 +4,7 @@
 
 use super::audit::{Actor, Audit};
 use super::{FieldErrors, Principal, ServiceError, random_token, unix_now};
-use crate::compute::{Compute, ComputeError, MachineView, PowerOp};
+use crate::compute::{Compute, ComputeError, GuestAccount, MachineView, PowerOp};
 use crate::store::{DesktopRecord, NewDesktop, Phase, Store};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -134,7 +134,12 @@ impl Desktops {
         if os_username.is_empty() {
             errors.add("os_username", if image.is_some() { "is required: the image has none" } else { "is required" });
         }
-        let os_password = spec.os_password.clone().or_else(|| image.as_ref().map(|i| i.os_password.clone()));
+        // An image with a guest agent gets each desktop its own password; without
+        // one, the guest only knows the image's.
+        let os_password = spec
+            .os_password
+            .clone()
+            .or_else(|| image.as_ref().map(|i| if i.guest_agent { new_os_password() } else { i.os_password.clone() }));
         let default_connection_type = spec
             .default_connection_type
             .or(image.as_ref().map(|i| i.default_connection_type))
@@ -152,7 +157,7 @@ impl Desktops {
                 owner_id: owner.id,
                 status: DesktopStatus::Shutoff,
                 os_username: &os_username,
-                os_password: &os_password.unwrap_or_default(),
+                os_password: os_password.as_ref().unwrap_or(&Secret::default()),
                 default_connection_type,
                 policy: spec.policy,
                 image_id: image.as_ref().map(|i| i.id),
@@ -162,7 +167,8 @@ impl Desktops {
             unix_now(),
         )?;
         if let (Some(image), Some(flavor)) = (image, flavor) {
-            let machine = super::catalogue::machine_spec(&id, name, &image, &flavor, true, spec.policy);
+            let account = os_password.map(|password| GuestAccount { username: os_username.clone(), password });
+            let machine = super::catalogue::machine_spec(&id, name, &image, &flavor, true, spec.policy, account);
             if let Err(error) = self.compute.define(&machine) {
                 if let Err(cleanup) = self.store.delete_desktop(&id) {
                     tracing::error!(desktop = %id, error = %cleanup, "cannot remove a desktop whose machine was refused");
@@ -236,14 +242,25 @@ impl Desktops {
     }
 
     /// Gives a desktop to another user. The machine stays as it is.
-    /// The former owner's display sessions are cut and their ticket no longer works:
-    /// the ticket changes before the owner does, so a failure changes neither.
+    /// The former owner's display sessions are cut and their ticket no longer works;
+    /// where the image has a guest agent, the OS password changes too (in the guest
+    /// as soon as its agent answers), so the former owner cannot log in over RDP
+    /// either. Both change in the machine before the owner changes in the store: a
+    /// failure leaves the former owner's secrets useless, never still in force.
     pub fn assign(&self, by: &Actor, desktop_id: &str, new_owner: &str) -> Result<(), ServiceError> {
         let record = self.store.desktop(desktop_id)?.ok_or(ServiceError::DesktopNotFound)?;
         let owner =
             self.store.user_by_name(new_owner)?.ok_or_else(|| ServiceError::NotFound(format!("user {new_owner:?}")))?;
         self.replace_ticket(&record)?;
-        if !self.store.set_desktop_owner(&record.id, owner.id)? {
+        let os_password = record.guest_agent.then(new_os_password);
+        if let Some(password) = &os_password {
+            let account = GuestAccount { username: record.os_username.clone(), password: password.clone() };
+            match self.compute.set_guest_account(&record.id, &account) {
+                Ok(()) | Err(ComputeError::NoSuchMachine(_) | ComputeError::NotConfigured) => {}
+                Err(error) => return Err(error.into()),
+            }
+        }
+        if !self.store.set_desktop_owner(&record.id, owner.id, os_password.as_ref())? {
             return Err(ServiceError::DesktopNotFound);
         }
         self.audit.record(by, "desktop.assign", &record.id, &format!("from {} to {}", record.owner_name, owner.name));
@@ -475,6 +492,12 @@ fn plan(action: DesktopAction, current: DesktopStatus) -> (&'static [PowerOp], D
     (ops, outcome)
 }
 
+/// A desktop's own OS password: 16 characters a student can type (URL-safe base64
+/// of 12 random bytes).
+fn new_os_password() -> Secret {
+    Secret::new(random_token(12))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -561,6 +584,10 @@ mod tests {
 
     /// Adds an RDP image `win` with a base disk in `dir`.
     fn add_image(dir: &std::path::Path, store: &Store) {
+        add_image_with_agent(dir, store, false);
+    }
+
+    fn add_image_with_agent(dir: &std::path::Path, store: &Store, guest_agent: bool) {
         let disk = dir.join("win.qcow2");
         std::fs::write(&disk, b"QFI\xfb").expect("disk");
         let image = crate::store::NewImage {
@@ -569,8 +596,44 @@ mod tests {
             default_connection_type: ConnectionType::Rdp,
             os_username: "Administrator",
             os_password: &Secret::new("image-password"),
+            guest_agent,
         };
         store.insert_image(&image, 0).expect("image");
+    }
+
+    #[test]
+    fn desktops_of_an_image_with_a_guest_agent_each_get_their_own_os_password_set_through_it() {
+        let (dir, store, compute, desktops, owner, other) = setup_with_store();
+        add_image_with_agent(dir.path(), &store, true);
+        let first = desktops.create(&Actor::system(), &from_image()).expect("create");
+        let second = desktops.create(&Actor::system(), &from_image()).expect("create");
+        let listed = desktops.list_for(&owner).expect("list");
+        let password_of = |id: &str| listed.iter().find(|d| d.id == id).expect("listed").os_password.clone();
+        let (first_password, second_password) = (password_of(&first), password_of(&second));
+        assert_ne!(first_password, second_password, "no two desktops share an OS password");
+        assert_ne!(first_password, "image-password");
+        assert!(first_password.len() >= 16, "{first_password}");
+        let account = compute.spec(&first).and_then(|m| m.guest_account).expect("the machine sets an account");
+        assert_eq!((account.username.as_str(), account.password.expose()), ("Administrator", first_password.as_str()));
+
+        // A new owner gets a new password, in the machine as in the listing; the
+        // former owner's no longer works.
+        desktops.assign(&Actor::system(), &first, "other").expect("assign");
+        let now = desktops.list_for(&other).expect("list")[0].os_password.clone();
+        assert_ne!(now, first_password);
+        let account = compute.spec(&first).and_then(|m| m.guest_account).expect("account");
+        assert_eq!(account.password.expose(), now);
+    }
+
+    #[test]
+    fn desktops_of_an_image_without_an_agent_share_its_password_and_set_none() {
+        let (dir, store, compute, desktops, owner, _) = setup_with_store();
+        add_image(dir.path(), &store);
+        let id = desktops.create(&Actor::system(), &from_image()).expect("create");
+        assert_eq!(desktops.list_for(&owner).expect("list")[0].os_password, "image-password");
+        assert!(compute.spec(&id).expect("defined").guest_account.is_none());
+        desktops.assign(&Actor::system(), &id, "other").expect("assign");
+        assert!(compute.spec(&id).expect("defined").guest_account.is_none());
     }
 
     fn from_image() -> DesktopSpec {

@@ -114,6 +114,7 @@ mod tests {
             default_connection_type: thindesk_shared::ConnectionType::Rdp,
             os_username: "student".into(),
             os_password: secret(),
+            guest_agent: false,
         };
         let desktop = desktops::DesktopSpec {
             os_password: Some(secret()),

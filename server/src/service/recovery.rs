@@ -23,7 +23,7 @@
 
 use super::ServiceError;
 use super::audit::{Actor, Audit};
-use crate::compute::{Compute, ComputeError};
+use crate::compute::{Compute, ComputeError, GuestAccount};
 use crate::store::{Phase, Store};
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -155,8 +155,19 @@ impl Recovery {
         };
         let defined = match (image, flavor) {
             (Some(image), Some(flavor)) => {
-                let machine =
-                    super::catalogue::machine_spec(&record.id, &record.name, &image, &flavor, true, record.policy);
+                // As creating it did: the desktop's own OS account, where the image's
+                // guest agent can set it.
+                let account =
+                    GuestAccount { username: record.os_username.clone(), password: record.os_password.clone() };
+                let machine = super::catalogue::machine_spec(
+                    &record.id,
+                    &record.name,
+                    &image,
+                    &flavor,
+                    true,
+                    record.policy,
+                    Some(account),
+                );
                 self.compute.define(&machine).map_err(|error| error.to_string())
             }
             _ => Err("its image or flavor is gone".to_owned()),
@@ -208,6 +219,7 @@ mod tests {
             default_connection_type: ConnectionType::Spice,
             os_username: "student",
             os_password: &Secret::new("pw"),
+            guest_agent: true,
         };
         let image_id = store.insert_image(&image, 0).expect("image");
         let flavor_id = store.flavor_by_name("m1.tiny").expect("q").expect("seeded").id;
@@ -262,6 +274,7 @@ mod tests {
                 internet: false,
                 rdp: false,
                 policy: Policy::default(),
+                guest_account: None,
             };
             self.compute.define(&spec).expect("define");
         }
@@ -335,6 +348,8 @@ mod tests {
         assert_eq!(f.compute.machines().expect("machines"), ["fine", "vanished"]);
         let spec = f.compute.spec("vanished").expect("defined");
         assert_eq!((spec.ram_mib, spec.internet), (512, true), "as creating it would have");
+        let account = spec.guest_account.expect("the desktop's own OS account, for the guest agent");
+        assert_eq!((account.username.as_str(), account.password.expose()), ("student", "pw"));
         let desktop = f.store.desktop("vanished").expect("q").expect("kept");
         assert_eq!(desktop.status, DesktopStatus::Shutoff, "a fresh machine is off");
         assert!(f.store.desktop("no-image").expect("q").is_some(), "a desktop without an image has no machine here");
@@ -374,6 +389,9 @@ mod tests {
         }
         fn machines(&self) -> Result<Vec<String>, ComputeError> {
             self.0.machines()
+        }
+        fn set_guest_account(&self, id: &str, account: &GuestAccount) -> Result<(), ComputeError> {
+            self.0.set_guest_account(id, account)
         }
     }
 
@@ -425,6 +443,9 @@ mod tests {
         }
         fn machines(&self) -> Result<Vec<String>, ComputeError> {
             self.0.machines()
+        }
+        fn set_guest_account(&self, id: &str, account: &GuestAccount) -> Result<(), ComputeError> {
+            self.0.set_guest_account(id, account)
         }
     }
 }

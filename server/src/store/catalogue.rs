@@ -11,14 +11,16 @@ impl Store {
                 return Err(StoreError::Conflict(Conflict::ImageExists));
             }
             tx.execute(
-                "INSERT INTO images (name, base_disk, default_connection_type, os_username, os_password, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO images
+                    (name, base_disk, default_connection_type, os_username, os_password, guest_agent, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
                 params![
                     image.name,
                     image.base_disk,
                     image.default_connection_type.as_str(),
                     image.os_username,
                     image.os_password.expose(),
+                    image.guest_agent,
                     now
                 ],
             )?;
@@ -169,7 +171,8 @@ pub(super) fn phases(connection: &Connection, table: &'static str) -> Result<Vec
 }
 
 const IMAGE_SELECT: &str =
-    "SELECT id, name, base_disk, default_connection_type, os_username, os_password, created_at FROM images";
+    "SELECT id, name, base_disk, default_connection_type, os_username, os_password, created_at, guest_agent
+     FROM images";
 
 const FLAVOR_SELECT: &str = "SELECT id, name, vcpus, ram_mib, disk_gib FROM flavors";
 
@@ -192,6 +195,7 @@ fn image_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<ImageRecor
             os_username: row.get(4)?,
             os_password: Secret::new(row.get::<_, String>(5)?),
             created_at: row.get(6)?,
+            guest_agent: row.get(7)?,
         })
     })();
     Ok(record)

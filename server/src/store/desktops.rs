@@ -61,8 +61,18 @@ impl Store {
         })
     }
 
-    pub fn set_desktop_owner(&self, id: &str, owner_id: i64) -> Result<bool> {
-        self.write(|tx| Ok(tx.execute("UPDATE desktops SET owner_id = ?1 WHERE id = ?2", params![owner_id, id])? > 0))
+    /// Gives the desktop to `owner_id`, with a new OS password when one is given.
+    pub fn set_desktop_owner(&self, id: &str, owner_id: i64, os_password: Option<&Secret>) -> Result<bool> {
+        self.write(|tx| {
+            let changed = match os_password {
+                Some(password) => tx.execute(
+                    "UPDATE desktops SET owner_id = ?1, os_password = ?2 WHERE id = ?3",
+                    params![owner_id, password.expose(), id],
+                )?,
+                None => tx.execute("UPDATE desktops SET owner_id = ?1 WHERE id = ?2", params![owner_id, id])?,
+            };
+            Ok(changed > 0)
+        })
     }
 
     /// Every desktop's id and phase, whatever its phase.
@@ -88,7 +98,8 @@ impl Store {
 }
 
 const DESKTOP_SELECT: &str = "SELECT d.id, d.name, d.owner_id, u.name, d.status, d.os_username, d.os_password,
-        d.default_connection_type, d.enable_usb, d.enable_clipboard, d.enable_audio, d.created_at, i.name, f.name
+        d.default_connection_type, d.enable_usb, d.enable_clipboard, d.enable_audio, d.created_at, i.name, f.name,
+        coalesce(i.guest_agent, 0)
      FROM desktops d JOIN users u ON u.id = d.owner_id
      LEFT JOIN images i ON i.id = d.image_id LEFT JOIN flavors f ON f.id = d.flavor_id
      WHERE d.phase = 'ready'";
@@ -114,6 +125,7 @@ fn desktop_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<DesktopR
             created_at: row.get(11)?,
             image: row.get(12)?,
             flavor: row.get(13)?,
+            guest_agent: row.get(14)?,
         })
     })();
     Ok(record)

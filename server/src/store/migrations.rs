@@ -102,7 +102,10 @@ const MIGRATIONS: &[&str] = &[
         created_at INTEGER NOT NULL,
         expires_at INTEGER NOT NULL
     );",
-    // 4: the launch and removal journal. A machine's record is written `pending`
+    // 4: images that run the QEMU guest agent, through which each desktop's own OS
+    // password is set in the guest.
+    "ALTER TABLE images ADD COLUMN guest_agent INTEGER NOT NULL DEFAULT 0;",
+    // 5: the launch and removal journal. A machine's record is written `pending`
     // before its machine is defined and made `ready` right before the caller is
     // answered; it turns `removing` before its machine is destroyed. Only `ready`
     // rows are shown; a server starting up finishes or undoes the others

@@ -127,6 +127,9 @@ pub struct DesktopRecord {
     /// `None` for desktops made before the catalogue existed.
     pub image: Option<String>,
     pub flavor: Option<String>,
+    /// The image runs the guest agent: the desktop's OS password is its own, set in
+    /// the guest by the driver.
+    pub guest_agent: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,6 +157,9 @@ pub struct ImageRecord {
     pub default_connection_type: ConnectionType,
     pub os_username: String,
     pub os_password: Secret,
+    /// The image runs the QEMU guest agent: each desktop gets its own OS password,
+    /// set in the guest at every start. Without one, desktops share `os_password`.
+    pub guest_agent: bool,
     pub created_at: i64,
 }
 
@@ -164,6 +170,7 @@ pub struct NewImage<'a> {
     pub default_connection_type: ConnectionType,
     pub os_username: &'a str,
     pub os_password: &'a Secret,
+    pub guest_agent: bool,
 }
 
 /// A machine size, as OpenStack names them (`m1.small`).
@@ -449,6 +456,7 @@ mod tests {
             default_connection_type: ConnectionType::Spice,
             os_username: "student",
             os_password: &Secret::new("pw"),
+            guest_agent: false,
         };
         let image_id = store.insert_image(&image, 1).expect("image");
         assert!(matches!(store.insert_image(&image, 2), Err(StoreError::Conflict(Conflict::ImageExists))));
@@ -490,6 +498,7 @@ mod tests {
             default_connection_type: ConnectionType::Rdp,
             os_username: "Administrator",
             os_password: &Secret::new("pw"),
+            guest_agent: false,
         };
         let image_id = store.insert_image(&image, 1).expect("image");
         let flavor_id = store.flavor_by_name("m1.medium").expect("q").expect("seeded").id;

@@ -110,3 +110,62 @@ async fn past_the_connection_cap_a_new_connection_gets_a_503_and_the_server_reco
     }
     server.shutdown().await;
 }
+
+/// Sends `request` on a new connection and reads until the server closes it.
+fn exchange(address: SocketAddr, request: &[u8]) -> String {
+    let mut stream = TcpStream::connect(address).expect("connect");
+    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    // A server that answers before the whole request is in may reset the rest.
+    let _ = stream.write_all(request);
+    let mut answer = Vec::new();
+    let _ = stream.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// The status and JSend body of the last answer in `answers`.
+fn last_answer(answers: &str) -> (u16, serde_json::Value) {
+    let start = answers.rfind("HTTP/1.1 ").expect("an answer");
+    let (head, body) = answers[start..].split_once("\r\n\r\n").unwrap_or_else(|| panic!("no head: {answers:?}"));
+    let status = head["HTTP/1.1 ".len()..][..3].parse().expect("status");
+    (status, serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: not JSON: {answers:?}")))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_that_are_not_http_get_their_status_with_a_jsend_body() {
+    let dir = tempfile::tempdir().expect("dir");
+    let server = start(&dir.path().join("data"), Duration::from_secs(5), 4096).await;
+    let address = server.address();
+    let many_headers =
+        [&b"GET /api/v1.0/places HTTP/1.1\r\n"[..], &b"X-Filler: 0123456789\r\n".repeat(20_000), b"\r\n"].concat();
+    let long_uri = [&b"GET /"[..], &b"a".repeat(70_000), b" HTTP/1.1\r\n\r\n"].concat();
+    let cases: Vec<(&str, Vec<u8>, u16)> = vec![
+        (
+            "a header line without a colon",
+            b"GET /api/v1.0/places HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n".to_vec(),
+            400,
+        ),
+        ("a control byte in a header", b"GET /api/v1.0/places HTTP/1.1\r\nX-Bad: \x01\r\n\r\n".to_vec(), 400),
+        ("a control byte in the method", b"G\x01T / HTTP/1.1\r\n\r\n".to_vec(), 400),
+        ("an unknown HTTP version", b"GET /api/v1.0/places HTTP/9.9\r\n\r\n".to_vec(), 400),
+        ("a URI over the limit", long_uri, 414),
+        ("headers over the limit", many_headers, 431),
+    ];
+    for (what, request, expected) in cases {
+        let answers = tokio::task::spawn_blocking(move || exchange(address, &request)).await.expect("joined");
+        let (status, body) = last_answer(&answers);
+        assert_eq!(status, expected, "{what}: {answers:?}");
+        assert_eq!(body["status"], "fail", "{what}: {body}");
+        assert!(body["data"]["request"].as_str().is_some_and(|m| !m.is_empty()), "{what}: {body}");
+    }
+
+    // On a kept-alive connection, a good request is answered as always and the
+    // garbage after it gets the JSend answer.
+    let answers = tokio::task::spawn_blocking(move || {
+        exchange(address, b"GET /api/v1.0/places HTTP/1.1\r\nHost: x\r\n\r\nNOT HTTP AT ALL\r\n\r\n")
+    })
+    .await
+    .expect("joined");
+    assert!(answers.starts_with("HTTP/1.1 200 OK\r\n") && answers.contains("\"place_list\""), "{answers:?}");
+    assert_eq!(last_answer(&answers).0, 400, "{answers:?}");
+    assert_eq!(places_status(&server.url()).await, 200, "the server serves on");
+}

@@ -1,6 +1,7 @@
 //! The cloud API and catalogue desktops on real QEMU machines booting the demo image:
 //! what an exam system and a student get is a running guest, reachable with the
-//! ticket it was handed, cut off when asked, and gone after destroy.
+//! ticket it was handed, cut off when asked, and gone after destroy; and each
+//! desktop's own OS password, set in the guest through its agent.
 
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -30,6 +31,7 @@ async fn start_host(adjust: impl FnOnce(QemuConfig) -> QemuConfig) -> TestServer
                 default_connection_type: connection,
                 os_username: "student".into(),
                 os_password: "demo-os-password".into(),
+                guest_agent: false,
             };
             services.catalogue.add_image(&Actor::system(), &image).expect("image");
         }
@@ -107,6 +109,8 @@ async fn launched_exam_machines_run_are_cut_off_when_asked_and_are_freed_by_dest
     let rdp_answer = tokio::task::spawn_blocking(move || {
         let mut stream = std::net::TcpStream::connect(("127.0.0.1", rdp_port)).expect("rdp port");
         stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        // Nothing to say: the guest's stand-in then closes after its greeting.
+        stream.shutdown(std::net::Shutdown::Write).expect("shutdown");
         let mut answer = String::new();
         std::io::Read::read_to_string(&mut stream, &mut answer).expect("read");
         answer
@@ -197,4 +201,128 @@ async fn a_catalogue_desktop_starts_on_request_shows_its_ticket_and_is_destroyed
     assert!(!vm::process_alive(pid), "deleting the desktop stops its machine");
     assert!(host.compute.machine_ids().expect("ids").is_empty(), "and frees its overlay");
     host.server.shutdown().await;
+}
+
+/// Sends `login USER PASSWORD` to the guest's remote-access stand-in behind the
+/// forwarded RDP port (see assets/demo-image/remote-access) and returns its verdict.
+async fn guest_login(rdp_port: u16, password: &str) -> String {
+    let password = password.to_owned();
+    tokio::task::spawn_blocking(move || {
+        use std::io::{BufRead, Write};
+        let stream = std::net::TcpStream::connect(("127.0.0.1", rdp_port)).expect("rdp port");
+        stream.set_read_timeout(Some(Duration::from_secs(20))).expect("timeout");
+        let mut reader = std::io::BufReader::new(stream.try_clone().expect("clone"));
+        let mut greeting = String::new();
+        reader.read_line(&mut greeting).expect("greeting");
+        (&stream).write_all(format!("login student {password}\n").as_bytes()).expect("login");
+        let mut verdict = String::new();
+        reader.read_line(&mut verdict).expect("verdict");
+        verdict.trim().to_owned()
+    })
+    .await
+    .expect("joined")
+}
+
+/// The owner's view of their first desktop: its id, OS password and RDP port.
+async fn own_desktop(host: &TestServer<QemuCompute>, user: &str, password: &str) -> (String, String, u16) {
+    let listed = my_desktops(&host.server.url(), user, password).await;
+    let desktop = &listed["data"]["desktop_list"][0];
+    let rdp = desktop["connection_info"]
+        .as_array()
+        .and_then(|entries| entries.iter().find(|e| e["type"] == "rdp").and_then(|e| e["port"].as_str()?.parse().ok()));
+    (
+        desktop["id"].as_str().expect("id").to_owned(),
+        desktop["os_password"].as_str().expect("os_password").to_owned(),
+        rdp.unwrap_or_else(|| panic!("no RDP port: {listed}")),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_desktop_gets_its_own_os_password_in_the_guest_and_a_new_owner_a_new_one() {
+    if !vm::tools_present("the guest agent OS password test", vm::TOOLS) {
+        return;
+    }
+    let host = start_host(|config| config).await;
+    let _cleanup = Cleanup(&host.compute);
+    let http = reqwest::Client::new();
+    let api = format!("{}/api/v1.0", host.server.url());
+    let admin = |request: reqwest::RequestBuilder| request.basic_auth("admin", Some("admin-password"));
+    let services = host.services().clone();
+    tokio::task::spawn_blocking(move || {
+        let by = Actor::system();
+        services.accounts.create_user(&by, "admin", "admin-password", true).expect("admin");
+        services.accounts.create_user(&by, "ann", "anns-password", false).expect("user");
+        services.accounts.create_user(&by, "bob", "bobs-password", false).expect("user");
+    })
+    .await
+    .expect("joined");
+
+    // The administrator says the image runs the guest agent (the demo image does).
+    let image = json!({
+        "name": "demo-agent", "disk": vm::demo_image(), "connection": "rdp",
+        "os_username": "student", "os_password": "the-images-password", "guest_agent": true,
+    });
+    let added = admin(http.post(format!("{api}/admin/images")).json(&image)).send().await.expect("sent");
+    assert_eq!(added.status(), 200, "{}", added.text().await.unwrap_or_default());
+    let images: Value =
+        admin(http.get(format!("{api}/admin/images"))).send().await.expect("sent").json().await.expect("json");
+    let listed =
+        images["data"]["image_list"].as_array().expect("list").iter().find(|i| i["name"] == "demo-agent").cloned();
+    assert_eq!(listed.map(|i| i["guest_agent"].clone()), Some(json!(true)), "{images}");
+    for user in ["ann", "bob"] {
+        let give = json!({ "image": "demo-agent", "flavor": "m1.demo", "name": "Lab", "user": user });
+        let given = admin(http.post(format!("{api}/admin/desktops")).json(&give)).send().await.expect("sent");
+        assert_eq!(given.status(), 200, "{}", given.text().await.unwrap_or_default());
+    }
+    for (user, password) in [("ann", "anns-password"), ("bob", "bobs-password")] {
+        let id = first_desktop_id(&host, user, password).await;
+        let start = http.post(format!("{api}/desktops/{id}/action")).basic_auth(user, Some(password));
+        assert_eq!(start.json(&json!({"resume": null})).send().await.expect("sent").status(), 200);
+    }
+    let (ann_id, ann_password, ann_rdp) = own_desktop(&host, "ann", "anns-password").await;
+    let (bob_id, bob_password, bob_rdp) = own_desktop(&host, "bob", "bobs-password").await;
+    assert_ne!(ann_password, bob_password, "no two desktops share an OS password");
+    assert_ne!(ann_password, "the-images-password");
+
+    // Each guest's agent sets its desktop's password once the guest has booted.
+    serial(&host, &ann_id, "thindesk-demo chpasswd: password of student set").await;
+    serial(&host, &bob_id, "thindesk-demo chpasswd: password of student set").await;
+    assert_eq!(guest_login(ann_rdp, &ann_password).await, "login ok", "Ann logs in to her desktop");
+    assert_eq!(guest_login(bob_rdp, &ann_password).await, "login refused", "Ann's password does not open Bob's");
+    assert_eq!(guest_login(bob_rdp, &bob_password).await, "login ok");
+    assert_eq!(guest_login(ann_rdp, "the-images-password").await, "login refused", "the image's is not in force");
+    let log = host.compute.serial_log(&ann_id).expect("log");
+    assert!(!log.contains(&ann_password), "the password is never shown on the guest's console");
+
+    // Given to Bob, Ann's desktop changes its password: Ann's no longer logs in.
+    let assign = json!({ "user": "bob" });
+    let assigned = admin(http.post(format!("{api}/admin/desktops/{ann_id}/assign")).json(&assign)).send().await;
+    assert_eq!(assigned.expect("sent").status(), 200);
+    let compute = host.compute.clone();
+    let id = ann_id.clone();
+    tokio::task::spawn_blocking(move || {
+        vm::wait_until("the second password on the former owner's desktop", Duration::from_secs(120), || {
+            compute.serial_log(&id).unwrap_or_default().matches("password of student set").count() >= 2
+        })
+    })
+    .await
+    .expect("joined");
+    let listed = my_desktops(&host.server.url(), "bob", "bobs-password").await;
+    let now = listed["data"]["desktop_list"]
+        .as_array()
+        .expect("list")
+        .iter()
+        .find(|d| d["id"] == ann_id.as_str())
+        .and_then(|d| d["os_password"].as_str())
+        .expect("the new owner sees it")
+        .to_owned();
+    assert_ne!(now, ann_password);
+    assert_eq!(guest_login(ann_rdp, &ann_password).await, "login refused", "the former owner is locked out");
+    assert_eq!(guest_login(ann_rdp, &now).await, "login ok", "the new owner gets in");
+    host.server.shutdown().await;
+}
+
+async fn first_desktop_id(host: &TestServer<QemuCompute>, user: &str, password: &str) -> String {
+    let listed = my_desktops(&host.server.url(), user, password).await;
+    listed["data"]["desktop_list"][0]["id"].as_str().unwrap_or_else(|| panic!("no desktop: {listed}")).to_owned()
 }

@@ -273,6 +273,22 @@ async fn an_administrator_approves_a_terminal_imports_a_class_gives_it_desktops_
         assert!(browser.client.find(Locator::Css("nav.side a.active")).await.is_ok(), "{page}");
         browser.shot(page).await;
     }
+
+    // An image that runs the guest agent, added on the catalogue page: its row says
+    // each desktop has its own OS password; the image without one says they share.
+    browser.goto(&format!("{base}/admin/catalogue")).await;
+    let form = "form[action='/admin/images/create']";
+    let disk = server.data_dir().join("xubuntu-desktop.qcow2");
+    browser.type_into(&format!("{form} input[name=name]"), "win11-agent").await;
+    browser.type_into(&format!("{form} input[name=disk]"), disk.to_str().expect("utf-8")).await;
+    browser.type_into(&format!("{form} input[name=os_username]"), "student").await;
+    browser.click(&format!("{form} input[name=guest_agent]")).await;
+    browser.click(&format!("{form} button[type=submit]")).await;
+    browser.wait_text("tr[data-image='win11-agent']", "own OS password per desktop").await;
+    let without = browser.text("tr[data-image='xubuntu-desktop']").await;
+    assert!(without.contains("desktops share its OS password"), "{without}");
+    browser.shot("catalogue-guest-agent").await;
+
     browser.goto(&format!("{base}/admin/?lang=zh")).await;
     assert!(browser.text("nav.side").await.contains("终端"));
     browser.shot("overview-zh").await;

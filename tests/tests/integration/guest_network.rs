@@ -133,10 +133,12 @@ impl Drop for Outside {
     }
 }
 
-/// Connects, reads what the service says until it closes (at most 10 s), trimmed.
+/// Connects, says nothing (closing its own side), and reads what the service says
+/// until it closes (at most 10 s), trimmed.
 fn read_banner(address: SocketAddr) -> Option<String> {
     let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(5)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
+    stream.shutdown(std::net::Shutdown::Write).ok()?;
     let mut answer = Vec::new();
     stream.read_to_end(&mut answer).ok()?;
     Some(String::from_utf8_lossy(&answer).trim().to_owned())

@@ -174,6 +174,7 @@ fn without_internet_the_guest_cannot_reach_the_host() {
     let mut answer = String::new();
     let mut stream = std::net::TcpStream::connect(("127.0.0.1", rdp_port)).expect("rdp port");
     stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+    stream.shutdown(std::net::Shutdown::Write).expect("shutdown");
     std::io::Read::read_to_string(&mut stream, &mut answer).expect("read");
     assert_eq!(answer.trim(), "thindesk-demo closed");
 }

@@ -9,8 +9,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
-const BUILD_SCRIPT: &str = include_str!("../../../../assets/demo-image/build.sh");
-const INIT: &str = include_str!("../../../../assets/demo-image/init");
+/// The recipe's files, by name: `build.sh` runs beside the others.
+const RECIPE: [(&str, &str); 4] = [
+    ("build.sh", include_str!("../../../../assets/demo-image/build.sh")),
+    ("init", include_str!("../../../../assets/demo-image/init")),
+    ("chpasswd", include_str!("../../../../assets/demo-image/chpasswd")),
+    ("remote-access", include_str!("../../../../assets/demo-image/remote-access")),
+];
 
 /// Debian packages the recipe needs, for error messages and `.ci/run`.
 pub const BUILD_PACKAGES: &str = "busybox-static syslinux syslinux-common mtools dosfstools qemu-utils";
@@ -41,9 +46,10 @@ pub fn ensure(cache_dir: &Path) -> Result<PathBuf, ComputeError> {
         .prefix("thindesk-demo-recipe-")
         .tempdir()
         .map_err(|e| failed("preparing the image recipe", e))?;
+    for (name, text) in RECIPE {
+        std::fs::write(recipe.path().join(name), text).map_err(|e| failed(&format!("writing {name}"), e))?;
+    }
     let script = recipe.path().join("build.sh");
-    std::fs::write(&script, BUILD_SCRIPT).map_err(|e| failed("writing build.sh", e))?;
-    std::fs::write(recipe.path().join("init"), INIT).map_err(|e| failed("writing init", e))?;
     // Another process may build the same image meanwhile: each builds under its own
     // name and the rename makes whichever finishes first the one that stays.
     let partial = cache_dir.join(format!("building-{}.qcow2", crate::random::token(6)));
@@ -68,8 +74,11 @@ pub fn ensure(cache_dir: &Path) -> Result<PathBuf, ComputeError> {
 
 fn recipe_digest() -> String {
     let mut digest = Sha256::new();
-    digest.update(BUILD_SCRIPT.as_bytes());
-    digest.update([0]);
-    digest.update(INIT.as_bytes());
+    for (name, text) in RECIPE {
+        digest.update(name.as_bytes());
+        digest.update([0]);
+        digest.update(text.as_bytes());
+        digest.update([0]);
+    }
     hex::encode(&digest.finalize()[..6])
 }

@@ -15,10 +15,14 @@
 //! | `disk.qcow2` | the overlay |
 //! | `run.json` (0600) | while it runs: pid, ports, SPICE ticket |
 //! | `qemu.pid`, `qmp.sock` | QEMU's own |
+//! | `qga.sock` | the guest agent's channel, for images that run one |
 //! | `serial.log` | the guest's serial console |
 //!
 //! The SPICE ticket never appears on a command line: QEMU starts with ticketing on
 //! and no password (so every connection is refused) and gets the ticket over QMP.
+//! Neither does a guest account's password: a machine defined with one gets a
+//! guest-agent channel, and after each start a worker thread sets the password
+//! through the agent once the guest has booted ([`guest_agent`]).
 //!
 //! Guests are on QEMU's user-mode network (IPv4 only), which opens the guest's
 //! connections as sockets of its QEMU process. `internet=false` is `restrict=on`: the
@@ -30,11 +34,12 @@
 
 mod accel;
 pub mod demo_image;
+mod guest_agent;
 mod orphans;
 mod qmp;
 pub mod shield;
 
-use super::{Compute, ComputeError, Display, MachineSpec, MachineView, PowerOp};
+use super::{Compute, ComputeError, Display, GuestAccount, MachineSpec, MachineView, PowerOp};
 use qmp::{Qmp, QmpError};
 use serde::{Deserialize, Serialize};
 use shield::Shield;
@@ -52,6 +57,7 @@ const RUN_FILE: &str = "run.json";
 const DISK_FILE: &str = "disk.qcow2";
 const PID_FILE: &str = "qemu.pid";
 const QMP_SOCKET: &str = "qmp.sock";
+const GUEST_AGENT_SOCKET: &str = "qga.sock";
 const SERIAL_LOG: &str = "serial.log";
 /// `sun_path` is 108 bytes on Linux, including the terminating NUL.
 const MAX_SOCKET_PATH: usize = 107;
@@ -140,6 +146,9 @@ struct StoredSpec {
     /// Machines defined before policies were enforced get the permissive default.
     #[serde(default)]
     policy: Policy,
+    /// Set in the guest through its agent at every start.
+    #[serde(default)]
+    guest_account: Option<GuestAccount>,
 }
 
 /// A running machine's particulars, as kept in `run.json`.
@@ -179,6 +188,8 @@ pub struct QemuCompute {
     /// What `qemu-img info` said of each base disk, with the disk's modification
     /// time then: a launch asks once per image, not once per machine.
     base_disks: Mutex<HashMap<PathBuf, (std::time::SystemTime, ImageInfo)>>,
+    /// Machines with a worker setting their guest account (at most one each).
+    guest_accounts: std::sync::Arc<guest_agent::Pending>,
 }
 
 impl QemuCompute {
@@ -210,6 +221,7 @@ impl QemuCompute {
             claims: Mutex::new(HashMap::new()),
             machine_locks: Mutex::new(HashMap::new()),
             base_disks: Mutex::new(HashMap::new()),
+            guest_accounts: Default::default(),
         };
         let mut reattached = 0;
         for id in driver.machine_ids()? {
@@ -404,6 +416,9 @@ impl QemuCompute {
         if let Some(claim) = lock(&self.claims).get_mut(id) {
             claim.running = true;
         }
+        if spec.guest_account.is_some() {
+            self.set_guest_account_soon(id, dir);
+        }
         tracing::info!(
             machine = id,
             spice_port = claim.spice_port,
@@ -412,6 +427,28 @@ impl QemuCompute {
             "machine started"
         );
         Ok(())
+    }
+
+    /// Has a worker set the machine's guest account once its agent answers; a worker
+    /// already at it is told to read the account again.
+    fn set_guest_account_soon(&self, id: &str, dir: &Path) {
+        {
+            let mut pending = lock(&self.guest_accounts);
+            if let Some(changed) = pending.get_mut(id) {
+                *changed = true;
+                return;
+            }
+            pending.insert(id.to_owned(), true);
+        }
+        let pending = self.guest_accounts.clone();
+        let (machine, dir) = (id.to_owned(), dir.to_owned());
+        let worker = std::thread::Builder::new()
+            .name(format!("guest-agent-{id}"))
+            .spawn(move || guest_agent::keep_setting(&machine, &dir, &pending, guest_agent::AGENT_DEADLINE));
+        if let Err(error) = worker {
+            tracing::error!(machine = id, %error, "cannot start a thread to set the guest's OS password");
+            lock(&self.guest_accounts).remove(id);
+        }
     }
 
     /// True when a guest given internet would still be kept off this host (see
@@ -551,6 +588,7 @@ impl QemuCompute {
         .iter()
         .map(|s| (*s).to_owned())
         .chain(policy_devices(&spec.policy))
+        .chain(spec.guest_account.as_ref().map_or_else(Vec::new, |_| guest_agent_devices(dir)))
         .collect()
     }
 
@@ -697,6 +735,7 @@ impl Compute for QemuCompute {
                 internet: spec.internet,
                 rdp: spec.rdp,
                 policy: spec.policy,
+                guest_account: spec.guest_account.clone(),
             };
             write_private_json(&dir.join(SPEC_FILE), &stored)
         })();
@@ -775,6 +814,22 @@ impl Compute for QemuCompute {
         write_private_json(&dir.join(RUN_FILE), &run)
     }
 
+    fn set_guest_account(&self, id: &str, account: &GuestAccount) -> Result<(), ComputeError> {
+        let dir = self.existing_machine_dir(id)?;
+        let machine_lock = self.machine_lock(id);
+        let _guard = lock(&machine_lock);
+        let mut spec: StoredSpec = read_json(&dir.join(SPEC_FILE))?;
+        if spec.guest_account.is_none() {
+            return Err(ComputeError::NoGuestAgent(id.to_owned()));
+        }
+        spec.guest_account = Some(account.clone());
+        write_private_json(&dir.join(SPEC_FILE), &spec)?;
+        if self.live_run_state(&dir).is_some() {
+            self.set_guest_account_soon(id, &dir);
+        }
+        Ok(())
+    }
+
     fn inspect(&self, id: &str) -> Result<MachineView, ComputeError> {
         let dir = self.existing_machine_dir(id)?;
         let Some(run) = self.live_run_state(&dir) else {
@@ -839,6 +894,18 @@ fn policy_devices(policy: &Policy) -> Vec<String> {
         ]);
     }
     devices.into_iter().map(str::to_owned).collect()
+}
+
+/// The guest agent's channel: a virtio-serial port (on the bus `policy_devices`
+/// always adds) that QEMU connects to `qga.sock`.
+fn guest_agent_devices(dir: &Path) -> Vec<String> {
+    let socket = dir.join(GUEST_AGENT_SOCKET);
+    vec![
+        "-chardev".into(),
+        format!("socket,id=qga0,path={},server=on,wait=off", socket.to_string_lossy()),
+        "-device".into(),
+        "virtserialport,bus=virtio-serial0.0,chardev=qga0,name=org.qemu.guest_agent.0".into(),
+    ]
 }
 
 /// What `qemu-img info` says of a base disk.
@@ -921,7 +988,7 @@ fn wait_for_ports_free(address: IpAddr, ports: [Option<u16>; 2]) {
 }
 
 fn clear_run_state(dir: &Path) {
-    for file in [RUN_FILE, PID_FILE, QMP_SOCKET] {
+    for file in [RUN_FILE, PID_FILE, QMP_SOCKET, GUEST_AGENT_SOCKET] {
         let _ = std::fs::remove_file(dir.join(file));
     }
 }

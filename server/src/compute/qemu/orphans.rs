@@ -13,14 +13,25 @@
 //! Only a server starting up calls it: an administration command running beside a
 //! server must not, as the server may be starting a machine at that moment.
 
-use super::{DISK_FILE, PID_FILE, QMP_SOCKET, QUIT_GRACE, RUN_FILE, SERIAL_LOG, SPEC_FILE, valid_id};
+use super::{
+    DISK_FILE, GUEST_AGENT_SOCKET, PID_FILE, QMP_SOCKET, QUIT_GRACE, RUN_FILE, SERIAL_LOG, SPEC_FILE, valid_id,
+};
 use crate::compute::ComputeError;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// Every file a machine directory may hold, the half-written ones included.
-const MACHINE_FILES: &[&str] =
-    &[SPEC_FILE, "machine.partial", DISK_FILE, RUN_FILE, "run.partial", PID_FILE, QMP_SOCKET, SERIAL_LOG];
+const MACHINE_FILES: &[&str] = &[
+    SPEC_FILE,
+    "machine.partial",
+    DISK_FILE,
+    RUN_FILE,
+    "run.partial",
+    PID_FILE,
+    QMP_SOCKET,
+    GUEST_AGENT_SOCKET,
+    SERIAL_LOG,
+];
 
 /// A QEMU started under the state directory: its pid and its machine's id.
 #[derive(Debug, Clone, PartialEq, Eq)]

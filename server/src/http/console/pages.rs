@@ -458,9 +458,10 @@ fn catalogue(state: &AppState, ctx: &Ctx) -> Page {
             h2 { (lang.t(Text::Images)) }
             @if images.is_empty() { p.empty { (lang.t(Text::NoneYet)) } } @else {
                 table {
-                    thead { tr { th { (lang.t(Text::Name)) } th { (lang.t(Text::Connection)) } th { (lang.t(Text::OsUsername)) } th { (lang.t(Text::BaseDisk)) } th { (lang.t(Text::Actions)) } } }
-                    tbody { @for i in &images { tr {
+                    thead { tr { th { (lang.t(Text::Name)) } th { (lang.t(Text::Connection)) } th { (lang.t(Text::OsUsername)) } th { (lang.t(Text::GuestAgent)) } th { (lang.t(Text::BaseDisk)) } th { (lang.t(Text::Actions)) } } }
+                    tbody { @for i in &images { tr data-image=(i.name) {
                         td { strong { (i.name) } } td { (i.default_connection_type.as_str()) } td { (i.os_username) }
+                        td { @if i.guest_agent { (lang.t(Text::OwnOsPasswords)) } @else { span.badge.amber { (lang.t(Text::SharedOsPassword)) } } }
                         td.mono { (i.base_disk.display()) }
                         td.actions { (button(ctx, "/admin/images/delete", &[("name", &i.name)], lang.t(Text::Delete), "danger small")) }
                     } } }
@@ -473,6 +474,7 @@ fn catalogue(state: &AppState, ctx: &Ctx) -> Page {
                 label { (lang.t(Text::Connection)) select name="connection" { option value="spice" { "SPICE" } option value="rdp" { "RDP" } } }
                 label { (lang.t(Text::OsUsername)) input type="text" name="os_username" size="10"; }
                 label { (lang.t(Text::OsPassword)) input type="password" name="os_password" size="10" autocomplete="off"; }
+                label.check { input type="checkbox" name="guest_agent" value="true"; (lang.t(Text::HasGuestAgent)) }
                 button.primary type="submit" { (lang.t(Text::Add)) }
             }
         }

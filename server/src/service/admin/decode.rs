@@ -147,6 +147,7 @@ pub fn add_image(input: &Input) -> Result<Command, ServiceError> {
     let connection = input.optional_text("connection", &mut errors).unwrap_or_else(|| "spice".into());
     let os_username = input.optional_text("os_username", &mut errors).unwrap_or_default();
     let os_password = input.optional_text("os_password", &mut errors).unwrap_or_default();
+    let guest_agent = input.flag("guest_agent", &mut errors);
     let connection = ConnectionType::parse(&connection.trim().to_ascii_lowercase());
     if connection.is_none() {
         errors.add("connection", "must be spice or rdp");
@@ -157,6 +158,7 @@ pub fn add_image(input: &Input) -> Result<Command, ServiceError> {
         default_connection_type: connection.unwrap_or(ConnectionType::Spice),
         os_username: os_username.trim().to_owned(),
         os_password: Secret::new(os_password),
+        guest_agent,
     };
     done(errors, Command::AddImage(spec))
 }

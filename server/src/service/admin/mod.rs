@@ -168,6 +168,7 @@ impl Admin<'_> {
                         disk: i.base_disk.display().to_string(),
                         default_connection_type: i.default_connection_type,
                         os_username: i.os_username,
+                        guest_agent: i.guest_agent,
                         created_at: iso8601(i.created_at),
                     })
                     .collect(),
