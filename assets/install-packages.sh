@@ -27,7 +27,7 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 here=$(cd "$(dirname "$0")" && pwd)
 
-needed=(qemu-system-x86_64 qemu-img busybox syslinux mcopy mkfs.fat remote-viewer Xvfb import python3 chromium chromedriver)
+needed=(qemu-system-x86_64 qemu-img busybox syslinux mcopy mkfs.fat remote-viewer Xvfb import python3 chromium chromedriver curl)
 missing=()
 for tool in "${needed[@]}"; do
     command -v "$tool" >/dev/null || missing+=("$tool")
@@ -67,7 +67,7 @@ install_packages() {
     apt-get install -y -qq "${qemu_release[@]}" qemu-system-x86 qemu-utils >/dev/null
     apt-get install -y -qq busybox-static syslinux syslinux-common mtools dosfstools \
         virt-viewer xvfb imagemagick python3 chromium chromium-driver \
-        pkg-config libdbus-1-dev fonts-wqy-microhei nftables >/dev/null
+        pkg-config libdbus-1-dev fonts-wqy-microhei nftables curl >/dev/null
     echo "packages installed: $(qemu-system-x86_64 --version | head -n1)"
 }
 if [ "$packages_missing" -gt 0 ] || [ "${THINDESK_REINSTALL:-}" != "" ]; then

@@ -9,6 +9,7 @@ use crate::http::{self, AppState};
 pub use crate::service::Services;
 use crate::service::{CloudAccess, ServiceError, ServiceSettings};
 use crate::store::{Store, StoreError};
+use crate::tls::{self, TlsError};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::oneshot;
@@ -22,6 +23,8 @@ pub enum StartError {
     Service(#[from] ServiceError),
     #[error("cannot listen on {address}: {source}")]
     Bind { address: SocketAddr, source: std::io::Error },
+    #[error("the server's TLS certificate: {0}")]
+    Tls(#[from] TlsError),
     #[error("start-up was interrupted: {0}")]
     Interrupted(String),
 }
@@ -83,7 +86,7 @@ impl RunningServer {
     /// Opens the data directory, binds `config.listen` (port 0 picks a free one) and
     /// starts serving in the background of the current tokio runtime.
     pub async fn start(config: Config, compute: Arc<dyn Compute>) -> Result<Self, StartError> {
-        let services = {
+        let (services, tls) = {
             let config = config.clone();
             tokio::task::spawn_blocking(move || {
                 let services = open(&config, compute)?;
@@ -93,7 +96,10 @@ impl RunningServer {
                 tracing::info!(?recovered, "records and machines brought into agreement");
                 let desktops = services.desktops.reconcile()?;
                 tracing::debug!(desktops, "desktop statuses reconciled with the hypervisor");
-                Ok::<_, StartError>(services)
+                let tls_dir = tls::directory(&config.data_dir);
+                let identity = tls::ensure(&tls_dir, &tls::default_names(&config.public_address()))?;
+                tracing::info!(fingerprint = %identity.fingerprint, "HTTPS and HTTP on the same port");
+                Ok::<_, StartError>((services, tls::server_config(&tls_dir)?))
             })
             .await
             .map_err(|e| StartError::Interrupted(e.to_string()))??
@@ -107,7 +113,7 @@ impl RunningServer {
             header_read_timeout: config.header_read_timeout,
             max_connections: config.max_connections,
         };
-        let server = http::serve::serve(listener, app_state(&services, &config), limits, async {
+        let server = http::serve::serve(listener, app_state(&services, &config), limits, tls, async {
             // Either an explicit stop or the handle being dropped ends the server.
             let _ = stopped.await;
         });
@@ -122,11 +128,20 @@ impl RunningServer {
 
     /// `http://address`, with a wildcard listen address replaced by loopback.
     pub fn url(&self) -> String {
+        format!("http://{}", self.loopback_address())
+    }
+
+    /// `https://address`: the same port, over TLS.
+    pub fn https_url(&self) -> String {
+        format!("https://{}", self.loopback_address())
+    }
+
+    fn loopback_address(&self) -> SocketAddr {
         let mut address = self.address;
         if address.ip().is_unspecified() {
             address.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
         }
-        format!("http://{address}")
+        address
     }
 
     pub fn services(&self) -> &Services {

@@ -14,6 +14,7 @@ pub mod http;
 mod random;
 pub mod service;
 pub mod store;
+pub mod tls;
 
 pub use app::{RunningServer, Services, StartError};
 pub use config::Config;

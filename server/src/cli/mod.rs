@@ -38,8 +38,29 @@ pub(crate) enum Command {
         #[arg(long, default_value = "127.0.0.1:5000")]
         listen: SocketAddr,
     },
+    /// The server's TLS certificate: show its fingerprint (what terminals pin), or
+    /// install the school's own
+    #[command(subcommand)]
+    Tls(TlsCommand),
     #[command(flatten)]
     Admin(admin::AdminCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TlsCommand {
+    /// Print the certificate's SHA-256 fingerprint, names and authority (making them
+    /// first if the server has never started)
+    Show,
+    /// Install a certificate (PEM: the server's, then any intermediates) and its
+    /// private key; a running server uses them within seconds
+    Import {
+        cert: PathBuf,
+        key: PathBuf,
+        /// The authority terminals and viewers should trust [default: the last
+        /// certificate of CERT]
+        #[arg(long)]
+        ca: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -85,6 +106,10 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             runtime()?.block_on(serve(config, compute))
         }
         Command::Demo { listen } => runtime()?.block_on(demo(listen)),
+        Command::Tls(command) => {
+            let config = Config::load(cli.config.as_deref(), &overrides)?;
+            tls(&config, command, &mut std::io::stdout().lock())
+        }
         Command::Admin(command) => {
             let config = Config::load(cli.config.as_deref(), &overrides)?;
             let compute = crate::app::compute_for(&config)?;
@@ -93,6 +118,27 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             admin::administer(&services, command, &mut std::io::stdout().lock(), &mut read_new_password)
         }
     }
+}
+
+fn tls(config: &Config, command: TlsCommand, out: &mut impl std::io::Write) -> anyhow::Result<()> {
+    let dir = crate::tls::directory(&config.data_dir);
+    let identity = match command {
+        TlsCommand::Show => crate::tls::ensure(&dir, &crate::tls::default_names(&config.public_address()))?,
+        TlsCommand::Import { cert, key, ca } => {
+            let identity = crate::tls::import(&dir, &cert, &key, ca.as_deref())?;
+            writeln!(out, "installed; terminals that pinned the former certificate must be told the new fingerprint")?;
+            identity
+        }
+    };
+    writeln!(out, "fingerprint (SHA-256)  {}", identity.fingerprint)?;
+    writeln!(out, "subject                {}", identity.subject)?;
+    writeln!(out, "names                  {}", identity.names.join(", "))?;
+    writeln!(out, "valid until            {}", identity.not_after)?;
+    if let Some(ca) = &identity.ca_fingerprint {
+        writeln!(out, "authority (SHA-256)    {ca}")?;
+    }
+    writeln!(out, "files                  {}", dir.display())?;
+    Ok(())
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

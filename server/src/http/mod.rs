@@ -149,7 +149,7 @@ fn v1_routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
         .and(warp::method())
         .and(warp::query::<HashMap<String, String>>().or(warp::any().map(HashMap::new)).unify())
         .and(warp::header::headers_cloned())
-        .and(peer())
+        .and(origin())
         .and(body::raw())
         .and(with_state.clone())
         .then(console::dispatch)
@@ -207,6 +207,19 @@ fn allow(allowed: &'static [Method]) -> impl Filter<Extract = (), Error = Reject
 /// The address of the connection's peer, as `serve` records it.
 fn peer() -> impl Filter<Extract = (Option<SocketAddr>,), Error = Infallible> + Clone {
     warp::ext::optional::<serve::Peer>().map(|peer: Option<serve::Peer>| peer.map(|p| p.0))
+}
+
+/// Where a request came from, and whether over this server's TLS.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin {
+    pub peer: Option<SocketAddr>,
+    pub tls: bool,
+}
+
+fn origin() -> impl Filter<Extract = (Origin,), Error = Infallible> + Clone {
+    peer()
+        .and(warp::ext::optional::<serve::Transport>())
+        .map(|peer, transport: Option<serve::Transport>| Origin { peer, tls: transport == Some(serve::Transport::Tls) })
 }
 
 fn caller() -> impl Filter<Extract = (Caller,), Error = Rejection> + Clone {

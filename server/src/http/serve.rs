@@ -1,4 +1,6 @@
-//! Accepting connections, with the limits warp's own loop does not set: a client must
+//! Accepting connections, HTTPS and plain HTTP on the same port (a TLS handshake is
+//! recognised by its first byte, 0x16), with the limits warp's own loop does not set:
+//! a client must
 //! send its request headers within the header read timeout (which also ends idle
 //! kept-alive connections), and at most `max_connections` are open at once, the last
 //! `LOOPBACK_RESERVE` of them kept for loopback callers. Past the cap a connection
@@ -21,6 +23,16 @@ use tokio::net::TcpListener;
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub SocketAddr);
 
+/// Whether a request came over TLS; set on every request, beside [`Peer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    Tls,
+    Plain,
+}
+
+/// The first byte of a TLS connection: a handshake record.
+const TLS_HANDSHAKE: u8 = 0x16;
+
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub header_read_timeout: Duration,
@@ -30,10 +42,17 @@ pub struct Limits {
 /// What a connection over the cap is told before it is closed.
 const OVERLOADED: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nRetry-After: 5\r\nConnection: close\r\nContent-Length: 96\r\n\r\n{\"status\":\"error\",\"message\":\"the server has too many open connections; try again\",\"code\":\"busy\"}";
 
-/// Serves every route on `listener` until `stopped` resolves, then lets the requests
-/// in flight finish.
-pub async fn serve(listener: TcpListener, state: super::AppState, limits: Limits, stopped: impl Future<Output = ()>) {
+/// Serves every route on `listener`, over TLS with `tls` or in plain HTTP as each
+/// client begins, until `stopped` resolves; then lets the requests in flight finish.
+pub async fn serve(
+    listener: TcpListener,
+    state: super::AppState,
+    limits: Limits,
+    tls: Arc<rustls::ServerConfig>,
+    stopped: impl Future<Output = ()>,
+) {
     let routes = super::routes(state);
+    let tls = tokio_rustls::TlsAcceptor::from(tls);
     let open = Arc::new(AtomicUsize::new(0));
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     let mut stopped = std::pin::pin!(stopped);
@@ -61,19 +80,41 @@ pub async fn serve(listener: TcpListener, state: super::AppState, limits: Limits
             continue;
         }
         let service = warp::service(routes.clone());
-        let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-            request.extensions_mut().insert(Peer(peer));
-            let mut service = service.clone();
-            async move { tower_service::Service::call(&mut service, request).await }
-        });
-        let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-        builder.http1().timer(TokioTimer::new()).header_read_timeout(limits.header_read_timeout);
-        let stream = super::malformed::JsendForMalformed::new(stream);
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).into_owned();
-        let connection = graceful.watch(connection);
-        let open = open.clone();
+        let (tls, watcher, open) = (tls.clone(), graceful.watcher(), open.clone());
+        let timeout = limits.header_read_timeout;
         tokio::spawn(async move {
-            if let Err(error) = connection.await {
+            // What the client sends first decides; it has the header read timeout to
+            // send it, and to finish a TLS handshake.
+            let mut first = [0u8; 1];
+            let begun = tokio::time::timeout(timeout, stream.peek(&mut first)).await;
+            let opened: Result<(Box<dyn Connection>, Transport), String> = match begun {
+                Ok(Ok(1)) if first[0] == TLS_HANDSHAKE => match tokio::time::timeout(timeout, tls.accept(stream)).await
+                {
+                    Ok(Ok(stream)) => Ok((Box::new(stream), Transport::Tls)),
+                    Ok(Err(error)) => Err(format!("TLS handshake failed: {error}")),
+                    Err(_) => Err("TLS handshake timed out".to_owned()),
+                },
+                Ok(Ok(1)) => Ok((Box::new(stream), Transport::Plain)),
+                Ok(_) => Err("closed before sending anything".to_owned()),
+                Err(_) => Err("sent nothing".to_owned()),
+            };
+            let served = match opened {
+                Ok((stream, transport)) => {
+                    let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
+                        request.extensions_mut().insert(Peer(peer));
+                        request.extensions_mut().insert(transport);
+                        let mut service = service.clone();
+                        async move { tower_service::Service::call(&mut service, request).await }
+                    });
+                    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                    builder.http1().timer(TokioTimer::new()).header_read_timeout(timeout);
+                    let stream = super::malformed::JsendForMalformed::new(stream);
+                    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), service);
+                    watcher.watch(connection.into_owned()).await.map_err(|error| error.to_string())
+                }
+                Err(error) => Err(error),
+            };
+            if let Err(error) = served {
                 tracing::debug!(%peer, %error, "connection ended with an error");
             }
             open.fetch_sub(1, Ordering::SeqCst);
@@ -81,6 +122,11 @@ pub async fn serve(listener: TcpListener, state: super::AppState, limits: Limits
     }
     graceful.shutdown().await;
 }
+
+/// A client's connection, in TLS or not.
+trait Connection: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+
+impl<S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Connection for S {}
 
 async fn refuse(mut stream: tokio::net::TcpStream) {
     let _ = tokio::time::timeout(Duration::from_secs(2), async {

@@ -7,3 +7,4 @@ mod connections;
 mod faces;
 mod methods;
 mod sessions;
+mod tls;

@@ -15,7 +15,7 @@ use super::{AppState, blocking};
 use crate::service::{Credentials, Principal, ServiceError, random_token};
 pub use i18n::{Lang, Text};
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::sync::Mutex;
 use subtle::ConstantTimeEq;
 use warp::Reply as _;
@@ -87,6 +87,8 @@ pub struct Request {
     pub query: HashMap<String, String>,
     pub headers: HeaderMap,
     pub address: Option<IpAddr>,
+    /// Came over this server's own TLS.
+    pub tls: bool,
 }
 
 impl Request {
@@ -101,6 +103,7 @@ impl Request {
 
     fn secure(&self, state: &AppState) -> bool {
         state.console.secure_cookies
+            || self.tls
             || self
                 .headers
                 .get("x-forwarded-proto")
@@ -116,13 +119,14 @@ pub async fn dispatch(
     method: Method,
     query: HashMap<String, String>,
     headers: HeaderMap,
-    remote: Option<SocketAddr>,
+    origin: super::Origin,
     body: Result<RawBody, HttpError>,
     state: AppState,
 ) -> Reply {
     let segments: Vec<String> =
         tail.as_str().split('/').filter(|s| !s.is_empty()).map(super::admin::decode_segment).collect();
-    let request = Request { method, segments, query, headers, address: remote.map(|a| a.ip()) };
+    let tls = origin.tls;
+    let request = Request { method, segments, query, headers, address: origin.peer.map(|a| a.ip()), tls };
     let mut cookies = Vec::new();
     let lang = match request.query.get("lang").and_then(|l| Lang::parse(l)) {
         Some(lang) => {
@@ -141,6 +145,10 @@ pub async fn dispatch(
         }
     }
     secure_headers(reply.headers_mut());
+    if tls {
+        // Browsers then never try the console in plain HTTP again.
+        reply.headers_mut().insert(header::STRICT_TRANSPORT_SECURITY, HeaderValue::from_static("max-age=31536000"));
+    }
     reply
 }
 
