@@ -92,6 +92,10 @@ impl RunningServer {
             let config = config.clone();
             tokio::task::spawn_blocking(move || {
                 let services = open(&config, compute)?;
+                // Whatever a crash interrupted is finished or undone before anyone
+                // can ask (see `service::recovery`).
+                let recovered = services.recovery.run()?;
+                tracing::info!(?recovered, "records and machines brought into agreement");
                 let desktops = services.desktops.reconcile()?;
                 tracing::debug!(desktops, "desktop statuses reconciled with the hypervisor");
                 let tls_dir = tls::directory(&config.data_dir);

@@ -1,6 +1,7 @@
 //! Helpers for thindesk's end-to-end tests: a real server on `127.0.0.1:0` over a
 //! temporary data directory, and a small HTTP client for it.
 
+pub mod binary;
 pub mod ports;
 pub mod screen;
 pub mod spice;

@@ -136,6 +136,14 @@ impl Compute for TestCompute {
         Ok(MachineView { status, display })
     }
 
+    fn machines(&self) -> Result<Vec<String>, ComputeError> {
+        self.check_failing()?;
+        let defined = self.defined.lock().map_err(|_| ComputeError::Failed("poisoned".into()))?;
+        let mut ids: Vec<String> = defined.keys().cloned().collect();
+        ids.sort();
+        Ok(ids)
+    }
+
     fn set_guest_account(&self, desktop_id: &str, account: &GuestAccount) -> Result<(), ComputeError> {
         self.check_failing()?;
         let mut defined = self.defined.lock().map_err(|_| ComputeError::Failed("poisoned".into()))?;

@@ -125,6 +125,19 @@ pub trait Compute: Send + Sync {
     /// not running gets a fresh ticket at its next start anyway.
     fn new_ticket(&self, desktop_id: &str) -> Result<(), ComputeError>;
 
+    /// The ids of every machine defined, running or not.
+    fn machines(&self) -> Result<Vec<String>, ComputeError>;
+
+    /// Stops every process and removes every file of the driver's that belongs to no
+    /// machine it knows: what a crash left between starting a process and writing it
+    /// down, or half-way through defining or destroying a machine. Afterwards every
+    /// running machine counts against the host's limits and is in [`Compute::machines`].
+    /// Only while nothing else defines or starts machines on the same state: at server
+    /// start, before serving. Returns how many strays were found.
+    fn reclaim_strays(&self) -> Result<usize, ComputeError> {
+        Ok(0)
+    }
+
     /// Replaces the guest account whose password the machine gets at each start. A
     /// running machine gets it now too, as soon as its guest agent answers (the call
     /// does not wait for that). [`ComputeError::NoGuestAgent`] for a machine defined
@@ -159,6 +172,10 @@ impl Compute for NoCompute {
     }
 
     fn inspect(&self, _desktop_id: &str) -> Result<MachineView, ComputeError> {
+        Err(ComputeError::NotConfigured)
+    }
+
+    fn machines(&self) -> Result<Vec<String>, ComputeError> {
         Err(ComputeError::NotConfigured)
     }
 

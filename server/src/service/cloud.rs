@@ -5,7 +5,7 @@
 use super::audit::{Actor, Audit};
 use super::{iso8601, random_token, unix_now};
 use crate::compute::{Compute, ComputeError, Display, PowerOp};
-use crate::store::{InstanceRecord, NewInstance, Store, StoreError};
+use crate::store::{InstanceRecord, NewInstance, Phase, Store, StoreError};
 use ipnet::IpNet;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -166,10 +166,7 @@ impl Cloud {
         internet: bool,
         name: &str,
     ) -> Result<LaunchedInstance, CloudError> {
-        let launched = self.launch_instance(image, flavor, internet, name)?;
-        let detail = format!("{name:?}, image {image}, flavor {flavor}, internet {internet}");
-        self.audit.record(by, "instance.launch", &launched.vm_id, &detail);
-        Ok(launched)
+        self.launch_as(Some(by), image, flavor, internet, name)
     }
 
     /// [`Cloud::destroy_instance`], recorded in the audit log as done by `by`.
@@ -188,8 +185,28 @@ impl Cloud {
     /// Defines and starts a machine from the catalogue, and answers once it runs. If
     /// the hypervisor refuses at any step, the machine and the record are removed
     /// again.
+    ///
+    /// The record is written `Pending` before anything is defined and made `Ready`
+    /// only once the machine runs, right before the answer: a server killed in
+    /// between leaves a pending record, which the next server undoes with its machine
+    /// (`service::recovery`), so an id is either answered or never existed.
     pub fn launch_instance(
         &self,
+        image: &str,
+        flavor: &str,
+        internet: bool,
+        name: &str,
+    ) -> Result<LaunchedInstance, CloudError> {
+        self.launch_as(None, image, flavor, internet, name)
+    }
+
+    /// The launch, audited as done by `by` when given. The audit entry is written
+    /// before the record turns `Ready`, so that as little as can be lies between that
+    /// and the answer (a server killed there leaves a launch its caller never heard
+    /// of; the audit log then also shows it undone or kept).
+    fn launch_as(
+        &self,
+        by: Option<&Actor>,
         image: &str,
         flavor: &str,
         internet: bool,
@@ -201,7 +218,8 @@ impl Cloud {
         let image = self.store.image_by_name(image)?.ok_or_else(|| CloudError::InvalidImage(image.to_owned()))?;
         let flavor = self.store.flavor_by_name(flavor)?.ok_or_else(|| CloudError::InvalidFlavor(flavor.to_owned()))?;
         let id = random_token(12);
-        let instance = NewInstance { id: &id, name, image_id: image.id, flavor_id: flavor.id, internet };
+        let instance =
+            NewInstance { id: &id, phase: Phase::Pending, name, image_id: image.id, flavor_id: flavor.id, internet };
         self.store.insert_instance(&instance, unix_now())?;
         // The exam system's image decides how its guests log in: no account is set.
         let machine = super::catalogue::machine_spec(&id, name, &image, &flavor, internet, EXAM_POLICY, None);
@@ -209,7 +227,14 @@ impl Cloud {
             self.forget(&id);
             return Err(CloudError::Launch(error));
         }
-        match self.start(&id) {
+        let started = self.start(&id).map_err(CloudError::Launch).and_then(|display| {
+            if let Some(by) = by {
+                let detail = format!("{name:?}, image {}, flavor {}, internet {internet}", image.name, flavor.name);
+                self.audit.record(by, "instance.launch", &id, &detail);
+            }
+            self.settle(&id).map(|()| display)
+        });
+        match started {
             Ok(display) => {
                 tracing::info!(vm_id = %id, name, image = %image.name, flavor = %flavor.name, internet, "instance launched");
                 Ok(LaunchedInstance {
@@ -228,8 +253,17 @@ impl Cloud {
                     }
                 }
                 self.forget(&id);
-                Err(CloudError::Launch(error))
+                Err(error)
             }
+        }
+    }
+
+    /// Marks a launched instance `Ready`: from here on it is listed and answered.
+    fn settle(&self, id: &str) -> Result<(), CloudError> {
+        if self.store.move_instance(id, Phase::Pending, Phase::Ready)? {
+            Ok(())
+        } else {
+            Err(CloudError::Launch(ComputeError::Failed(format!("the record of instance {id} went missing"))))
         }
     }
 
@@ -249,12 +283,24 @@ impl Cloud {
 
     /// Stops the machine and frees what it held; unknown ids are
     /// [`CloudError::InvalidVmId`], so a second destroy is one too.
+    ///
+    /// The record turns `Removing` first (no longer listed, nor destroyable twice at
+    /// once); a server killed before the record is gone leaves it so, and the next
+    /// server finishes the job. If the hypervisor refuses, it is `Ready` again.
     pub fn destroy_instance(&self, vm_id: &str) -> Result<(), CloudError> {
         let record = self.store.instance(vm_id)?.ok_or(CloudError::InvalidVmId)?;
+        if !self.store.move_instance(&record.id, Phase::Ready, Phase::Removing)? {
+            return Err(CloudError::InvalidVmId);
+        }
         match self.compute.destroy(&record.id) {
             // A machine the hypervisor does not know is already gone.
             Ok(()) | Err(ComputeError::NoSuchMachine(_)) => {}
-            Err(error) => return Err(CloudError::Destroy(error)),
+            Err(error) => {
+                if let Err(reopen) = self.store.move_instance(&record.id, Phase::Removing, Phase::Ready) {
+                    tracing::error!(vm_id = %record.id, error = %reopen, "cannot keep an instance whose destroy failed; the next start destroys it");
+                }
+                return Err(CloudError::Destroy(error));
+            }
         }
         if !self.store.delete_instance(&record.id)? {
             return Err(CloudError::InvalidVmId);
@@ -367,6 +413,10 @@ mod tests {
             self.inner.inspect(id)
         }
 
+        fn machines(&self) -> Result<Vec<String>, ComputeError> {
+            self.inner.machines()
+        }
+
         fn set_guest_account(&self, id: &str, account: &GuestAccount) -> Result<(), ComputeError> {
             self.inner.set_guest_account(id, account)
         }
@@ -455,6 +505,22 @@ mod tests {
         assert!(matches!(cloud.launch_instance(IMAGE, "m1.small", false, "a\nb"), Err(CloudError::InvalidName)));
         assert!(compute.defined.lock().expect("lock").is_empty());
         assert!(store.instances().expect("list").is_empty());
+    }
+
+    #[test]
+    fn an_instance_not_yet_answered_or_being_destroyed_is_shown_to_no_one() {
+        let (_dir, store, _compute, cloud) = cloud();
+        let image = store.image_by_name(IMAGE).expect("q").expect("image");
+        let flavor = store.flavor_by_name("m1.tiny").expect("q").expect("flavor");
+        for (id, phase) in [("launching", Phase::Pending), ("destroying", Phase::Removing)] {
+            let instance =
+                NewInstance { id, phase, name: "exam", image_id: image.id, flavor_id: flavor.id, internet: false };
+            store.insert_instance(&instance, 1).expect("instance");
+            assert!(matches!(cloud.query_instance(id), Err(CloudError::InvalidVmId)));
+            assert!(matches!(cloud.destroy_instance(id), Err(CloudError::InvalidVmId)));
+        }
+        assert!(cloud.list_instances().expect("list").is_empty());
+        assert_eq!(store.instance_phases().expect("phases").len(), 2, "both left to the next start's recovery");
     }
 
     #[test]

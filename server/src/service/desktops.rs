@@ -6,7 +6,7 @@ use super::audit::{Actor, Audit};
 use super::status::{Forgetting, StatusCache};
 use super::{FieldErrors, Principal, ServiceError, random_token, unix_now};
 use crate::compute::{Compute, ComputeError, GuestAccount, MachineView, PowerOp};
-use crate::store::{DesktopRecord, NewDesktop, Store};
+use crate::store::{DesktopRecord, NewDesktop, Phase, Store};
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -110,7 +110,9 @@ impl Desktops {
     /// Creates a desktop. With an image and a flavor, its machine is defined on the
     /// hypervisor too (id = the desktop's id, internet allowed, RDP forwarded for RDP
     /// images), and the OS account and connection type default to the image's; if the
-    /// hypervisor refuses, the desktop is not kept.
+    /// hypervisor refuses, the desktop is not kept. Such a desktop is recorded
+    /// `Pending` before its machine is defined and `Ready` after, so a server killed
+    /// in between leaves nothing the next server does not undo (`service::recovery`).
     pub fn create(&self, by: &Actor, spec: &DesktopSpec) -> Result<String, ServiceError> {
         let mut errors = FieldErrors::default();
         let name = spec.name.trim();
@@ -172,6 +174,7 @@ impl Desktops {
                 policy: spec.policy,
                 image_id: image.as_ref().map(|i| i.id),
                 flavor_id: flavor.as_ref().map(|f| f.id),
+                phase: if image.is_some() { Phase::Pending } else { Phase::Ready },
             },
             unix_now(),
         )?;
@@ -185,7 +188,8 @@ impl Desktops {
                 return Err(error.into());
             }
         }
-        tracing::info!(desktop = %id, owner = %owner.name, image = ?spec.image, flavor = ?spec.flavor, "desktop created");
+        // Audited before the record turns `Ready`, so as little as can be lies between
+        // that and the answer.
         let detail = format!(
             "{name:?} for {}, image {}, flavor {}",
             owner.name,
@@ -193,6 +197,10 @@ impl Desktops {
             spec.flavor.as_deref().unwrap_or("-")
         );
         self.audit.record(by, "desktop.create", &id, &detail);
+        if spec.image.is_some() && !self.store.move_desktop(&id, Phase::Pending, Phase::Ready)? {
+            return Err(ServiceError::Internal(format!("the record of desktop {id} went missing")));
+        }
+        tracing::info!(desktop = %id, owner = %owner.name, image = ?spec.image, flavor = ?spec.flavor, "desktop created");
         Ok(id)
     }
 
@@ -303,16 +311,27 @@ impl Desktops {
     }
 
     /// Deletes a desktop and frees its machine (process, disk overlay, ports). A
-    /// machine the hypervisor does not know is already gone.
+    /// machine the hypervisor does not know is already gone. The record turns
+    /// `Removing` before the machine is destroyed (a server killed meanwhile leaves
+    /// the rest to the next one), and `Ready` again if the hypervisor refuses.
     pub fn delete(&self, by: &Actor, desktop_id: &str) -> Result<(), ServiceError> {
         let record = self.store.desktop(desktop_id)?.ok_or(ServiceError::DesktopNotFound)?;
         let _guard = self.claim(&record.id)?;
         let _forget = Forgetting::new(&self.status, &record.id);
-        match self.compute.destroy(&record.id) {
-            Ok(()) | Err(ComputeError::NoSuchMachine(_)) => {}
+        if !self.store.move_desktop(&record.id, Phase::Ready, Phase::Removing)? {
+            return Err(ServiceError::DesktopNotFound);
+        }
+        let destroyed = match self.compute.destroy(&record.id) {
+            Ok(()) | Err(ComputeError::NoSuchMachine(_)) => Ok(()),
             // A desktop from before the catalogue may never have had a machine here.
-            Err(ComputeError::NotConfigured) if record.image.is_none() => {}
-            Err(error) => return Err(error.into()),
+            Err(ComputeError::NotConfigured) if record.image.is_none() => Ok(()),
+            Err(error) => Err(error),
+        };
+        if let Err(error) = destroyed {
+            if let Err(reopen) = self.store.move_desktop(&record.id, Phase::Removing, Phase::Ready) {
+                tracing::error!(desktop = %record.id, error = %reopen, "cannot keep a desktop whose machine was not destroyed; the next start deletes it");
+            }
+            return Err(error.into());
         }
         if !self.store.delete_desktop(&record.id)? {
             return Err(ServiceError::DesktopNotFound);
@@ -709,6 +728,19 @@ mod tests {
         let half = DesktopSpec { flavor: None, ..from_image() };
         assert!(matches!(desktops.create(&Actor::system(), &half), Err(ServiceError::Invalid(_))));
         assert!(desktops.list_all(None).expect("list").is_empty());
+    }
+
+    #[test]
+    fn a_delete_the_hypervisor_refuses_keeps_the_desktop_for_another_try() {
+        let (dir, store, compute, desktops, owner, _) = setup_with_store();
+        add_image(dir.path(), &store);
+        let id = desktops.create(&Actor::system(), &from_image()).expect("create");
+        compute.set_failing(true);
+        assert!(matches!(desktops.delete(&Actor::system(), &id), Err(ServiceError::Compute(_))));
+        compute.set_failing(false);
+        assert_eq!(desktops.list_for(&owner).expect("list").len(), 1, "still listed, and ready");
+        desktops.delete(&Actor::system(), &id).expect("second try");
+        assert!(store.desktop_phases().expect("phases").is_empty());
     }
 
     #[test]

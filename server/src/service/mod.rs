@@ -10,6 +10,7 @@ pub mod cloud;
 pub mod desktops;
 mod error;
 pub mod hashing;
+pub mod recovery;
 pub mod status;
 pub mod terminals;
 mod throttle;
@@ -23,6 +24,7 @@ pub use cloud::{Cloud, CloudAccess, CloudError, CloudRequest};
 pub use desktops::Desktops;
 pub use error::{FieldErrors, ServiceError};
 pub use hashing::{HashError, HashPool, HashPoolSettings};
+pub use recovery::{Recovered, Recovery};
 pub use terminals::Terminals;
 pub use throttle::{ThrottlePolicy, Throttled};
 
@@ -54,6 +56,8 @@ pub struct Services {
     pub catalogue: Arc<Catalogue>,
     pub cloud: Arc<Cloud>,
     pub audit: Arc<Audit>,
+    /// Run once by a starting server, before it serves.
+    pub recovery: Arc<Recovery>,
 }
 
 impl Services {
@@ -68,9 +72,11 @@ impl Services {
             settings.status_ttl,
         ));
         let catalogue = Arc::new(Catalogue::new(store.clone()));
-        let cloud = Arc::new(Cloud::new(store.clone(), compute, settings.public_address, settings.cloud_access));
+        let cloud =
+            Arc::new(Cloud::new(store.clone(), compute.clone(), settings.public_address, settings.cloud_access));
         let audit = Arc::new(Audit::new(store.clone()));
-        Ok(Self { store, accounts, terminals, desktops, catalogue, cloud, audit })
+        let recovery = Arc::new(Recovery::new(store.clone(), compute));
+        Ok(Self { store, accounts, terminals, desktops, catalogue, cloud, audit, recovery })
     }
 
     /// Logs a terminal out: its token is revoked and the user's display sessions are

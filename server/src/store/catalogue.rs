@@ -106,20 +106,29 @@ impl Store {
     pub fn insert_instance(&self, instance: &NewInstance<'_>, now: i64) -> Result<()> {
         self.write(|tx| {
             tx.execute(
-                "INSERT INTO instances (id, name, image_id, flavor_id, internet, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![instance.id, instance.name, instance.image_id, instance.flavor_id, instance.internet, now],
+                "INSERT INTO instances (id, name, image_id, flavor_id, internet, created_at, phase)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    instance.id,
+                    instance.name,
+                    instance.image_id,
+                    instance.flavor_id,
+                    instance.internet,
+                    now,
+                    instance.phase.as_str()
+                ],
             )?;
             Ok(())
         })
     }
 
+    /// A `Ready` instance.
     pub fn instance(&self, id: &str) -> Result<Option<InstanceRecord>> {
         let connection = self.lock();
-        Ok(connection.query_row(&format!("{INSTANCE_SELECT} WHERE n.id = ?1"), [id], instance_from_row).optional()?)
+        Ok(connection.query_row(&format!("{INSTANCE_SELECT} AND n.id = ?1"), [id], instance_from_row).optional()?)
     }
 
-    /// Oldest first.
+    /// Every `Ready` instance, oldest first.
     pub fn instances(&self) -> Result<Vec<InstanceRecord>> {
         let connection = self.lock();
         let mut statement = connection.prepare(&format!("{INSTANCE_SELECT} ORDER BY n.created_at, n.id"))?;
@@ -127,9 +136,38 @@ impl Store {
         Ok(rows.collect::<rusqlite::Result<_>>()?)
     }
 
+    /// Every instance's id and phase, whatever its phase.
+    pub fn instance_phases(&self) -> Result<Vec<(String, Phase)>> {
+        phases(&self.lock(), "instances")
+    }
+
+    /// Moves an instance from phase `from` to `to`; false if it is not in `from`
+    /// (or not there at all).
+    pub fn move_instance(&self, id: &str, from: Phase, to: Phase) -> Result<bool> {
+        self.write(|tx| {
+            Ok(tx.execute(
+                "UPDATE instances SET phase = ?1 WHERE id = ?2 AND phase = ?3",
+                params![to.as_str(), id, from.as_str()],
+            )? > 0)
+        })
+    }
+
+    /// Deletes an instance's record, whatever its phase.
     pub fn delete_instance(&self, id: &str) -> Result<bool> {
         self.write(|tx| Ok(tx.execute("DELETE FROM instances WHERE id = ?1", [id])? > 0))
     }
+}
+
+/// Every row's id and phase in `table` (`instances` or `desktops`).
+pub(super) fn phases(connection: &Connection, table: &'static str) -> Result<Vec<(String, Phase)>> {
+    let mut statement = connection.prepare(&format!("SELECT id, phase FROM {table} ORDER BY id"))?;
+    let rows = statement.query_map([], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))?;
+    rows.map(|row| {
+        let (id, phase) = row?;
+        let phase = Phase::parse(&phase).ok_or(StoreError::Corrupt { column: "phase", value: phase })?;
+        Ok((id, phase))
+    })
+    .collect()
 }
 
 const IMAGE_SELECT: &str =
@@ -139,7 +177,8 @@ const IMAGE_SELECT: &str =
 const FLAVOR_SELECT: &str = "SELECT id, name, vcpus, ram_mib, disk_gib FROM flavors";
 
 const INSTANCE_SELECT: &str = "SELECT n.id, n.name, i.name, f.name, n.internet, n.created_at
-     FROM instances n JOIN images i ON i.id = n.image_id JOIN flavors f ON f.id = n.flavor_id";
+     FROM instances n JOIN images i ON i.id = n.image_id JOIN flavors f ON f.id = n.flavor_id
+     WHERE n.phase = 'ready'";
 
 fn image_from_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<Result<ImageRecord>> {
     let connection_type: String = row.get(3)?;

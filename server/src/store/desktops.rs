@@ -10,7 +10,8 @@ macro_rules! desktop_select {
         d.default_connection_type, d.enable_usb, d.enable_clipboard, d.enable_audio, d.created_at, i.name, f.name,
         coalesce(i.guest_agent, 0)
      FROM desktops d JOIN users u ON u.id = d.owner_id
-     LEFT JOIN images i ON i.id = d.image_id LEFT JOIN flavors f ON f.id = d.flavor_id"
+     LEFT JOIN images i ON i.id = d.image_id LEFT JOIN flavors f ON f.id = d.flavor_id
+     WHERE d.phase = 'ready'"
     };
 }
 
@@ -22,8 +23,8 @@ impl Store {
             tx.execute(
                 "INSERT INTO desktops (id, name, owner_id, status, os_username, os_password,
                     default_connection_type, enable_usb, enable_clipboard, enable_audio, created_at,
-                    image_id, flavor_id)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)",
+                    image_id, flavor_id, phase)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
                 params![
                     desktop.id,
                     desktop.name,
@@ -37,17 +38,19 @@ impl Store {
                     desktop.policy.enable_audio,
                     now,
                     desktop.image_id,
-                    desktop.flavor_id
+                    desktop.flavor_id,
+                    desktop.phase.as_str()
                 ],
             )?;
             Ok(())
         })
     }
 
+    /// A `Ready` desktop; so are the desktops the listings below return.
     pub fn desktop(&self, id: &str) -> Result<Option<DesktopRecord>> {
         let connection = self.lock();
         connection
-            .prepare_cached(concat!(desktop_select!(), " WHERE d.id = ?1"))?
+            .prepare_cached(concat!(desktop_select!(), " AND d.id = ?1"))?
             .query_row([id], desktop_from_row)
             .optional()?
             .transpose()
@@ -56,7 +59,7 @@ impl Store {
     pub fn desktops_of(&self, owner_id: i64) -> Result<Vec<DesktopRecord>> {
         let connection = self.lock();
         let mut statement =
-            connection.prepare_cached(concat!(desktop_select!(), " WHERE d.owner_id = ?1 ORDER BY d.name, d.id"))?;
+            connection.prepare_cached(concat!(desktop_select!(), " AND d.owner_id = ?1 ORDER BY d.name, d.id"))?;
         let rows = statement.query_map([owner_id], desktop_from_row)?;
         rows.map(|row| row?).collect()
     }
@@ -89,6 +92,23 @@ impl Store {
         })
     }
 
+    /// Every desktop's id and phase, whatever its phase.
+    pub fn desktop_phases(&self) -> Result<Vec<(String, Phase)>> {
+        super::catalogue::phases(&self.lock(), "desktops")
+    }
+
+    /// Moves a desktop from phase `from` to `to`; false if it is not in `from` (or
+    /// not there at all).
+    pub fn move_desktop(&self, id: &str, from: Phase, to: Phase) -> Result<bool> {
+        self.write(|tx| {
+            Ok(tx.execute(
+                "UPDATE desktops SET phase = ?1 WHERE id = ?2 AND phase = ?3",
+                params![to.as_str(), id, from.as_str()],
+            )? > 0)
+        })
+    }
+
+    /// Deletes a desktop's record, whatever its phase.
     pub fn delete_desktop(&self, id: &str) -> Result<bool> {
         self.write(|tx| Ok(tx.execute("DELETE FROM desktops WHERE id = ?1", [id])? > 0))
     }

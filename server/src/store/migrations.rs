@@ -105,6 +105,15 @@ const MIGRATIONS: &[&str] = &[
     // 4: images that run the QEMU guest agent, through which each desktop's own OS
     // password is set in the guest.
     "ALTER TABLE images ADD COLUMN guest_agent INTEGER NOT NULL DEFAULT 0;",
+    // 5: the launch and removal journal. A machine's record is written `pending`
+    // before its machine is defined and made `ready` right before the caller is
+    // answered; it turns `removing` before its machine is destroyed. Only `ready`
+    // rows are shown; a server starting up finishes or undoes the others
+    // (`service::recovery`).
+    "ALTER TABLE instances ADD COLUMN phase TEXT NOT NULL DEFAULT 'ready'
+        CHECK (phase IN ('pending', 'ready', 'removing'));
+    ALTER TABLE desktops ADD COLUMN phase TEXT NOT NULL DEFAULT 'ready'
+        CHECK (phase IN ('pending', 'ready', 'removing'));",
 ];
 
 pub(super) fn apply(connection: &mut Connection) -> Result<()> {

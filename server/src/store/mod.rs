@@ -145,6 +145,8 @@ pub struct NewDesktop<'a> {
     pub policy: Policy,
     pub image_id: Option<i64>,
     pub flavor_id: Option<i64>,
+    /// `Pending` while its machine is being defined (see [`Phase`]).
+    pub phase: Phase,
 }
 
 /// A base disk and how to log in to the system on it.
@@ -190,6 +192,39 @@ pub struct NewFlavor<'a> {
     pub disk_gib: u32,
 }
 
+/// Where a machine's record is in its life: the journal that makes launching,
+/// creating and destroying safe against a crash at any point. Only `Ready` records
+/// are shown to anyone; a starting server finishes or undoes the others
+/// (`service::recovery`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// Written before its machine is defined; its id has been told to no one.
+    Pending,
+    /// Its caller has been (or is being) told of it.
+    Ready,
+    /// Its machine is being destroyed; the record goes once the machine has.
+    Removing,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "pending",
+            Phase::Ready => "ready",
+            Phase::Removing => "removing",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "pending" => Some(Phase::Pending),
+            "ready" => Some(Phase::Ready),
+            "removing" => Some(Phase::Removing),
+            _ => None,
+        }
+    }
+}
+
 /// A virtual machine launched through the cloud API.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstanceRecord {
@@ -204,6 +239,7 @@ pub struct InstanceRecord {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewInstance<'a> {
     pub id: &'a str,
+    pub phase: Phase,
     pub name: &'a str,
     pub image_id: i64,
     pub flavor_id: i64,
@@ -437,6 +473,7 @@ mod tests {
             policy: Policy::default(),
             image_id: None,
             flavor_id: None,
+            phase: Phase::Ready,
         };
         store.insert_desktop(&desktop, 1).expect("desktop");
         assert!(matches!(store.delete_user(id), Err(StoreError::InUse(Dependents::Desktops))));
@@ -470,8 +507,20 @@ mod tests {
         let flavor = store.flavor_by_name("m1.small").expect("q").expect("seeded");
         let tiny = NewFlavor { name: "m1.tiny", vcpus: 1, ram_mib: 64, disk_gib: 1 };
         assert!(matches!(store.insert_flavor(&tiny), Err(StoreError::Conflict(Conflict::FlavorExists))));
-        let instance = NewInstance { id: "vm1", name: "exam", image_id, flavor_id: flavor.id, internet: false };
+        let instance = NewInstance {
+            id: "vm1",
+            phase: Phase::Pending,
+            name: "exam",
+            image_id,
+            flavor_id: flavor.id,
+            internet: false,
+        };
         store.insert_instance(&instance, 3).expect("instance");
+        assert!(store.instance("vm1").expect("q").is_none(), "a pending instance is shown to no one");
+        assert!(store.instances().expect("list").is_empty());
+        assert_eq!(store.instance_phases().expect("phases"), [("vm1".to_owned(), Phase::Pending)]);
+        assert!(store.move_instance("vm1", Phase::Pending, Phase::Ready).expect("settle"));
+        assert!(!store.move_instance("vm1", Phase::Pending, Phase::Ready).expect("only once"));
         assert!(matches!(store.delete_image("xubuntu"), Err(StoreError::InUse(Dependents::Machines))));
         assert!(matches!(store.delete_flavor("m1.small"), Err(StoreError::InUse(Dependents::Machines))));
         let listed = store.instance("vm1").expect("q").expect("exists");
@@ -508,6 +557,7 @@ mod tests {
             policy: Policy::default(),
             image_id: Some(image_id),
             flavor_id: Some(flavor_id),
+            phase: Phase::Ready,
         };
         store.insert_desktop(&desktop, 1).expect("desktop");
         let record = store.desktop("d1").expect("q").expect("exists");

@@ -15,6 +15,7 @@ mod cloud_api;
 mod cloud_qemu;
 mod console;
 mod console_browser;
+mod crash;
 mod demo;
 mod guest_network;
 mod openapi;

@@ -3,86 +3,13 @@
 //! meanwhile SHUTOFF.
 
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 use thindesk_server::store::Store;
 use thindesk_shared::DesktopStatus;
+use thindesk_tests::binary::ServerBinary;
 use thindesk_tests::spice::{self, Verdict};
-use thindesk_tests::{launch_form, ports, vm};
-
-/// `cargo test --workspace` builds the server's binary beside the test executables.
-fn server_binary() -> PathBuf {
-    let exe = std::env::current_exe().expect("test executable");
-    let binary = exe.parent().and_then(Path::parent).map(|dir| dir.join("thindesk-server")).expect("target dir");
-    assert!(binary.is_file(), "{} is missing: run `cargo test --workspace`, which builds it", binary.display());
-    binary
-}
-
-struct Setup {
-    config: PathBuf,
-    data: tempfile::TempDir,
-    url: String,
-}
-
-impl Setup {
-    fn new() -> Self {
-        let data = tempfile::tempdir().expect("dir");
-        // The server binary is told its port: one no other test of this process is
-        // given, nor the kernel for a `127.0.0.1:0` listener meanwhile.
-        let port = ports::one();
-        let (spice, rdp) = (ports::block(8), ports::block(8));
-        let config = data.path().join("server.toml");
-        std::fs::write(
-            &config,
-            format!(
-                "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\ndisplay_address = \"127.0.0.1\"\n\
-                 public_address = \"127.0.0.1\"\nspice_ports = \"{}-{}\"\nrdp_ports = \"{}-{}\"\n\
-                 shutdown_timeout = 20\n",
-                data.path().join("data").display(),
-                spice.start(),
-                spice.end(),
-                rdp.start(),
-                rdp.end()
-            ),
-        )
-        .expect("config");
-        Self { config, data, url: format!("http://127.0.0.1:{port}") }
-    }
-
-    /// An administration command, with `stdin` as its standard input.
-    fn admin(&self, arguments: &[&str], stdin: &str) {
-        let mut command = Command::new(server_binary());
-        command.arg("--config").arg(&self.config).args(arguments);
-        thindesk_tests::run_with_stdin(command, stdin);
-    }
-
-    async fn serve(&self) -> Child {
-        let mut child = Command::new(server_binary())
-            .arg("--config")
-            .arg(&self.config)
-            .arg("serve")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("serve");
-        for _ in 0..300 {
-            if reqwest::get(format!("{}/api/v1.0/places", self.url)).await.is_ok() {
-                return child;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("the server did not come up");
-    }
-
-    fn machine_pid(&self, id: &str) -> u32 {
-        let pid_file = self.data.path().join(format!("data/vms/{id}/qemu.pid"));
-        std::fs::read_to_string(pid_file).expect("pid file").trim().parse().expect("pid")
-    }
-}
+use thindesk_tests::{launch_form, vm};
 
 async fn cloud(url: &str, form: &[(&str, &str)]) -> Value {
     let reply = reqwest::Client::new().post(format!("{url}/cloud_api")).form(form).send().await.expect("sent");
@@ -98,19 +25,13 @@ async fn student(url: &str, method: reqwest::Method, path: &str, body: Option<Va
     request.send().await.expect("sent").json().await.expect("json")
 }
 
-fn kill(child: &mut Child, signal: &str) {
-    let status = Command::new("kill").args([signal, &child.id().to_string()]).status().expect("kill");
-    assert!(status.success());
-    let _ = child.wait();
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn machines_survive_a_server_crash_and_the_next_server_finds_them() {
     if !vm::tools_present("the server restart test", vm::TOOLS) {
         return;
     }
     let image = tokio::task::spawn_blocking(vm::demo_image).await.expect("image");
-    let setup = Setup::new();
+    let mut setup = ServerBinary::new();
     setup.admin(&["image", "add", "demo", "--disk", &image.to_string_lossy(), "--os-username", "student"], "os-pw\n");
     setup.admin(&["flavor", "add", "m1.test", "--vcpus", "1", "--ram", "256", "--disk", "1"], "");
     setup.admin(&["user", "add", "kim"], "kims-pw-1\n");
@@ -136,7 +57,7 @@ async fn machines_survive_a_server_crash_and_the_next_server_finds_them() {
     let (exam_pid, desktop_pid) = (setup.machine_pid(&vm_id), setup.machine_pid(&desktop_id));
 
     // The server crashes. Its machines do not.
-    kill(&mut server, "-KILL");
+    server.kill("-KILL");
     assert!(vm::process_alive(exam_pid) && vm::process_alive(desktop_pid), "machines outlive the server");
     assert_eq!(spice::try_ticket(spice_port, &ticket).expect("link"), Verdict::Accepted);
     // While it is down, the desktop's machine dies too.
@@ -145,7 +66,7 @@ async fn machines_survive_a_server_crash_and_the_next_server_finds_them() {
 
     let mut server = setup.serve().await;
     // Before anyone asks, the store already says what happened.
-    let store = Store::open(&setup.data.path().join("data")).expect("store");
+    let store = Store::open(&setup.data_dir()).expect("store");
     assert_eq!(store.desktop(&desktop_id).expect("read").expect("desktop").status, DesktopStatus::Shutoff);
 
     let queried = cloud(&setup.url, &[("command", "query_instance"), ("vm_id", &vm_id)]).await;
@@ -160,5 +81,5 @@ async fn machines_survive_a_server_crash_and_the_next_server_finds_them() {
     let destroyed = cloud(&setup.url, &[("command", "destroy_instance"), ("vm_id", &vm_id)]).await;
     assert_eq!(destroyed["ret_code"], 0, "{destroyed}");
     assert!(!vm::process_alive(exam_pid));
-    kill(&mut server, "-TERM");
+    server.kill("-TERM");
 }

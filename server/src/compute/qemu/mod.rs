@@ -35,6 +35,7 @@
 mod accel;
 pub mod demo_image;
 mod guest_agent;
+mod orphans;
 mod qmp;
 pub mod shield;
 
@@ -838,6 +839,17 @@ impl Compute for QemuCompute {
         let status = self.status(&dir)?;
         let display = Display { spice_port: run.spice_port, spice_ticket: run.spice_ticket, rdp_port: run.rdp_port };
         Ok(MachineView { status, display: Some(display) })
+    }
+
+    fn machines(&self) -> Result<Vec<String>, ComputeError> {
+        self.machine_ids()
+    }
+
+    fn reclaim_strays(&self) -> Result<usize, ComputeError> {
+        orphans::reclaim(&self.config.state_dir, |id, pid| {
+            let dir = self.machine_dir(id);
+            dir.join(SPEC_FILE).is_file() && self.live_run_state(&dir).is_some_and(|run| run.pid == pid)
+        })
     }
 }
 
