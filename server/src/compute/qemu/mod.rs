@@ -194,7 +194,8 @@ pub struct QemuCompute {
 
 impl QemuCompute {
     /// Prepares the state directory and re-attaches to the machines still running
-    /// from an earlier server; the dead ones lose their run state.
+    /// from an earlier server. Touches no machine's files: administration commands
+    /// make a driver too, beside a running server.
     pub fn new(config: QemuConfig) -> Result<Self, ComputeError> {
         let state = config.state_dir.to_string_lossy();
         if state.contains(',') {
@@ -223,21 +224,19 @@ impl QemuCompute {
             base_disks: Mutex::new(HashMap::new()),
             guest_accounts: Default::default(),
         };
+        // A dead machine's run files are left as they are (nothing believes them: every
+        // reader checks the process, and a start clears them): this runs in the CLI
+        // beside a live server too, which may be starting a machine whose run state
+        // is not written yet.
         let mut reattached = 0;
         for id in driver.machine_ids()? {
             let dir = driver.machine_dir(&id);
-            match (driver.live_run_state(&dir), read_json::<StoredSpec>(&dir.join(SPEC_FILE))) {
-                (Some(run), Ok(spec)) => {
-                    let claim = Claim {
-                        ram_mib: spec.ram_mib,
-                        spice_port: run.spice_port,
-                        rdp_port: run.rdp_port,
-                        running: true,
-                    };
-                    lock(&driver.claims).insert(id, claim);
-                    reattached += 1;
-                }
-                _ => clear_run_state(&dir),
+            if let (Some(run), Ok(spec)) = (driver.live_run_state(&dir), read_json::<StoredSpec>(&dir.join(SPEC_FILE)))
+            {
+                let claim =
+                    Claim { ram_mib: spec.ram_mib, spice_port: run.spice_port, rdp_port: run.rdp_port, running: true };
+                lock(&driver.claims).insert(id, claim);
+                reattached += 1;
             }
         }
         tracing::info!(
@@ -1061,6 +1060,33 @@ mod tests {
     fn guests_without_internet_are_restricted_and_none_has_ipv6() {
         assert_eq!(user_network(false), "user,id=net0,ipv6=off,restrict=on");
         assert_eq!(user_network(true), "user,id=net0,ipv6=off,restrict=off");
+    }
+
+    #[test]
+    fn a_driver_made_beside_a_machine_being_started_leaves_its_files() {
+        // What the CLI does while a server starts a machine: QEMU's pid file and
+        // socket exist, its run state does not yet.
+        let dir = tempfile::tempdir().expect("dir");
+        let config = QemuConfig { vm_memory_mib: Some(1024), ..QemuConfig::new(dir.path()) };
+        let machine = config.state_dir.join("starting");
+        create_private_dir(&machine).expect("dir");
+        let spec = StoredSpec {
+            name: "starting".into(),
+            base_disk: "/images/base.qcow2".into(),
+            vcpus: 1,
+            ram_mib: 64,
+            disk_gib: 1,
+            internet: false,
+            rdp: false,
+            policy: Policy::default(),
+            guest_account: None,
+        };
+        write_private_json(&machine.join(SPEC_FILE), &spec).expect("spec");
+        for file in [PID_FILE, QMP_SOCKET] {
+            std::fs::write(machine.join(file), b"").expect("file");
+        }
+        QemuCompute::new(config).expect("driver");
+        assert!(machine.join(PID_FILE).exists() && machine.join(QMP_SOCKET).exists());
     }
 
     #[test]
