@@ -182,6 +182,13 @@ impl ApiClient {
         self.call(Method::GET, "/token", &Auth::Token(token.to_owned()), None).await
     }
 
+    /// `DELETE /token`: logs out, revoking the token (the server then gives the user's
+    /// running desktops new display tickets, which ends their viewers' sessions).
+    pub async fn log_out(&self, token: &str) -> Result<(), ApiError> {
+        let _: Value = self.call(Method::DELETE, "/token", &Auth::Token(token.to_owned()), None).await?;
+        Ok(())
+    }
+
     /// `GET /users/me/desktops`.
     pub async fn desktops(&self, token: &str) -> Result<DesktopList, ApiError> {
         self.call(Method::GET, "/users/me/desktops", &Auth::Token(token.to_owned()), None).await

@@ -130,6 +130,11 @@ impl App {
         app
     }
 
+    /// The signed-in session (token and viewers) this app hands over on logout.
+    pub fn session(&self) -> crate::leaving::Session {
+        self.bg.session.clone()
+    }
+
     pub fn screen(&self) -> &Screen {
         &self.screen
     }
@@ -257,6 +262,8 @@ impl App {
                 }
                 None
             }
+            // A viewer of a session already handed over (logging out closes them).
+            Msg::ViewerExited { .. } if !matches!(self.screen, Screen::Desktops(_)) => None,
             Msg::ViewerExited { name } => {
                 let notice = Said::with(T::SessionEnded, &[&name]);
                 if self.kiosk() {
@@ -318,10 +325,14 @@ impl App {
             }
             Command::LoggedIn { user, grant } => {
                 self.reachable();
+                self.bg.session.signed_in(self.bg.api.base(), &grant.token.id);
                 self.remember(user.clone(), Some(grant.token.id.clone()));
                 self.screen = Screen::Desktops(Box::new(DesktopsView::open(&self.bg, user, grant)));
             }
-            Command::Remember { user, token } => self.remember(user, Some(token)),
+            Command::Remember { user, token } => {
+                self.bg.session.signed_in(self.bg.api.base(), &token);
+                self.remember(user, Some(token));
+            }
             Command::LogOut(notice) => self.log_out(notice),
             Command::Reached => self.reachable(),
             Command::Unreachable(reason) => self.unreachable(reason),
@@ -381,7 +392,23 @@ impl App {
         form.resume(&self.bg, user, token);
     }
 
+    /// Hands the terminal over: every viewer this session opened is closed and its
+    /// token revoked (the server then gives the user's running desktops new tickets),
+    /// and the login screen comes back.
     fn log_out(&mut self, notice: Option<Said>) {
+        let hand_over = self.bg.session.hand_over();
+        hand_over.close_viewers();
+        if let Some((_, token)) = hand_over.token {
+            let api = self.bg.api.clone();
+            self.bg.runtime.spawn(async move {
+                match api.log_out(&token).await {
+                    Ok(()) => tracing::info!("logged out"),
+                    // Expired or revoked already: nothing left to revoke.
+                    Err(ApiError::Unauthorized) => {}
+                    Err(error) => tracing::warn!(%error, "logging out failed"),
+                }
+            });
+        }
         if let Screen::Desktops(view) = &self.screen {
             self.remember(view.user().to_owned(), None);
         }

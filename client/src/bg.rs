@@ -7,6 +7,7 @@
 
 use crate::api::{ApiClient, ApiError};
 use crate::i18n::T;
+use crate::leaving::Session;
 use crate::viewer::ViewerError;
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -34,6 +35,8 @@ pub enum Msg {
 pub struct Bg {
     pub runtime: tokio::runtime::Handle,
     pub api: ApiClient,
+    /// The signed-in session's token and viewers, for the hand-over.
+    pub session: Session,
     tx: Sender<Msg>,
     ctx: egui::Context,
 }
@@ -42,7 +45,7 @@ impl Bg {
     /// The handle, and the receiving end the app reads each frame.
     pub fn new(runtime: tokio::runtime::Handle, api: ApiClient, ctx: egui::Context) -> (Self, Receiver<Msg>) {
         let (tx, rx) = channel();
-        (Self { runtime, api, tx, ctx }, rx)
+        (Self { runtime, api, session: Session::default(), tx, ctx }, rx)
     }
 
     /// Hands `msg` to the UI and wakes it to read it.

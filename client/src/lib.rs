@@ -9,6 +9,7 @@ pub mod cli;
 pub mod demo;
 pub mod fonts;
 pub mod i18n;
+pub mod leaving;
 pub mod screens;
 pub mod settings;
 mod settings_window;

@@ -177,11 +177,22 @@ impl DesktopsView {
             Intent::Connect(desktop) => match viewer::plan(&desktop, viewers, kiosk) {
                 Ok(launch) => {
                     let (bg, name) = (bg.clone(), desktop.name);
+                    // A logout while the viewer starts closes it as soon as it exists.
+                    let generation = bg.session.generation();
                     bg.runtime.clone().spawn(async move {
                         match viewer::start(&launch).await {
                             Ok(mut child) => {
+                                let pid = child.id();
+                                if let Some(pid) = pid
+                                    && !bg.session.viewer_opened(generation, pid)
+                                {
+                                    crate::leaving::terminate(pid);
+                                }
                                 bg.report(Msg::ViewerStarted { name: name.clone(), result: Ok(()) });
                                 let status = child.wait().await;
+                                if let Some(pid) = pid {
+                                    bg.session.viewer_closed(pid);
+                                }
                                 tracing::info!(?status, "viewer closed");
                                 bg.report(Msg::ViewerExited { name });
                             }
