@@ -267,7 +267,8 @@ impl App {
             Msg::ViewerExited { name } => {
                 let notice = Said::with(T::SessionEnded, &[&name]);
                 if self.kiosk() {
-                    Some(Command::LogOut(Some(notice)))
+                    // The next student sees no trace of the last: not even a desktop's name.
+                    Some(Command::LogOut(None))
                 } else {
                     if let Some(view) = self.desktops_view() {
                         view.on_session_ended(notice);

@@ -70,6 +70,11 @@ impl Session {
         self.state().signed_in = Some((server.to_owned(), token.to_owned()));
     }
 
+    /// The token in force, if someone is signed in.
+    pub fn token(&self) -> Option<String> {
+        self.state().signed_in.as_ref().map(|(_, token)| token.clone())
+    }
+
     /// The hand-over generation: give it to [`Session::viewer_opened`].
     pub fn generation(&self) -> u64 {
         self.state().generation

@@ -341,6 +341,60 @@ fn connect_hands_the_ticket_to_the_viewer_on_stdin_and_comes_back() {
     assert!(!args.contains(&ticket));
 }
 
+/// A stand-in viewer that stays open (as a real one does) until it is ended, and
+/// writes its process id beside itself.
+fn lasting_viewer(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("viewer");
+    std::fs::write(&path, "#!/bin/sh\ncat > \"$0.stdin\"\necho $$ > \"$0.pid\"\nexec sleep 60\n").expect("script");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    path
+}
+
+fn process_alive(pid: u32) -> bool {
+    thindesk_tests::vm::process_alive(pid)
+}
+
+#[test]
+fn log_out_closes_the_viewer_and_revokes_the_token() {
+    let env = env();
+    env.runtime.block_on(env.server.create_desktop(STUDENT.0, "Lab PC"));
+    let mac = "02:00:00:00:00:1A";
+    register_approved(&env, mac, "20");
+    let dir = tempfile::tempdir().expect("dir");
+    let mut settings = Settings::default();
+    settings.viewers.spice = lasting_viewer(dir.path()).display().to_string();
+    let mut h = app(&env, env.server.server.url(), mac, settings);
+    wait_for(&mut h, "Classroom b101 · seat 20");
+    log_in(&mut h, STUDENT.0, STUDENT.1);
+    wait_for(&mut h, "Lab PC");
+    click(&mut h, "Start");
+    wait_for(&mut h, "Running");
+    click(&mut h, "Connect");
+    wait_for(&mut h, "Lab PC is open in the viewer.");
+    let pid_file = dir.path().join("viewer.pid");
+    thindesk_tests::vm::wait_until("the viewer to start", Duration::from_secs(10), || pid_file.is_file());
+    let pid: u32 = std::fs::read_to_string(&pid_file).expect("pid").trim().parse().expect("pid");
+    assert!(process_alive(pid));
+    let token = h.state().session().token().expect("signed in");
+    let desktops = format!("{}/api/v1.0/users/me/desktops", env.server.server.url());
+    let status = |token: &str| {
+        env.runtime.block_on(async {
+            let reply = reqwest::Client::new().get(&desktops).bearer_auth(token).send().await.expect("request");
+            reply.status().as_u16()
+        })
+    };
+    assert_eq!(status(&token), 200);
+
+    click(&mut h, "Log out");
+    wait_for(&mut h, "User name");
+    thindesk_tests::vm::wait_until("the viewer to be closed", Duration::from_secs(5), || !process_alive(pid));
+    thindesk_tests::vm::wait_until("the token to be revoked", Duration::from_secs(5), || status(&token) == 401);
+    assert_eq!(h.state().session().token(), None);
+    // The next student sees the login form, not the last one's desktops.
+    assert!(h.query_by_label_contains("Lab PC").is_none());
+}
+
 #[test]
 fn missing_viewer_is_a_message_not_a_crash() {
     let env = env();
@@ -379,9 +433,11 @@ fn kiosk_returns_to_login_after_a_session_and_when_idle() {
     wait_for(&mut h, "Running");
     click(&mut h, "Connect");
     wait_for(&mut h, "Lab PC is open in the viewer.");
-    // The viewer closes: back to the login screen, nobody's name left in it.
-    wait_for(&mut h, "The session with Lab PC ended.");
+    // The viewer closes: back to the login screen, nobody's name left in it, nor the
+    // name of their desktop.
+    wait_for(&mut h, "User name");
     assert!(h.query_by_label("Your desktops").is_none());
+    assert!(h.query_by_label_contains("Lab PC").is_none());
     assert_eq!(h.get_by_label("User name").value().as_deref(), Some(""));
     let args = std::fs::read_to_string(dir.path().join("viewer.args")).expect("args recorded");
     assert_eq!(args, "--kiosk\n--kiosk-quit=on-disconnect\n-\n");
