@@ -201,11 +201,12 @@ impl ApiClient {
         Ok(())
     }
 
-    /// `PUT /users/me/reset_password`.
-    pub async fn reset_password(&self, token: &str, password: &str) -> Result<(), ApiError> {
-        let body = serde_json::json!({ "password": password });
-        let _: Value =
-            self.call(Method::PUT, "/users/me/reset_password", &Auth::Token(token.to_owned()), Some(body)).await?;
+    /// `PUT /users/me/reset_password`, proving the current password (Basic): the server
+    /// refuses a change made with a token alone. It ends every token of the user.
+    pub async fn change_password(&self, user: &str, current: &str, new: &str) -> Result<(), ApiError> {
+        let body = serde_json::json!({ "password": new });
+        let auth = Auth::Password { user: user.to_owned(), password: current.to_owned() };
+        let _: Value = self.call(Method::PUT, "/users/me/reset_password", &auth, Some(body)).await?;
         Ok(())
     }
 }

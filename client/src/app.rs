@@ -250,12 +250,7 @@ impl App {
             Msg::ActionDone { id, label, result } => {
                 self.desktops_view().and_then(|view| view.on_action_done(id, label, result))
             }
-            Msg::PasswordChanged(result) => {
-                if let Some(view) = self.desktops_view() {
-                    view.on_password_changed(result);
-                }
-                None
-            }
+            Msg::PasswordChanged(result) => self.desktops_view().and_then(|view| view.on_password_changed(result)),
             Msg::ViewerStarted { name, result } => {
                 if let Some(view) = self.desktops_view() {
                     view.on_viewer_started(name, result);

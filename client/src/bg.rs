@@ -18,16 +18,37 @@ pub enum Msg {
     Terminal(Result<Terminal, ApiError>),
     Places(Result<Vec<Place>, ApiError>),
     Registered(Result<TerminalState, ApiError>),
-    LoggedIn { user: String, resumed: bool, result: Result<TokenGrant, ApiError> },
+    LoggedIn {
+        user: String,
+        resumed: bool,
+        result: Result<TokenGrant, ApiError>,
+    },
     Renewed(Result<TokenGrant, ApiError>),
     Desktops(Result<DesktopList, ApiError>),
-    ActionDone { id: String, label: T, result: Result<(), ApiError> },
-    PasswordChanged(Result<(), ApiError>),
-    ViewerStarted { name: String, result: Result<(), ViewerError> },
-    ViewerExited { name: String },
-    Remembered { user: Result<Option<String>, String>, token: Option<String> },
+    ActionDone {
+        id: String,
+        label: T,
+        result: Result<(), ApiError>,
+    },
+    /// The password changed, and the token got with the new one (the change ended the
+    /// old token).
+    PasswordChanged(Result<TokenGrant, ApiError>),
+    ViewerStarted {
+        name: String,
+        result: Result<(), ViewerError>,
+    },
+    ViewerExited {
+        name: String,
+    },
+    Remembered {
+        user: Result<Option<String>, String>,
+        token: Option<String>,
+    },
     FileSaved(Result<Option<PathBuf>, String>),
-    ProgramChosen { rdp: bool, path: Option<PathBuf> },
+    ProgramChosen {
+        rdp: bool,
+        path: Option<PathBuf>,
+    },
 }
 
 /// Where background work runs and how its answers reach the UI.

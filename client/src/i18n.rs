@@ -144,6 +144,8 @@ texts! {
     StatusReboot => ("Rebooting", "重启中"),
     StatusError => ("Error", "错误"),
     ChangePassword => ("Change password", "修改密码"),
+    CurrentPassword => ("Current password", "当前密码"),
+    WrongCurrentPassword => ("The current password is wrong.", "当前密码不正确。"),
     NewPassword => ("New password", "新密码"),
     RepeatPassword => ("Repeat new password", "再次输入新密码"),
     PasswordsDiffer => ("The two passwords differ.", "两次输入的密码不一致。"),

@@ -63,6 +63,10 @@ pub struct Config {
     /// loopback callers (the host's administrator, the exam system) get in; the rest
     /// get a 503.
     pub max_connections: usize,
+    /// Let a password change be authenticated by a token alone, as seed-era clients do
+    /// it. Off (the default): the caller proves the current password (Basic
+    /// credentials), so nobody at a terminal left signed in can change it.
+    pub password_change_by_token: bool,
 }
 
 /// Connections kept for loopback callers when the rest are full.
@@ -108,6 +112,7 @@ impl Default for Config {
             console_secure_cookies: false,
             header_read_timeout: Duration::from_secs(10),
             max_connections: 4096,
+            password_change_by_token: false,
         }
     }
 }
@@ -148,6 +153,7 @@ struct ConfigFile {
     console_secure_cookies: Option<bool>,
     header_read_timeout: Option<u64>,
     max_connections: Option<usize>,
+    password_change_by_token: Option<bool>,
 }
 
 /// Values from the environment or flags; `None` leaves the file's or default value.
@@ -225,6 +231,7 @@ impl Config {
                 .header_read_timeout
                 .map_or(defaults.header_read_timeout, |secs| Duration::from_secs(secs.max(1))),
             max_connections: parsed.max_connections.unwrap_or(defaults.max_connections).max(LOOPBACK_RESERVE + 1),
+            password_change_by_token: parsed.password_change_by_token.unwrap_or(defaults.password_change_by_token),
         }
         .checked()
     }

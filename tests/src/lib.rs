@@ -151,6 +151,15 @@ impl TestServer {
         Self::builder(Arc::new(TestCompute::new())).start().await
     }
 
+    /// A server on the test double that lets a token alone change a password, as
+    /// clients written from the seed do (`password_change_by_token`).
+    pub async fn start_seed_era() -> Self {
+        Self::builder(Arc::new(TestCompute::new()))
+            .configure(|config| config.password_change_by_token = true)
+            .start()
+            .await
+    }
+
     /// A server on `compute` whose tokens live `token_ttl`.
     pub async fn start_with(token_ttl: Duration, compute: Arc<TestCompute>) -> Self {
         Self::builder(compute).token_ttl(token_ttl).start().await

@@ -46,7 +46,10 @@ enum Intent {
     Connect(Desktop),
     AskShutdown(String, String),
     AskSaveFile(Desktop),
-    ChangePassword(String),
+    ChangePassword {
+        current: String,
+        new: String,
+    },
     SaveFile(Desktop),
 }
 
@@ -98,6 +101,11 @@ impl DesktopsView {
     /// Refreshes the list and renews the token when due; returns when one of them is
     /// next due.
     pub fn tick(&mut self, now: Instant, bg: &Bg) -> Instant {
+        // A password change under way ends the token: wait for the new one.
+        if self.changing_password() {
+            // Its answer wakes the UI; until then nothing is due.
+            return now + DESKTOP_REFRESH;
+        }
         if self.next_refresh <= now && !self.refreshing {
             self.refresh(bg);
         }
@@ -204,9 +212,17 @@ impl DesktopsView {
             },
             Intent::AskShutdown(id, name) => self.confirm_shutdown = Some((id, name)),
             Intent::AskSaveFile(desktop) => self.save_file = Some(desktop),
-            Intent::ChangePassword(password) => {
-                let (api, token) = (bg.api.clone(), self.token.clone());
-                bg.spawn(async move { Msg::PasswordChanged(api.reset_password(&token, &password).await) });
+            Intent::ChangePassword { current, new } => {
+                let (api, user) = (bg.api.clone(), self.user.clone());
+                bg.spawn(async move {
+                    // The change ends every token of the user, this one too: a new one
+                    // with the new password keeps the student signed in.
+                    let result = match api.change_password(&user, &current, &new).await {
+                        Ok(()) => api.token(&user, &new).await,
+                        Err(error) => Err(error),
+                    };
+                    Msg::PasswordChanged(result)
+                });
             }
             Intent::SaveFile(desktop) => match viewer::connection_file(&desktop) {
                 Ok((ext, content)) => {
@@ -234,10 +250,16 @@ impl DesktopsView {
                 self.desktops = Some(list.desktop_list);
                 Some(Command::Reached)
             }
+            // The token a password change just ended; the new one comes with its answer.
+            Err(ApiError::Unauthorized) if self.changing_password() => None,
             Err(ApiError::Unauthorized) => Some(Command::LogOut(Some(T::SessionExpired.into()))),
             Err(ApiError::Unreachable(reason)) => Some(Command::Unreachable(reason)),
             Err(other) => Some(Command::ServerTrouble(describe(&other))),
         }
+    }
+
+    fn changing_password(&self) -> bool {
+        self.password.as_ref().is_some_and(|dialog| dialog.busy)
     }
 
     pub fn on_renewed(&mut self, result: Result<TokenGrant, ApiError>) -> Option<Command> {
@@ -271,19 +293,25 @@ impl DesktopsView {
         None
     }
 
-    pub fn on_password_changed(&mut self, result: Result<(), ApiError>) {
-        let Some(dialog) = &mut self.password else { return };
+    pub fn on_password_changed(&mut self, result: Result<TokenGrant, ApiError>) -> Option<Command> {
+        let dialog = self.password.as_mut()?;
         dialog.busy = false;
         match result {
-            Ok(()) => {
+            Ok(grant) => {
                 self.password = None;
                 self.notice = Some((T::PasswordChanged.into(), false));
+                self.token = grant.token.id.clone();
+                self.renew_at = Instant::now() + renew_after(grant.expires_in);
+                self.next_refresh = Instant::now();
+                return Some(Command::Remember { user: self.user.clone(), token: grant.token.id });
             }
+            Err(ApiError::Unauthorized) => dialog.error = Some(T::WrongCurrentPassword.into()),
             Err(ApiError::Invalid(errors)) => {
                 dialog.error = Some(Said::Raw(errors.values().flatten().cloned().collect::<Vec<_>>().join("; ")));
             }
             Err(e) => dialog.error = Some(describe(&e)),
         }
+        None
     }
 
     pub fn on_viewer_started(&mut self, name: String, result: Result<(), ViewerError>) {

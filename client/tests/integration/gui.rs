@@ -149,9 +149,15 @@ fn register_wait_approve_login_act_change_password_log_out() {
     wait_for(&mut h, "Shut down: done");
     wait_for(&mut h, "Off");
 
-    // Change the password; the new one works, the old one no longer does.
+    // Change the password: the current one is asked for and checked; then the new one
+    // works, the old one no longer does, and the student stays signed in.
     click(&mut h, "Change password");
+    type_into(&mut h, "Current password", "not-my-password");
     type_into(&mut h, "New password", "a-new-password-1");
+    type_into(&mut h, "Repeat new password", "a-new-password-1");
+    click(&mut h, "Save");
+    wait_for(&mut h, "The current password is wrong.");
+    type_into(&mut h, "Current password", STUDENT.1);
     type_into(&mut h, "Repeat new password", "a-different-one");
     click(&mut h, "Save");
     wait_for(&mut h, "The two passwords differ.");
@@ -165,6 +171,15 @@ fn register_wait_approve_login_act_change_password_log_out() {
         )
     });
     assert_eq!((old.as_u16(), new.as_u16()), (401, 200));
+    // Still signed in on a token that works: the list refreshes, no "session expired".
+    let token = h.state().session().token().expect("signed in");
+    let listed = env.runtime.block_on(env.server.get("/users/me/desktops", Some(&format!("Bearer {token}"))));
+    assert_eq!(listed.status.as_u16(), 200);
+    for _ in 0..20 {
+        h.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(h.query_by_label("Your desktops").is_some());
 
     // Log out: back to the login screen, the user name kept.
     click(&mut h, "Log out");

@@ -22,7 +22,8 @@ async fn admin(server: &TestServer, method: Method, path: &str, body: Option<Val
 
 #[tokio::test]
 async fn every_audited_action_leaves_its_entry_and_no_secret_is_written() {
-    let server = TestServer::start().await;
+    // Seed-era: the token changes the password and stays valid for what follows.
+    let server = TestServer::start_seed_era().await;
     server.add_image("xubuntu", ConnectionType::Spice, "student", OS_PASSWORD).await;
 
     // A student logs in, gets a token, fails once, changes the password, powers a desktop.

@@ -9,6 +9,7 @@ use thindesk_shared::DesktopAction;
 
 #[derive(Default)]
 pub(super) struct PasswordDialog {
+    current: String,
     new: String,
     repeat: String,
     pub(super) busy: bool,
@@ -64,16 +65,18 @@ pub(super) fn show(ctx: &egui::Context, lang: Lang, view: &mut DesktopsView) -> 
         egui::Modal::new(egui::Id::unique("change-password")).show(ctx, |ui| {
             ui.set_width(360.0);
             ui.heading(T::ChangePassword.get(lang));
+            field(ui, T::CurrentPassword.get(lang), &mut dialog.current, true, None);
             field(ui, T::NewPassword.get(lang), &mut dialog.new, true, None);
             field(ui, T::RepeatPassword.get(lang), &mut dialog.repeat, true, None);
             error_line(ui, lang, &dialog.error);
             ui.horizontal(|ui| {
-                let ready = !dialog.busy && !dialog.new.is_empty();
+                let ready = !dialog.busy && !dialog.current.is_empty() && !dialog.new.is_empty();
                 if ui.add_enabled(ready, egui::Button::new(T::Save.get(lang))).clicked() {
                     if dialog.new == dialog.repeat {
                         dialog.busy = true;
                         dialog.error = None;
-                        intent = Some(Intent::ChangePassword(dialog.new.clone()));
+                        intent =
+                            Some(Intent::ChangePassword { current: dialog.current.clone(), new: dialog.new.clone() });
                     } else {
                         dialog.error = Some(T::PasswordsDiffer.into());
                     }
