@@ -130,6 +130,7 @@ texts! {
     Reboot => ("Reboot", "重启"),
     Shutdown => ("Shut down", "关机"),
     SaveFile => ("Save connection file…", "保存连接文件…"),
+    ConfirmReboot => ("Restart {}? Unsaved work in it will be lost.", "确定要重启 {} 吗？未保存的工作将会丢失。"),
     ConfirmShutdown => ("Shut down {}? Unsaved work in it will be lost.", "确定要关闭 {} 吗？未保存的工作将会丢失。"),
     Working => ("Working…", "处理中…"),
     ActionDone => ("{} · {}: done.", "{} · {}：已完成。"),

@@ -25,7 +25,16 @@ pub struct DesktopsView {
     desktops: Option<Vec<Desktop>>,
     /// Desktops with an action under way, and the button's text.
     busy: HashMap<String, T>,
-    confirm_shutdown: Option<(String, String)>,
+    /// A power action waiting for the user's yes.
+    confirm: Option<Confirm>,
+    /// Desktops whose action is done but whose new state is not listed yet: their
+    /// buttons stay disabled until it is (a second click on Start would otherwise
+    /// land on a button that is still Start, or on the next one).
+    settling: Vec<String>,
+    /// The list asked for before an action ended is stale: ask again.
+    refresh_again: bool,
+    /// The open confirmation has put the keyboard on its first button.
+    dialog_focused: bool,
     save_file: Option<Desktop>,
     notice: Option<(Said, bool)>,
     password: Option<PasswordDialog>,
@@ -38,13 +47,22 @@ pub struct DesktopsView {
     last_activity: Instant,
 }
 
+/// A power action that asks first.
+#[derive(Clone)]
+pub(super) struct Confirm {
+    pub(super) id: String,
+    pub(super) name: String,
+    pub(super) action: DesktopAction,
+    pub(super) label: T,
+}
+
 /// What a widget of this screen asks for; carried out after drawing.
 enum Intent {
     Refresh,
     /// Desktop id, what to ask the server, the button's text.
     Action(String, DesktopAction, T),
     Connect(Desktop),
-    AskShutdown(String, String),
+    Ask(Confirm),
     AskSaveFile(Desktop),
     ChangePassword {
         current: String,
@@ -62,7 +80,10 @@ impl DesktopsView {
             token: grant.token.id,
             desktops: None,
             busy: HashMap::new(),
-            confirm_shutdown: None,
+            confirm: None,
+            settling: Vec::new(),
+            refresh_again: false,
+            dialog_focused: false,
             save_file: None,
             notice: None,
             password: None,
@@ -132,17 +153,21 @@ impl DesktopsView {
                 intent = Some(Intent::Refresh);
             }
         });
-        if let Some(name) = &self.session {
-            egui::Frame::group(ui.style()).fill(ui.visuals().extreme_bg_color).show(ui, |ui| {
-                ui.set_width(ui.available_width());
+        // The status area: always there, two lines high, so that what it says never
+        // moves the desktops (and their buttons) under the pointer.
+        egui::Frame::group(ui.style()).fill(ui.visuals().extreme_bg_color).show(ui, |ui| {
+            ui.set_width(ui.available_width());
+            let line = ui.text_style_height(&egui::TextStyle::Body);
+            ui.set_min_height(2.0 * line + ui.spacing().item_spacing.y);
+            if let Some(name) = &self.session {
                 ui.label(RichText::new(fill(T::SessionOpen.get(lang), &[name])).strong());
                 ui.label(T::SessionHint.get(lang));
-            });
-        }
-        if let Some((notice, is_error)) = &self.notice {
-            let color = if *is_error { ui.visuals().error_fg_color } else { ui.visuals().text_color() };
-            ui.colored_label(color, notice.show(lang));
-        }
+            }
+            if let Some((notice, is_error)) = &self.notice {
+                let color = if *is_error { ui.visuals().error_fg_color } else { ui.visuals().text_color() };
+                ui.colored_label(color, notice.show(lang));
+            }
+        });
         match &self.desktops {
             None => {
                 ui.spinner();
@@ -210,8 +235,14 @@ impl DesktopsView {
                 }
                 Err(e) => self.on_viewer_started(desktop.name, Err(e)),
             },
-            Intent::AskShutdown(id, name) => self.confirm_shutdown = Some((id, name)),
-            Intent::AskSaveFile(desktop) => self.save_file = Some(desktop),
+            Intent::Ask(confirm) => {
+                self.confirm = Some(confirm);
+                self.dialog_focused = false;
+            }
+            Intent::AskSaveFile(desktop) => {
+                self.save_file = Some(desktop);
+                self.dialog_focused = false;
+            }
             Intent::ChangePassword { current, new } => {
                 let (api, user) = (bg.api.clone(), self.user.clone());
                 bg.spawn(async move {
@@ -245,6 +276,13 @@ impl DesktopsView {
 
     pub fn on_desktops(&mut self, result: Result<DesktopList, ApiError>) -> Option<Command> {
         self.refreshing = false;
+        if std::mem::take(&mut self.refresh_again) {
+            self.next_refresh = Instant::now();
+        } else if result.is_ok() {
+            for id in self.settling.drain(..) {
+                self.busy.remove(&id);
+            }
+        }
         match result {
             Ok(list) => {
                 self.desktops = Some(list.desktop_list);
@@ -281,7 +319,13 @@ impl DesktopsView {
     }
 
     pub fn on_action_done(&mut self, id: String, label: T, result: Result<(), ApiError>) -> Option<Command> {
-        self.busy.remove(&id);
+        if result.is_ok() {
+            // Busy until the list shows the new state.
+            self.settling.push(id.clone());
+            self.refresh_again |= self.refreshing;
+        } else {
+            self.busy.remove(&id);
+        }
         let name = self.desktops.iter().flatten().find(|d| d.id == id).map(|d| d.name.clone()).unwrap_or_default();
         self.notice = Some(match result {
             Ok(()) => (Said::Text(T::ActionDone, vec![Said::Raw(name), label.into()]), false),
@@ -346,6 +390,13 @@ impl DesktopsView {
     }
 }
 
+/// The widest of the card's buttons, so that none moves when another's text changes.
+const BUTTON_WIDTH: f32 = 120.0;
+
+/// One desktop. **Its buttons never move**: every button is always there, in the same
+/// place, enabled or not, and the progress line below them keeps its height; so a
+/// second click lands where the first did, on a button that is disabled while the
+/// first click's action runs and until the list shows its outcome.
 fn desktop_card(
     ui: &mut egui::Ui,
     lang: Lang,
@@ -363,35 +414,49 @@ fn desktop_card(
             ui.painter().circle_filled(dot.center(), 5.0, status_color(desktop.status));
             ui.label(status_label(lang, desktop.status));
         });
-        ui.horizontal_wrapped(|ui| {
+        let button = |text: RichText| egui::Button::new(text).min_size(egui::vec2(BUTTON_WIDTH, 0.0));
+        ui.horizontal(|ui| {
             let idle = busy.is_none();
             let active = desktop.status == DesktopStatus::Active;
             let can_connect = active && viewer::pick_connection(desktop).is_some() && !in_session;
             let connect_text = RichText::new(T::Connect.get(lang));
             let connect_text = if idle && can_connect { connect_text.strong() } else { connect_text };
-            if ui.add_enabled(idle && can_connect, egui::Button::new(connect_text)).clicked() {
+            if ui.add_enabled(idle && can_connect, button(connect_text)).clicked() {
                 intent = Some(Intent::Connect(desktop.clone()));
             }
-            let wake = match desktop.status {
-                DesktopStatus::Suspended | DesktopStatus::Paused => Some((T::Resume, DesktopAction::Resume)),
-                DesktopStatus::Shutoff | DesktopStatus::Error => Some((T::Start, DesktopAction::Resume)),
-                _ => None,
+            ui.add_space(16.0);
+            let (wake, can_wake) = match desktop.status {
+                DesktopStatus::Suspended | DesktopStatus::Paused => (T::Resume, true),
+                DesktopStatus::Shutoff | DesktopStatus::Error => (T::Start, true),
+                _ => (T::Start, false),
             };
-            if let Some((label, action)) = wake
-                && ui.add_enabled(idle, egui::Button::new(label.get(lang))).clicked()
-            {
-                intent = Some(Intent::Action(desktop.id.clone(), action, label));
+            if ui.add_enabled(idle && can_wake, button(wake.get(lang).into())).clicked() {
+                intent = Some(Intent::Action(desktop.id.clone(), DesktopAction::Resume, wake));
             }
-            if ui.add_enabled(idle && active, egui::Button::new(T::Reboot.get(lang))).clicked() {
-                intent = Some(Intent::Action(desktop.id.clone(), DesktopAction::Reboot, T::Reboot));
+            if ui.add_enabled(idle && active, button(T::Reboot.get(lang).into())).clicked() {
+                intent = Some(Intent::Ask(Confirm {
+                    id: desktop.id.clone(),
+                    name: desktop.name.clone(),
+                    action: DesktopAction::Reboot,
+                    label: T::Reboot,
+                }));
             }
             let can_stop = desktop.status != DesktopStatus::Shutoff;
-            if ui.add_enabled(idle && can_stop, egui::Button::new(T::Shutdown.get(lang))).clicked() {
-                intent = Some(Intent::AskShutdown(desktop.id.clone(), desktop.name.clone()));
+            if ui.add_enabled(idle && can_stop, button(T::Shutdown.get(lang).into())).clicked() {
+                intent = Some(Intent::Ask(Confirm {
+                    id: desktop.id.clone(),
+                    name: desktop.name.clone(),
+                    action: DesktopAction::Shutdown,
+                    label: T::Shutdown,
+                }));
             }
-            if !kiosk && ui.add_enabled(can_connect, egui::Button::new(T::SaveFile.get(lang))).clicked() {
+            if !kiosk && ui.add_enabled(can_connect, button(T::SaveFile.get(lang).into())).clicked() {
                 intent = Some(Intent::AskSaveFile(desktop.clone()));
             }
+        });
+        // The progress line: always its height, filled while an action runs.
+        ui.horizontal(|ui| {
+            ui.set_min_height(ui.spacing().interact_size.y);
             if let Some(label) = busy {
                 ui.spinner();
                 ui.label(format!("{} {}", label.get(lang), T::Working.get(lang)));

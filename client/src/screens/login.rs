@@ -16,12 +16,14 @@ pub struct LoginForm {
     busy: bool,
     error: Option<Said>,
     throttled_until: Option<Instant>,
+    /// Put the keyboard on the first field to fill in the next frame.
+    want_focus: bool,
 }
 
 impl LoginForm {
     /// The form with `user` filled in, saying `error` if there is one.
     pub fn new(user: String, error: Option<Said>) -> Self {
-        Self { user, error, ..Self::default() }
+        Self { user, error, want_focus: true, ..Self::default() }
     }
 
     pub fn user(&self) -> &str {
@@ -47,9 +49,17 @@ impl LoginForm {
             ui.heading(T::LoginTitle.get(lang));
             ui.label(RichText::new(fill(T::SeatInfo.get(lang), &[&seat.0, &seat.1])).weak());
             ui.separator();
-            field(ui, T::UserName.get(lang), &mut self.user, false, None);
+            let user = field(ui, T::UserName.get(lang), &mut self.user, false, None);
             let password = field(ui, T::Password.get(lang), &mut self.password, true, None);
-            let enter = password.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+            if std::mem::take(&mut self.want_focus) {
+                if self.user.trim().is_empty() { user.request_focus() } else { password.request_focus() }
+            }
+            let pressed_enter = ui.input(|i| i.key_pressed(egui::Key::Enter));
+            // Enter in the name field goes on to the password, or logs in when it is filled.
+            if pressed_enter && user.lost_focus() && self.password.is_empty() {
+                password.request_focus();
+            }
+            let enter = pressed_enter && (password.lost_focus() || user.lost_focus());
             let wait = self.throttled_until.map(|until| until.saturating_duration_since(Instant::now()));
             if let Some(wait) = wait {
                 let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
@@ -109,6 +119,7 @@ impl LoginForm {
             Err(ApiError::Unauthorized) => {
                 self.password.clear();
                 self.error = Some(T::WrongPassword.into());
+                self.want_focus = true;
             }
             Err(ApiError::Throttled(secs)) => {
                 self.throttled_until = Some(Instant::now() + Duration::from_secs(secs));

@@ -21,6 +21,8 @@ pub struct RegisterForm {
     busy: bool,
     field_errors: FieldErrors,
     error: Option<Said>,
+    /// The keyboard was put on the seat field.
+    focused: bool,
 }
 
 impl RegisterForm {
@@ -62,12 +64,17 @@ impl RegisterForm {
             for error in self.field_errors.get("place").into_iter().flatten() {
                 ui.colored_label(ui.visuals().error_fg_color, error);
             }
-            field(ui, T::SeatNumber.get(lang), &mut self.seat, false, self.field_errors.get("seat_number"));
+            let seat = field(ui, T::SeatNumber.get(lang), &mut self.seat, false, self.field_errors.get("seat_number"));
+            if !std::mem::replace(&mut self.focused, true) {
+                seat.request_focus();
+            }
+            let mut enter = seat.lost_focus();
             ui.checkbox(&mut self.as_admin, T::AsAdmin.get(lang));
             if self.as_admin {
-                field(ui, T::AdminName.get(lang), &mut self.admin_name, false, None);
-                field(ui, T::AdminPassword.get(lang), &mut self.admin_password, true, None);
+                enter |= field(ui, T::AdminName.get(lang), &mut self.admin_name, false, None).lost_focus();
+                enter |= field(ui, T::AdminPassword.get(lang), &mut self.admin_password, true, None).lost_focus();
             }
+            let enter = enter && ui.input(|i| i.key_pressed(egui::Key::Enter));
             for (field, errors) in &self.field_errors {
                 if field != "place" && field != "seat_number" {
                     ui.colored_label(ui.visuals().error_fg_color, format!("{field}: {}", errors.join(", ")));
@@ -76,7 +83,8 @@ impl RegisterForm {
             error_line(ui, lang, &self.error);
             ui.horizontal(|ui| {
                 let ready = !self.busy && self.places.is_some();
-                if ui.add_enabled(ready, egui::Button::new(T::Register.get(lang))).clicked() {
+                let clicked = ui.add_enabled(ready, egui::Button::new(T::Register.get(lang))).clicked();
+                if ready && (clicked || enter) {
                     submit = true;
                 }
                 if self.busy {

@@ -555,3 +555,158 @@ fn the_chosen_language_is_saved_in_the_settings_file() {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// Presses and releases the primary button at `pos`, as a mouse does.
+fn click_at(h: &mut Harness<'_, App>, pos: egui::Pos2) {
+    h.hover_at(pos);
+    h.drag_at(pos);
+    h.drop_at(pos);
+}
+
+/// Logs `STUDENT` in on a new approved terminal, the desktop "Lab PC" shown.
+fn signed_in<'a>(env: &Env, mac: &str, seat: &str) -> Harness<'a, App> {
+    env.runtime.block_on(env.server.create_desktop(STUDENT.0, "Lab PC"));
+    register_approved(env, mac, seat);
+    let mut h = harness(env, mac);
+    wait_for(&mut h, &format!("Classroom b101 · seat {seat}"));
+    log_in(&mut h, STUDENT.0, STUDENT.1);
+    wait_for(&mut h, "Lab PC");
+    h
+}
+
+#[test]
+fn a_double_click_on_start_starts_once_and_reboots_nothing() {
+    use thindesk_server::compute::PowerOp;
+    let env = env();
+    let mut h = signed_in(&env, "02:00:00:00:00:21", "21");
+    wait_for(&mut h, "Off");
+    let start = h.get_by_role_and_label(Role::Button, "Start").rect();
+    let reboot = h.get_by_role_and_label(Role::Button, "Reboot").rect();
+    // The two clicks of a double-click at the same place; the server is fast enough
+    // to have answered the first before the second comes.
+    click_at(&mut h, start.center());
+    h.step();
+    wait_for(&mut h, "Start: done");
+    click_at(&mut h, start.center());
+    h.step();
+    wait_for(&mut h, "Running");
+    // Then the list shows the new state, and nothing moved under the pointer.
+    for _ in 0..10 {
+        h.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(h.get_by_role_and_label(Role::Button, "Start").rect(), start);
+    assert_eq!(h.get_by_role_and_label(Role::Button, "Reboot").rect(), reboot);
+    let operations: Vec<PowerOp> = env.server.compute.operations().into_iter().map(|(_, op)| op).collect();
+    assert_eq!(operations.iter().filter(|op| !matches!(op, PowerOp::Start)).count(), 0, "{operations:?}");
+    assert_eq!(operations.len(), 1, "started once: {operations:?}");
+    assert!(h.query_by_label_contains("Restart Lab PC?").is_none(), "no confirmation opened either");
+}
+
+#[test]
+fn reboot_and_shut_down_ask_first_and_escape_or_enter_answer() {
+    use thindesk_server::compute::PowerOp;
+    let env = env();
+    let mut h = signed_in(&env, "02:00:00:00:00:22", "22");
+    click(&mut h, "Start");
+    wait_for(&mut h, "Running");
+    wait_for(&mut h, "Start: done");
+    let before = env.server.compute.operations().len();
+
+    // Reboot asks; Escape is Cancel.
+    click(&mut h, "Reboot");
+    wait_for(&mut h, "Restart Lab PC? Unsaved work in it will be lost.");
+    h.key_press(egui::Key::Escape);
+    h.step();
+    h.step();
+    assert!(h.query_by_label_contains("Restart Lab PC?").is_none(), "Escape closed the question");
+    assert_eq!(env.server.compute.operations().len(), before, "and did nothing");
+
+    // Shut down asks too; Escape closes it.
+    click(&mut h, "Shut down");
+    wait_for(&mut h, "Unsaved work in it will be lost");
+    h.key_press(egui::Key::Escape);
+    h.step();
+    h.step();
+    assert!(h.query_by_label_contains("Unsaved work").is_none());
+
+    // The keyboard starts on the question's first button: Enter says yes.
+    click(&mut h, "Reboot");
+    wait_for(&mut h, "Restart Lab PC?");
+    h.step();
+    h.key_press(egui::Key::Enter);
+    h.step();
+    wait_for(&mut h, "Reboot: done");
+    let operations = env.server.compute.operations();
+    assert!(matches!(operations.last(), Some((_, PowerOp::Reboot))), "{operations:?}");
+}
+
+#[test]
+fn the_keyboard_starts_in_the_first_field_tabs_in_order_and_enter_submits() {
+    let env = env();
+    env.runtime.block_on(env.server.create_desktop(STUDENT.0, "Lab PC"));
+    let mac = "02:00:00:00:00:23";
+    register_approved(&env, mac, "23");
+    let mut h = harness(&env, mac);
+    wait_for(&mut h, "Classroom b101 · seat 23");
+    h.step();
+    assert!(h.get_by_label("User name").is_focused(), "the name field has the keyboard");
+    h.get_by_label("User name").type_text(STUDENT.0);
+    h.step();
+    // Tab goes to the password, then to Log in.
+    h.key_press(egui::Key::Tab);
+    h.step();
+    assert!(h.get_by_label("Password").is_focused());
+    h.get_by_label("Password").type_text("not-the-password");
+    h.step();
+    h.key_press(egui::Key::Tab);
+    h.step();
+    assert!(h.get_by_role_and_label(Role::Button, "Log in").is_focused());
+    // Enter on the button logs in; a wrong password puts the keyboard back on it.
+    h.key_press(egui::Key::Enter);
+    h.step();
+    wait_for(&mut h, "Wrong user name or password.");
+    h.step();
+    assert!(h.get_by_label("Password").is_focused(), "back on the password after a wrong one");
+    h.get_by_label("Password").type_text(STUDENT.1);
+    h.step();
+    h.key_press(egui::Key::Enter);
+    h.step();
+    wait_for(&mut h, "Your desktops");
+
+    // The password dialog: the keyboard in its first field, Enter saves, Escape closes.
+    click(&mut h, "Change password");
+    h.step();
+    assert!(h.get_by_label("Current password").is_focused());
+    h.key_press(egui::Key::Escape);
+    h.step();
+    h.step();
+    assert!(h.query_by_label("Current password").is_none(), "Escape closed the dialog");
+    click(&mut h, "Change password");
+    h.step();
+    h.get_by_label("Current password").type_text(STUDENT.1);
+    h.key_press(egui::Key::Tab);
+    h.step();
+    h.get_by_label("New password").type_text("a-new-password-2");
+    h.key_press(egui::Key::Tab);
+    h.step();
+    h.get_by_label("Repeat new password").type_text("a-new-password-2");
+    h.step();
+    h.key_press(egui::Key::Enter);
+    h.step();
+    wait_for(&mut h, "Password changed.");
+}
+
+#[test]
+fn enter_registers_a_terminal_from_the_seat_field() {
+    let env = env();
+    let mut h = harness(&env, "02:00:00:00:00:24");
+    wait_for(&mut h, "b201 (two floor)");
+    h.step();
+    assert!(h.get_by_label("Seat number").is_focused(), "the seat field has the keyboard");
+    h.get_by_label("Seat number").type_text("24");
+    h.step();
+    h.key_press(egui::Key::Enter);
+    h.step();
+    wait_for(&mut h, "Waiting for approval");
+}
