@@ -33,8 +33,8 @@ pub struct DesktopsView {
     settling: Vec<String>,
     /// The list asked for before an action ended is stale: ask again.
     refresh_again: bool,
-    /// The open confirmation has put the keyboard on its first button.
-    dialog_focused: bool,
+    /// The open confirmation is still to put the keyboard on its first button.
+    dialog_wants_focus: bool,
     save_file: Option<Desktop>,
     notice: Option<(Said, bool)>,
     password: Option<PasswordDialog>,
@@ -83,7 +83,7 @@ impl DesktopsView {
             confirm: None,
             settling: Vec::new(),
             refresh_again: false,
-            dialog_focused: false,
+            dialog_wants_focus: false,
             save_file: None,
             notice: None,
             password: None,
@@ -155,7 +155,10 @@ impl DesktopsView {
         });
         // The status area: always there, two lines high, so that what it says never
         // moves the desktops (and their buttons) under the pointer.
-        egui::Frame::group(ui.style()).fill(ui.visuals().extreme_bg_color).show(ui, |ui| {
+        let said = self.session.is_some() || self.notice.is_some();
+        let frame = egui::Frame::group(ui.style());
+        let frame = if said { frame.fill(ui.visuals().extreme_bg_color) } else { frame.stroke(egui::Stroke::NONE) };
+        frame.show(ui, |ui| {
             ui.set_width(ui.available_width());
             let line = ui.text_style_height(&egui::TextStyle::Body);
             ui.set_min_height(2.0 * line + ui.spacing().item_spacing.y);
@@ -237,11 +240,11 @@ impl DesktopsView {
             },
             Intent::Ask(confirm) => {
                 self.confirm = Some(confirm);
-                self.dialog_focused = false;
+                self.dialog_wants_focus = true;
             }
             Intent::AskSaveFile(desktop) => {
                 self.save_file = Some(desktop);
-                self.dialog_focused = false;
+                self.dialog_wants_focus = true;
             }
             Intent::ChangePassword { current, new } => {
                 let (api, user) = (bg.api.clone(), self.user.clone());

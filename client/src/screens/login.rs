@@ -4,7 +4,7 @@ use super::{Command, describe};
 use crate::api::ApiError;
 use crate::bg::{Bg, Msg};
 use crate::i18n::{Lang, Said, T, fill};
-use crate::widgets::{card, error_line, field};
+use crate::widgets::{card, error_line, field, focus_until_focused};
 use egui::RichText;
 use std::time::{Duration, Instant};
 use thindesk_shared::TokenGrant;
@@ -51,9 +51,8 @@ impl LoginForm {
             ui.separator();
             let user = field(ui, T::UserName.get(lang), &mut self.user, false, None);
             let password = field(ui, T::Password.get(lang), &mut self.password, true, None);
-            if std::mem::take(&mut self.want_focus) {
-                if self.user.trim().is_empty() { user.request_focus() } else { password.request_focus() }
-            }
+            let first_empty = if self.user.trim().is_empty() { &user } else { &password };
+            focus_until_focused(first_empty, &mut self.want_focus);
             let pressed_enter = ui.input(|i| i.key_pressed(egui::Key::Enter));
             // Enter in the name field goes on to the password, or logs in when it is filled.
             if pressed_enter && user.lost_focus() && self.password.is_empty() {

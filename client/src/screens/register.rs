@@ -5,7 +5,7 @@ use super::describe;
 use crate::api::{ApiError, FieldErrors};
 use crate::bg::{Bg, Msg};
 use crate::i18n::{Lang, Said, T};
-use crate::widgets::{card, error_line, field};
+use crate::widgets::{card, error_line, field, focus_until_focused};
 use egui::RichText;
 use thindesk_shared::Place;
 
@@ -21,8 +21,8 @@ pub struct RegisterForm {
     busy: bool,
     field_errors: FieldErrors,
     error: Option<Said>,
-    /// The keyboard was put on the seat field.
-    focused: bool,
+    /// The keyboard is still to be put on the seat field.
+    want_focus: bool,
 }
 
 impl RegisterForm {
@@ -30,7 +30,7 @@ impl RegisterForm {
     pub fn open(bg: &Bg) -> Self {
         let api = bg.api.clone();
         bg.spawn(async move { Msg::Places(api.places().await) });
-        Self::default()
+        Self { want_focus: true, ..Self::default() }
     }
 
     /// `mac` is this terminal's, the one registered.
@@ -65,9 +65,7 @@ impl RegisterForm {
                 ui.colored_label(ui.visuals().error_fg_color, error);
             }
             let seat = field(ui, T::SeatNumber.get(lang), &mut self.seat, false, self.field_errors.get("seat_number"));
-            if !std::mem::replace(&mut self.focused, true) {
-                seat.request_focus();
-            }
+            focus_until_focused(&seat, &mut self.want_focus);
             let mut enter = seat.lost_focus();
             ui.checkbox(&mut self.as_admin, T::AsAdmin.get(lang));
             if self.as_admin {

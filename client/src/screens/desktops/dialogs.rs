@@ -7,18 +7,31 @@
 
 use super::{DesktopsView, Intent};
 use crate::i18n::{Lang, Said, T, fill};
-use crate::widgets::{error_line, field};
+use crate::widgets::{error_line, field, focus_until_focused};
 use egui::RichText;
 use thindesk_shared::DesktopAction;
 
-#[derive(Default)]
 pub(super) struct PasswordDialog {
     current: String,
     new: String,
     repeat: String,
     pub(super) busy: bool,
     pub(super) error: Option<Said>,
-    focused: bool,
+    /// The keyboard is still to be put on the first field.
+    want_focus: bool,
+}
+
+impl Default for PasswordDialog {
+    fn default() -> Self {
+        Self {
+            current: String::new(),
+            new: String::new(),
+            repeat: String::new(),
+            busy: false,
+            error: None,
+            want_focus: true,
+        }
+    }
 }
 
 /// Draws whichever dialogs are open; a choice made in one closes it.
@@ -37,7 +50,7 @@ pub(super) fn show(ctx: &egui::Context, lang: Lang, view: &mut DesktopsView) -> 
             ui.horizontal(|ui| {
                 let yes = egui::Button::new(RichText::new(confirm.label.get(lang)).color(ui.visuals().error_fg_color));
                 let yes = ui.add(yes);
-                focus_once(&yes, &mut view.dialog_focused);
+                focus_until_focused(&yes, &mut view.dialog_wants_focus);
                 if yes.clicked() {
                     intent = Some(Intent::Action(confirm.id.clone(), confirm.action, confirm.label));
                     close = true;
@@ -59,7 +72,7 @@ pub(super) fn show(ctx: &egui::Context, lang: Lang, view: &mut DesktopsView) -> 
             ui.colored_label(ui.visuals().warn_fg_color, T::SaveFileWarning.get(lang));
             ui.horizontal(|ui| {
                 let save = ui.button(T::Save.get(lang));
-                focus_once(&save, &mut view.dialog_focused);
+                focus_until_focused(&save, &mut view.dialog_wants_focus);
                 if save.clicked() {
                     intent = Some(Intent::SaveFile(desktop.clone()));
                     close = true;
@@ -79,9 +92,7 @@ pub(super) fn show(ctx: &egui::Context, lang: Lang, view: &mut DesktopsView) -> 
             ui.set_width(360.0);
             ui.heading(T::ChangePassword.get(lang));
             let current = field(ui, T::CurrentPassword.get(lang), &mut dialog.current, true, None);
-            if !std::mem::replace(&mut dialog.focused, true) {
-                current.request_focus();
-            }
+            focus_until_focused(&current, &mut dialog.want_focus);
             let new = field(ui, T::NewPassword.get(lang), &mut dialog.new, true, None);
             let repeat = field(ui, T::RepeatPassword.get(lang), &mut dialog.repeat, true, None);
             let enter = ui.input(|i| i.key_pressed(egui::Key::Enter))
@@ -113,11 +124,4 @@ pub(super) fn show(ctx: &egui::Context, lang: Lang, view: &mut DesktopsView) -> 
         }
     }
     intent
-}
-
-/// Puts the keyboard on `response` when its dialog opens (the first frame it is shown).
-fn focus_once(response: &egui::Response, focused: &mut bool) {
-    if !std::mem::replace(focused, true) {
-        response.request_focus();
-    }
 }
