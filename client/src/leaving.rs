@@ -127,7 +127,8 @@ impl HandOver {
         let revoke = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
             let api = ApiClient::new(&server);
-            Some(runtime.block_on(tokio::time::timeout(REVOKE_TIMEOUT, api.log_out(&token))))
+            // The timer is made inside the runtime: it needs its clock.
+            Some(runtime.block_on(async { tokio::time::timeout(REVOKE_TIMEOUT, api.log_out(&token)).await }))
         });
         match revoke.join() {
             Ok(Some(Ok(Ok(())))) => tracing::info!("logged out"),

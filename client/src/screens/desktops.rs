@@ -157,7 +157,12 @@ impl DesktopsView {
         // moves the desktops (and their buttons) under the pointer.
         let said = self.session.is_some() || self.notice.is_some();
         let frame = egui::Frame::group(ui.style());
-        let frame = if said { frame.fill(ui.visuals().extreme_bg_color) } else { frame.stroke(egui::Stroke::NONE) };
+        // Empty, it keeps its size (a transparent stroke as wide), only unseen.
+        let frame = if said {
+            frame.fill(ui.visuals().extreme_bg_color)
+        } else {
+            frame.stroke(egui::Stroke::new(frame.stroke.width, Color32::TRANSPARENT))
+        };
         frame.show(ui, |ui| {
             ui.set_width(ui.available_width());
             let line = ui.text_style_height(&egui::TextStyle::Body);

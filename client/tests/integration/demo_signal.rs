@@ -102,6 +102,9 @@ impl RunningDemo {
                 break status;
             }
             if told.elapsed() > EXIT_LIMIT {
+                // SIGTERM first: a test that fails leaves no machine behind either.
+                self.signal("TERM");
+                std::thread::sleep(EXIT_LIMIT);
                 let _ = self.client.kill();
                 while let Ok(line) = self.stderr.recv_timeout(Duration::from_secs(1)) {
                     self.log.push(line);

@@ -710,3 +710,22 @@ fn enter_registers_a_terminal_from_the_seat_field() {
     h.step();
     wait_for(&mut h, "Waiting for approval");
 }
+
+#[test]
+fn leaving_closes_the_viewers_and_revokes_the_token_before_it_returns() {
+    use thindesk_client::leaving::Session;
+    let env = env();
+    let token = env.runtime.block_on(env.server.token(STUDENT));
+    let bearer = format!("Bearer {token}");
+    let status = || env.runtime.block_on(env.server.get("/users/me/desktops", Some(&bearer))).status.as_u16();
+    assert_eq!(status(), 200);
+    let mut viewer = std::process::Command::new("sleep").arg("60").spawn().expect("a stand-in viewer");
+    let session = Session::default();
+    session.signed_in(&env.server.server.url(), &token);
+    assert!(session.viewer_opened(session.generation(), viewer.id()));
+    // As the way out runs it: on a thread of no runtime, synchronously.
+    session.hand_over().run_blocking();
+    assert_eq!(status(), 401, "the token is revoked when the hand-over returns");
+    let ended = viewer.wait().expect("the viewer ends");
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&ended), Some(15), "SIGTERM");
+}
