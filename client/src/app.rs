@@ -45,6 +45,13 @@ pub struct Setup {
     pub started: Instant,
 }
 
+/// Whole seconds left until `at`, rounded up (2.1 s left shows 3, then 2, then 1);
+/// `None` once it is due.
+pub fn countdown(at: Instant, now: Instant) -> Option<u64> {
+    let left = at.checked_duration_since(now).filter(|left| !left.is_zero())?;
+    Some(left.as_secs() + u64::from(left.subsec_nanos() > 0))
+}
+
 /// The screen the user is on.
 pub enum Screen {
     /// Asking the server about this terminal.
@@ -196,8 +203,14 @@ impl App {
         self.bg.spawn(async move { Msg::Terminal(api.terminal(&mac).await) });
     }
 
-    /// Notes a failure to reach the server and when to try again.
-    fn unreachable(&mut self, reason: String) {
+    /// Notes a failure to reach the server and when to try again. Only the lookup's own
+    /// failure (`probe`) moves the next try: other requests failing meanwhile (the
+    /// desktop list's refresh every 5 s) would otherwise restart the countdown.
+    fn unreachable(&mut self, reason: String, probe: bool) {
+        if !probe && let Some(unreachable) = &mut self.unreachable {
+            unreachable.reason = reason;
+            return;
+        }
         let attempt = self.unreachable.as_ref().map_or(0, |u| u.attempt + 1);
         let backoff = Duration::from_secs(1u64 << attempt.min(5)).min(MAX_BACKOFF);
         let retry_at = Instant::now() + backoff;
@@ -331,7 +344,7 @@ impl App {
             }
             Command::LogOut(notice) => self.log_out(notice),
             Command::Reached => self.reachable(),
-            Command::Unreachable(reason) => self.unreachable(reason),
+            Command::Unreachable(reason) => self.unreachable(reason, false),
             Command::ServerTrouble(trouble) => self.server_trouble = Some(trouble),
         }
     }
@@ -360,7 +373,7 @@ impl App {
                     self.screen = Screen::Register(RegisterForm::open(&self.bg));
                 }
             }
-            Err(ApiError::Unreachable(reason)) => self.unreachable(reason),
+            Err(ApiError::Unreachable(reason)) => self.unreachable(reason, true),
             Err(other) => {
                 self.unreachable = None;
                 self.server_trouble = Some(describe(&other));
@@ -430,8 +443,11 @@ impl App {
         }
         let mut next = self.next_probe;
         let mut soonest = |at: Instant| next = Some(next.map_or(at, |n| n.min(at)));
-        if self.unreachable.is_some() {
-            soonest(now + Duration::from_secs(1));
+        // The countdown is drawn again when its number changes, not before.
+        if let Some(unreachable) = &self.unreachable
+            && let Some(secs) = countdown(unreachable.retry_at, now)
+        {
+            soonest(unreachable.retry_at - Duration::from_secs(secs - 1));
         }
         let idle = Duration::from_secs(self.settings.idle_logout_secs.max(1));
         let kiosk = self.kiosk();
@@ -489,12 +505,19 @@ impl App {
                 });
             });
             if let Some(unreachable) = &self.unreachable {
-                let secs = unreachable.retry_at.saturating_duration_since(Instant::now()).as_secs() + 1;
-                let text = fill(
-                    self.t(T::Unreachable),
-                    &[self.bg.api.base().trim_end_matches("/api/v1.0"), &unreachable.reason, &secs.to_string()],
-                );
+                let server = self.bg.api.base().trim_end_matches("/api/v1.0");
+                // While the lookup is under way (a hung server keeps it for the request's
+                // whole timeout) there is no countdown: it says it is trying.
+                let text = match countdown(unreachable.retry_at, Instant::now()) {
+                    Some(secs) if !self.probing => {
+                        fill(self.t(T::Unreachable), &[server, &unreachable.reason, &secs.to_string()])
+                    }
+                    _ => fill(self.t(T::UnreachableTrying), &[server, &unreachable.reason]),
+                };
                 ui.horizontal(|ui| {
+                    if self.probing {
+                        ui.spinner();
+                    }
                     ui.colored_label(ui.visuals().error_fg_color, text);
                     if ui.button(self.t(T::Retry)).clicked() && !self.probing {
                         self.probe();
@@ -603,5 +626,24 @@ impl eframe::App for App {
         if let Some(next) = next {
             ctx.request_repaint_after(next.saturating_duration_since(Instant::now()));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::countdown;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn the_countdown_rounds_up_and_ends_at_the_deadline() {
+        let now = Instant::now();
+        let at = now + Duration::from_millis(2100);
+        assert_eq!(countdown(at, now), Some(3));
+        assert_eq!(countdown(at, now + Duration::from_millis(100)), Some(2));
+        assert_eq!(countdown(at, now + Duration::from_millis(1099)), Some(2));
+        assert_eq!(countdown(at, now + Duration::from_millis(1100)), Some(1));
+        assert_eq!(countdown(at, now + Duration::from_millis(2099)), Some(1));
+        assert_eq!(countdown(at, at), None);
+        assert_eq!(countdown(at, at + Duration::from_secs(5)), None);
     }
 }

@@ -76,6 +76,7 @@ texts! {
     Starting => ("Contacting the server…", "正在连接服务器…"),
     ServerLabel => ("Server", "服务器"),
     TerminalLabel => ("Terminal", "终端"),
+    UnreachableTrying => ("Cannot reach the server at {}: {}. Trying again…", "无法连接服务器 {}：{}。正在重试…"),
     Unreachable => ("Cannot reach the server at {}: {}. Retrying in {} s.", "无法连接服务器 {}：{}。{} 秒后重试。"),
     ServerTrouble => ("The server has a problem: {}", "服务器出现问题：{}"),
     // registration

@@ -729,3 +729,57 @@ fn leaving_closes_the_viewers_and_revokes_the_token_before_it_returns() {
     let ended = viewer.wait().expect("the viewer ends");
     assert_eq!(std::os::unix::process::ExitStatusExt::signal(&ended), Some(15), "SIGTERM");
 }
+
+/// The seconds the unreachable banner counts down from, or `None` while it is trying.
+fn banner_seconds(h: &Harness<'_, App>) -> Option<Option<u64>> {
+    let node = h.query_by_label_contains("Cannot reach the server at")?;
+    // A label's text is its accessible value.
+    let label = egui_kittest::kittest::NodeT::accesskit_node(&node).value().unwrap_or_default();
+    if label.contains("Trying again") {
+        return Some(None);
+    }
+    let secs = label.rsplit_once("Retrying in ")?.1.split_once(" s")?.0.parse().ok()?;
+    Some(Some(secs))
+}
+
+#[test]
+fn the_retry_countdown_counts_down_to_each_try_and_only_the_try_restarts_it() {
+    let env = env();
+    let mac = "02:00:00:00:00:25";
+    let mut h = signed_in(&env, mac, "25");
+    wait_for(&mut h, "Your desktops");
+    // The server goes away while the desktop list (refreshed every 5 s) is shown.
+    let Env { server, runtime } = env;
+    runtime.block_on(server.server.shutdown());
+    wait_for(&mut h, "Cannot reach the server at");
+    let start = Instant::now();
+    let mut seen: Vec<Option<u64>> = Vec::new();
+    while start.elapsed() < Duration::from_secs(18) {
+        h.step();
+        if let Some(shown) = banner_seconds(&h)
+            && seen.last() != Some(&shown)
+        {
+            seen.push(shown);
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    // 1, 2, 4, 8 s between tries: each countdown runs down to 1, then the client
+    // tries ("Trying again…" while it does) and the next, longer one begins. The list's
+    // refresh failing every 5 s meanwhile restarts nothing.
+    let numbers: Vec<u64> = seen.iter().flatten().copied().collect();
+    assert!(numbers.iter().all(|&n| (1..=30).contains(&n)), "{seen:?}");
+    for pair in seen.windows(2) {
+        if let [Some(before), Some(after)] = pair {
+            assert!(after < before, "a countdown went up without a try between: {seen:?}");
+        }
+    }
+    // Every countdown that was followed by a try ran down to 1 first.
+    for (i, shown) in seen.iter().enumerate().skip(1) {
+        if shown.is_none() {
+            assert_eq!(seen[i - 1], Some(1), "a try came before its countdown ended: {seen:?}");
+        }
+    }
+    assert!(numbers.contains(&8) && numbers.contains(&4), "the pauses grow: {seen:?}");
+    let from_eight: Vec<u64> = numbers.iter().copied().skip_while(|&n| n != 8).take(8).collect();
+    assert_eq!(from_eight, [8, 7, 6, 5, 4, 3, 2, 1], "every second shown once, in order: {seen:?}");
+}
