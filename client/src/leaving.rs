@@ -101,6 +101,11 @@ impl Session {
         self.state().viewers.len()
     }
 
+    /// The process ids of the viewers open.
+    pub fn viewers(&self) -> Vec<u32> {
+        self.state().viewers.clone()
+    }
+
     /// Takes the token and the viewers: the session is over.
     pub fn hand_over(&self) -> HandOver {
         let mut state = self.state();

@@ -57,7 +57,7 @@ fn harness<'a>(env: &Env, mac: &str) -> Harness<'a, App> {
 
 /// Steps until a node whose label contains `text` is shown (background answers arrive
 /// between steps), or fails the test after ten seconds.
-fn wait_for(h: &mut Harness<'_, App>, text: &str) {
+pub(crate) fn wait_for(h: &mut Harness<'_, App>, text: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         h.step();
@@ -70,7 +70,7 @@ fn wait_for(h: &mut Harness<'_, App>, text: &str) {
 }
 
 /// Replaces the text of the field labelled `label`.
-fn type_into(h: &mut Harness<'_, App>, label: &str, text: &str) {
+pub(crate) fn type_into(h: &mut Harness<'_, App>, label: &str, text: &str) {
     h.get_by_label(label).focus();
     h.step();
     h.key_combination_modifiers(egui::Modifiers::COMMAND, &[egui::Key::A]);
@@ -79,7 +79,7 @@ fn type_into(h: &mut Harness<'_, App>, label: &str, text: &str) {
 }
 
 /// Clicks a button and lets the frame after it settle (dialogs close a frame later).
-fn click(h: &mut Harness<'_, App>, label: &str) {
+pub(crate) fn click(h: &mut Harness<'_, App>, label: &str) {
     h.get_by_role_and_label(Role::Button, label).click();
     h.step();
     h.step();
@@ -97,7 +97,7 @@ fn register_approved(env: &Env, mac: &str, seat: &str) {
     terminals.register(&registration, None, None).expect("registered");
 }
 
-fn log_in(h: &mut Harness<'_, App>, user: &str, password: &str) {
+pub(crate) fn log_in(h: &mut Harness<'_, App>, user: &str, password: &str) {
     type_into(h, "User name", user);
     type_into(h, "Password", password);
     click(h, "Log in");
