@@ -94,6 +94,8 @@ pub struct App {
     started: Instant,
     first_frame_logged: bool,
     kiosk_sized: bool,
+    /// Whether the window had the keyboard last frame.
+    window_focused: bool,
 }
 
 impl App {
@@ -132,6 +134,7 @@ impl App {
             started: setup.started,
             first_frame_logged: false,
             kiosk_sized: false,
+            window_focused: true,
         };
         app.load_memory();
         app
@@ -260,6 +263,10 @@ impl App {
             },
             Msg::Renewed(result) => self.desktops_view().and_then(|view| view.on_renewed(result)),
             Msg::Desktops(result) => self.desktops_view().and_then(|view| view.on_desktops(result)),
+            Msg::FreshForConnect { id, result } => {
+                let (bg, viewers, kiosk) = (self.bg.clone(), self.settings.viewers.clone(), self.kiosk());
+                self.desktops_view().and_then(|view| view.on_fresh_for_connect(&id, result, &bg, &viewers, kiosk))
+            }
             Msg::ActionDone { id, label, result } => {
                 self.desktops_view().and_then(|view| view.on_action_done(id, label, result))
             }
@@ -272,7 +279,13 @@ impl App {
             }
             // A viewer of a session already handed over (logging out closes them).
             Msg::ViewerExited { .. } if !matches!(self.screen, Screen::Desktops(_)) => None,
-            Msg::ViewerExited { name } => {
+            Msg::ViewerExited { name, failed: true } => {
+                if let Some(view) = self.desktops_view() {
+                    view.on_viewer_failed(&name);
+                }
+                None
+            }
+            Msg::ViewerExited { name, failed: false } => {
                 let notice = Said::with(T::SessionEnded, &[&name]);
                 if self.kiosk() {
                     // The next student sees no trace of the last: not even a desktop's name.
@@ -582,7 +595,7 @@ impl App {
                 None
             }
             Screen::Desktops(view) => {
-                view.ui(ui, lang, bg, &self.settings.viewers, self.settings.kiosk);
+                view.ui(ui, lang, bg, self.settings.kiosk);
                 None
             }
         };
@@ -613,6 +626,15 @@ impl eframe::App for App {
             ctx.send_viewport_cmd(egui::ViewportCommand::OuterPosition(egui::pos2(0.0, 0.0)));
             ctx.send_viewport_cmd(egui::ViewportCommand::InnerSize(size));
         }
+        // Back to the window (from a viewer, say): what the list shows may be old.
+        let focused = ctx.input(|i| i.focused);
+        if focused
+            && !std::mem::replace(&mut self.window_focused, focused)
+            && let Some(view) = self.desktops_view()
+        {
+            view.refresh_soon();
+        }
+        self.window_focused = focused;
         while let Ok(msg) = self.rx.try_recv() {
             self.handle(msg);
         }

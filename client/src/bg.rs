@@ -37,8 +37,15 @@ pub enum Msg {
         name: String,
         result: Result<(), ViewerError>,
     },
+    /// The viewer ended; `failed`: at once and with an error (it could not connect).
     ViewerExited {
         name: String,
+        failed: bool,
+    },
+    /// The list asked for right before opening desktop `id`.
+    FreshForConnect {
+        id: String,
+        result: Result<DesktopList, ApiError>,
     },
     Remembered {
         user: Result<Option<String>, String>,

@@ -157,6 +157,11 @@ texts! {
     // sessions
     SessionOpen => ("{} is open in the viewer.", "{} 已在查看器中打开。"),
     SessionHint => ("Close the viewer window to come back here.", "关闭查看器窗口即可返回此处。"),
+    ViewerCouldNotConnect => (
+        "{} could not be opened: the viewer could not connect to it. Try again in a moment, or ask your teacher.",
+        "无法打开 {}：查看器连接不上它。请稍后再试，或请老师帮忙。"
+    ),
+    NotRunningNow => ("{} is not running any more: start it first.", "{} 已不在运行，请先开机。"),
     SessionEnded => ("The session with {} ended.", "与 {} 的会话已结束。"),
     ViewerMissing => ("The viewer program {} is not installed (or not found). Ask the administrator.", "找不到查看器程序 {}，请联系管理员。"),
     ViewerFailed => ("The viewer could not be started: {}", "无法启动查看器：{}"),

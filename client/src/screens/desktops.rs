@@ -16,6 +16,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use thindesk_shared::{Desktop, DesktopAction, DesktopList, DesktopStatus, TokenGrant};
 
+/// A viewer that ends with an error this soon after it started never showed the
+/// desktop: it could not connect.
+const VIEWER_FAILS_WITHIN: Duration = Duration::from_secs(30);
+
 /// How often the desktop list is refreshed while it is shown.
 pub const DESKTOP_REFRESH: Duration = Duration::from_secs(5);
 
@@ -141,8 +145,8 @@ impl DesktopsView {
         self.session.is_none().then(|| self.last_activity + idle)
     }
 
-    /// `viewers` and `kiosk` decide how a desktop is opened.
-    pub fn ui(&mut self, ui: &mut egui::Ui, lang: Lang, bg: &Bg, viewers: &ViewerPrograms, kiosk: bool) {
+    /// `kiosk`: no connection files.
+    pub fn ui(&mut self, ui: &mut egui::Ui, lang: Lang, bg: &Bg, kiosk: bool) {
         let mut intent = None;
         if ui.input(|i| !i.events.is_empty()) {
             self.last_activity = Instant::now();
@@ -198,11 +202,11 @@ impl DesktopsView {
             intent = Some(i);
         }
         if let Some(intent) = intent {
-            self.carry_out(intent, lang, bg, viewers, kiosk);
+            self.carry_out(intent, lang, bg);
         }
     }
 
-    fn carry_out(&mut self, intent: Intent, lang: Lang, bg: &Bg, viewers: &ViewerPrograms, kiosk: bool) {
+    fn carry_out(&mut self, intent: Intent, lang: Lang, bg: &Bg) {
         match intent {
             // The next frame's tick asks for the list.
             Intent::Refresh => self.next_refresh = Instant::now(),
@@ -215,34 +219,14 @@ impl DesktopsView {
                     Msg::ActionDone { id, label, result }
                 });
             }
-            Intent::Connect(desktop) => match viewer::plan(&desktop, viewers, kiosk) {
-                Ok(launch) => {
-                    let (bg, name) = (bg.clone(), desktop.name);
-                    // A logout while the viewer starts closes it as soon as it exists.
-                    let generation = bg.session.generation();
-                    bg.runtime.clone().spawn(async move {
-                        match viewer::start(&launch).await {
-                            Ok(mut child) => {
-                                let pid = child.id();
-                                if let Some(pid) = pid
-                                    && !bg.session.viewer_opened(generation, pid)
-                                {
-                                    crate::leaving::terminate(pid);
-                                }
-                                bg.report(Msg::ViewerStarted { name: name.clone(), result: Ok(()) });
-                                let status = child.wait().await;
-                                if let Some(pid) = pid {
-                                    bg.session.viewer_closed(pid);
-                                }
-                                tracing::info!(?status, "viewer closed");
-                                bg.report(Msg::ViewerExited { name });
-                            }
-                            Err(e) => bg.report(Msg::ViewerStarted { name, result: Err(e) }),
-                        }
-                    });
-                }
-                Err(e) => self.on_viewer_started(desktop.name, Err(e)),
-            },
+            // The list may be seconds old (the machine stopped, its ticket changed):
+            // the desktop is looked up afresh, and opened once the answer is in.
+            Intent::Connect(desktop) => {
+                self.busy.insert(desktop.id.clone(), T::Connect);
+                self.notice = None;
+                let (api, token, id) = (bg.api.clone(), self.token.clone(), desktop.id);
+                bg.spawn(async move { Msg::FreshForConnect { result: api.desktops(&token).await, id } });
+            }
             Intent::Ask(confirm) => {
                 self.confirm = Some(confirm);
                 self.dialog_wants_focus = true;
@@ -280,6 +264,87 @@ impl DesktopsView {
                 Err(e) => self.on_viewer_started(desktop.name, Err(e)),
             },
         }
+    }
+
+    /// Opens `desktop` in its viewer.
+    fn launch(&mut self, desktop: Desktop, bg: &Bg, viewers: &ViewerPrograms, kiosk: bool) {
+        match viewer::plan(&desktop, viewers, kiosk) {
+            Ok(launch) => {
+                let (bg, name) = (bg.clone(), desktop.name);
+                // A logout while the viewer starts closes it as soon as it exists.
+                let generation = bg.session.generation();
+                bg.runtime.clone().spawn(async move {
+                    match viewer::start(&launch).await {
+                        Ok(mut child) => {
+                            let started = Instant::now();
+                            let pid = child.id();
+                            if let Some(pid) = pid
+                                && !bg.session.viewer_opened(generation, pid)
+                            {
+                                crate::leaving::terminate(pid);
+                            }
+                            bg.report(Msg::ViewerStarted { name: name.clone(), result: Ok(()) });
+                            let status = child.wait().await;
+                            if let Some(pid) = pid {
+                                bg.session.viewer_closed(pid);
+                            }
+                            tracing::info!(?status, "viewer closed");
+                            // An error soon after the start: it never showed the desktop.
+                            let failed =
+                                !status.is_ok_and(|status| status.success()) && started.elapsed() < VIEWER_FAILS_WITHIN;
+                            bg.report(Msg::ViewerExited { name, failed });
+                        }
+                        Err(e) => bg.report(Msg::ViewerStarted { name, result: Err(e) }),
+                    }
+                });
+            }
+            Err(e) => self.on_viewer_started(desktop.name, Err(e)),
+        }
+    }
+
+    /// The list asked for on Connect: open the desktop if it still runs, with what
+    /// the server says now (its ticket).
+    pub fn on_fresh_for_connect(
+        &mut self,
+        id: &str,
+        result: Result<DesktopList, ApiError>,
+        bg: &Bg,
+        viewers: &ViewerPrograms,
+        kiosk: bool,
+    ) -> Option<Command> {
+        self.busy.remove(id);
+        let list = match result {
+            Ok(list) => list.desktop_list,
+            Err(ApiError::Unauthorized) => return Some(Command::LogOut(Some(T::SessionExpired.into()))),
+            Err(ApiError::Unreachable(reason)) => {
+                self.notice = Some((describe(&ApiError::Unreachable(reason.clone())), true));
+                return Some(Command::Unreachable(reason));
+            }
+            Err(other) => {
+                self.notice = Some((describe(&other), true));
+                return None;
+            }
+        };
+        let fresh = list.iter().find(|desktop| desktop.id == id).cloned();
+        self.desktops = Some(list);
+        match fresh {
+            Some(desktop) if desktop.status == DesktopStatus::Active => self.launch(desktop, bg, viewers, kiosk),
+            Some(desktop) => self.notice = Some((Said::with(T::NotRunningNow, &[&desktop.name]), true)),
+            None => self.notice = Some((T::NoDesktops.into(), true)),
+        }
+        Some(Command::Reached)
+    }
+
+    /// Asks for the list at the next frame (the window has the keyboard again).
+    pub fn refresh_soon(&mut self) {
+        self.next_refresh = Instant::now();
+    }
+
+    /// The viewer ended at once with an error: it could not connect.
+    pub fn on_viewer_failed(&mut self, name: &str) {
+        self.session = None;
+        self.notice = Some((Said::with(T::ViewerCouldNotConnect, &[name]), true));
+        self.next_refresh = Instant::now();
     }
 
     pub fn on_desktops(&mut self, result: Result<DesktopList, ApiError>) -> Option<Command> {

@@ -783,3 +783,43 @@ fn the_retry_countdown_counts_down_to_each_try_and_only_the_try_restarts_it() {
     let from_eight: Vec<u64> = numbers.iter().copied().skip_while(|&n| n != 8).take(8).collect();
     assert_eq!(from_eight, [8, 7, 6, 5, 4, 3, 2, 1], "every second shown once, in order: {seen:?}");
 }
+
+#[test]
+fn connect_looks_the_desktop_up_afresh_and_a_viewer_that_cannot_connect_says_so() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = env();
+    let id = env.runtime.block_on(env.server.create_desktop(STUDENT.0, "Lab PC"));
+    let mac = "02:00:00:00:00:26";
+    register_approved(&env, mac, "26");
+    // A viewer that cannot connect: it reads its file, says nothing, ends with an error.
+    let dir = tempfile::tempdir().expect("dir");
+    let viewer = dir.path().join("viewer");
+    std::fs::write(&viewer, "#!/bin/sh\ncat > \"$0.stdin\"\nexit 1\n").expect("script");
+    std::fs::set_permissions(&viewer, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let mut settings = Settings::default();
+    settings.viewers.spice = viewer.display().to_string();
+    let mut h = app(&env, env.server.server.url(), mac, settings);
+    wait_for(&mut h, "Classroom b101 · seat 26");
+    log_in(&mut h, STUDENT.0, STUDENT.1);
+    wait_for(&mut h, "Lab PC");
+    click(&mut h, "Start");
+    wait_for(&mut h, "Running");
+
+    // Shut down elsewhere while the list still says Running: Connect asks first.
+    let shut = env.runtime.block_on(env.server.post(
+        &format!("/desktops/{id}/action"),
+        Some(&basic(STUDENT.0, STUDENT.1)),
+        serde_json::json!({"shutdown": null}),
+    ));
+    shut.data();
+    click(&mut h, "Connect");
+    wait_for(&mut h, "Lab PC is not running any more: start it first.");
+    assert!(!dir.path().join("viewer.stdin").exists(), "no viewer was started for a stopped desktop");
+
+    click(&mut h, "Start");
+    wait_for(&mut h, "Running");
+    click(&mut h, "Connect");
+    wait_for(&mut h, "Lab PC could not be opened: the viewer could not connect to it.");
+    assert!(dir.path().join("viewer.stdin").exists(), "the viewer was started");
+    assert!(h.query_by_label_contains("is open in the viewer").is_none());
+}
