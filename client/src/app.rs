@@ -521,11 +521,10 @@ impl App {
                 let server = self.bg.api.base().trim_end_matches("/api/v1.0");
                 // While the lookup is under way (a hung server keeps it for the request's
                 // whole timeout) there is no countdown: it says it is trying.
+                let reason = crate::screens::unreachable_reason(&unreachable.reason).show(self.lang);
                 let text = match countdown(unreachable.retry_at, Instant::now()) {
-                    Some(secs) if !self.probing => {
-                        fill(self.t(T::Unreachable), &[server, &unreachable.reason, &secs.to_string()])
-                    }
-                    _ => fill(self.t(T::UnreachableTrying), &[server, &unreachable.reason]),
+                    Some(secs) if !self.probing => fill(self.t(T::Unreachable), &[server, &reason, &secs.to_string()]),
+                    _ => fill(self.t(T::UnreachableTrying), &[server, &reason]),
                 };
                 ui.horizontal(|ui| {
                     if self.probing {

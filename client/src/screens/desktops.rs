@@ -423,9 +423,7 @@ impl DesktopsView {
                 return Some(Command::Remember { user: self.user.clone(), token: grant.token.id });
             }
             Err(ApiError::Unauthorized) => dialog.error = Some(T::WrongCurrentPassword.into()),
-            Err(ApiError::Invalid(errors)) => {
-                dialog.error = Some(Said::Raw(errors.values().flatten().cloned().collect::<Vec<_>>().join("; ")));
-            }
+            Err(error @ ApiError::Invalid(_)) => dialog.error = Some(describe(&error)),
             Err(e) => dialog.error = Some(describe(&e)),
         }
         None

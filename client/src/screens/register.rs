@@ -1,7 +1,7 @@
 //! Registration of an unknown terminal: a place from the server's list, a seat number,
 //! and optionally an administrator's login to be approved at once.
 
-use super::describe;
+use super::{describe, field_error};
 use crate::api::{ApiError, FieldErrors};
 use crate::bg::{Bg, Msg};
 use crate::i18n::{Lang, Said, T};
@@ -61,10 +61,15 @@ impl RegisterForm {
                     });
                 }
             }
-            for error in self.field_errors.get("place").into_iter().flatten() {
+            let said = |field: &str| -> Vec<String> {
+                self.field_errors.get(field).into_iter().flatten().map(|m| field_error(field, m).show(lang)).collect()
+            };
+            let (place_errors, seat_errors) = (said("place"), said("seat_number"));
+            for error in &place_errors {
                 ui.colored_label(ui.visuals().error_fg_color, error);
             }
-            let seat = field(ui, T::SeatNumber.get(lang), &mut self.seat, false, self.field_errors.get("seat_number"));
+            let seat_errors = (!seat_errors.is_empty()).then_some(&seat_errors);
+            let seat = field(ui, T::SeatNumber.get(lang), &mut self.seat, false, seat_errors);
             focus_until_focused(&seat, &mut self.want_focus);
             let mut enter = seat.lost_focus();
             ui.checkbox(&mut self.as_admin, T::AsAdmin.get(lang));
@@ -75,7 +80,9 @@ impl RegisterForm {
             let enter = enter && ui.input(|i| i.key_pressed(egui::Key::Enter));
             for (field, errors) in &self.field_errors {
                 if field != "place" && field != "seat_number" {
-                    ui.colored_label(ui.visuals().error_fg_color, format!("{field}: {}", errors.join(", ")));
+                    for error in errors {
+                        ui.colored_label(ui.visuals().error_fg_color, field_error(field, error).show(lang));
+                    }
                 }
             }
             error_line(ui, lang, &self.error);

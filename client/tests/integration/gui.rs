@@ -823,3 +823,42 @@ fn connect_looks_the_desktop_up_afresh_and_a_viewer_that_cannot_connect_says_so(
     assert!(dir.path().join("viewer.stdin").exists(), "the viewer was started");
     assert!(h.query_by_label_contains("is open in the viewer").is_none());
 }
+
+/// Whether `text` has a Latin letter (an English word left in the Chinese UI).
+fn has_latin(text: &str) -> bool {
+    text.chars().any(|c| c.is_ascii_alphabetic())
+}
+
+#[test]
+fn the_servers_refusals_are_said_in_the_clients_words_in_chinese() {
+    let env = env();
+    env.runtime.block_on(env.server.create_desktop(STUDENT.0, "Lab PC"));
+    let mac = "02:00:00:00:00:27";
+    let mut h = harness(&env, mac);
+    wait_for(&mut h, "Register this terminal");
+    click(&mut h, "简体中文");
+    wait_for(&mut h, "注册此终端");
+    // No seat: the server's field error (seat_number: "is required"), in Chinese.
+    click(&mut h, "注册");
+    wait_for(&mut h, "请填写座位号。");
+    let said = h.get_by_label_contains("请填写座位号").value().unwrap_or_default();
+    assert!(!has_latin(&said), "{said}");
+    type_into(&mut h, "座位号", "27");
+    click(&mut h, "注册");
+    wait_for(&mut h, "等待管理员批准");
+    env.server.services().terminals.set_state(&Actor::system(), mac, TerminalState::Approved).expect("approve");
+    wait_for(&mut h, "用户名");
+    type_into(&mut h, "用户名", STUDENT.0);
+    type_into(&mut h, "密码", STUDENT.1);
+    click(&mut h, "登录");
+    wait_for(&mut h, "Lab PC");
+    // A new password the server finds too short: its rule, in Chinese.
+    click(&mut h, "修改密码");
+    type_into(&mut h, "当前密码", STUDENT.1);
+    type_into(&mut h, "新密码", "short");
+    type_into(&mut h, "再次输入新密码", "short");
+    click(&mut h, "保存");
+    wait_for(&mut h, "新密码太短");
+    let said = h.get_by_label_contains("新密码太短").value().unwrap_or_default();
+    assert!(!has_latin(&said), "{said}");
+}
