@@ -54,8 +54,12 @@ pub enum CliError {
     Size,
     #[error("cannot start the background runtime: {0}")]
     Runtime(std::io::Error),
+    #[cfg(feature = "demo")]
     #[error(transparent)]
     Demo(#[from] crate::demo::SuperviseError),
+    #[cfg(not(feature = "demo"))]
+    #[error("this build has no demo: build the client with `--features demo`")]
+    NoDemo,
     #[error("the demo's supervisor sent no setup: {0}")]
     DemoSetup(String),
     #[error("cannot catch signals: {0}")]
@@ -109,16 +113,29 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
         .map_err(CliError::Runtime)
 }
 
+/// What the demo's supervisor tells the window process: one JSON line on its stdin.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct GuiSetup {
+    pub server: String,
+    pub hint: String,
+}
+
 /// `--demo`: this process runs the demo and supervises the window, a child process
-/// given this process's flags (see [`crate::demo`]).
+/// given this process's flags (see `crate::demo`).
+#[cfg(feature = "demo")]
 fn supervise_demo() -> Result<i32, CliError> {
     let gui_args: Vec<_> = std::env::args_os().skip(1).filter(|arg| arg != "--demo").collect();
     Ok(runtime()?.block_on(crate::demo::supervise(gui_args))?)
 }
 
+#[cfg(not(feature = "demo"))]
+fn supervise_demo() -> Result<i32, CliError> {
+    Err(CliError::NoDemo)
+}
+
 /// The demo's window: the server and the hint from the supervisor, on stdin. The
 /// supervisor keeps stdin open while it runs; its end ends the window.
-fn demo_gui_setup() -> Result<crate::demo::GuiSetup, CliError> {
+fn demo_gui_setup() -> Result<GuiSetup, CliError> {
     let mut stdin = std::io::stdin().lock();
     let mut line = String::new();
     stdin.read_line(&mut line).map_err(|e| CliError::DemoSetup(e.to_string()))?;

@@ -13,7 +13,7 @@
 //! removes its files ([`Demo::stop`]), and only then ends. The window process ends by
 //! itself when its stdin closes, that is when the supervisor is gone.
 
-use serde::{Deserialize, Serialize};
+use crate::cli::GuiSetup;
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::process::Stdio;
@@ -24,13 +24,6 @@ pub use thindesk_server::demo::{Demo, DemoError, DemoLogins};
 
 /// How long the window process has to log out after a signal before it is killed.
 const WINDOW_GRACE: Duration = Duration::from_secs(5);
-
-/// What the supervisor tells the window process: one JSON line on its stdin.
-#[derive(Debug, Serialize, Deserialize)]
-pub struct GuiSetup {
-    pub server: String,
-    pub hint: String,
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SuperviseError {

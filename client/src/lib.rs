@@ -6,6 +6,7 @@ pub mod api;
 pub mod app;
 pub mod bg;
 pub mod cli;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod fonts;
 pub mod i18n;
