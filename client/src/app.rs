@@ -10,7 +10,7 @@ use crate::api::{ApiClient, ApiError};
 use crate::bg::{Bg, Msg};
 use crate::i18n::{Lang, Said, T, fill};
 use crate::screens::desktops::DesktopsView;
-use crate::screens::login::LoginForm;
+use crate::screens::login::{DemoHint, LoginForm};
 use crate::screens::register::RegisterForm;
 use crate::screens::{Command, describe, terminal_state};
 use crate::settings::{LAST_USER, Memory, Settings, TOKEN};
@@ -39,8 +39,8 @@ pub struct Setup {
     /// Background work runs here.
     pub runtime: tokio::runtime::Handle,
     pub lang: Lang,
-    /// Shown on the login screen of `--demo`.
-    pub demo_hint: Option<String>,
+    /// The demo's logins, shown on the login screen of `--demo`.
+    pub demo_hint: Option<DemoHint>,
     /// When the process started, to log the time to the first frame.
     pub started: Instant,
 }
@@ -90,7 +90,7 @@ pub struct App {
     /// Said once when no keyring is available.
     keyring_notice: bool,
     settings_window: SettingsWindow,
-    demo_hint: Option<String>,
+    demo_hint: Option<DemoHint>,
     started: Instant,
     first_frame_logged: bool,
     kiosk_sized: bool,
@@ -270,7 +270,19 @@ impl App {
             Msg::ActionDone { id, label, result } => {
                 self.desktops_view().and_then(|view| view.on_action_done(id, label, result))
             }
-            Msg::PasswordChanged(result) => self.desktops_view().and_then(|view| view.on_password_changed(result)),
+            Msg::PasswordChanged(result) => {
+                // The demo's hint no longer shows a password that changed.
+                if result.is_ok()
+                    && let (Some(hint), Screen::Desktops(view)) = (&mut self.demo_hint, &self.screen)
+                {
+                    for login in [&mut hint.student, &mut hint.admin] {
+                        if login.user == view.user() {
+                            login.password = None;
+                        }
+                    }
+                }
+                self.desktops_view().and_then(|view| view.on_password_changed(result))
+            }
             Msg::ViewerStarted { name, result } => {
                 if let Some(view) = self.desktops_view() {
                     view.on_viewer_started(name, result);
@@ -590,7 +602,7 @@ impl App {
             Screen::Waiting => terminal_state::waiting_ui(ui, lang, &seat),
             Screen::Rejected => terminal_state::rejected_ui(ui, lang, &seat),
             Screen::Login(form) => {
-                form.ui(ui, lang, bg, &seat, self.demo_hint.as_deref());
+                form.ui(ui, lang, bg, &seat, self.demo_hint.as_ref());
                 None
             }
             Screen::Desktops(view) => {

@@ -117,7 +117,7 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct GuiSetup {
     pub server: String,
-    pub hint: String,
+    pub hint: crate::screens::login::DemoHint,
 }
 
 /// `--demo`: this process runs the demo and supervises the window, a child process

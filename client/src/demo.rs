@@ -48,8 +48,12 @@ pub async fn supervise(gui_args: Vec<OsString>) -> Result<i32, SuperviseError> {
     let mut signals = Signals::catch().map_err(SuperviseError::Signals)?;
     let demo = start().await?;
     let (student, admin) = (&demo.logins.student, &demo.logins.admin);
-    let hint = format!("Demo: {} / {}   ·   administrator: {} / {}", student.0, student.1, admin.0, admin.1);
-    println!("{hint}");
+    let login = |(user, password): &(String, String)| crate::screens::login::DemoLogin {
+        user: user.clone(),
+        password: Some(password.clone()),
+    };
+    let hint = crate::screens::login::DemoHint { student: login(student), admin: login(admin) };
+    println!("{}", hint.show(crate::i18n::Lang::En));
     println!("Demo server at {} (data in {}, removed on exit)", demo.url(), demo.data_dir().display());
     let code = match signals.already() {
         Some((name, code)) => {

@@ -78,6 +78,8 @@ texts! {
     TerminalLabel => ("Terminal", "终端"),
     UnreachableTrying => ("Cannot reach the server at {}: {}. Trying again…", "无法连接服务器 {}：{}。正在重试…"),
     Unreachable => ("Cannot reach the server at {}: {}. Retrying in {} s.", "无法连接服务器 {}：{}。{} 秒后重试。"),
+    DemoHint => ("Demo: {} / {}   ·   administrator: {} / {}", "演示：{} / {}　·　管理员：{} / {}"),
+    PasswordYouChose => ("(the password you chose)", "（你设置的密码）"),
     ServerTrouble => ("The server has a problem. Try again later, or tell your teacher.", "服务器出现问题。请稍后再试，或告诉老师。"),
     Forbidden => ("Your account may not do this.", "你的账号无权执行此操作。"),
     NotFoundHere => ("The server does not know this desktop any more.", "服务器上已找不到此桌面。"),

@@ -9,6 +9,31 @@ use egui::RichText;
 use std::time::{Duration, Instant};
 use thindesk_shared::TokenGrant;
 
+/// The demo's logins, for its login screen.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct DemoHint {
+    pub student: DemoLogin,
+    pub admin: DemoLogin,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct DemoLogin {
+    pub user: String,
+    /// `None` once changed in this client: only its user knows it then.
+    pub password: Option<String>,
+}
+
+impl DemoHint {
+    pub fn show(&self, lang: Lang) -> String {
+        let password =
+            |login: &DemoLogin| login.password.clone().unwrap_or_else(|| T::PasswordYouChose.get(lang).into());
+        fill(
+            T::DemoHint.get(lang),
+            &[&self.student.user, &password(&self.student), &self.admin.user, &password(&self.admin)],
+        )
+    }
+}
+
 #[derive(Default)]
 pub struct LoginForm {
     user: String,
@@ -43,7 +68,14 @@ impl LoginForm {
     }
 
     /// `seat` is the terminal's place and seat number; `demo_hint` the demo's logins.
-    pub fn ui(&mut self, ui: &mut egui::Ui, lang: Lang, bg: &Bg, seat: &(String, String), demo_hint: Option<&str>) {
+    pub fn ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        lang: Lang,
+        bg: &Bg,
+        seat: &(String, String),
+        demo_hint: Option<&DemoHint>,
+    ) {
         let mut submit = false;
         card(ui, |ui| {
             ui.heading(T::LoginTitle.get(lang));
@@ -78,7 +110,7 @@ impl LoginForm {
             });
             if let Some(hint) = demo_hint {
                 ui.separator();
-                ui.label(RichText::new(hint).small().weak());
+                ui.label(RichText::new(hint.show(lang)).small().weak());
             }
         });
         if submit {
