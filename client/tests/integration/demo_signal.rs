@@ -64,7 +64,10 @@ impl RunningDemo {
                 let rest = line.split_once("(data in ")?.1;
                 Some(PathBuf::from(rest.split_once(", removed on exit)")?.0))
             })
-            .expect("the client says where the demo's data is");
+            .unwrap_or_else(|| {
+                let said: String = stderr.try_iter().collect();
+                panic!("the client never said where the demo's data is; its log:\n{said}")
+            });
         let pid_file = std::fs::read_dir(data_dir.join("vms"))
             .expect("the demo has machines")
             .filter_map(Result::ok)

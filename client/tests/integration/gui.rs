@@ -862,3 +862,41 @@ fn the_servers_refusals_are_said_in_the_clients_words_in_chinese() {
     let said = h.get_by_label_contains("新密码太短").value().unwrap_or_default();
     assert!(!has_latin(&said), "{said}");
 }
+
+#[test]
+fn the_demo_hint_follows_a_password_change_and_the_language() {
+    use thindesk_client::screens::login::{DemoHint, DemoLogin};
+    let env = env();
+    env.runtime.block_on(env.server.create_desktop(STUDENT.0, "Lab PC"));
+    let mac = "02:00:00:00:00:28";
+    register_approved(&env, mac, "28");
+    let login = |(user, password): (&str, &str)| DemoLogin { user: user.into(), password: Some(password.into()) };
+    let setup = Setup {
+        server: env.server.server.url(),
+        mac: mac.into(),
+        settings: Settings::default(),
+        settings_path: None,
+        memory: Memory::in_memory(),
+        runtime: env.runtime.handle().clone(),
+        lang: Lang::En,
+        demo_hint: Some(DemoHint { student: login(STUDENT), admin: login(ADMIN) }),
+        started: Instant::now(),
+    };
+    let mut h = Harness::builder().with_size([960.0, 720.0]).build_eframe(move |cc| App::new(cc, setup));
+    wait_for(&mut h, &format!("Demo: {} / {}", STUDENT.0, STUDENT.1));
+    log_in(&mut h, STUDENT.0, STUDENT.1);
+    wait_for(&mut h, "Lab PC");
+    click(&mut h, "Change password");
+    type_into(&mut h, "Current password", STUDENT.1);
+    type_into(&mut h, "New password", "a-new-password-3");
+    type_into(&mut h, "Repeat new password", "a-new-password-3");
+    click(&mut h, "Save");
+    wait_for(&mut h, "Password changed.");
+    click(&mut h, "Log out");
+    wait_for(&mut h, &format!("Demo: {} / (the password you chose)", STUDENT.0));
+    assert!(h.query_by_label_contains(STUDENT.1).is_none(), "the old password is shown nowhere");
+    click(&mut h, "简体中文");
+    wait_for(&mut h, "演示：");
+    let hint = h.get_by_label_contains("演示：").value().unwrap_or_default();
+    assert!(hint.contains("（你设置的密码）") && hint.contains("管理员："), "{hint}");
+}
