@@ -94,6 +94,9 @@ fn log_out_closes_remote_viewer_and_its_ticket_no_longer_opens_the_desktop() {
     let (port, ticket): (u16, String) =
         (spice.port.expect("port").parse().expect("a port"), spice.password.expect("ticket"));
     let serial = demo.data_dir().join(format!("vms/{}/serial.log", desktop.id));
+    let url = demo.url();
+    // However the test ends, a failed assertion included, the demo's machine goes.
+    let _demo = StopDemo { runtime: &runtime, demo: Some(demo) };
     vm::wait_until("the demo guest's banner", Duration::from_secs(120), || {
         std::fs::read_to_string(&serial).is_ok_and(|log| log.contains("thindesk-demo banner"))
     });
@@ -109,7 +112,7 @@ fn log_out_closes_remote_viewer_and_its_ticket_no_longer_opens_the_desktop() {
     let mut settings = Settings::default();
     settings.viewers.spice = wrapper.display().to_string();
     let setup = Setup {
-        server: demo.url(),
+        server: url,
         mac: "02:00:00:00:00:E2".into(),
         settings,
         settings_path: None,
@@ -152,5 +155,19 @@ fn log_out_closes_remote_viewer_and_its_ticket_no_longer_opens_the_desktop() {
         h.step();
         spice::try_ticket(port, &ticket).expect("a SPICE handshake") == spice::Verdict::Refused(7)
     });
-    runtime.block_on(demo.stop());
+}
+
+/// Stops the demo when dropped: its machine destroyed and files removed, also when a
+/// test fails (a demo only dropped removes its files and leaves its QEMU running).
+struct StopDemo<'a> {
+    runtime: &'a tokio::runtime::Runtime,
+    demo: Option<Demo>,
+}
+
+impl Drop for StopDemo<'_> {
+    fn drop(&mut self) {
+        if let Some(demo) = self.demo.take() {
+            self.runtime.block_on(demo.stop());
+        }
+    }
 }
