@@ -845,7 +845,8 @@ fn the_servers_refusals_are_said_in_the_clients_words_in_chinese() {
     assert!(!has_latin(&said), "{said}");
     type_into(&mut h, "座位号", "27");
     click(&mut h, "注册");
-    wait_for(&mut h, "等待管理员批准");
+    // The waiting screen (its title; the registration form's intro also speaks of approval).
+    wait_for(&mut h, "等待审批");
     env.server.services().terminals.set_state(&Actor::system(), mac, TerminalState::Approved).expect("approve");
     wait_for(&mut h, "用户名");
     type_into(&mut h, "用户名", STUDENT.0);
