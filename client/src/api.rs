@@ -182,6 +182,13 @@ impl ApiClient {
         self.call(Method::GET, "/token", &Auth::Token(token.to_owned()), None).await
     }
 
+    /// `DELETE /token`: logs out, revoking the token (the server then gives the user's
+    /// running desktops new display tickets, which ends their viewers' sessions).
+    pub async fn log_out(&self, token: &str) -> Result<(), ApiError> {
+        let _: Value = self.call(Method::DELETE, "/token", &Auth::Token(token.to_owned()), None).await?;
+        Ok(())
+    }
+
     /// `GET /users/me/desktops`.
     pub async fn desktops(&self, token: &str) -> Result<DesktopList, ApiError> {
         self.call(Method::GET, "/users/me/desktops", &Auth::Token(token.to_owned()), None).await
@@ -194,11 +201,12 @@ impl ApiClient {
         Ok(())
     }
 
-    /// `PUT /users/me/reset_password`.
-    pub async fn reset_password(&self, token: &str, password: &str) -> Result<(), ApiError> {
-        let body = serde_json::json!({ "password": password });
-        let _: Value =
-            self.call(Method::PUT, "/users/me/reset_password", &Auth::Token(token.to_owned()), Some(body)).await?;
+    /// `PUT /users/me/reset_password`, proving the current password (Basic): the server
+    /// refuses a change made with a token alone. It ends every token of the user.
+    pub async fn change_password(&self, user: &str, current: &str, new: &str) -> Result<(), ApiError> {
+        let body = serde_json::json!({ "password": new });
+        let auth = Auth::Password { user: user.to_owned(), password: current.to_owned() };
+        let _: Value = self.call(Method::PUT, "/users/me/reset_password", &auth, Some(body)).await?;
         Ok(())
     }
 }

@@ -10,7 +10,7 @@ use crate::api::{ApiClient, ApiError};
 use crate::bg::{Bg, Msg};
 use crate::i18n::{Lang, Said, T, fill};
 use crate::screens::desktops::DesktopsView;
-use crate::screens::login::LoginForm;
+use crate::screens::login::{DemoHint, LoginForm};
 use crate::screens::register::RegisterForm;
 use crate::screens::{Command, describe, terminal_state};
 use crate::settings::{LAST_USER, Memory, Settings, TOKEN};
@@ -39,10 +39,17 @@ pub struct Setup {
     /// Background work runs here.
     pub runtime: tokio::runtime::Handle,
     pub lang: Lang,
-    /// Shown on the login screen of `--demo`.
-    pub demo_hint: Option<String>,
+    /// The demo's logins, shown on the login screen of `--demo`.
+    pub demo_hint: Option<DemoHint>,
     /// When the process started, to log the time to the first frame.
     pub started: Instant,
+}
+
+/// Whole seconds left until `at`, rounded up (2.1 s left shows 3, then 2, then 1);
+/// `None` once it is due.
+pub fn countdown(at: Instant, now: Instant) -> Option<u64> {
+    let left = at.checked_duration_since(now).filter(|left| !left.is_zero())?;
+    Some(left.as_secs() + u64::from(left.subsec_nanos() > 0))
 }
 
 /// The screen the user is on.
@@ -83,10 +90,12 @@ pub struct App {
     /// Said once when no keyring is available.
     keyring_notice: bool,
     settings_window: SettingsWindow,
-    demo_hint: Option<String>,
+    demo_hint: Option<DemoHint>,
     started: Instant,
     first_frame_logged: bool,
     kiosk_sized: bool,
+    /// Whether the window had the keyboard last frame.
+    window_focused: bool,
 }
 
 impl App {
@@ -125,9 +134,15 @@ impl App {
             started: setup.started,
             first_frame_logged: false,
             kiosk_sized: false,
+            window_focused: true,
         };
         app.load_memory();
         app
+    }
+
+    /// The signed-in session (token and viewers) this app hands over on logout.
+    pub fn session(&self) -> crate::leaving::Session {
+        self.bg.session.clone()
     }
 
     pub fn screen(&self) -> &Screen {
@@ -191,8 +206,14 @@ impl App {
         self.bg.spawn(async move { Msg::Terminal(api.terminal(&mac).await) });
     }
 
-    /// Notes a failure to reach the server and when to try again.
-    fn unreachable(&mut self, reason: String) {
+    /// Notes a failure to reach the server and when to try again. Only the lookup's own
+    /// failure (`probe`) moves the next try: other requests failing meanwhile (the
+    /// desktop list's refresh every 5 s) would otherwise restart the countdown.
+    fn unreachable(&mut self, reason: String, probe: bool) {
+        if !probe && let Some(unreachable) = &mut self.unreachable {
+            unreachable.reason = reason;
+            return;
+        }
         let attempt = self.unreachable.as_ref().map_or(0, |u| u.attempt + 1);
         let backoff = Duration::from_secs(1u64 << attempt.min(5)).min(MAX_BACKOFF);
         let retry_at = Instant::now() + backoff;
@@ -242,14 +263,25 @@ impl App {
             },
             Msg::Renewed(result) => self.desktops_view().and_then(|view| view.on_renewed(result)),
             Msg::Desktops(result) => self.desktops_view().and_then(|view| view.on_desktops(result)),
+            Msg::FreshForConnect { id, result } => {
+                let (bg, viewers, kiosk) = (self.bg.clone(), self.settings.viewers.clone(), self.kiosk());
+                self.desktops_view().and_then(|view| view.on_fresh_for_connect(&id, result, &bg, &viewers, kiosk))
+            }
             Msg::ActionDone { id, label, result } => {
                 self.desktops_view().and_then(|view| view.on_action_done(id, label, result))
             }
             Msg::PasswordChanged(result) => {
-                if let Some(view) = self.desktops_view() {
-                    view.on_password_changed(result);
+                // The demo's hint no longer shows a password that changed.
+                if result.is_ok()
+                    && let (Some(hint), Screen::Desktops(view)) = (&mut self.demo_hint, &self.screen)
+                {
+                    for login in [&mut hint.student, &mut hint.admin] {
+                        if login.user == view.user() {
+                            login.password = None;
+                        }
+                    }
                 }
-                None
+                self.desktops_view().and_then(|view| view.on_password_changed(result))
             }
             Msg::ViewerStarted { name, result } => {
                 if let Some(view) = self.desktops_view() {
@@ -257,10 +289,19 @@ impl App {
                 }
                 None
             }
-            Msg::ViewerExited { name } => {
+            // A viewer of a session already handed over (logging out closes them).
+            Msg::ViewerExited { .. } if !matches!(self.screen, Screen::Desktops(_)) => None,
+            Msg::ViewerExited { name, failed: true } => {
+                if let Some(view) = self.desktops_view() {
+                    view.on_viewer_failed(&name);
+                }
+                None
+            }
+            Msg::ViewerExited { name, failed: false } => {
                 let notice = Said::with(T::SessionEnded, &[&name]);
                 if self.kiosk() {
-                    Some(Command::LogOut(Some(notice)))
+                    // The next student sees no trace of the last: not even a desktop's name.
+                    Some(Command::LogOut(None))
                 } else {
                     if let Some(view) = self.desktops_view() {
                         view.on_session_ended(notice);
@@ -318,13 +359,17 @@ impl App {
             }
             Command::LoggedIn { user, grant } => {
                 self.reachable();
+                self.bg.session.signed_in(self.bg.api.base(), &grant.token.id);
                 self.remember(user.clone(), Some(grant.token.id.clone()));
                 self.screen = Screen::Desktops(Box::new(DesktopsView::open(&self.bg, user, grant)));
             }
-            Command::Remember { user, token } => self.remember(user, Some(token)),
+            Command::Remember { user, token } => {
+                self.bg.session.signed_in(self.bg.api.base(), &token);
+                self.remember(user, Some(token));
+            }
             Command::LogOut(notice) => self.log_out(notice),
             Command::Reached => self.reachable(),
-            Command::Unreachable(reason) => self.unreachable(reason),
+            Command::Unreachable(reason) => self.unreachable(reason, false),
             Command::ServerTrouble(trouble) => self.server_trouble = Some(trouble),
         }
     }
@@ -353,7 +398,7 @@ impl App {
                     self.screen = Screen::Register(RegisterForm::open(&self.bg));
                 }
             }
-            Err(ApiError::Unreachable(reason)) => self.unreachable(reason),
+            Err(ApiError::Unreachable(reason)) => self.unreachable(reason, true),
             Err(other) => {
                 self.unreachable = None;
                 self.server_trouble = Some(describe(&other));
@@ -381,7 +426,23 @@ impl App {
         form.resume(&self.bg, user, token);
     }
 
+    /// Hands the terminal over: every viewer this session opened is closed and its
+    /// token revoked (the server then gives the user's running desktops new tickets),
+    /// and the login screen comes back.
     fn log_out(&mut self, notice: Option<Said>) {
+        let hand_over = self.bg.session.hand_over();
+        hand_over.close_viewers();
+        if let Some((_, token)) = hand_over.token {
+            let api = self.bg.api.clone();
+            self.bg.runtime.spawn(async move {
+                match api.log_out(&token).await {
+                    Ok(()) => tracing::info!("logged out"),
+                    // Expired or revoked already: nothing left to revoke.
+                    Err(ApiError::Unauthorized) => {}
+                    Err(error) => tracing::warn!(%error, "logging out failed"),
+                }
+            });
+        }
         if let Screen::Desktops(view) = &self.screen {
             self.remember(view.user().to_owned(), None);
         }
@@ -407,8 +468,11 @@ impl App {
         }
         let mut next = self.next_probe;
         let mut soonest = |at: Instant| next = Some(next.map_or(at, |n| n.min(at)));
-        if self.unreachable.is_some() {
-            soonest(now + Duration::from_secs(1));
+        // The countdown is drawn again when its number changes, not before.
+        if let Some(unreachable) = &self.unreachable
+            && let Some(secs) = countdown(unreachable.retry_at, now)
+        {
+            soonest(unreachable.retry_at - Duration::from_secs(secs - 1));
         }
         let idle = Duration::from_secs(self.settings.idle_logout_secs.max(1));
         let kiosk = self.kiosk();
@@ -466,12 +530,18 @@ impl App {
                 });
             });
             if let Some(unreachable) = &self.unreachable {
-                let secs = unreachable.retry_at.saturating_duration_since(Instant::now()).as_secs() + 1;
-                let text = fill(
-                    self.t(T::Unreachable),
-                    &[self.bg.api.base().trim_end_matches("/api/v1.0"), &unreachable.reason, &secs.to_string()],
-                );
+                let server = self.bg.api.base().trim_end_matches("/api/v1.0");
+                // While the lookup is under way (a hung server keeps it for the request's
+                // whole timeout) there is no countdown: it says it is trying.
+                let reason = crate::screens::unreachable_reason(&unreachable.reason).show(self.lang);
+                let text = match countdown(unreachable.retry_at, Instant::now()) {
+                    Some(secs) if !self.probing => fill(self.t(T::Unreachable), &[server, &reason, &secs.to_string()]),
+                    _ => fill(self.t(T::UnreachableTrying), &[server, &reason]),
+                };
                 ui.horizontal(|ui| {
+                    if self.probing {
+                        ui.spinner();
+                    }
                     ui.colored_label(ui.visuals().error_fg_color, text);
                     if ui.button(self.t(T::Retry)).clicked() && !self.probing {
                         self.probe();
@@ -532,11 +602,11 @@ impl App {
             Screen::Waiting => terminal_state::waiting_ui(ui, lang, &seat),
             Screen::Rejected => terminal_state::rejected_ui(ui, lang, &seat),
             Screen::Login(form) => {
-                form.ui(ui, lang, bg, &seat, self.demo_hint.as_deref());
+                form.ui(ui, lang, bg, &seat, self.demo_hint.as_ref());
                 None
             }
             Screen::Desktops(view) => {
-                view.ui(ui, lang, bg, &self.settings.viewers, self.settings.kiosk);
+                view.ui(ui, lang, bg, self.settings.kiosk);
                 None
             }
         };
@@ -567,6 +637,15 @@ impl eframe::App for App {
             ctx.send_viewport_cmd(egui::ViewportCommand::OuterPosition(egui::pos2(0.0, 0.0)));
             ctx.send_viewport_cmd(egui::ViewportCommand::InnerSize(size));
         }
+        // Back to the window (from a viewer, say): what the list shows may be old.
+        let focused = ctx.input(|i| i.focused);
+        if focused
+            && !std::mem::replace(&mut self.window_focused, focused)
+            && let Some(view) = self.desktops_view()
+        {
+            view.refresh_soon();
+        }
+        self.window_focused = focused;
         while let Ok(msg) = self.rx.try_recv() {
             self.handle(msg);
         }
@@ -580,5 +659,24 @@ impl eframe::App for App {
         if let Some(next) = next {
             ctx.request_repaint_after(next.saturating_duration_since(Instant::now()));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::countdown;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn the_countdown_rounds_up_and_ends_at_the_deadline() {
+        let now = Instant::now();
+        let at = now + Duration::from_millis(2100);
+        assert_eq!(countdown(at, now), Some(3));
+        assert_eq!(countdown(at, now + Duration::from_millis(100)), Some(2));
+        assert_eq!(countdown(at, now + Duration::from_millis(1099)), Some(2));
+        assert_eq!(countdown(at, now + Duration::from_millis(1100)), Some(1));
+        assert_eq!(countdown(at, now + Duration::from_millis(2099)), Some(1));
+        assert_eq!(countdown(at, at), None);
+        assert_eq!(countdown(at, at + Duration::from_secs(5)), None);
     }
 }

@@ -7,6 +7,7 @@
 
 use crate::api::{ApiClient, ApiError};
 use crate::i18n::T;
+use crate::leaving::Session;
 use crate::viewer::ViewerError;
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -17,16 +18,44 @@ pub enum Msg {
     Terminal(Result<Terminal, ApiError>),
     Places(Result<Vec<Place>, ApiError>),
     Registered(Result<TerminalState, ApiError>),
-    LoggedIn { user: String, resumed: bool, result: Result<TokenGrant, ApiError> },
+    LoggedIn {
+        user: String,
+        resumed: bool,
+        result: Result<TokenGrant, ApiError>,
+    },
     Renewed(Result<TokenGrant, ApiError>),
     Desktops(Result<DesktopList, ApiError>),
-    ActionDone { id: String, label: T, result: Result<(), ApiError> },
-    PasswordChanged(Result<(), ApiError>),
-    ViewerStarted { name: String, result: Result<(), ViewerError> },
-    ViewerExited { name: String },
-    Remembered { user: Result<Option<String>, String>, token: Option<String> },
+    ActionDone {
+        id: String,
+        label: T,
+        result: Result<(), ApiError>,
+    },
+    /// The password changed, and the token got with the new one (the change ended the
+    /// old token).
+    PasswordChanged(Result<TokenGrant, ApiError>),
+    ViewerStarted {
+        name: String,
+        result: Result<(), ViewerError>,
+    },
+    /// The viewer ended; `failed`: at once and with an error (it could not connect).
+    ViewerExited {
+        name: String,
+        failed: bool,
+    },
+    /// The list asked for right before opening desktop `id`.
+    FreshForConnect {
+        id: String,
+        result: Result<DesktopList, ApiError>,
+    },
+    Remembered {
+        user: Result<Option<String>, String>,
+        token: Option<String>,
+    },
     FileSaved(Result<Option<PathBuf>, String>),
-    ProgramChosen { rdp: bool, path: Option<PathBuf> },
+    ProgramChosen {
+        rdp: bool,
+        path: Option<PathBuf>,
+    },
 }
 
 /// Where background work runs and how its answers reach the UI.
@@ -34,6 +63,8 @@ pub enum Msg {
 pub struct Bg {
     pub runtime: tokio::runtime::Handle,
     pub api: ApiClient,
+    /// The signed-in session's token and viewers, for the hand-over.
+    pub session: Session,
     tx: Sender<Msg>,
     ctx: egui::Context,
 }
@@ -42,7 +73,7 @@ impl Bg {
     /// The handle, and the receiving end the app reads each frame.
     pub fn new(runtime: tokio::runtime::Handle, api: ApiClient, ctx: egui::Context) -> (Self, Receiver<Msg>) {
         let (tx, rx) = channel();
-        (Self { runtime, api, tx, ctx }, rx)
+        (Self { runtime, api, session: Session::default(), tx, ctx }, rx)
     }
 
     /// Hands `msg` to the UI and wakes it to read it.

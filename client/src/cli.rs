@@ -4,6 +4,7 @@ use crate::app::{App, Setup};
 use crate::i18n::Lang;
 use crate::settings::{Memory, Settings};
 use clap::Parser;
+use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
@@ -35,6 +36,10 @@ pub struct Cli {
     /// Window size in points, WIDTHxHEIGHT
     #[arg(long, default_value = "960x680")]
     pub size: String,
+    /// The window of a `--demo`, started by the demo's supervising process, which
+    /// hands it the server and the hint on stdin.
+    #[arg(long, hide = true)]
+    pub demo_gui: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -49,8 +54,16 @@ pub enum CliError {
     Size,
     #[error("cannot start the background runtime: {0}")]
     Runtime(std::io::Error),
+    #[cfg(feature = "demo")]
     #[error(transparent)]
-    Demo(#[from] crate::demo::DemoError),
+    Demo(#[from] crate::demo::SuperviseError),
+    #[cfg(not(feature = "demo"))]
+    #[error("this build has no demo: build the client with `--features demo`")]
+    NoDemo,
+    #[error("the demo's supervisor sent no setup: {0}")]
+    DemoSetup(String),
+    #[error("cannot catch signals: {0}")]
+    Signals(std::io::Error),
     #[error("cannot open the window: {0}")]
     Gui(String),
 }
@@ -63,9 +76,13 @@ pub fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        // Colours for a person at a terminal, plain text for a log file or a pipe.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    match run(Cli::parse(), started) {
-        Ok(()) => ExitCode::SUCCESS,
+    let cli = Cli::parse();
+    let result = if cli.demo && !cli.demo_gui { supervise_demo() } else { run(cli, started).map(|()| 0) };
+    match result {
+        Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(1)),
         Err(e) => {
             eprintln!("thindesk: {e}");
             ExitCode::FAILURE
@@ -87,34 +104,74 @@ pub fn terminal_mac(given: Option<&str>) -> Result<String, CliError> {
     }
 }
 
+fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("thindesk-bg")
+        .enable_all()
+        .build()
+        .map_err(CliError::Runtime)
+}
+
+/// What the demo's supervisor tells the window process: one JSON line on its stdin.
+#[derive(Debug, serde::Serialize, serde::Deserialize)]
+pub struct GuiSetup {
+    pub server: String,
+    pub hint: crate::screens::login::DemoHint,
+}
+
+/// `--demo`: this process runs the demo and supervises the window, a child process
+/// given this process's flags (see `crate::demo`).
+#[cfg(feature = "demo")]
+fn supervise_demo() -> Result<i32, CliError> {
+    let gui_args: Vec<_> = std::env::args_os().skip(1).filter(|arg| arg != "--demo").collect();
+    Ok(runtime()?.block_on(crate::demo::supervise(gui_args))?)
+}
+
+#[cfg(not(feature = "demo"))]
+fn supervise_demo() -> Result<i32, CliError> {
+    Err(CliError::NoDemo)
+}
+
+/// The demo's window: the server and the hint from the supervisor, on stdin. The
+/// supervisor keeps stdin open while it runs; its end ends the window.
+fn demo_gui_setup() -> Result<GuiSetup, CliError> {
+    let mut stdin = std::io::stdin().lock();
+    let mut line = String::new();
+    stdin.read_line(&mut line).map_err(|e| CliError::DemoSetup(e.to_string()))?;
+    let setup = serde_json::from_str(&line).map_err(|e| CliError::DemoSetup(e.to_string()))?;
+    drop(stdin);
+    std::thread::spawn(|| {
+        let mut rest = std::io::stdin().lock();
+        let mut sink = String::new();
+        while matches!(rest.read_line(&mut sink), Ok(n) if n > 0) {
+            sink.clear();
+        }
+        crate::leaving::leave(1, "the demo's supervisor is gone");
+    });
+    Ok(setup)
+}
+
 fn run(cli: Cli, started: Instant) -> Result<(), CliError> {
     let (width, height) = cli
         .size
         .split_once('x')
         .and_then(|(w, h)| Some((w.parse::<f32>().ok()?, h.parse::<f32>().ok()?)))
         .ok_or(CliError::Size)?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("thindesk-bg")
-        .enable_all()
-        .build()
-        .map_err(CliError::Runtime)?;
+    let runtime = runtime()?;
+    // Every way out hands the session over (viewers closed, token revoked) first; see
+    // `leaving`. Signals are caught before the window is made.
+    crate::leaving::catch_signals(&runtime).map_err(CliError::Signals)?;
+    crate::leaving::leave_on_ui_panic();
+    let demo = if cli.demo_gui { Some(demo_gui_setup()?) } else { None };
     let settings_path = cli.config.clone().or_else(Settings::default_path);
     let mut settings = match &settings_path {
         Some(path) => Settings::load(path)?,
         None => Settings::default(),
     };
     settings.kiosk |= cli.kiosk;
-    let demo = if cli.demo { Some(runtime.block_on(crate::demo::start())?) } else { None };
-    // The demo's machine must not outlive the client, however it ends: a Ctrl-C in
-    // the terminal, or SIGTERM, stops the demo before the process exits. The signals
-    // are caught from here on, before anyone is told the demo exists.
-    let signals = match &demo {
-        Some(_) => Some(DemoSignals::catch(&runtime).map_err(CliError::Runtime)?),
-        None => None,
-    };
     let server = match (&demo, &cli.server, &settings.server) {
-        (Some(demo), _, _) => demo.server.url(),
+        (Some(demo), _, _) => demo.server.clone(),
         (None, Some(server), _) | (None, None, Some(server)) => server.clone(),
         (None, None, None) => {
             let path = settings_path.as_ref().map_or("the settings file".into(), |p| p.display().to_string());
@@ -123,13 +180,6 @@ fn run(cli: Cli, started: Instant) -> Result<(), CliError> {
     };
     let mac = terminal_mac(cli.mac.as_deref())?;
     let lang = cli.lang.as_deref().and_then(Lang::parse).or(settings.language).unwrap_or_else(Lang::from_system);
-    let demo_hint = demo.as_ref().map(|demo| {
-        let (student, admin) = (&demo.logins.student, &demo.logins.admin);
-        let hint = format!("Demo: {} / {}   ·   administrator: {} / {}", student.0, student.1, admin.0, admin.1);
-        println!("{hint}");
-        println!("Demo server at {} (data in {}, removed on exit)", demo.url(), demo.data_dir().display());
-        hint
-    });
     let kiosk = settings.kiosk;
     let setup = Setup {
         server,
@@ -140,7 +190,7 @@ fn run(cli: Cli, started: Instant) -> Result<(), CliError> {
         settings,
         runtime: runtime.handle().clone(),
         lang,
-        demo_hint,
+        demo_hint: demo.map(|demo| demo.hint),
         started,
     };
     let mut viewport = egui::ViewportBuilder::default()
@@ -152,99 +202,20 @@ fn run(cli: Cli, started: Instant) -> Result<(), CliError> {
         viewport = viewport.with_fullscreen(true).with_decorations(false);
     }
     let options = eframe::NativeOptions { viewport, ..Default::default() };
-    let demo = std::sync::Arc::new(std::sync::Mutex::new(demo));
-    let gui: Window = std::sync::Arc::default();
-    let signalled = std::sync::Arc::new(std::sync::atomic::AtomicI32::new(0));
-    if let Some(signals) = signals {
-        runtime.spawn(signals.stop_demo(demo.clone(), gui.clone(), signalled.clone()));
-    }
+    crate::leaving::watch_display();
+    // Nothing in the windowing stack sets an I/O error handler of its own.
+    crate::leaving::install_x_io_handler();
     let result = eframe::run_native(
         "thindesk",
         options,
         Box::new(|cc| {
-            let _ = gui.context.set(cc.egui_ctx.clone());
-            gui.up.store(true, std::sync::atomic::Ordering::SeqCst);
-            // A signal that came while the window was being made found no window to
-            // close and left that to us (the signal's side stores its code before it
-            // looks for the window, we publish the window before we look for a code:
-            // one of the two always sees the other).
-            if signalled.load(std::sync::atomic::Ordering::SeqCst) != 0 {
-                cc.egui_ctx.send_viewport_cmd(egui::ViewportCommand::Close);
-            }
-            Ok(Box::new(App::new(cc, setup)))
+            let app = App::new(cc, setup);
+            crate::leaving::register(app.session());
+            Ok(Box::new(app))
         }),
     );
-    if let Some(demo) = take_demo(&demo) {
-        runtime.block_on(demo.stop());
-    }
-    // Exiting here, on the main thread once the window and its GL context are gone,
-    // rather than from the signal's thread while a frame may be drawing.
-    let code = signalled.load(std::sync::atomic::Ordering::SeqCst);
-    if code != 0 {
-        std::process::exit(code);
-    }
+    // The window closed (or could not open): the session is handed over before the
+    // process ends.
+    crate::leaving::hand_over_now();
     result.map_err(|e| CliError::Gui(e.to_string()))
-}
-
-type SharedDemo = std::sync::Arc<std::sync::Mutex<Option<crate::demo::Demo>>>;
-
-/// The window, once made, for a signal to close.
-#[derive(Default)]
-struct MadeWindow {
-    context: std::sync::OnceLock<egui::Context>,
-    /// Set after `context`, with the signal's code read after it (both sequentially
-    /// consistent), so that a signal and the window's making never miss each other.
-    up: std::sync::atomic::AtomicBool,
-}
-
-type Window = std::sync::Arc<MadeWindow>;
-
-/// The demo, for whoever stops it first: the end of the window, or a signal.
-fn take_demo(demo: &SharedDemo) -> Option<crate::demo::Demo> {
-    demo.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).take()
-}
-
-/// SIGINT and SIGTERM, caught for as long as the demo runs.
-struct DemoSignals {
-    interrupt: tokio::signal::unix::Signal,
-    terminate: tokio::signal::unix::Signal,
-}
-
-impl DemoSignals {
-    fn catch(runtime: &tokio::runtime::Runtime) -> std::io::Result<Self> {
-        use tokio::signal::unix::{SignalKind, signal};
-        let _context = runtime.enter();
-        Ok(Self { interrupt: signal(SignalKind::interrupt())?, terminate: signal(SignalKind::terminate())? })
-    }
-
-    /// Waits for either signal, stops the demo (its machine and files), then closes
-    /// the window; the main thread exits with the signal's code. Nothing here exits
-    /// while the window is still being made (another thread calling `exit()` then
-    /// tears the graphics library down under it): a window not made yet closes itself
-    /// when it sees the code. Should an open window not close (a kiosk refuses), the
-    /// process exits from here after a grace period.
-    async fn stop_demo(
-        mut self,
-        demo: SharedDemo,
-        gui: Window,
-        signalled: std::sync::Arc<std::sync::atomic::AtomicI32>,
-    ) {
-        let (signal_name, code) = tokio::select! {
-            _ = self.interrupt.recv() => ("interrupt", 130),
-            _ = self.terminate.recv() => ("terminate", 143),
-        };
-        if let Some(demo) = take_demo(&demo) {
-            tracing::info!(signal = signal_name, "stopping the demo: destroying its machine");
-            demo.stop().await;
-        }
-        signalled.store(code, std::sync::atomic::Ordering::SeqCst);
-        if gui.up.load(std::sync::atomic::Ordering::SeqCst)
-            && let Some(ctx) = gui.context.get()
-        {
-            ctx.send_viewport_cmd(egui::ViewportCommand::Close);
-            ctx.request_repaint();
-            tokio::time::sleep(std::time::Duration::from_secs(5)).await;
-            std::process::exit(code);
-        }
-    }
 }

@@ -6,9 +6,11 @@ pub mod api;
 pub mod app;
 pub mod bg;
 pub mod cli;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod fonts;
 pub mod i18n;
+pub mod leaving;
 pub mod screens;
 pub mod settings;
 mod settings_window;

@@ -30,7 +30,7 @@ impl Default for Settings {
         Self {
             server: None,
             kiosk: false,
-            idle_logout_secs: 300,
+            idle_logout_secs: 600,
             remember_token: false,
             language: None,
             viewers: ViewerPrograms::default(),
@@ -174,6 +174,6 @@ mod tests {
         assert!(settings.kiosk);
         assert_eq!(settings.viewers.spice, "/opt/rv");
         assert_eq!(settings.viewers.rdp, "xfreerdp");
-        assert_eq!(settings.idle_logout_secs, 300);
+        assert_eq!(settings.idle_logout_secs, 600);
     }
 }

@@ -73,6 +73,7 @@ fn app_state(services: &Services, config: &Config) -> AppState {
     AppState {
         services: services.clone(),
         console: Arc::new(http::console::ConsoleState::new(config.console_secure_cookies)),
+        password_change_by_token: config.password_change_by_token,
     }
 }
 

@@ -76,6 +76,11 @@ pub struct Config {
     /// instead of asking the hypervisor again (default 2 s; 0 asks every time). A
     /// user's own power action is never hidden by it.
     pub desktop_status_ttl: Duration,
+    /// Let a password change be authenticated by a token alone, as the contract's
+    /// credential forms (and seed-era clients) allow. On by default; off, the caller
+    /// must prove the current password (Basic credentials), so nobody at a terminal
+    /// left signed in can change it. The thindesk client always proves it.
+    pub password_change_by_token: bool,
 }
 
 /// Connections kept for loopback callers when the rest are full.
@@ -125,6 +130,7 @@ impl Default for Config {
             hash_queue: crate::service::hashing::DEFAULT_HASH_QUEUE,
             hash_queue_deadline: crate::service::hashing::DEFAULT_HASH_DEADLINE,
             desktop_status_ttl: crate::service::status::DEFAULT_STATUS_TTL,
+            password_change_by_token: true,
         }
     }
 }
@@ -172,6 +178,7 @@ struct ConfigFile {
     hash_queue_deadline: Option<u64>,
     /// Milliseconds.
     desktop_status_ttl_ms: Option<u64>,
+    password_change_by_token: Option<bool>,
 }
 
 /// Values from the environment or flags; `None` leaves the file's or default value.
@@ -255,6 +262,7 @@ impl Config {
                 .hash_queue_deadline
                 .map_or(defaults.hash_queue_deadline, |secs| Duration::from_secs(secs.max(1))),
             desktop_status_ttl: parsed.desktop_status_ttl_ms.map_or(defaults.desktop_status_ttl, Duration::from_millis),
+            password_change_by_token: parsed.password_change_by_token.unwrap_or(defaults.password_change_by_token),
         }
         .checked()
     }

@@ -35,6 +35,13 @@ impl VirtualScreen {
         Self { display, server }
     }
 
+    /// Kills the X server at once (SIGKILL), as a display that goes away; its clients'
+    /// connections break. Waits for it to end.
+    pub fn kill(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+
     /// Takes a screenshot of the whole screen as PNG at `png`.
     pub fn screenshot(&self, png: &Path) -> Screenshot {
         let status = Command::new("import")

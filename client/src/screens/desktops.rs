@@ -16,6 +16,10 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use thindesk_shared::{Desktop, DesktopAction, DesktopList, DesktopStatus, TokenGrant};
 
+/// A viewer that ends with an error this soon after it started never showed the
+/// desktop: it could not connect.
+const VIEWER_FAILS_WITHIN: Duration = Duration::from_secs(30);
+
 /// How often the desktop list is refreshed while it is shown.
 pub const DESKTOP_REFRESH: Duration = Duration::from_secs(5);
 
@@ -25,7 +29,16 @@ pub struct DesktopsView {
     desktops: Option<Vec<Desktop>>,
     /// Desktops with an action under way, and the button's text.
     busy: HashMap<String, T>,
-    confirm_shutdown: Option<(String, String)>,
+    /// A power action waiting for the user's yes.
+    confirm: Option<Confirm>,
+    /// Desktops whose action is done but whose new state is not listed yet: their
+    /// buttons stay disabled until it is (a second click on Start would otherwise
+    /// land on a button that is still Start, or on the next one).
+    settling: Vec<String>,
+    /// The list asked for before an action ended is stale: ask again.
+    refresh_again: bool,
+    /// The open confirmation is still to put the keyboard on its first button.
+    dialog_wants_focus: bool,
     save_file: Option<Desktop>,
     notice: Option<(Said, bool)>,
     password: Option<PasswordDialog>,
@@ -38,15 +51,27 @@ pub struct DesktopsView {
     last_activity: Instant,
 }
 
+/// A power action that asks first.
+#[derive(Clone)]
+pub(super) struct Confirm {
+    pub(super) id: String,
+    pub(super) name: String,
+    pub(super) action: DesktopAction,
+    pub(super) label: T,
+}
+
 /// What a widget of this screen asks for; carried out after drawing.
 enum Intent {
     Refresh,
     /// Desktop id, what to ask the server, the button's text.
     Action(String, DesktopAction, T),
     Connect(Desktop),
-    AskShutdown(String, String),
+    Ask(Confirm),
     AskSaveFile(Desktop),
-    ChangePassword(String),
+    ChangePassword {
+        current: String,
+        new: String,
+    },
     SaveFile(Desktop),
 }
 
@@ -59,7 +84,10 @@ impl DesktopsView {
             token: grant.token.id,
             desktops: None,
             busy: HashMap::new(),
-            confirm_shutdown: None,
+            confirm: None,
+            settling: Vec::new(),
+            refresh_again: false,
+            dialog_wants_focus: false,
             save_file: None,
             notice: None,
             password: None,
@@ -98,6 +126,11 @@ impl DesktopsView {
     /// Refreshes the list and renews the token when due; returns when one of them is
     /// next due.
     pub fn tick(&mut self, now: Instant, bg: &Bg) -> Instant {
+        // A password change under way ends the token: wait for the new one.
+        if self.changing_password() {
+            // Its answer wakes the UI; until then nothing is due.
+            return now + DESKTOP_REFRESH;
+        }
         if self.next_refresh <= now && !self.refreshing {
             self.refresh(bg);
         }
@@ -112,8 +145,8 @@ impl DesktopsView {
         self.session.is_none().then(|| self.last_activity + idle)
     }
 
-    /// `viewers` and `kiosk` decide how a desktop is opened.
-    pub fn ui(&mut self, ui: &mut egui::Ui, lang: Lang, bg: &Bg, viewers: &ViewerPrograms, kiosk: bool) {
+    /// `kiosk`: no connection files.
+    pub fn ui(&mut self, ui: &mut egui::Ui, lang: Lang, bg: &Bg, kiosk: bool) {
         let mut intent = None;
         if ui.input(|i| !i.events.is_empty()) {
             self.last_activity = Instant::now();
@@ -124,17 +157,29 @@ impl DesktopsView {
                 intent = Some(Intent::Refresh);
             }
         });
-        if let Some(name) = &self.session {
-            egui::Frame::group(ui.style()).fill(ui.visuals().extreme_bg_color).show(ui, |ui| {
-                ui.set_width(ui.available_width());
+        // The status area: always there, two lines high, so that what it says never
+        // moves the desktops (and their buttons) under the pointer.
+        let said = self.session.is_some() || self.notice.is_some();
+        let frame = egui::Frame::group(ui.style());
+        // Empty, it keeps its size (a transparent stroke as wide), only unseen.
+        let frame = if said {
+            frame.fill(ui.visuals().extreme_bg_color)
+        } else {
+            frame.stroke(egui::Stroke::new(frame.stroke.width, Color32::TRANSPARENT))
+        };
+        frame.show(ui, |ui| {
+            ui.set_width(ui.available_width());
+            let line = ui.text_style_height(&egui::TextStyle::Body);
+            ui.set_min_height(2.0 * line + ui.spacing().item_spacing.y);
+            if let Some(name) = &self.session {
                 ui.label(RichText::new(fill(T::SessionOpen.get(lang), &[name])).strong());
                 ui.label(T::SessionHint.get(lang));
-            });
-        }
-        if let Some((notice, is_error)) = &self.notice {
-            let color = if *is_error { ui.visuals().error_fg_color } else { ui.visuals().text_color() };
-            ui.colored_label(color, notice.show(lang));
-        }
+            }
+            if let Some((notice, is_error)) = &self.notice {
+                let color = if *is_error { ui.visuals().error_fg_color } else { ui.visuals().text_color() };
+                ui.colored_label(color, notice.show(lang));
+            }
+        });
         match &self.desktops {
             None => {
                 ui.spinner();
@@ -157,11 +202,11 @@ impl DesktopsView {
             intent = Some(i);
         }
         if let Some(intent) = intent {
-            self.carry_out(intent, lang, bg, viewers, kiosk);
+            self.carry_out(intent, lang, bg);
         }
     }
 
-    fn carry_out(&mut self, intent: Intent, lang: Lang, bg: &Bg, viewers: &ViewerPrograms, kiosk: bool) {
+    fn carry_out(&mut self, intent: Intent, lang: Lang, bg: &Bg) {
         match intent {
             // The next frame's tick asks for the list.
             Intent::Refresh => self.next_refresh = Instant::now(),
@@ -174,28 +219,33 @@ impl DesktopsView {
                     Msg::ActionDone { id, label, result }
                 });
             }
-            Intent::Connect(desktop) => match viewer::plan(&desktop, viewers, kiosk) {
-                Ok(launch) => {
-                    let (bg, name) = (bg.clone(), desktop.name);
-                    bg.runtime.clone().spawn(async move {
-                        match viewer::start(&launch).await {
-                            Ok(mut child) => {
-                                bg.report(Msg::ViewerStarted { name: name.clone(), result: Ok(()) });
-                                let status = child.wait().await;
-                                tracing::info!(?status, "viewer closed");
-                                bg.report(Msg::ViewerExited { name });
-                            }
-                            Err(e) => bg.report(Msg::ViewerStarted { name, result: Err(e) }),
-                        }
-                    });
-                }
-                Err(e) => self.on_viewer_started(desktop.name, Err(e)),
-            },
-            Intent::AskShutdown(id, name) => self.confirm_shutdown = Some((id, name)),
-            Intent::AskSaveFile(desktop) => self.save_file = Some(desktop),
-            Intent::ChangePassword(password) => {
-                let (api, token) = (bg.api.clone(), self.token.clone());
-                bg.spawn(async move { Msg::PasswordChanged(api.reset_password(&token, &password).await) });
+            // The list may be seconds old (the machine stopped, its ticket changed):
+            // the desktop is looked up afresh, and opened once the answer is in.
+            Intent::Connect(desktop) => {
+                self.busy.insert(desktop.id.clone(), T::Connect);
+                self.notice = None;
+                let (api, token, id) = (bg.api.clone(), self.token.clone(), desktop.id);
+                bg.spawn(async move { Msg::FreshForConnect { result: api.desktops(&token).await, id } });
+            }
+            Intent::Ask(confirm) => {
+                self.confirm = Some(confirm);
+                self.dialog_wants_focus = true;
+            }
+            Intent::AskSaveFile(desktop) => {
+                self.save_file = Some(desktop);
+                self.dialog_wants_focus = true;
+            }
+            Intent::ChangePassword { current, new } => {
+                let (api, user) = (bg.api.clone(), self.user.clone());
+                bg.spawn(async move {
+                    // The change ends every token of the user, this one too: a new one
+                    // with the new password keeps the student signed in.
+                    let result = match api.change_password(&user, &current, &new).await {
+                        Ok(()) => api.token(&user, &new).await,
+                        Err(error) => Err(error),
+                    };
+                    Msg::PasswordChanged(result)
+                });
             }
             Intent::SaveFile(desktop) => match viewer::connection_file(&desktop) {
                 Ok((ext, content)) => {
@@ -216,17 +266,111 @@ impl DesktopsView {
         }
     }
 
+    /// Opens `desktop` in its viewer.
+    fn launch(&mut self, desktop: Desktop, bg: &Bg, viewers: &ViewerPrograms, kiosk: bool) {
+        match viewer::plan(&desktop, viewers, kiosk) {
+            Ok(launch) => {
+                let (bg, name) = (bg.clone(), desktop.name);
+                // A logout while the viewer starts closes it as soon as it exists.
+                let generation = bg.session.generation();
+                bg.runtime.clone().spawn(async move {
+                    match viewer::start(&launch).await {
+                        Ok(mut child) => {
+                            let started = Instant::now();
+                            let pid = child.id();
+                            if let Some(pid) = pid
+                                && !bg.session.viewer_opened(generation, pid)
+                            {
+                                crate::leaving::terminate(pid);
+                            }
+                            bg.report(Msg::ViewerStarted { name: name.clone(), result: Ok(()) });
+                            let status = child.wait().await;
+                            if let Some(pid) = pid {
+                                bg.session.viewer_closed(pid);
+                            }
+                            tracing::info!(?status, "viewer closed");
+                            // An error soon after the start: it never showed the desktop.
+                            let failed =
+                                !status.is_ok_and(|status| status.success()) && started.elapsed() < VIEWER_FAILS_WITHIN;
+                            bg.report(Msg::ViewerExited { name, failed });
+                        }
+                        Err(e) => bg.report(Msg::ViewerStarted { name, result: Err(e) }),
+                    }
+                });
+            }
+            Err(e) => self.on_viewer_started(desktop.name, Err(e)),
+        }
+    }
+
+    /// The list asked for on Connect: open the desktop if it still runs, with what
+    /// the server says now (its ticket).
+    pub fn on_fresh_for_connect(
+        &mut self,
+        id: &str,
+        result: Result<DesktopList, ApiError>,
+        bg: &Bg,
+        viewers: &ViewerPrograms,
+        kiosk: bool,
+    ) -> Option<Command> {
+        self.busy.remove(id);
+        let list = match result {
+            Ok(list) => list.desktop_list,
+            Err(ApiError::Unauthorized) => return Some(Command::LogOut(Some(T::SessionExpired.into()))),
+            Err(ApiError::Unreachable(reason)) => {
+                self.notice = Some((describe(&ApiError::Unreachable(reason.clone())), true));
+                return Some(Command::Unreachable(reason));
+            }
+            Err(other) => {
+                self.notice = Some((describe(&other), true));
+                return None;
+            }
+        };
+        let fresh = list.iter().find(|desktop| desktop.id == id).cloned();
+        self.desktops = Some(list);
+        match fresh {
+            Some(desktop) if desktop.status == DesktopStatus::Active => self.launch(desktop, bg, viewers, kiosk),
+            Some(desktop) => self.notice = Some((Said::with(T::NotRunningNow, &[&desktop.name]), true)),
+            None => self.notice = Some((T::NoDesktops.into(), true)),
+        }
+        Some(Command::Reached)
+    }
+
+    /// Asks for the list at the next frame (the window has the keyboard again).
+    pub fn refresh_soon(&mut self) {
+        self.next_refresh = Instant::now();
+    }
+
+    /// The viewer ended at once with an error: it could not connect.
+    pub fn on_viewer_failed(&mut self, name: &str) {
+        self.session = None;
+        self.notice = Some((Said::with(T::ViewerCouldNotConnect, &[name]), true));
+        self.next_refresh = Instant::now();
+    }
+
     pub fn on_desktops(&mut self, result: Result<DesktopList, ApiError>) -> Option<Command> {
         self.refreshing = false;
+        if std::mem::take(&mut self.refresh_again) {
+            self.next_refresh = Instant::now();
+        } else if result.is_ok() {
+            for id in self.settling.drain(..) {
+                self.busy.remove(&id);
+            }
+        }
         match result {
             Ok(list) => {
                 self.desktops = Some(list.desktop_list);
                 Some(Command::Reached)
             }
+            // The token a password change just ended; the new one comes with its answer.
+            Err(ApiError::Unauthorized) if self.changing_password() => None,
             Err(ApiError::Unauthorized) => Some(Command::LogOut(Some(T::SessionExpired.into()))),
             Err(ApiError::Unreachable(reason)) => Some(Command::Unreachable(reason)),
             Err(other) => Some(Command::ServerTrouble(describe(&other))),
         }
+    }
+
+    fn changing_password(&self) -> bool {
+        self.password.as_ref().is_some_and(|dialog| dialog.busy)
     }
 
     pub fn on_renewed(&mut self, result: Result<TokenGrant, ApiError>) -> Option<Command> {
@@ -248,7 +392,13 @@ impl DesktopsView {
     }
 
     pub fn on_action_done(&mut self, id: String, label: T, result: Result<(), ApiError>) -> Option<Command> {
-        self.busy.remove(&id);
+        if result.is_ok() {
+            // Busy until the list shows the new state.
+            self.settling.push(id.clone());
+            self.refresh_again |= self.refreshing;
+        } else {
+            self.busy.remove(&id);
+        }
         let name = self.desktops.iter().flatten().find(|d| d.id == id).map(|d| d.name.clone()).unwrap_or_default();
         self.notice = Some(match result {
             Ok(()) => (Said::Text(T::ActionDone, vec![Said::Raw(name), label.into()]), false),
@@ -260,19 +410,23 @@ impl DesktopsView {
         None
     }
 
-    pub fn on_password_changed(&mut self, result: Result<(), ApiError>) {
-        let Some(dialog) = &mut self.password else { return };
+    pub fn on_password_changed(&mut self, result: Result<TokenGrant, ApiError>) -> Option<Command> {
+        let dialog = self.password.as_mut()?;
         dialog.busy = false;
         match result {
-            Ok(()) => {
+            Ok(grant) => {
                 self.password = None;
                 self.notice = Some((T::PasswordChanged.into(), false));
+                self.token = grant.token.id.clone();
+                self.renew_at = Instant::now() + renew_after(grant.expires_in);
+                self.next_refresh = Instant::now();
+                return Some(Command::Remember { user: self.user.clone(), token: grant.token.id });
             }
-            Err(ApiError::Invalid(errors)) => {
-                dialog.error = Some(Said::Raw(errors.values().flatten().cloned().collect::<Vec<_>>().join("; ")));
-            }
+            Err(ApiError::Unauthorized) => dialog.error = Some(T::WrongCurrentPassword.into()),
+            Err(error @ ApiError::Invalid(_)) => dialog.error = Some(describe(&error)),
             Err(e) => dialog.error = Some(describe(&e)),
         }
+        None
     }
 
     pub fn on_viewer_started(&mut self, name: String, result: Result<(), ViewerError>) {
@@ -307,6 +461,13 @@ impl DesktopsView {
     }
 }
 
+/// The widest of the card's buttons, so that none moves when another's text changes.
+const BUTTON_WIDTH: f32 = 120.0;
+
+/// One desktop. **Its buttons never move**: every button is always there, in the same
+/// place, enabled or not, and the progress line below them keeps its height; so a
+/// second click lands where the first did, on a button that is disabled while the
+/// first click's action runs and until the list shows its outcome.
 fn desktop_card(
     ui: &mut egui::Ui,
     lang: Lang,
@@ -324,35 +485,49 @@ fn desktop_card(
             ui.painter().circle_filled(dot.center(), 5.0, status_color(desktop.status));
             ui.label(status_label(lang, desktop.status));
         });
-        ui.horizontal_wrapped(|ui| {
+        let button = |text: RichText| egui::Button::new(text).min_size(egui::vec2(BUTTON_WIDTH, 0.0));
+        ui.horizontal(|ui| {
             let idle = busy.is_none();
             let active = desktop.status == DesktopStatus::Active;
             let can_connect = active && viewer::pick_connection(desktop).is_some() && !in_session;
             let connect_text = RichText::new(T::Connect.get(lang));
             let connect_text = if idle && can_connect { connect_text.strong() } else { connect_text };
-            if ui.add_enabled(idle && can_connect, egui::Button::new(connect_text)).clicked() {
+            if ui.add_enabled(idle && can_connect, button(connect_text)).clicked() {
                 intent = Some(Intent::Connect(desktop.clone()));
             }
-            let wake = match desktop.status {
-                DesktopStatus::Suspended | DesktopStatus::Paused => Some((T::Resume, DesktopAction::Resume)),
-                DesktopStatus::Shutoff | DesktopStatus::Error => Some((T::Start, DesktopAction::Resume)),
-                _ => None,
+            ui.add_space(16.0);
+            let (wake, can_wake) = match desktop.status {
+                DesktopStatus::Suspended | DesktopStatus::Paused => (T::Resume, true),
+                DesktopStatus::Shutoff | DesktopStatus::Error => (T::Start, true),
+                _ => (T::Start, false),
             };
-            if let Some((label, action)) = wake
-                && ui.add_enabled(idle, egui::Button::new(label.get(lang))).clicked()
-            {
-                intent = Some(Intent::Action(desktop.id.clone(), action, label));
+            if ui.add_enabled(idle && can_wake, button(wake.get(lang).into())).clicked() {
+                intent = Some(Intent::Action(desktop.id.clone(), DesktopAction::Resume, wake));
             }
-            if ui.add_enabled(idle && active, egui::Button::new(T::Reboot.get(lang))).clicked() {
-                intent = Some(Intent::Action(desktop.id.clone(), DesktopAction::Reboot, T::Reboot));
+            if ui.add_enabled(idle && active, button(T::Reboot.get(lang).into())).clicked() {
+                intent = Some(Intent::Ask(Confirm {
+                    id: desktop.id.clone(),
+                    name: desktop.name.clone(),
+                    action: DesktopAction::Reboot,
+                    label: T::Reboot,
+                }));
             }
             let can_stop = desktop.status != DesktopStatus::Shutoff;
-            if ui.add_enabled(idle && can_stop, egui::Button::new(T::Shutdown.get(lang))).clicked() {
-                intent = Some(Intent::AskShutdown(desktop.id.clone(), desktop.name.clone()));
+            if ui.add_enabled(idle && can_stop, button(T::Shutdown.get(lang).into())).clicked() {
+                intent = Some(Intent::Ask(Confirm {
+                    id: desktop.id.clone(),
+                    name: desktop.name.clone(),
+                    action: DesktopAction::Shutdown,
+                    label: T::Shutdown,
+                }));
             }
-            if !kiosk && ui.add_enabled(can_connect, egui::Button::new(T::SaveFile.get(lang))).clicked() {
+            if !kiosk && ui.add_enabled(can_connect, button(T::SaveFile.get(lang).into())).clicked() {
                 intent = Some(Intent::AskSaveFile(desktop.clone()));
             }
+        });
+        // The progress line: always its height, filled while an action runs.
+        ui.horizontal(|ui| {
+            ui.set_min_height(ui.spacing().interact_size.y);
             if let Some(label) = busy {
                 ui.spinner();
                 ui.label(format!("{} {}", label.get(lang), T::Working.get(lang)));

@@ -4,10 +4,35 @@ use super::{Command, describe};
 use crate::api::ApiError;
 use crate::bg::{Bg, Msg};
 use crate::i18n::{Lang, Said, T, fill};
-use crate::widgets::{card, error_line, field};
+use crate::widgets::{card, error_line, field, focus_until_focused};
 use egui::RichText;
 use std::time::{Duration, Instant};
 use thindesk_shared::TokenGrant;
+
+/// The demo's logins, for its login screen.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct DemoHint {
+    pub student: DemoLogin,
+    pub admin: DemoLogin,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct DemoLogin {
+    pub user: String,
+    /// `None` once changed in this client: only its user knows it then.
+    pub password: Option<String>,
+}
+
+impl DemoHint {
+    pub fn show(&self, lang: Lang) -> String {
+        let password =
+            |login: &DemoLogin| login.password.clone().unwrap_or_else(|| T::PasswordYouChose.get(lang).into());
+        fill(
+            T::DemoHint.get(lang),
+            &[&self.student.user, &password(&self.student), &self.admin.user, &password(&self.admin)],
+        )
+    }
+}
 
 #[derive(Default)]
 pub struct LoginForm {
@@ -16,12 +41,14 @@ pub struct LoginForm {
     busy: bool,
     error: Option<Said>,
     throttled_until: Option<Instant>,
+    /// Put the keyboard on the first field to fill in the next frame.
+    want_focus: bool,
 }
 
 impl LoginForm {
     /// The form with `user` filled in, saying `error` if there is one.
     pub fn new(user: String, error: Option<Said>) -> Self {
-        Self { user, error, ..Self::default() }
+        Self { user, error, want_focus: true, ..Self::default() }
     }
 
     pub fn user(&self) -> &str {
@@ -41,15 +68,29 @@ impl LoginForm {
     }
 
     /// `seat` is the terminal's place and seat number; `demo_hint` the demo's logins.
-    pub fn ui(&mut self, ui: &mut egui::Ui, lang: Lang, bg: &Bg, seat: &(String, String), demo_hint: Option<&str>) {
+    pub fn ui(
+        &mut self,
+        ui: &mut egui::Ui,
+        lang: Lang,
+        bg: &Bg,
+        seat: &(String, String),
+        demo_hint: Option<&DemoHint>,
+    ) {
         let mut submit = false;
         card(ui, |ui| {
             ui.heading(T::LoginTitle.get(lang));
             ui.label(RichText::new(fill(T::SeatInfo.get(lang), &[&seat.0, &seat.1])).weak());
             ui.separator();
-            field(ui, T::UserName.get(lang), &mut self.user, false, None);
+            let user = field(ui, T::UserName.get(lang), &mut self.user, false, None);
             let password = field(ui, T::Password.get(lang), &mut self.password, true, None);
-            let enter = password.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+            let first_empty = if self.user.trim().is_empty() { &user } else { &password };
+            focus_until_focused(first_empty, &mut self.want_focus);
+            let pressed_enter = ui.input(|i| i.key_pressed(egui::Key::Enter));
+            // Enter in the name field goes on to the password, or logs in when it is filled.
+            if pressed_enter && user.lost_focus() && self.password.is_empty() {
+                password.request_focus();
+            }
+            let enter = pressed_enter && (password.lost_focus() || user.lost_focus());
             let wait = self.throttled_until.map(|until| until.saturating_duration_since(Instant::now()));
             if let Some(wait) = wait {
                 let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
@@ -69,7 +110,7 @@ impl LoginForm {
             });
             if let Some(hint) = demo_hint {
                 ui.separator();
-                ui.label(RichText::new(hint).small().weak());
+                ui.label(RichText::new(hint.show(lang)).small().weak());
             }
         });
         if submit {
@@ -109,6 +150,7 @@ impl LoginForm {
             Err(ApiError::Unauthorized) => {
                 self.password.clear();
                 self.error = Some(T::WrongPassword.into());
+                self.want_focus = true;
             }
             Err(ApiError::Throttled(secs)) => {
                 self.throttled_until = Some(Instant::now() + Duration::from_secs(secs));

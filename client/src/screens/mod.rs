@@ -38,19 +38,68 @@ pub enum Command {
     ServerTrouble(Said),
 }
 
-/// What the user is told about a failure no screen explains better.
+/// What the user is told about a failure no screen explains better: always the
+/// client's own words, in the user's language. What the server said in English goes
+/// to the log.
 pub fn describe(error: &ApiError) -> Said {
     match error {
         ApiError::Unauthorized => T::WrongPassword.into(),
         ApiError::Throttled(secs) => Said::with(T::Throttled, &[&secs.to_string()]),
-        ApiError::Server(message) => Said::with(T::ServerTrouble, &[message]),
-        ApiError::Invalid(errors) => Said::Raw(
-            errors
+        ApiError::Server(message) => {
+            tracing::warn!(%message, "server error");
+            T::ServerTrouble.into()
+        }
+        ApiError::Invalid(errors) => {
+            let said: Vec<Said> = errors
                 .iter()
-                .map(|(field, messages)| format!("{field}: {}", messages.join(", ")))
-                .collect::<Vec<_>>()
-                .join("; "),
-        ),
-        other => Said::Raw(other.to_string()),
+                .flat_map(|(field, messages)| messages.iter().map(move |message| field_error(field, message)))
+                .collect();
+            // One line: the first field error says enough; all are logged.
+            said.into_iter().next().unwrap_or_else(|| T::FieldRefused.into())
+        }
+        ApiError::Unreachable(reason) => unreachable_reason(reason),
+        ApiError::Forbidden => T::Forbidden.into(),
+        ApiError::NotFound(_) => T::NotFoundHere.into(),
+        ApiError::TerminalNotFound => T::NotFoundHere.into(),
+        ApiError::TerminalExisted => T::TerminalExisted.into(),
+        ApiError::SeatTaken => T::SeatTaken.into(),
+        ApiError::Conflict(_) => T::ActionBusy.into(),
+        ApiError::Protocol(detail) => {
+            tracing::warn!(%detail, "unexpected reply");
+            T::ProtocolTrouble.into()
+        }
+    }
+}
+
+/// A field error of the server (its field code and English message) in the client's
+/// words. The codes and messages are the server's v1.0 ones (`FieldErrors`).
+pub fn field_error(field: &str, message: &str) -> Said {
+    let number = message.split(|c: char| !c.is_ascii_digit()).find(|part| !part.is_empty()).unwrap_or_default();
+    let said: Said = match (field, message) {
+        ("password", m) if m.starts_with("must be at least") => Said::with(T::PasswordTooShort, &[number]),
+        ("password", m) if m.starts_with("must be at most") => T::PasswordTooLong.into(),
+        ("password", _) => Said::Text(T::FieldRequired, vec![T::NewPassword.into()]),
+        ("seat_number", "is required") => Said::Text(T::FieldRequired, vec![T::SeatNumber.into()]),
+        ("seat_number", _) => Said::with(T::SeatInvalid, &[number]),
+        ("place", _) => T::PlaceInvalid.into(),
+        ("authorization", _) => T::CurrentPasswordNeeded.into(),
+        ("mac_address", _) => T::MacRefused.into(),
+        _ => T::FieldRefused.into(),
+    };
+    tracing::info!(field, message, "the server refused a field");
+    said
+}
+
+/// Why the server cannot be reached, from the HTTP library's English, in few words.
+pub fn unreachable_reason(reason: &str) -> Said {
+    let reason = reason.to_ascii_lowercase();
+    if reason.contains("refused") {
+        T::ReasonRefused.into()
+    } else if reason.contains("timed out") || reason.contains("timeout") {
+        T::ReasonTimeout.into()
+    } else if reason.contains("dns") || reason.contains("resolve") || reason.contains("lookup") {
+        T::ReasonName.into()
+    } else {
+        T::ReasonOther.into()
     }
 }

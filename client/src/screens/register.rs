@@ -1,11 +1,11 @@
 //! Registration of an unknown terminal: a place from the server's list, a seat number,
 //! and optionally an administrator's login to be approved at once.
 
-use super::describe;
+use super::{describe, field_error};
 use crate::api::{ApiError, FieldErrors};
 use crate::bg::{Bg, Msg};
 use crate::i18n::{Lang, Said, T};
-use crate::widgets::{card, error_line, field};
+use crate::widgets::{card, error_line, field, focus_until_focused};
 use egui::RichText;
 use thindesk_shared::Place;
 
@@ -21,6 +21,8 @@ pub struct RegisterForm {
     busy: bool,
     field_errors: FieldErrors,
     error: Option<Said>,
+    /// The keyboard is still to be put on the seat field.
+    want_focus: bool,
 }
 
 impl RegisterForm {
@@ -28,7 +30,7 @@ impl RegisterForm {
     pub fn open(bg: &Bg) -> Self {
         let api = bg.api.clone();
         bg.spawn(async move { Msg::Places(api.places().await) });
-        Self::default()
+        Self { want_focus: true, ..Self::default() }
     }
 
     /// `mac` is this terminal's, the one registered.
@@ -59,24 +61,35 @@ impl RegisterForm {
                     });
                 }
             }
-            for error in self.field_errors.get("place").into_iter().flatten() {
+            let said = |field: &str| -> Vec<String> {
+                self.field_errors.get(field).into_iter().flatten().map(|m| field_error(field, m).show(lang)).collect()
+            };
+            let (place_errors, seat_errors) = (said("place"), said("seat_number"));
+            for error in &place_errors {
                 ui.colored_label(ui.visuals().error_fg_color, error);
             }
-            field(ui, T::SeatNumber.get(lang), &mut self.seat, false, self.field_errors.get("seat_number"));
+            let seat_errors = (!seat_errors.is_empty()).then_some(&seat_errors);
+            let seat = field(ui, T::SeatNumber.get(lang), &mut self.seat, false, seat_errors);
+            focus_until_focused(&seat, &mut self.want_focus);
+            let mut enter = seat.lost_focus();
             ui.checkbox(&mut self.as_admin, T::AsAdmin.get(lang));
             if self.as_admin {
-                field(ui, T::AdminName.get(lang), &mut self.admin_name, false, None);
-                field(ui, T::AdminPassword.get(lang), &mut self.admin_password, true, None);
+                enter |= field(ui, T::AdminName.get(lang), &mut self.admin_name, false, None).lost_focus();
+                enter |= field(ui, T::AdminPassword.get(lang), &mut self.admin_password, true, None).lost_focus();
             }
+            let enter = enter && ui.input(|i| i.key_pressed(egui::Key::Enter));
             for (field, errors) in &self.field_errors {
                 if field != "place" && field != "seat_number" {
-                    ui.colored_label(ui.visuals().error_fg_color, format!("{field}: {}", errors.join(", ")));
+                    for error in errors {
+                        ui.colored_label(ui.visuals().error_fg_color, field_error(field, error).show(lang));
+                    }
                 }
             }
             error_line(ui, lang, &self.error);
             ui.horizontal(|ui| {
                 let ready = !self.busy && self.places.is_some();
-                if ui.add_enabled(ready, egui::Button::new(T::Register.get(lang))).clicked() {
+                let clicked = ui.add_enabled(ready, egui::Button::new(T::Register.get(lang))).clicked();
+                if ready && (clicked || enter) {
                     submit = true;
                 }
                 if self.busy {

@@ -57,7 +57,7 @@ fn harness<'a>(env: &Env, mac: &str) -> Harness<'a, App> {
 
 /// Steps until a node whose label contains `text` is shown (background answers arrive
 /// between steps), or fails the test after ten seconds.
-fn wait_for(h: &mut Harness<'_, App>, text: &str) {
+pub(crate) fn wait_for(h: &mut Harness<'_, App>, text: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         h.step();
@@ -70,7 +70,7 @@ fn wait_for(h: &mut Harness<'_, App>, text: &str) {
 }
 
 /// Replaces the text of the field labelled `label`.
-fn type_into(h: &mut Harness<'_, App>, label: &str, text: &str) {
+pub(crate) fn type_into(h: &mut Harness<'_, App>, label: &str, text: &str) {
     h.get_by_label(label).focus();
     h.step();
     h.key_combination_modifiers(egui::Modifiers::COMMAND, &[egui::Key::A]);
@@ -79,7 +79,7 @@ fn type_into(h: &mut Harness<'_, App>, label: &str, text: &str) {
 }
 
 /// Clicks a button and lets the frame after it settle (dialogs close a frame later).
-fn click(h: &mut Harness<'_, App>, label: &str) {
+pub(crate) fn click(h: &mut Harness<'_, App>, label: &str) {
     h.get_by_role_and_label(Role::Button, label).click();
     h.step();
     h.step();
@@ -97,7 +97,7 @@ fn register_approved(env: &Env, mac: &str, seat: &str) {
     terminals.register(&registration, None, None).expect("registered");
 }
 
-fn log_in(h: &mut Harness<'_, App>, user: &str, password: &str) {
+pub(crate) fn log_in(h: &mut Harness<'_, App>, user: &str, password: &str) {
     type_into(h, "User name", user);
     type_into(h, "Password", password);
     click(h, "Log in");
@@ -149,9 +149,15 @@ fn register_wait_approve_login_act_change_password_log_out() {
     wait_for(&mut h, "Shut down: done");
     wait_for(&mut h, "Off");
 
-    // Change the password; the new one works, the old one no longer does.
+    // Change the password: the current one is asked for and checked; then the new one
+    // works, the old one no longer does, and the student stays signed in.
     click(&mut h, "Change password");
+    type_into(&mut h, "Current password", "not-my-password");
     type_into(&mut h, "New password", "a-new-password-1");
+    type_into(&mut h, "Repeat new password", "a-new-password-1");
+    click(&mut h, "Save");
+    wait_for(&mut h, "The current password is wrong.");
+    type_into(&mut h, "Current password", STUDENT.1);
     type_into(&mut h, "Repeat new password", "a-different-one");
     click(&mut h, "Save");
     wait_for(&mut h, "The two passwords differ.");
@@ -165,6 +171,15 @@ fn register_wait_approve_login_act_change_password_log_out() {
         )
     });
     assert_eq!((old.as_u16(), new.as_u16()), (401, 200));
+    // Still signed in on a token that works: the list refreshes, no "session expired".
+    let token = h.state().session().token().expect("signed in");
+    let listed = env.runtime.block_on(env.server.get("/users/me/desktops", Some(&format!("Bearer {token}"))));
+    assert_eq!(listed.status.as_u16(), 200);
+    for _ in 0..20 {
+        h.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(h.query_by_label("Your desktops").is_some());
 
     // Log out: back to the login screen, the user name kept.
     click(&mut h, "Log out");
@@ -341,6 +356,60 @@ fn connect_hands_the_ticket_to_the_viewer_on_stdin_and_comes_back() {
     assert!(!args.contains(&ticket));
 }
 
+/// A stand-in viewer that stays open (as a real one does) until it is ended, and
+/// writes its process id beside itself.
+fn lasting_viewer(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("viewer");
+    std::fs::write(&path, "#!/bin/sh\ncat > \"$0.stdin\"\necho $$ > \"$0.pid\"\nexec sleep 60\n").expect("script");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    path
+}
+
+fn process_alive(pid: u32) -> bool {
+    thindesk_tests::vm::process_alive(pid)
+}
+
+#[test]
+fn log_out_closes_the_viewer_and_revokes_the_token() {
+    let env = env();
+    env.runtime.block_on(env.server.create_desktop(STUDENT.0, "Lab PC"));
+    let mac = "02:00:00:00:00:1A";
+    register_approved(&env, mac, "20");
+    let dir = tempfile::tempdir().expect("dir");
+    let mut settings = Settings::default();
+    settings.viewers.spice = lasting_viewer(dir.path()).display().to_string();
+    let mut h = app(&env, env.server.server.url(), mac, settings);
+    wait_for(&mut h, "Classroom b101 · seat 20");
+    log_in(&mut h, STUDENT.0, STUDENT.1);
+    wait_for(&mut h, "Lab PC");
+    click(&mut h, "Start");
+    wait_for(&mut h, "Running");
+    click(&mut h, "Connect");
+    wait_for(&mut h, "Lab PC is open in the viewer.");
+    let pid_file = dir.path().join("viewer.pid");
+    thindesk_tests::vm::wait_until("the viewer to start", Duration::from_secs(10), || pid_file.is_file());
+    let pid: u32 = std::fs::read_to_string(&pid_file).expect("pid").trim().parse().expect("pid");
+    assert!(process_alive(pid));
+    let token = h.state().session().token().expect("signed in");
+    let desktops = format!("{}/api/v1.0/users/me/desktops", env.server.server.url());
+    let status = |token: &str| {
+        env.runtime.block_on(async {
+            let reply = reqwest::Client::new().get(&desktops).bearer_auth(token).send().await.expect("request");
+            reply.status().as_u16()
+        })
+    };
+    assert_eq!(status(&token), 200);
+
+    click(&mut h, "Log out");
+    wait_for(&mut h, "User name");
+    thindesk_tests::vm::wait_until("the viewer to be closed", Duration::from_secs(5), || !process_alive(pid));
+    thindesk_tests::vm::wait_until("the token to be revoked", Duration::from_secs(5), || status(&token) == 401);
+    assert_eq!(h.state().session().token(), None);
+    // The next student sees the login form, not the last one's desktops.
+    assert!(h.query_by_label_contains("Lab PC").is_none());
+}
+
 #[test]
 fn missing_viewer_is_a_message_not_a_crash() {
     let env = env();
@@ -379,9 +448,11 @@ fn kiosk_returns_to_login_after_a_session_and_when_idle() {
     wait_for(&mut h, "Running");
     click(&mut h, "Connect");
     wait_for(&mut h, "Lab PC is open in the viewer.");
-    // The viewer closes: back to the login screen, nobody's name left in it.
-    wait_for(&mut h, "The session with Lab PC ended.");
+    // The viewer closes: back to the login screen, nobody's name left in it, nor the
+    // name of their desktop.
+    wait_for(&mut h, "User name");
     assert!(h.query_by_label("Your desktops").is_none());
+    assert!(h.query_by_label_contains("Lab PC").is_none());
     assert_eq!(h.get_by_label("User name").value().as_deref(), Some(""));
     let args = std::fs::read_to_string(dir.path().join("viewer.args")).expect("args recorded");
     assert_eq!(args, "--kiosk\n--kiosk-quit=on-disconnect\n-\n");
@@ -483,4 +554,350 @@ fn the_chosen_language_is_saved_in_the_settings_file() {
         assert!(Instant::now() < deadline, "language not saved");
         std::thread::sleep(Duration::from_millis(20));
     }
+}
+
+/// Presses and releases the primary button at `pos`, as a mouse does.
+fn click_at(h: &mut Harness<'_, App>, pos: egui::Pos2) {
+    h.hover_at(pos);
+    h.drag_at(pos);
+    h.drop_at(pos);
+}
+
+/// Logs `STUDENT` in on a new approved terminal, the desktop "Lab PC" shown.
+fn signed_in<'a>(env: &Env, mac: &str, seat: &str) -> Harness<'a, App> {
+    env.runtime.block_on(env.server.create_desktop(STUDENT.0, "Lab PC"));
+    register_approved(env, mac, seat);
+    let mut h = harness(env, mac);
+    wait_for(&mut h, &format!("Classroom b101 · seat {seat}"));
+    log_in(&mut h, STUDENT.0, STUDENT.1);
+    wait_for(&mut h, "Lab PC");
+    h
+}
+
+#[test]
+fn a_double_click_on_start_starts_once_and_reboots_nothing() {
+    use thindesk_server::compute::PowerOp;
+    let env = env();
+    let mut h = signed_in(&env, "02:00:00:00:00:21", "21");
+    wait_for(&mut h, "Off");
+    let start = h.get_by_role_and_label(Role::Button, "Start").rect();
+    let reboot = h.get_by_role_and_label(Role::Button, "Reboot").rect();
+    // The two clicks of a double-click at the same place; the server is fast enough
+    // to have answered the first before the second comes.
+    click_at(&mut h, start.center());
+    h.step();
+    wait_for(&mut h, "Start: done");
+    click_at(&mut h, start.center());
+    h.step();
+    wait_for(&mut h, "Running");
+    // Then the list shows the new state, and nothing moved under the pointer.
+    for _ in 0..10 {
+        h.step();
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(h.get_by_role_and_label(Role::Button, "Start").rect(), start);
+    assert_eq!(h.get_by_role_and_label(Role::Button, "Reboot").rect(), reboot);
+    let operations: Vec<PowerOp> = env.server.compute.operations().into_iter().map(|(_, op)| op).collect();
+    assert_eq!(operations.iter().filter(|op| !matches!(op, PowerOp::Start)).count(), 0, "{operations:?}");
+    assert_eq!(operations.len(), 1, "started once: {operations:?}");
+    assert!(h.query_by_label_contains("Restart Lab PC?").is_none(), "no confirmation opened either");
+}
+
+#[test]
+fn reboot_and_shut_down_ask_first_and_escape_or_enter_answer() {
+    use thindesk_server::compute::PowerOp;
+    let env = env();
+    let mut h = signed_in(&env, "02:00:00:00:00:22", "22");
+    click(&mut h, "Start");
+    wait_for(&mut h, "Running");
+    wait_for(&mut h, "Start: done");
+    let before = env.server.compute.operations().len();
+
+    // Reboot asks; Escape is Cancel.
+    click(&mut h, "Reboot");
+    wait_for(&mut h, "Restart Lab PC? Unsaved work in it will be lost.");
+    h.key_press(egui::Key::Escape);
+    h.step();
+    h.step();
+    assert!(h.query_by_label_contains("Restart Lab PC?").is_none(), "Escape closed the question");
+    assert_eq!(env.server.compute.operations().len(), before, "and did nothing");
+
+    // Shut down asks too; Escape closes it.
+    click(&mut h, "Shut down");
+    wait_for(&mut h, "Unsaved work in it will be lost");
+    h.key_press(egui::Key::Escape);
+    h.step();
+    h.step();
+    assert!(h.query_by_label_contains("Unsaved work").is_none());
+
+    // The keyboard starts on the question's first button: Enter says yes.
+    click(&mut h, "Reboot");
+    wait_for(&mut h, "Restart Lab PC?");
+    h.step();
+    h.key_press(egui::Key::Enter);
+    h.step();
+    wait_for(&mut h, "Reboot: done");
+    let operations = env.server.compute.operations();
+    assert!(matches!(operations.last(), Some((_, PowerOp::Reboot))), "{operations:?}");
+}
+
+#[test]
+fn the_keyboard_starts_in_the_first_field_tabs_in_order_and_enter_submits() {
+    let env = env();
+    env.runtime.block_on(env.server.create_desktop(STUDENT.0, "Lab PC"));
+    let mac = "02:00:00:00:00:23";
+    register_approved(&env, mac, "23");
+    let mut h = harness(&env, mac);
+    wait_for(&mut h, "Classroom b101 · seat 23");
+    h.step();
+    assert!(h.get_by_label("User name").is_focused(), "the name field has the keyboard");
+    h.get_by_label("User name").type_text(STUDENT.0);
+    h.step();
+    // Tab goes to the password, then to Log in.
+    h.key_press(egui::Key::Tab);
+    h.step();
+    assert!(h.get_by_label("Password").is_focused());
+    h.get_by_label("Password").type_text("not-the-password");
+    h.step();
+    h.key_press(egui::Key::Tab);
+    h.step();
+    assert!(h.get_by_role_and_label(Role::Button, "Log in").is_focused());
+    // Enter on the button logs in; a wrong password puts the keyboard back on it.
+    h.key_press(egui::Key::Enter);
+    h.step();
+    wait_for(&mut h, "Wrong user name or password.");
+    h.step();
+    assert!(h.get_by_label("Password").is_focused(), "back on the password after a wrong one");
+    h.get_by_label("Password").type_text(STUDENT.1);
+    h.step();
+    h.key_press(egui::Key::Enter);
+    h.step();
+    wait_for(&mut h, "Your desktops");
+
+    // The password dialog: the keyboard in its first field, Enter saves, Escape closes.
+    click(&mut h, "Change password");
+    h.step();
+    assert!(h.get_by_label("Current password").is_focused());
+    h.key_press(egui::Key::Escape);
+    h.step();
+    h.step();
+    assert!(h.query_by_label("Current password").is_none(), "Escape closed the dialog");
+    click(&mut h, "Change password");
+    h.step();
+    h.get_by_label("Current password").type_text(STUDENT.1);
+    h.key_press(egui::Key::Tab);
+    h.step();
+    h.get_by_label("New password").type_text("a-new-password-2");
+    h.key_press(egui::Key::Tab);
+    h.step();
+    h.get_by_label("Repeat new password").type_text("a-new-password-2");
+    h.step();
+    h.key_press(egui::Key::Enter);
+    h.step();
+    wait_for(&mut h, "Password changed.");
+}
+
+#[test]
+fn enter_registers_a_terminal_from_the_seat_field() {
+    let env = env();
+    let mut h = harness(&env, "02:00:00:00:00:24");
+    wait_for(&mut h, "b201 (two floor)");
+    h.step();
+    assert!(h.get_by_label("Seat number").is_focused(), "the seat field has the keyboard");
+    h.get_by_label("Seat number").type_text("24");
+    h.step();
+    h.key_press(egui::Key::Enter);
+    h.step();
+    wait_for(&mut h, "Waiting for approval");
+}
+
+#[test]
+fn leaving_closes_the_viewers_and_revokes_the_token_before_it_returns() {
+    use thindesk_client::leaving::Session;
+    let env = env();
+    let token = env.runtime.block_on(env.server.token(STUDENT));
+    let bearer = format!("Bearer {token}");
+    let status = || env.runtime.block_on(env.server.get("/users/me/desktops", Some(&bearer))).status.as_u16();
+    assert_eq!(status(), 200);
+    let mut viewer = std::process::Command::new("sleep").arg("60").spawn().expect("a stand-in viewer");
+    let session = Session::default();
+    session.signed_in(&env.server.server.url(), &token);
+    assert!(session.viewer_opened(session.generation(), viewer.id()));
+    // As the way out runs it: on a thread of no runtime, synchronously.
+    session.hand_over().run_blocking();
+    assert_eq!(status(), 401, "the token is revoked when the hand-over returns");
+    let ended = viewer.wait().expect("the viewer ends");
+    assert_eq!(std::os::unix::process::ExitStatusExt::signal(&ended), Some(15), "SIGTERM");
+}
+
+/// The seconds the unreachable banner counts down from, or `None` while it is trying.
+fn banner_seconds(h: &Harness<'_, App>) -> Option<Option<u64>> {
+    let node = h.query_by_label_contains("Cannot reach the server at")?;
+    // A label's text is its accessible value.
+    let label = egui_kittest::kittest::NodeT::accesskit_node(&node).value().unwrap_or_default();
+    if label.contains("Trying again") {
+        return Some(None);
+    }
+    let secs = label.rsplit_once("Retrying in ")?.1.split_once(" s")?.0.parse().ok()?;
+    Some(Some(secs))
+}
+
+#[test]
+fn the_retry_countdown_counts_down_to_each_try_and_only_the_try_restarts_it() {
+    let env = env();
+    let mac = "02:00:00:00:00:25";
+    let mut h = signed_in(&env, mac, "25");
+    wait_for(&mut h, "Your desktops");
+    // The server goes away while the desktop list (refreshed every 5 s) is shown.
+    let Env { server, runtime } = env;
+    runtime.block_on(server.server.shutdown());
+    wait_for(&mut h, "Cannot reach the server at");
+    let start = Instant::now();
+    let mut seen: Vec<Option<u64>> = Vec::new();
+    while start.elapsed() < Duration::from_secs(18) {
+        h.step();
+        if let Some(shown) = banner_seconds(&h)
+            && seen.last() != Some(&shown)
+        {
+            seen.push(shown);
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    // 1, 2, 4, 8 s between tries: each countdown runs down to 1, then the client
+    // tries ("Trying again…" while it does) and the next, longer one begins. The list's
+    // refresh failing every 5 s meanwhile restarts nothing.
+    let numbers: Vec<u64> = seen.iter().flatten().copied().collect();
+    assert!(numbers.iter().all(|&n| (1..=30).contains(&n)), "{seen:?}");
+    for pair in seen.windows(2) {
+        if let [Some(before), Some(after)] = pair {
+            assert!(after < before, "a countdown went up without a try between: {seen:?}");
+        }
+    }
+    // Every countdown that was followed by a try ran down to 1 first.
+    for (i, shown) in seen.iter().enumerate().skip(1) {
+        if shown.is_none() {
+            assert_eq!(seen[i - 1], Some(1), "a try came before its countdown ended: {seen:?}");
+        }
+    }
+    assert!(numbers.contains(&8) && numbers.contains(&4), "the pauses grow: {seen:?}");
+    let from_eight: Vec<u64> = numbers.iter().copied().skip_while(|&n| n != 8).take(8).collect();
+    assert_eq!(from_eight, [8, 7, 6, 5, 4, 3, 2, 1], "every second shown once, in order: {seen:?}");
+}
+
+#[test]
+fn connect_looks_the_desktop_up_afresh_and_a_viewer_that_cannot_connect_says_so() {
+    use std::os::unix::fs::PermissionsExt;
+    let env = env();
+    let id = env.runtime.block_on(env.server.create_desktop(STUDENT.0, "Lab PC"));
+    let mac = "02:00:00:00:00:26";
+    register_approved(&env, mac, "26");
+    // A viewer that cannot connect: it reads its file, says nothing, ends with an error.
+    let dir = tempfile::tempdir().expect("dir");
+    let viewer = dir.path().join("viewer");
+    std::fs::write(&viewer, "#!/bin/sh\ncat > \"$0.stdin\"\nexit 1\n").expect("script");
+    std::fs::set_permissions(&viewer, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let mut settings = Settings::default();
+    settings.viewers.spice = viewer.display().to_string();
+    let mut h = app(&env, env.server.server.url(), mac, settings);
+    wait_for(&mut h, "Classroom b101 · seat 26");
+    log_in(&mut h, STUDENT.0, STUDENT.1);
+    wait_for(&mut h, "Lab PC");
+    click(&mut h, "Start");
+    wait_for(&mut h, "Running");
+
+    // Shut down elsewhere while the list still says Running: Connect asks first.
+    let shut = env.runtime.block_on(env.server.post(
+        &format!("/desktops/{id}/action"),
+        Some(&basic(STUDENT.0, STUDENT.1)),
+        serde_json::json!({"shutdown": null}),
+    ));
+    shut.data();
+    click(&mut h, "Connect");
+    wait_for(&mut h, "Lab PC is not running any more: start it first.");
+    assert!(!dir.path().join("viewer.stdin").exists(), "no viewer was started for a stopped desktop");
+
+    click(&mut h, "Start");
+    wait_for(&mut h, "Running");
+    click(&mut h, "Connect");
+    wait_for(&mut h, "Lab PC could not be opened: the viewer could not connect to it.");
+    assert!(dir.path().join("viewer.stdin").exists(), "the viewer was started");
+    assert!(h.query_by_label_contains("is open in the viewer").is_none());
+}
+
+/// Whether `text` has a Latin letter (an English word left in the Chinese UI).
+fn has_latin(text: &str) -> bool {
+    text.chars().any(|c| c.is_ascii_alphabetic())
+}
+
+#[test]
+fn the_servers_refusals_are_said_in_the_clients_words_in_chinese() {
+    let env = env();
+    env.runtime.block_on(env.server.create_desktop(STUDENT.0, "Lab PC"));
+    let mac = "02:00:00:00:00:27";
+    let mut h = harness(&env, mac);
+    wait_for(&mut h, "Register this terminal");
+    click(&mut h, "简体中文");
+    wait_for(&mut h, "注册此终端");
+    // No seat: the server's field error (seat_number: "is required"), in Chinese.
+    click(&mut h, "注册");
+    wait_for(&mut h, "请填写座位号。");
+    let said = h.get_by_label_contains("请填写座位号").value().unwrap_or_default();
+    assert!(!has_latin(&said), "{said}");
+    type_into(&mut h, "座位号", "27");
+    click(&mut h, "注册");
+    // The waiting screen (its title; the registration form's intro also speaks of approval).
+    wait_for(&mut h, "等待审批");
+    env.server.services().terminals.set_state(&Actor::system(), mac, TerminalState::Approved).expect("approve");
+    wait_for(&mut h, "用户名");
+    type_into(&mut h, "用户名", STUDENT.0);
+    type_into(&mut h, "密码", STUDENT.1);
+    click(&mut h, "登录");
+    wait_for(&mut h, "Lab PC");
+    // A new password the server finds too short: its rule, in Chinese.
+    click(&mut h, "修改密码");
+    type_into(&mut h, "当前密码", STUDENT.1);
+    type_into(&mut h, "新密码", "short");
+    type_into(&mut h, "再次输入新密码", "short");
+    click(&mut h, "保存");
+    wait_for(&mut h, "新密码太短");
+    let said = h.get_by_label_contains("新密码太短").value().unwrap_or_default();
+    assert!(!has_latin(&said), "{said}");
+}
+
+#[test]
+fn the_demo_hint_follows_a_password_change_and_the_language() {
+    use thindesk_client::screens::login::{DemoHint, DemoLogin};
+    let env = env();
+    env.runtime.block_on(env.server.create_desktop(STUDENT.0, "Lab PC"));
+    let mac = "02:00:00:00:00:28";
+    register_approved(&env, mac, "28");
+    let login = |(user, password): (&str, &str)| DemoLogin { user: user.into(), password: Some(password.into()) };
+    let setup = Setup {
+        server: env.server.server.url(),
+        mac: mac.into(),
+        settings: Settings::default(),
+        settings_path: None,
+        memory: Memory::in_memory(),
+        runtime: env.runtime.handle().clone(),
+        lang: Lang::En,
+        demo_hint: Some(DemoHint { student: login(STUDENT), admin: login(ADMIN) }),
+        started: Instant::now(),
+    };
+    let mut h = Harness::builder().with_size([960.0, 720.0]).build_eframe(move |cc| App::new(cc, setup));
+    wait_for(&mut h, &format!("Demo: {} / {}", STUDENT.0, STUDENT.1));
+    log_in(&mut h, STUDENT.0, STUDENT.1);
+    wait_for(&mut h, "Lab PC");
+    click(&mut h, "Change password");
+    type_into(&mut h, "Current password", STUDENT.1);
+    type_into(&mut h, "New password", "a-new-password-3");
+    type_into(&mut h, "Repeat new password", "a-new-password-3");
+    click(&mut h, "Save");
+    wait_for(&mut h, "Password changed.");
+    click(&mut h, "Log out");
+    wait_for(&mut h, &format!("Demo: {} / (the password you chose)", STUDENT.0));
+    assert!(h.query_by_label_contains(STUDENT.1).is_none(), "the old password is shown nowhere");
+    click(&mut h, "简体中文");
+    wait_for(&mut h, "演示：");
+    let hint = h.get_by_label_contains("演示：").value().unwrap_or_default();
+    assert!(hint.contains("（你设置的密码）") && hint.contains("管理员："), "{hint}");
 }

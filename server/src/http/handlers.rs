@@ -83,6 +83,14 @@ pub async fn reset_password(
     state: AppState,
 ) -> Result<Response, ApiError> {
     let principal = authenticate(&state, caller).await?;
+    // Whoever sits at a terminal left signed in has the token, not the password.
+    if principal.token_hash.is_some() && !state.password_change_by_token {
+        return Err(invalid(
+            "authorization",
+            "changing the password needs the current one: send it as Basic credentials, not a token",
+        )
+        .into());
+    }
     let change: PasswordChange = body::decode(body?)?;
     let password = change.password.ok_or_else(|| invalid("password", "is required: send {\"password\": \"...\"}"))?;
     let accounts = state.services.accounts.clone();

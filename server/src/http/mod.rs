@@ -28,6 +28,8 @@ use warp::{Filter, Rejection, Reply};
 pub struct AppState {
     pub services: Services,
     pub console: Arc<console::ConsoleState>,
+    /// `Config::password_change_by_token`.
+    pub password_change_by_token: bool,
 }
 
 /// Who is knocking: the raw `Authorization` value and the peer's address. Checking

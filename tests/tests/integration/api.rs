@@ -42,6 +42,7 @@ async fn token_is_issued_for_every_credential_form_and_method() {
 
 #[tokio::test]
 async fn tokens_are_unique_and_valid_in_every_form_on_every_authenticated_endpoint() {
+    // Seed-era: a token alone may change the password (see the next test for the default).
     let server = TestServer::start().await;
     let desktop = server.create_desktop(STUDENT.0, "lab").await;
     let first = server.token(STUDENT).await;
@@ -232,6 +233,57 @@ async fn changing_the_password_revokes_every_other_token() {
         .await;
     assert_eq!(reply.data(), &Value::Null);
     server.get("/users/me/desktops", Some(&kept)).await.fail(401);
+}
+
+#[tokio::test]
+async fn a_token_alone_cannot_change_the_password_the_current_one_can() {
+    // Where the school turns off what the contract allows by default.
+    let server = TestServer::builder(Arc::new(TestCompute::new()))
+        .configure(|config| config.password_change_by_token = false)
+        .start()
+        .await;
+    let token = server.token(STUDENT).await;
+    for authorization in token_forms(&token) {
+        for method in [Method::GET, Method::POST, Method::PUT] {
+            let reply = server
+                .call(
+                    method,
+                    "/users/me/reset_password",
+                    Some(&authorization),
+                    Some(json!({"password": "a-new-password"})),
+                )
+                .await;
+            let why = reply.fail(400)["authorization"].as_str().unwrap_or_default().to_owned();
+            assert!(why.contains("current"), "{authorization}: {why}");
+        }
+    }
+    // Nothing changed: the old password and the token still work.
+    server.get("/token", Some(&basic(STUDENT.0, STUDENT.1))).await.data();
+    server.get("/users/me/desktops", Some(&token)).await.data();
+
+    // The current password, as Basic credentials, changes it and ends every token.
+    let reply = server
+        .call(
+            Method::PUT,
+            "/users/me/reset_password",
+            Some(&basic(STUDENT.0, STUDENT.1)),
+            Some(json!({"password": "a-new-password"})),
+        )
+        .await;
+    assert_eq!(reply.data(), &Value::Null);
+    server.get("/users/me/desktops", Some(&token)).await.fail(401);
+    server.get("/token", Some(&basic(STUDENT.0, STUDENT.1))).await.fail(401);
+    server.get("/token", Some(&basic(STUDENT.0, "a-new-password"))).await.data();
+    // A wrong current password is a 401, as anywhere.
+    let reply = server
+        .call(
+            Method::PUT,
+            "/users/me/reset_password",
+            Some(&basic(STUDENT.0, "not-it-at-all")),
+            Some(json!({"password": "a-third-password"})),
+        )
+        .await;
+    reply.fail(401);
 }
 
 #[tokio::test]
@@ -553,6 +605,7 @@ async fn bad_bodies_are_400_413_and_415() {
 
 #[tokio::test]
 async fn a_restart_keeps_users_tokens_terminals_desktops_and_settings() {
+    // Seed-era, so the token survives its own password change (and the setting a restart).
     let server = TestServer::start().await;
     let id = server.create_desktop(STUDENT.0, "lab").await;
     let token = server.token(STUDENT).await;

@@ -22,6 +22,7 @@ async fn admin(server: &TestServer, method: Method, path: &str, body: Option<Val
 
 #[tokio::test]
 async fn every_audited_action_leaves_its_entry_and_no_secret_is_written() {
+    // Seed-era: the token changes the password and stays valid for what follows.
     let server = TestServer::start().await;
     server.add_image("xubuntu", ConnectionType::Spice, "student", OS_PASSWORD).await;
 

@@ -1,33 +1,58 @@
-//! The desktop list's modal dialogs: the shutdown confirmation, the connection-file
-//! warning and the password change.
+//! The desktop list's modal dialogs: the power confirmations (Reboot, Shut down), the
+//! connection-file warning and the password change.
+//!
+//! Every dialog: Escape (or a click beside it) closes it as Cancel does, Enter does
+//! what its first button does, and the keyboard starts on that button (or on the first
+//! field).
 
 use super::{DesktopsView, Intent};
 use crate::i18n::{Lang, Said, T, fill};
-use crate::widgets::{error_line, field};
+use crate::widgets::{error_line, field, focus_until_focused};
 use egui::RichText;
 use thindesk_shared::DesktopAction;
 
-#[derive(Default)]
 pub(super) struct PasswordDialog {
+    current: String,
     new: String,
     repeat: String,
     pub(super) busy: bool,
     pub(super) error: Option<Said>,
+    /// The keyboard is still to be put on the first field.
+    want_focus: bool,
+}
+
+impl Default for PasswordDialog {
+    fn default() -> Self {
+        Self {
+            current: String::new(),
+            new: String::new(),
+            repeat: String::new(),
+            busy: false,
+            error: None,
+            want_focus: true,
+        }
+    }
 }
 
 /// Draws whichever dialogs are open; a choice made in one closes it.
 pub(super) fn show(ctx: &egui::Context, lang: Lang, view: &mut DesktopsView) -> Option<Intent> {
     let mut intent = None;
-    if let Some((id, name)) = view.confirm_shutdown.clone() {
+    if let Some(confirm) = view.confirm.clone() {
         let mut close = false;
-        egui::Modal::new(egui::Id::unique("confirm-shutdown")).show(ctx, |ui| {
+        let text = match confirm.action {
+            DesktopAction::Reboot => T::ConfirmReboot,
+            _ => T::ConfirmShutdown,
+        };
+        let modal = egui::Modal::new(egui::Id::unique("confirm-power")).show(ctx, |ui| {
             ui.set_max_width(420.0);
-            ui.heading(T::Shutdown.get(lang));
-            ui.label(fill(T::ConfirmShutdown.get(lang), &[&name]));
+            ui.heading(confirm.label.get(lang));
+            ui.label(fill(text.get(lang), &[&confirm.name]));
             ui.horizontal(|ui| {
-                let yes = egui::Button::new(RichText::new(T::Shutdown.get(lang)).color(ui.visuals().error_fg_color));
-                if ui.add(yes).clicked() {
-                    intent = Some(Intent::Action(id.clone(), DesktopAction::Shutdown, T::Shutdown));
+                let yes = egui::Button::new(RichText::new(confirm.label.get(lang)).color(ui.visuals().error_fg_color));
+                let yes = ui.add(yes);
+                focus_until_focused(&yes, &mut view.dialog_wants_focus);
+                if yes.clicked() {
+                    intent = Some(Intent::Action(confirm.id.clone(), confirm.action, confirm.label));
                     close = true;
                 }
                 if ui.button(T::Cancel.get(lang)).clicked() {
@@ -35,18 +60,20 @@ pub(super) fn show(ctx: &egui::Context, lang: Lang, view: &mut DesktopsView) -> 
                 }
             });
         });
-        if close {
-            view.confirm_shutdown = None;
+        if close || modal.should_close() {
+            view.confirm = None;
         }
     }
     if let Some(desktop) = view.save_file.clone() {
         let mut close = false;
-        egui::Modal::new(egui::Id::unique("save-file")).show(ctx, |ui| {
+        let modal = egui::Modal::new(egui::Id::unique("save-file")).show(ctx, |ui| {
             ui.set_max_width(460.0);
             ui.heading(T::SaveFile.get(lang));
             ui.colored_label(ui.visuals().warn_fg_color, T::SaveFileWarning.get(lang));
             ui.horizontal(|ui| {
-                if ui.button(T::Save.get(lang)).clicked() {
+                let save = ui.button(T::Save.get(lang));
+                focus_until_focused(&save, &mut view.dialog_wants_focus);
+                if save.clicked() {
                     intent = Some(Intent::SaveFile(desktop.clone()));
                     close = true;
                 }
@@ -55,38 +82,44 @@ pub(super) fn show(ctx: &egui::Context, lang: Lang, view: &mut DesktopsView) -> 
                 }
             });
         });
-        if close {
+        if close || modal.should_close() {
             view.save_file = None;
         }
     }
     if let Some(dialog) = &mut view.password {
         let mut close = false;
-        egui::Modal::new(egui::Id::unique("change-password")).show(ctx, |ui| {
+        let modal = egui::Modal::new(egui::Id::unique("change-password")).show(ctx, |ui| {
             ui.set_width(360.0);
             ui.heading(T::ChangePassword.get(lang));
-            field(ui, T::NewPassword.get(lang), &mut dialog.new, true, None);
-            field(ui, T::RepeatPassword.get(lang), &mut dialog.repeat, true, None);
+            let current = field(ui, T::CurrentPassword.get(lang), &mut dialog.current, true, None);
+            focus_until_focused(&current, &mut dialog.want_focus);
+            let new = field(ui, T::NewPassword.get(lang), &mut dialog.new, true, None);
+            let repeat = field(ui, T::RepeatPassword.get(lang), &mut dialog.repeat, true, None);
+            let enter = ui.input(|i| i.key_pressed(egui::Key::Enter))
+                && (current.lost_focus() || new.lost_focus() || repeat.lost_focus());
             error_line(ui, lang, &dialog.error);
             ui.horizontal(|ui| {
-                let ready = !dialog.busy && !dialog.new.is_empty();
-                if ui.add_enabled(ready, egui::Button::new(T::Save.get(lang))).clicked() {
+                let ready = !dialog.busy && !dialog.current.is_empty() && !dialog.new.is_empty();
+                let save = ui.add_enabled(ready, egui::Button::new(T::Save.get(lang))).clicked();
+                if ready && (save || enter) {
                     if dialog.new == dialog.repeat {
                         dialog.busy = true;
                         dialog.error = None;
-                        intent = Some(Intent::ChangePassword(dialog.new.clone()));
+                        intent =
+                            Some(Intent::ChangePassword { current: dialog.current.clone(), new: dialog.new.clone() });
                     } else {
                         dialog.error = Some(T::PasswordsDiffer.into());
+                        repeat.request_focus();
                     }
                 }
-                if ui.button(T::Cancel.get(lang)).clicked() {
+                if ui.add_enabled(!dialog.busy, egui::Button::new(T::Cancel.get(lang))).clicked() {
                     close = true;
                 }
-                if dialog.busy {
-                    ui.spinner();
-                }
+                // Always there, so nothing moves when it turns.
+                ui.add_visible(dialog.busy, egui::Spinner::new());
             });
         });
-        if close {
+        if close || (modal.should_close() && !dialog.busy) {
             view.password = None;
         }
     }

@@ -449,7 +449,10 @@ mod operations {
         tag = "users",
         summary = "Change the caller's password",
         description = "Sets the caller's password and revokes every other token of theirs (not the one \
-                       used, if any). GET, POST and PUT all do it, as the seed allows.",
+                       used, if any). GET, POST and PUT all do it, as the seed allows. Any credential form \
+                       works, a token included, unless the server's `password_change_by_token` is off: \
+                       then the caller proves the current password with Basic credentials and a token \
+                       alone is refused (400, field `authorization`).",
         security(("basic" = []), ("bearer" = []), ("authorization" = [])),
         request_body(content = PasswordChange, content_type = "application/json"),
         responses(
