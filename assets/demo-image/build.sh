@@ -51,10 +51,12 @@ done
 # Debian's dynamically linked `busybox` package lacks acpid and needs libc in the
 # initramfs; busybox-static (which replaces it) provides a static /bin/busybox.
 busybox=/bin/busybox
-dpkg-query -W -f '${Status}' busybox-static 2>/dev/null | grep -q 'install ok installed' ||
+# grep reads all its input (no -q) in these pipelines: with pipefail, a writer cut
+# short by grep exiting at the first match would fail the pipeline now and then.
+dpkg-query -W -f '${Status}' busybox-static 2>/dev/null | grep 'install ok installed' >/dev/null ||
     die "busybox-static is not installed; apt-get install busybox-static"
 for applet in acpid insmod nc ip cpio poweroff; do
-    "$busybox" --list | grep -qx "$applet" || die "$busybox lacks the $applet applet"
+    "$busybox" --list | grep -x "$applet" >/dev/null || die "$busybox lacks the $applet applet"
 done
 
 out_dir=$(dirname "$out")
@@ -75,7 +77,7 @@ download() {
     }
 }
 download linux-image-cloud-amd64
-kernel_pkg=$(dpkg-deb -f linux-image-cloud-amd64_*.deb Depends | grep -o 'linux-image-[0-9][^ ,]*-cloud-amd64' | head -n1)
+kernel_pkg=$(dpkg-deb -f linux-image-cloud-amd64_*.deb Depends | grep -o -m1 'linux-image-[0-9][^ ,]*-cloud-amd64')
 [ -n "$kernel_pkg" ] || die "cannot find the kernel package in linux-image-cloud-amd64's Depends"
 download "$kernel_pkg"
 dpkg-deb -x "$kernel_pkg"_*.deb kernel
@@ -89,7 +91,7 @@ for package in $agent_packages; do
 done
 agent_libs=agent/lib/x86_64-linux-gnu:agent/usr/lib/x86_64-linux-gnu
 agent_needs=$(LD_LIBRARY_PATH=$agent_libs ldd agent/usr/sbin/qemu-ga) || die "ldd qemu-ga failed"
-if echo "$agent_needs" | grep -q 'not found'; then
+if echo "$agent_needs" | grep 'not found' >/dev/null; then
     die "qemu-ga needs libraries that are not in $agent_packages: $agent_needs"
 fi
 vmlinuz=$(ls kernel/boot/vmlinuz-*)
@@ -117,7 +119,7 @@ printf 'root:x:0:\nstudent:x:1000:\n' > root/etc/group
 chmod 0600 root/etc/shadow
 module_path() {
     local found
-    found=$(find "$modules" -name "$1.ko" -o -name "$1.ko.xz" -o -name "$1.ko.zst" | head -n1)
+    found=$(find "$modules" \( -name "$1.ko" -o -name "$1.ko.xz" -o -name "$1.ko.zst" \) -print -quit)
     [ -n "$found" ] || die "module $1 is not in $kernel_pkg"
     case $found in *.ko) ;; *) die "module $found is compressed; this script expects plain .ko" ;; esac
     echo "$found"
