@@ -102,8 +102,16 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for JsendForMalformed<S> {
     }
 }
 
-/// The JSend answer for `written` if it is one of hyper's own error answers.
+/// The most hyper's own answer takes: a status line and two or three headers.
+const MAX_OWN_ANSWER: usize = 256;
+
+/// The JSend answer for `written` if it is one of hyper's own error answers. Every
+/// write of every response passes here, so anything else is turned away by its
+/// length and first bytes before the text is looked at.
 fn jsend_for(written: &[u8]) -> Option<Vec<u8>> {
+    if written.len() > MAX_OWN_ANSWER || !written.starts_with(b"HTTP/1.1 4") {
+        return None;
+    }
     let text = std::str::from_utf8(written).ok()?;
     let head = text.strip_suffix("\r\n\r\n")?;
     let mut lines = head.split("\r\n");
