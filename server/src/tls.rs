@@ -75,8 +75,7 @@ pub fn ensure(dir: &Path, names: &[String]) -> Result<Identity, TlsError> {
     if !dir.join(SERVER_CERT).is_file() || !dir.join(SERVER_KEY).is_file() {
         generate(dir, names)?;
     }
-    let (key, identity) = load(dir)?;
-    drop(key);
+    let identity = show(dir)?;
     let missing: Vec<&String> = names.iter().filter(|name| !identity.names.contains(name)).collect();
     if !missing.is_empty() {
         tracing::warn!(
