@@ -42,6 +42,19 @@ fn mac(index: usize) -> String {
     format!("02:00:00:00:{:02X}:{:02X}", index / 256, index % 256)
 }
 
+/// Every student a desktop of the demo image (admin API, one call).
+async fn give_every_student_a_desktop(connection: &mut Connection) -> Result<()> {
+    let given = connection
+        .post_json(
+            "/api/v1.0/admin/desktops",
+            Some(&admin_auth()),
+            &json!({"image": "demo", "flavor": "bench", "all_students": true}),
+        )
+        .await?;
+    anyhow::ensure!(given.status == 200, "giving desktops: {}", String::from_utf8_lossy(&given.body));
+    Ok(())
+}
+
 fn admin_auth() -> String {
     basic(ADMIN.0, ADMIN.1)
 }
@@ -239,14 +252,7 @@ impl Harness {
         let result = async {
             let mut connection = connect(server.address, server.address.ip()).await?;
             self.import(&mut connection, CLASS).await?;
-            let given = connection
-                .post_json(
-                    "/api/v1.0/admin/desktops",
-                    Some(&admin_auth()),
-                    &json!({"image": "demo", "flavor": "bench", "all_students": true}),
-                )
-                .await?;
-            anyhow::ensure!(given.status == 200, "giving desktops: {}", String::from_utf8_lossy(&given.body));
+            give_every_student_a_desktop(&mut connection).await?;
             for index in 0..CLASS {
                 let registration = json!({
                     "place": format!("room-{:02}", index / SEATS_PER_ROOM + 1),
@@ -555,14 +561,7 @@ impl Harness {
         // (`compute/qemu/accel.rs`), once per host. A school's server has long done
         // that; the 40 are measured after it.
         self.import(&mut admin_connection, students + 1).await?;
-        let given = admin_connection
-            .post_json(
-                "/api/v1.0/admin/desktops",
-                Some(&admin_auth()),
-                &json!({"image": "demo", "flavor": "bench", "all_students": true}),
-            )
-            .await?;
-        anyhow::ensure!(given.status == 200, "giving desktops: {}", String::from_utf8_lossy(&given.body));
+        give_every_student_a_desktop(&mut admin_connection).await?;
         let users: Vec<usize> = (0..=students).collect();
         let mut tokens: Vec<String> =
             tokens_for(server.address, &users, 64).await?.into_iter().map(|t| format!("Bearer {t}")).collect();

@@ -26,21 +26,21 @@ fn seeded(data_dir: &std::path::Path) {
     services.accounts.create_user(&Actor::system(), "kim", "kims-password", false).expect("user");
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_full_hashing_pool_answers_503_with_retry_after_and_the_server_stays_up() {
+/// A server over a data directory [`seeded`] with a normal pool, then started with
+/// the pool settings `pool` gives. The directory lives as long as the returned guard.
+async fn seeded_server(pool: impl FnOnce(Config) -> Config) -> (tempfile::TempDir, RunningServer) {
     let dir = tempfile::tempdir().expect("dir");
     let data_dir = dir.path().join("data");
     let seed_dir = data_dir.clone();
     tokio::task::spawn_blocking(move || seeded(&seed_dir)).await.expect("seed");
+    let config = pool(Config { listen: "127.0.0.1:0".parse().expect("addr"), data_dir, ..Config::default() });
+    (dir, RunningServer::start(config, Arc::new(NoCompute)).await.expect("server starts"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_hashing_pool_answers_503_with_retry_after_and_the_server_stays_up() {
     // One worker and no room to wait: every password check finds the pool full.
-    let config = Config {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        data_dir,
-        hash_workers: 1,
-        hash_queue: 0,
-        ..Config::default()
-    };
-    let server = RunningServer::start(config, Arc::new(NoCompute)).await.expect("server starts");
+    let (_dir, server) = seeded_server(|config| Config { hash_workers: 1, hash_queue: 0, ..config }).await;
     let url = server.url();
     for _ in 0..3 {
         let (status, retry_after, body) = get(&format!("{url}/api/v1.0/token"), &basic("kim", "kims-password")).await;
@@ -61,18 +61,8 @@ async fn a_full_hashing_pool_answers_503_with_retry_after_and_the_server_stays_u
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_past_deadline_check_answers_503_too() {
-    let dir = tempfile::tempdir().expect("dir");
-    let data_dir = dir.path().join("data");
-    let seed_dir = data_dir.clone();
-    tokio::task::spawn_blocking(move || seeded(&seed_dir)).await.expect("seed");
     // A deadline of zero: every job has waited too long by the time a worker takes it.
-    let config = Config {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        data_dir,
-        hash_queue_deadline: Duration::ZERO,
-        ..Config::default()
-    };
-    let server = RunningServer::start(config, Arc::new(NoCompute)).await.expect("server starts");
+    let (_dir, server) = seeded_server(|config| Config { hash_queue_deadline: Duration::ZERO, ..config }).await;
     let (status, retry_after, body) =
         get(&format!("{}/api/v1.0/token", server.url()), &basic("kim", "kims-password")).await;
     assert_eq!((status, body["status"].as_str()), (503, Some("error")), "{body}");
