@@ -1,0 +1,179 @@
+"""The API side of tests/openstack/up.sh, through openstacksdk as the cloud's admin
+(OS_CLIENT_CONFIG_FILE / OS_CLOUD from up.sh). Every step finds before it creates,
+so running it again changes nothing. Passwords come from the environment.
+
+  provision.py identity KEYSTONE GLANCE PLACEMENT NOVA NEUTRON   (ports)
+  provision.py compute-up          exits 0 once nova-compute is up
+  provision.py contents DEMO.qcow2 PROBE.qcow2 DEMO_RECIPE PROBE_RECIPE
+"""
+
+import os
+import sys
+
+import openstack
+
+REGION = "RegionOne"
+
+
+def say(text):
+    print(f"provision.py: {text}", file=sys.stderr, flush=True)
+
+
+def identity(conn, ports):
+    keystone, glance, placement, nova, neutron = ports
+    ident = conn.identity
+    domain = ident.find_domain("default")
+    service_project = ident.find_project("service", domain_id=domain.id) or ident.create_project(
+        name="service", domain_id=domain.id, description="OpenStack's own services"
+    )
+    thindesk_project = ident.find_project("thindesk", domain_id=domain.id) or ident.create_project(
+        name="thindesk", domain_id=domain.id, description="thindesk's desktops"
+    )
+    admin_role = ident.find_role("admin")
+    member_role = ident.find_role("member") or ident.create_role(name="member")
+    # Zed's service users need the `service` role for service tokens.
+    service_role = ident.find_role("service") or ident.create_role(name="service")
+
+    def user(name, password, project, roles):
+        found = ident.find_user(name, domain_id=domain.id)
+        if found is None:
+            found = ident.create_user(name=name, password=password, domain_id=domain.id,
+                                      default_project_id=project.id)
+            say(f"user {name} created")
+        else:
+            ident.update_user(found, password=password)
+        for role in roles:
+            ident.assign_project_role_to_user(project, found, role)
+
+    for name in ("glance", "placement", "nova", "neutron"):
+        user(name, os.environ[f"{name.upper()}_PASS"], service_project, [admin_role, service_role])
+    # thindesk's own account: a member of its project, nothing more.
+    user("thindesk", os.environ["THINDESK_PASS"], thindesk_project, [member_role])
+
+    catalogue = [
+        ("glance", "image", f"http://127.0.0.1:{glance}"),
+        ("placement", "placement", f"http://127.0.0.1:{placement}"),
+        ("nova", "compute", f"http://127.0.0.1:{nova}/v2.1"),
+        ("neutron", "network", f"http://127.0.0.1:{neutron}"),
+    ]
+    services = {s.type: s for s in ident.services()}
+    endpoints = list(ident.endpoints())
+    for name, kind, url in catalogue:
+        service = services.get(kind) or ident.create_service(name=name, type=kind, is_enabled=True)
+        for interface in ("public", "internal", "admin"):
+            mine = [e for e in endpoints if e.service_id == service.id and e.interface == interface]
+            if mine and mine[0].url == url:
+                continue
+            for stale in mine:
+                ident.delete_endpoint(stale)
+            ident.create_endpoint(service_id=service.id, interface=interface, url=url, region_id=REGION)
+            say(f"endpoint {kind} {interface} {url}")
+    # The catalogue names Keystone at its own port (bootstrap wrote it).
+    del keystone
+
+
+def compute_up(conn):
+    up = [s for s in conn.compute.services() if s.binary == "nova-compute" and s.state == "up"]
+    if not up:
+        raise SystemExit(1)
+
+
+def image(conn, name, path, recipe, project):
+    for found in conn.image.images(name=name):
+        if found.properties.get("thindesk_recipe") == recipe and found.status == "active":
+            return found
+        conn.image.delete_image(found)
+        say(f"image {name}: stale copy {found.id} deleted")
+    created = conn.image.create_image(
+        name=name, filename=path, disk_format="qcow2", container_format="bare",
+        visibility="public", thindesk_recipe=recipe, wait=True, allow_duplicates=True,
+        # The demo image boots from a FAT disk through SeaBIOS on IDE or virtio.
+        hw_disk_bus="virtio", hw_video_model="qxl",
+    )
+    say(f"image {name} uploaded: {created.id}")
+    return created
+
+
+def flavors(conn):
+    # name, RAM MiB, vCPUs, disk GiB. m1.* as the seed names them; thindesk.tiny fits
+    # many TCG guests on a test machine.
+    wanted = [("thindesk.tiny", 256, 1, 1), ("m1.tiny", 512, 1, 1), ("m1.small", 2048, 1, 20)]
+    have = {f.name: f for f in conn.compute.flavors(is_public=None)}
+    for name, ram, vcpus, disk in wanted:
+        if name in have:
+            continue
+        conn.compute.create_flavor(name=name, ram=ram, vcpus=vcpus, disk=disk, is_public=True)
+        say(f"flavor {name} created")
+
+
+def network(conn, name, physnet, cidr, gateway, project, external=False, shared=False):
+    net = conn.network.find_network(name)
+    if net is None:
+        net = conn.network.create_network(
+            name=name, provider_network_type="flat", provider_physical_network=physnet,
+            is_router_external=external, is_shared=shared, project_id=project.id,
+        )
+        say(f"network {name} created")
+    subnet_name = f"{name}-v4"
+    if conn.network.find_subnet(subnet_name) is None:
+        conn.network.create_subnet(
+            name=subnet_name, network_id=net.id, ip_version=4, cidr=cidr, gateway_ip=gateway,
+            is_dhcp_enabled=False, project_id=project.id,
+        )
+        say(f"subnet {subnet_name} {cidr} created")
+    return net
+
+
+def contents(conn, demo, probe, demo_recipe, probe_recipe):
+    thindesk = conn.identity.find_project("thindesk", domain_id="default")
+    admin = conn.identity.find_project("admin", domain_id="default")
+    image(conn, "thindesk-demo", demo, demo_recipe, thindesk)
+    image(conn, "thindesk-probe", probe, probe_recipe, thindesk)
+    flavors(conn)
+
+    # internet=true: thindesk's LAN, routed to an external network.
+    public = network(conn, "public", "physnet-public", "203.0.113.0/24", "203.0.113.1", admin,
+                     external=True)
+    lan = network(conn, "thindesk-internet", "physnet-lan", "10.90.0.0/24", "10.90.0.1", thindesk)
+    router = conn.network.find_router("thindesk-router")
+    if router is None:
+        router = conn.network.create_router(
+            name="thindesk-router", project_id=thindesk.id,
+            external_gateway_info={"network_id": public.id},
+        )
+        say("router thindesk-router created")
+    lan_subnet = conn.network.find_subnet("thindesk-internet-v4")
+    ports = list(conn.network.ports(device_id=router.id, network_id=lan.id))
+    if not ports:
+        conn.network.add_interface_to_router(router, subnet_id=lan_subnet.id)
+        say("router thindesk-router: interface on thindesk-internet")
+
+    # internet=false: no router, and a security group that lets nothing out.
+    network(conn, "thindesk-isolated", "physnet-iso", "10.91.0.0/24", None, thindesk)
+    group = conn.network.find_security_group("thindesk-isolated", project_id=thindesk.id)
+    if group is None:
+        group = conn.network.create_security_group(
+            name="thindesk-isolated", project_id=thindesk.id,
+            description="internet=false: nothing in, nothing out",
+        )
+        say("security group thindesk-isolated created")
+    for rule in conn.network.security_group_rules(security_group_id=group.id):
+        conn.network.delete_security_group_rule(rule)
+        say(f"security group thindesk-isolated: rule {rule.direction} {rule.ether_type} removed")
+
+
+def main():
+    conn = openstack.connect()
+    command = sys.argv[1]
+    if command == "identity":
+        identity(conn, [int(p) for p in sys.argv[2:7]])
+    elif command == "compute-up":
+        compute_up(conn)
+    elif command == "contents":
+        contents(conn, *sys.argv[2:6])
+    else:
+        raise SystemExit(f"unknown command {command}")
+
+
+if __name__ == "__main__":
+    main()
