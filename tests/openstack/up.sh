@@ -318,6 +318,9 @@ set_conf $nvc DEFAULT web /usr/share/spice-html5
 ncc=/etc/nova/nova-compute.conf
 set_conf $ncc libvirt virt_type qemu
 set_conf $ncc libvirt cpu_mode none
+# A soft reboot the guest ignores becomes a hard one after this long (default 120 s):
+# a guest still booting under TCG has no ACPI daemon yet.
+set_conf $ncc libvirt wait_soft_reboot_seconds 30
 uwsgi_ini nova-api "$NOVA_PORT" /usr/bin/nova-api-wsgi nova
 mkdir -p /var/lib/nova/tmp /var/lib/nova/instances && chown -R nova:nova /var/lib/nova
 
