@@ -6,6 +6,7 @@
 
 #[cfg(any(test, feature = "test-double"))]
 pub mod double;
+pub mod openstack;
 pub mod qemu;
 
 use serde::{Deserialize, Serialize};

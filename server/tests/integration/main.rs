@@ -6,6 +6,7 @@ mod cli;
 mod connections;
 mod faces;
 mod methods;
+mod openstack;
 mod overload;
 mod sessions;
 mod tls;

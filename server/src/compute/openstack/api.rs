@@ -1,0 +1,248 @@
+//! Typed models of the parts of Nova, Glance and Neutron the driver uses, and one
+//! function per call. Nova is spoken at its base microversion 2.1, which Zed and
+//! every later release accept.
+
+use super::OpenStackError;
+use super::keystone::{Reply, Session};
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+
+const COMPUTE: &str = "compute";
+const IMAGE: &str = "image";
+const NETWORK: &str = "network";
+
+/// A Nova server, as `GET /servers/{id}` and `/servers/detail` give it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Server {
+    pub id: String,
+    pub name: String,
+    /// Nova's status word: `ACTIVE`, `SHUTOFF`, `BUILD`, `REBOOT`, `HARD_REBOOT`...
+    pub status: String,
+    #[serde(default)]
+    pub metadata: BTreeMap<String, String>,
+    /// What Nova is doing to the server right now, if anything.
+    #[serde(rename = "OS-EXT-STS:task_state", default)]
+    pub task_state: Option<String>,
+    /// Why a server is in ERROR.
+    #[serde(default)]
+    pub fault: Option<Fault>,
+    /// Its addresses by network name.
+    #[serde(default)]
+    pub addresses: BTreeMap<String, Vec<Address>>,
+    #[serde(default)]
+    pub security_groups: Vec<GroupName>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Address {
+    pub addr: String,
+    pub version: u8,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct GroupName {
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Fault {
+    #[serde(default)]
+    pub code: Option<u16>,
+    pub message: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct ServerBody {
+    server: Server,
+}
+
+#[derive(Debug, Deserialize)]
+struct CreatedBody {
+    server: Created,
+}
+
+#[derive(Debug, Deserialize)]
+struct Created {
+    id: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct ServersPage {
+    servers: Vec<Server>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Flavor {
+    pub id: String,
+    pub name: String,
+    /// MiB.
+    pub ram: u32,
+    pub vcpus: u32,
+    /// GiB of root disk.
+    pub disk: u32,
+}
+
+#[derive(Debug, Deserialize)]
+struct FlavorsPage {
+    flavors: Vec<Flavor>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Image {
+    pub id: String,
+    pub name: Option<String>,
+    pub status: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct ImagesPage {
+    images: Vec<Image>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Network {
+    pub id: String,
+    pub name: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct NetworksPage {
+    networks: Vec<Network>,
+}
+
+/// What a new server is made of.
+#[derive(Debug, Clone)]
+pub struct NewServer<'a> {
+    pub name: &'a str,
+    pub image_id: &'a str,
+    pub flavor_id: &'a str,
+    pub network_id: &'a str,
+    /// Security groups by name; empty: the project's `default`.
+    pub security_groups: &'a [String],
+    pub metadata: BTreeMap<String, String>,
+}
+
+fn expect_success(reply: Reply, service: &'static str) -> Result<Reply, OpenStackError> {
+    if reply.is_success() { Ok(reply) } else { Err(reply.error(service)) }
+}
+
+/// Percent-encodes a query value.
+fn query(value: &str) -> String {
+    let mut out = String::new();
+    for byte in value.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// `GET /servers/{id}`; `None` when Nova has no such server.
+pub fn server(session: &Session, id: &str) -> Result<Option<Server>, OpenStackError> {
+    let reply = session.send(COMPUTE, Method::GET, &format!("/servers/{}", query(id)), None, &[])?;
+    if reply.status == 404 {
+        return Ok(None);
+    }
+    Ok(Some(expect_success(reply, COMPUTE)?.json::<ServerBody>(COMPUTE)?.server))
+}
+
+/// Every server of the project whose name matches the regular expression
+/// `name_pattern` (Nova's `name` filter), following the pages.
+pub fn servers(session: &Session, name_pattern: &str) -> Result<Vec<Server>, OpenStackError> {
+    let mut all: Vec<Server> = Vec::new();
+    loop {
+        let mut path = format!("/servers/detail?limit=200&name={}", query(name_pattern));
+        if let Some(last) = all.last() {
+            path.push_str(&format!("&marker={}", query(&last.id)));
+        }
+        let page: ServersPage =
+            expect_success(session.send(COMPUTE, Method::GET, &path, None, &[])?, COMPUTE)?.json(COMPUTE)?;
+        let full = page.servers.len() == 200;
+        all.extend(page.servers);
+        if !full {
+            return Ok(all);
+        }
+    }
+}
+
+/// `POST /servers`: the new server's id (it is in BUILD).
+pub fn create_server(session: &Session, new: &NewServer<'_>) -> Result<String, OpenStackError> {
+    let mut server = json!({
+        "name": new.name,
+        "imageRef": new.image_id,
+        "flavorRef": new.flavor_id,
+        "networks": [{"uuid": new.network_id}],
+        "metadata": new.metadata,
+    });
+    if !new.security_groups.is_empty() {
+        server["security_groups"] = new.security_groups.iter().map(|name| json!({"name": name})).collect();
+    }
+    let reply = session.send(COMPUTE, Method::POST, "/servers", Some(&json!({"server": server})), &[])?;
+    Ok(expect_success(reply, COMPUTE)?.json::<CreatedBody>(COMPUTE)?.server.id)
+}
+
+/// `DELETE /servers/{id}`; `false` when there was no such server.
+pub fn delete_server(session: &Session, id: &str) -> Result<bool, OpenStackError> {
+    let reply = session.send(COMPUTE, Method::DELETE, &format!("/servers/{}", query(id)), None, &[])?;
+    if reply.status == 404 {
+        return Ok(false);
+    }
+    expect_success(reply, COMPUTE)?;
+    Ok(true)
+}
+
+/// A server action (`POST /servers/{id}/action`): `{"os-start": null}`,
+/// `{"reboot": {"type": "SOFT"}}`...; `false` when there was no such server.
+pub fn action(session: &Session, id: &str, body: &Value) -> Result<bool, OpenStackError> {
+    let reply = session.send(COMPUTE, Method::POST, &format!("/servers/{}/action", query(id)), Some(body), &[])?;
+    if reply.status == 404 {
+        return Ok(false);
+    }
+    expect_success(reply, COMPUTE)?;
+    Ok(true)
+}
+
+/// Every flavor the project may use.
+pub fn flavors(session: &Session) -> Result<Vec<Flavor>, OpenStackError> {
+    let reply = session.send(COMPUTE, Method::GET, "/flavors/detail", None, &[])?;
+    Ok(expect_success(reply, COMPUTE)?.json::<FlavorsPage>(COMPUTE)?.flavors)
+}
+
+/// Glance's images named `name` (any visibility the project sees).
+pub fn images_named(session: &Session, name: &str) -> Result<Vec<Image>, OpenStackError> {
+    let reply = session.send(IMAGE, Method::GET, &format!("/v2/images?name={}", query(name)), None, &[])?;
+    Ok(expect_success(reply, IMAGE)?.json::<ImagesPage>(IMAGE)?.images)
+}
+
+/// Neutron's networks named `name` that the project sees.
+pub fn networks_named(session: &Session, name: &str) -> Result<Vec<Network>, OpenStackError> {
+    let reply = session.send(NETWORK, Method::GET, &format!("/v2.0/networks?name={}", query(name)), None, &[])?;
+    Ok(expect_success(reply, NETWORK)?.json::<NetworksPage>(NETWORK)?.networks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn query_values_are_percent_encoded() {
+        assert_eq!(query("^thindesk-a_b$"), "%5Ethindesk-a_b%24");
+        assert_eq!(query("m1.small"), "m1.small");
+    }
+
+    #[test]
+    fn a_server_in_error_is_read_with_its_fault() {
+        let body = br#"{"server": {"id": "u", "name": "thindesk-x", "status": "ERROR",
+            "metadata": {"thindesk_id": "x"}, "OS-EXT-STS:task_state": null,
+            "fault": {"code": 500, "message": "No valid host was found. ", "created": "2026-12-02T00:00:00Z"}}}"#;
+        let reply = Reply { status: 200, body: body.to_vec() };
+        let server = reply.json::<ServerBody>(COMPUTE).expect("parses").server;
+        assert_eq!(server.status, "ERROR");
+        assert_eq!(server.metadata.get("thindesk_id").map(String::as_str), Some("x"));
+        assert_eq!(server.fault.map(|f| f.message), Some("No valid host was found. ".to_owned()));
+    }
+}
