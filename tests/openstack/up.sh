@@ -112,14 +112,20 @@ EOF
 start_service epmd rabbitmq /usr/bin/epmd -address 127.0.0.1
 start_service rabbitmq rabbitmq env HOME=/var/lib/rabbitmq ERL_EPMD_ADDRESS=127.0.0.1 \
     /usr/lib/rabbitmq/bin/rabbitmq-server
-wait_for RabbitMQ 120 rabbitmqctl -n rabbit@localhost status
-# The password goes in on stdin (rabbitmqctl reads it there when it is left out).
-if rabbitmqctl -n rabbit@localhost list_users 2>/dev/null | awk '{print $1}' | grep -x openstack >/dev/null; then
-    printf '%s\n' "$RABBIT_PASS" | rabbitmqctl -n rabbit@localhost change_password openstack >/dev/null
-else
-    printf '%s\n' "$RABBIT_PASS" | rabbitmqctl -n rabbit@localhost add_user openstack >/dev/null
+# Listening on 5672 comes after RabbitMQ's boot steps (rabbitmqctl takes seconds).
+wait_for RabbitMQ 120 port_open 5672
+# The user is made (or its password set) again only when the password changed; the
+# password goes in on stdin (rabbitmqctl reads it there when it is left out).
+if [ "$(cat "$OS_STATE/done.rabbit-user" 2>/dev/null || true)" != "$(printf '%s' "$RABBIT_PASS" | sha256sum)" ]; then
+    wait_for RabbitMQ 120 rabbitmqctl -n rabbit@localhost status
+    if rabbitmqctl -n rabbit@localhost list_users 2>/dev/null | awk '{print $1}' | grep -x openstack >/dev/null; then
+        printf '%s\n' "$RABBIT_PASS" | rabbitmqctl -n rabbit@localhost change_password openstack >/dev/null
+    else
+        printf '%s\n' "$RABBIT_PASS" | rabbitmqctl -n rabbit@localhost add_user openstack >/dev/null
+    fi
+    rabbitmqctl -n rabbit@localhost set_permissions openstack '.*' '.*' '.*' >/dev/null
+    printf '%s' "$RABBIT_PASS" | sha256sum >"$OS_STATE/done.rabbit-user"
 fi
-rabbitmqctl -n rabbit@localhost set_permissions openstack '.*' '.*' '.*' >/dev/null
 TRANSPORT="rabbit://openstack:$RABBIT_PASS@127.0.0.1:5672/"
 
 # Databases: created once, each user's password set again every run (so a lost
@@ -354,11 +360,15 @@ if ! synced keystone "$v"; then
     keystone-manage credential_setup --keystone-user keystone --keystone-group keystone >>"$OS_LOGS/keystone-manage.log" 2>&1
     mark_synced keystone "$v"
 fi
-# bootstrap is idempotent and takes the password from the environment.
-OS_BOOTSTRAP_PASSWORD=$ADMIN_PASS as keystone keystone-manage bootstrap \
-    --bootstrap-admin-url "$KEYSTONE_URL/v3/" --bootstrap-internal-url "$KEYSTONE_URL/v3/" \
-    --bootstrap-public-url "$KEYSTONE_URL/v3/" --bootstrap-region-id RegionOne \
-    >>"$OS_LOGS/keystone-manage.log" 2>&1
+# bootstrap is idempotent and takes the password from the environment; it runs
+# again only when the admin's password changed.
+if [ "$(cat "$OS_STATE/done.keystone-bootstrap" 2>/dev/null || true)" != "$(printf '%s' "$ADMIN_PASS" | sha256sum)" ]; then
+    OS_BOOTSTRAP_PASSWORD=$ADMIN_PASS as keystone keystone-manage bootstrap \
+        --bootstrap-admin-url "$KEYSTONE_URL/v3/" --bootstrap-internal-url "$KEYSTONE_URL/v3/" \
+        --bootstrap-public-url "$KEYSTONE_URL/v3/" --bootstrap-region-id RegionOne \
+        >>"$OS_LOGS/keystone-manage.log" 2>&1
+    printf '%s' "$ADMIN_PASS" | sha256sum >"$OS_STATE/done.keystone-bootstrap"
+fi
 start_service keystone root uwsgi --ini "$OS_STATE/keystone-uwsgi.ini"
 wait_for Keystone 120 curl -fsS "$KEYSTONE_URL/v3"
 
