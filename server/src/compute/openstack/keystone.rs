@@ -294,6 +294,99 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpListener;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A fake Keystone and Nova on loopback: tokens that expire `lifetime` after
+    /// issue, and a compute endpoint that answers 401 to any token but the newest.
+    /// Counts the tokens issued.
+    fn fake_cloud(lifetime: time::Duration) -> (Cloud, Arc<AtomicUsize>) {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let address = listener.local_addr().expect("address");
+        let issued = Arc::new(AtomicUsize::new(0));
+        let counter = issued.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { return };
+                let mut reader = BufReader::new(stream.try_clone().expect("clone"));
+                let mut request_line = String::new();
+                let _ = reader.read_line(&mut request_line);
+                let (mut length, mut token) = (0usize, String::new());
+                loop {
+                    let mut line = String::new();
+                    if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    let (name, value) = line.split_once(':').unwrap_or(("", ""));
+                    match name.to_ascii_lowercase().as_str() {
+                        "content-length" => length = value.trim().parse().unwrap_or(0),
+                        "x-auth-token" => token = value.trim().to_owned(),
+                        _ => {}
+                    }
+                }
+                let mut body = vec![0; length];
+                let _ = reader.read_exact(&mut body);
+                let newest = format!("token-{}", counter.load(Ordering::SeqCst));
+                let (status, headers, body) = if request_line.starts_with("POST /v3/auth/tokens") {
+                    let number = counter.fetch_add(1, Ordering::SeqCst) + 1;
+                    let expires = (OffsetDateTime::now_utc() + lifetime).format(&Rfc3339).expect("format");
+                    let catalog = format!(
+                        r#"[{{"type": "compute", "endpoints": [{{"interface": "public", "region_id": "RegionOne", "url": "http://{address}/compute"}}]}}]"#
+                    );
+                    let body = format!(
+                        r#"{{"token": {{"expires_at": "{expires}", "catalog": {catalog}, "project": {{"id": "p", "name": "thindesk"}}}}}}"#
+                    );
+                    ("201 Created", format!("X-Subject-Token: token-{number}\r\n"), body)
+                } else if token == newest {
+                    ("200 OK", String::new(), "{}".to_owned())
+                } else {
+                    ("401 Unauthorized", String::new(), r#"{"error": {"message": "expired"}}"#.to_owned())
+                };
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\n{headers}Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        let text = format!(
+            "clouds:\n  c:\n    auth:\n      auth_url: http://{address}\n      username: u\n      password: p\n      project_name: thindesk\n    region_name: RegionOne\n"
+        );
+        (Cloud::parse(&text, "c").expect("cloud"), issued)
+    }
+
+    fn get(session: &Session) -> u16 {
+        session.send("compute", Method::GET, "/servers", None, &[]).expect("sent").status
+    }
+
+    #[test]
+    fn a_token_is_reused_until_it_nears_its_expiry() {
+        let (cloud, issued) = fake_cloud(time::Duration::hours(1));
+        let session = Session::new(cloud, Duration::from_secs(10)).expect("session");
+        assert_eq!(get(&session), 200);
+        assert_eq!(get(&session), 200);
+        assert_eq!(issued.load(Ordering::SeqCst), 1, "one token for both requests");
+        assert_eq!(session.project().expect("project"), ("p".to_owned(), "thindesk".to_owned()));
+
+        let (cloud, issued) = fake_cloud(time::Duration::minutes(2));
+        let session = Session::new(cloud, Duration::from_secs(10)).expect("session");
+        assert_eq!(get(&session), 200);
+        assert_eq!(get(&session), 200);
+        assert_eq!(issued.load(Ordering::SeqCst), 2, "a token with less than 5 minutes left is renewed");
+    }
+
+    #[test]
+    fn a_401_renews_the_token_and_sends_once_more() {
+        let (cloud, issued) = fake_cloud(time::Duration::hours(1));
+        let session = Session::new(cloud, Duration::from_secs(10)).expect("session");
+        assert_eq!(get(&session), 200);
+        // Another token issued elsewhere: the fake cloud now refuses the cached one.
+        issued.fetch_add(1, Ordering::SeqCst);
+        assert_eq!(get(&session), 200, "renewed after the 401");
+        assert_eq!(issued.load(Ordering::SeqCst), 3);
+    }
 
     #[test]
     fn error_bodies_give_their_message() {
