@@ -67,6 +67,62 @@ fn timed<T>(what: &str, step: impl FnOnce() -> T) -> T {
     result
 }
 
+/// Opens nova-spicehtml5proxy's websocket with the token of a `spice-html5` console
+/// URL, sends a SPICE link message through it and returns the first bytes of the
+/// answer (a SPICE server's starts with `REDQ`). A minimal RFC 6455 client.
+fn spice_through_proxy(console_url: &str) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let rest = console_url.strip_prefix("http://").expect("an http:// console URL");
+    let (authority, path) = rest.split_once('/').expect("a path");
+    let token = path.split_once("token=").map(|(_, token)| token).expect("a token");
+    let mut stream = std::net::TcpStream::connect(authority).expect("the proxy answers");
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(30))).expect("timeout");
+    write!(
+        stream,
+        "GET /?token={token} HTTP/1.1\r\nHost: {authority}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\
+         Sec-WebSocket-Protocol: binary\r\n\r\n"
+    )
+    .expect("handshake sent");
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        stream.read_exact(&mut byte).expect("handshake answer");
+        head.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&head);
+    assert!(head.starts_with("HTTP/1.1 101"), "the proxy upgrades to a websocket: {head}");
+    // SPICE link: header (magic, major 2, minor 2, size) and a link message for the
+    // main channel with no capabilities.
+    let mut link = b"REDQ".to_vec();
+    for word in [2u32, 2, 18, 0] {
+        link.extend(word.to_le_bytes());
+    }
+    link.extend([1u8, 0]);
+    for word in [0u32, 0, 18] {
+        link.extend(word.to_le_bytes());
+    }
+    let mask = [0x37u8, 0xfa, 0x21, 0x3d];
+    let mut frame = vec![0x82u8, 0x80 | link.len() as u8];
+    frame.extend(mask);
+    frame.extend(link.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    stream.write_all(&frame).expect("link message sent");
+    let mut header = [0u8; 2];
+    stream.read_exact(&mut header).expect("a frame");
+    let length = match header[1] & 0x7f {
+        126 => {
+            let mut extended = [0u8; 2];
+            stream.read_exact(&mut extended).expect("length");
+            u16::from_be_bytes(extended) as usize
+        }
+        127 => panic!("an unexpectedly long first frame"),
+        short => short as usize,
+    };
+    let mut payload = vec![0u8; length];
+    stream.read_exact(&mut payload).expect("the frame's payload");
+    payload
+}
+
 #[test]
 fn a_machine_is_defined_started_rebooted_stopped_and_deleted_on_a_real_cloud() {
     let Some(driver) = cloud("the OpenStack driver's lifecycle test") else { return };
@@ -79,6 +135,11 @@ fn a_machine_is_defined_started_rebooted_stopped_and_deleted_on_a_real_cloud() {
 
         timed("start", || driver.power(&id, PowerOp::Start)).expect("started");
         assert_eq!(status(&driver, &id), DesktopStatus::Active);
+        let console = driver.spice_console(&id).expect("a spice-html5 console");
+        assert_eq!((console.protocol.as_str(), console.kind.as_str()), ("spice", "spice-html5"));
+        let answer = spice_through_proxy(&console.url);
+        assert!(answer.starts_with(b"REDQ"), "the guest's SPICE server answers through the proxy: {answer:?}");
+
         // The demo guest acts on ACPI once booted; Nova turns a soft reboot the guest
         // ignores into a hard one after [libvirt] wait_soft_reboot_seconds (up.sh:
         // 30 s). Either way the machine is ACTIVE again when power() returns.

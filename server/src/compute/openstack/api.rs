@@ -206,6 +206,39 @@ pub fn action(session: &Session, id: &str, body: &Value) -> Result<bool, OpenSta
     Ok(true)
 }
 
+#[derive(Debug, Deserialize)]
+struct RemoteConsoleBody {
+    remote_console: RemoteConsole,
+}
+
+/// A console of a server, reached through a proxy of the cloud's.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RemoteConsole {
+    pub protocol: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// For `spice-html5`: the proxy's page with `?token=...`, the one-time key that
+    /// the proxy's websocket (`ws://HOST:PORT/?token=...`) accepts too.
+    pub url: String,
+}
+
+/// `POST /servers/{id}/remote-consoles` (microversion 2.6) for a `spice-html5`
+/// console; `None` when there is no such server.
+pub fn spice_html5_console(session: &Session, id: &str) -> Result<Option<RemoteConsole>, OpenStackError> {
+    let body = json!({"remote_console": {"protocol": "spice", "type": "spice-html5"}});
+    let reply = session.send(
+        COMPUTE,
+        Method::POST,
+        &format!("/servers/{}/remote-consoles", query(id)),
+        Some(&body),
+        &[("OpenStack-API-Version", "compute 2.6"), ("X-OpenStack-Nova-API-Version", "2.6")],
+    )?;
+    if reply.status == 404 {
+        return Ok(None);
+    }
+    Ok(Some(expect_success(reply, COMPUTE)?.json::<RemoteConsoleBody>(COMPUTE)?.remote_console))
+}
+
 /// Every flavor the project may use.
 pub fn flavors(session: &Session) -> Result<Vec<Flavor>, OpenStackError> {
     let reply = session.send(COMPUTE, Method::GET, "/flavors/detail", None, &[])?;
