@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 use std::time::Instant;
-use thindesk_server::compute::openstack::{OpenStackCompute, OpenStackConfig};
+use thindesk_server::compute::openstack::{OpenStackCompute, OpenStackConfig, api};
 use thindesk_server::compute::{Compute, ComputeError, MachineSpec, PowerOp};
 use thindesk_shared::{DesktopStatus, Policy};
 
@@ -150,6 +150,23 @@ fn a_machine_is_defined_started_rebooted_stopped_and_deleted_on_a_real_cloud() {
         assert_eq!(status(&driver, &id), DesktopStatus::Active);
         // Resume of a running machine changes nothing.
         driver.power(&id, PowerOp::Resume).expect("resume while running");
+        // Paused or suspended (from the dashboard, say), Resume brings it back.
+        for (action, state, word) in
+            [("pause", DesktopStatus::Paused, "PAUSED"), ("suspend", DesktopStatus::Suspended, "SUSPENDED")]
+        {
+            let server = driver.server_of(&id).expect("found");
+            api::action(driver.session(), &server.id, &serde_json::json!({ action: null })).expect(action);
+            let started = Instant::now();
+            while driver.server_of(&id).expect("found").status != word
+                || driver.server_of(&id).expect("found").task_state.is_some()
+            {
+                assert!(started.elapsed().as_secs() < 120, "{action} did not finish within 120 s");
+                std::thread::sleep(std::time::Duration::from_millis(500));
+            }
+            assert_eq!(status(&driver, &id), state);
+            timed(&format!("resume after {action}"), || driver.power(&id, PowerOp::Resume)).expect("resumed");
+            assert_eq!(status(&driver, &id), DesktopStatus::Active);
+        }
 
         // A revoked token is renewed on the 401 it earns.
         driver.session().revoke_cached_token().expect("revoked");
