@@ -3,7 +3,8 @@
 //! open session) without a hypervisor. Not part of the client.
 //!
 //! `cargo run -p thindesk-client --example screenshot_server -- PORT`: a student
-//! `student` with password `student-password`, registration mode `auto`.
+//! `student` with password `student-password`, registration mode `auto`. Prints the
+//! certificate fingerprint the client is to pin.
 
 use std::sync::Arc;
 use thindesk_server::compute::double::TestCompute;
@@ -47,7 +48,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok(())
     })
     .await??;
+    let identity = thindesk_server::tls::show(&thindesk_server::tls::directory(data_dir.path()))?;
     println!("ready on {}", server.url());
+    println!("fingerprint {}", identity.fingerprint);
     std::future::pending::<()>().await;
     Ok(())
 }

@@ -28,18 +28,27 @@ cleanup() {
     [ -n "${xvfb_pid:-}" ] && kill "$xvfb_pid" 2>/dev/null || true
 }
 trap cleanup EXIT
-sleep 2
+# The demo starts its machine before it says where its data is.
+for _ in $(seq 240); do
+    grep -q 'removed on exit' "$log" && break
+    sleep 0.5
+done
 data_dir=$(sed -n 's/.*(data in \(.*\), removed on exit).*/\1/p' "$log")
 student_password=$(sed -n 's/.*student: *student \/ \(.*\)$/\1/p' "$log")
 admin() { "$bin/thindesk-server" --data-dir "$data_dir" "$@" >/dev/null 2>&1; }
+# The client pins the server's certificate: a deployed terminal has it in its settings.
+fingerprint=$("$bin/thindesk-server" --data-dir "$data_dir" tls show | sed -n 's/^fingerprint (SHA-256) *//p')
+config_dir=$(mktemp -d)
+printf 'server_fingerprint = "%s"\n' "$fingerprint" >"$config_dir/pinned.toml"
+printf 'server_fingerprint = "%s"\n' "$(echo "$fingerprint" | tr '0-9A-F' 'A-F0-9')" >"$config_dir/other.toml"
 register() { # mac seat
     curl -s -H 'Content-Type: application/json' \
         -d "{\"place\":\"b101\",\"seat_number\":\"$2\",\"mac_address\":\"$1\"}" "$api/terminals/registration" >/dev/null
 }
 
-start() { # lang mac [server]
-    "$bin/thindesk" --lang "$1" --mac "$2" --server "${3:-http://127.0.0.1:$port}" --size 960x680 \
-        --config /dev/null 2>/dev/null &
+start() { # lang mac [server] [settings]
+    "$bin/thindesk" --lang "$1" --mac "$2" --server "${3:-127.0.0.1:$port}" --size 960x680 \
+        --config "${4:-$config_dir/pinned.toml}" 2>/dev/null &
     client_pid=$!
     sleep "${SETTLE:-3}"
 }
@@ -76,8 +85,17 @@ start en 02:00:00:00:00:03
 both rejected
 stop
 
-start en 02:00:00:00:00:04 http://127.0.0.1:9
+start en 02:00:00:00:00:04 127.0.0.1:9
 both unreachable
+stop
+
+# The certificate: first contact (nothing pinned), and another than the pinned one.
+cp /dev/null "$config_dir/first.toml"
+start en 02:00:00:00:00:04 "127.0.0.1:$port" "$config_dir/first.toml"
+both first-contact
+stop
+start en 02:00:00:00:00:04 "127.0.0.1:$port" "$config_dir/other.toml"
+both certificate-changed
 stop
 
 register 02:00:00:00:00:05 05
@@ -116,7 +134,7 @@ both login-throttled
 stop
 
 # Running desktops need a hypervisor; this server runs them on the test double.
-"$bin/examples/screenshot_server" 5089 >/dev/null 2>&1 &
+"$bin/examples/screenshot_server" 5089 >"$config_dir/double.log" 2>&1 &
 double_pid=$!
 trap 'cleanup; kill $double_pid 2>/dev/null || true' EXIT
 sleep 2
@@ -127,8 +145,10 @@ viewer_dir=$(mktemp -d)
 # A stand-in viewer that stays open until it is ended.
 printf '#!/bin/sh\ncat >/dev/null\nexec sleep 600\n' >"$viewer_dir/viewer"
 chmod +x "$viewer_dir/viewer"
-printf '[viewers]\nspice = "%s"\n' "$viewer_dir/viewer" >"$viewer_dir/client.toml"
-"$bin/thindesk" --lang en --mac 02:00:00:00:00:08 --server http://127.0.0.1:5089 --size 960x680 \
+double_fingerprint=$(sed -n 's/^fingerprint //p' "$config_dir/double.log")
+printf 'server_fingerprint = "%s"\n[viewers]\nspice = "%s"\n' "$double_fingerprint" "$viewer_dir/viewer" \
+    >"$viewer_dir/client.toml"
+"$bin/thindesk" --lang en --mac 02:00:00:00:00:08 --server 127.0.0.1:5089 --size 960x680 \
     --config "$viewer_dir/client.toml" 2>/dev/null &
 client_pid=$!
 sleep "${SETTLE:-3}"

@@ -9,10 +9,11 @@
 use crate::api::{ApiClient, ApiError};
 use crate::bg::{Bg, Msg};
 use crate::i18n::{Lang, Said, T, fill};
+use crate::pinning::{Fingerprint, Pin, Untrusted};
 use crate::screens::desktops::DesktopsView;
 use crate::screens::login::{DemoHint, LoginForm};
 use crate::screens::register::RegisterForm;
-use crate::screens::{Command, describe, terminal_state};
+use crate::screens::{Command, describe, terminal_state, trust};
 use crate::settings::{LAST_USER, Memory, Settings, TOKEN};
 use crate::settings_window::SettingsWindow;
 use egui::{Align, Layout, RichText};
@@ -28,7 +29,8 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Everything the app is started with.
 pub struct Setup {
-    /// `http://host:port` of the management server.
+    /// `host:port` of the management server (spoken to over HTTPS, its certificate
+    /// pinned by `settings.server_fingerprint`).
     pub server: String,
     /// This terminal's MAC address.
     pub mac: String,
@@ -61,6 +63,13 @@ pub enum Screen {
     Rejected,
     Login(LoginForm),
     Desktops(Box<DesktopsView>),
+    /// Nothing is pinned: the server's fingerprint, to compare with the console's.
+    FirstContact(Fingerprint),
+    /// Another certificate than the pinned one: the client stops here.
+    CertificateChanged {
+        pinned: Fingerprint,
+        presented: Fingerprint,
+    },
 }
 
 /// The server could not be reached: say so, and try again with growing pauses.
@@ -111,7 +120,8 @@ impl App {
             style.spacing.button_padding = egui::vec2(10.0, 5.0);
             style.spacing.item_spacing = egui::vec2(8.0, 8.0);
         });
-        let (bg, rx) = Bg::new(setup.runtime, ApiClient::new(&setup.server), ctx);
+        let api = ApiClient::new(&setup.server, Pin::new(setup.settings.server_fingerprint));
+        let (bg, rx) = Bg::new(setup.runtime, api, ctx);
         let app = Self {
             bg,
             rx,
@@ -231,6 +241,10 @@ impl App {
     /// Hands a message to the screen it is for; an answer for a screen no longer shown
     /// is dropped.
     fn handle(&mut self, msg: Msg) {
+        if let Some(untrusted) = msg.untrusted() {
+            self.untrusted(untrusted.clone());
+            return;
+        }
         let command = match msg {
             Msg::Terminal(result) => {
                 self.probing = false;
@@ -359,19 +373,46 @@ impl App {
             }
             Command::LoggedIn { user, grant } => {
                 self.reachable();
-                self.bg.session.signed_in(self.bg.api.base(), &grant.token.id);
+                self.bg.session.signed_in(&self.bg.api, &grant.token.id);
                 self.remember(user.clone(), Some(grant.token.id.clone()));
                 self.screen = Screen::Desktops(Box::new(DesktopsView::open(&self.bg, user, grant)));
             }
             Command::Remember { user, token } => {
-                self.bg.session.signed_in(self.bg.api.base(), &token);
+                self.bg.session.signed_in(&self.bg.api, &token);
                 self.remember(user, Some(token));
             }
             Command::LogOut(notice) => self.log_out(notice),
             Command::Reached => self.reachable(),
             Command::Unreachable(reason) => self.unreachable(reason, false),
             Command::ServerTrouble(trouble) => self.server_trouble = Some(trouble),
+            Command::Trust(fingerprint) => {
+                tracing::info!(%fingerprint, "the server's certificate is trusted from now on");
+                self.bg.api.pin().trust(fingerprint);
+                self.settings.server_fingerprint = Some(fingerprint);
+                self.save_settings();
+                self.screen = Screen::Starting;
+                self.probe();
+            }
         }
+    }
+
+    /// The server's certificate is not the pinned one (or none is pinned yet). Nothing
+    /// was sent; nothing is retried by itself. A session in progress is ended here,
+    /// without sending its token anywhere: its viewers close, and the token lapses.
+    fn untrusted(&mut self, untrusted: Untrusted) {
+        self.probing = false;
+        self.next_probe = None;
+        self.unreachable = None;
+        self.server_trouble = None;
+        self.bg.session.hand_over().close_viewers();
+        self.remembered_token = None;
+        self.screen = match untrusted {
+            Untrusted::FirstContact { presented } => Screen::FirstContact(presented),
+            Untrusted::Changed { pinned, presented } => {
+                tracing::error!(%pinned, %presented, "the server's certificate is not the pinned one: stopped");
+                Screen::CertificateChanged { pinned, presented }
+            }
+        };
     }
 
     fn on_terminal(&mut self, result: Result<Terminal, ApiError>) {
@@ -432,8 +473,7 @@ impl App {
     fn log_out(&mut self, notice: Option<Said>) {
         let hand_over = self.bg.session.hand_over();
         hand_over.close_viewers();
-        if let Some((_, token)) = hand_over.token {
-            let api = self.bg.api.clone();
+        if let Some((api, token)) = hand_over.token {
             self.bg.runtime.spawn(async move {
                 match api.log_out(&token).await {
                     Ok(()) => tracing::info!("logged out"),
@@ -530,7 +570,7 @@ impl App {
                 });
             });
             if let Some(unreachable) = &self.unreachable {
-                let server = self.bg.api.base().trim_end_matches("/api/v1.0");
+                let server = self.bg.api.server();
                 // While the lookup is under way (a hung server keeps it for the request's
                 // whole timeout) there is no countdown: it says it is trying.
                 let reason = crate::screens::unreachable_reason(&unreachable.reason).show(self.lang);
@@ -558,11 +598,7 @@ impl App {
         egui::Panel::bottom("bottom").show(ui, |ui| {
             ui.horizontal_wrapped(|ui| {
                 let small = |text: String| RichText::new(text).small().weak();
-                ui.label(small(format!(
-                    "{}: {}",
-                    self.t(T::ServerLabel),
-                    self.bg.api.base().trim_end_matches("/api/v1.0")
-                )));
+                ui.label(small(format!("{}: {}", self.t(T::ServerLabel), self.bg.api.server())));
                 ui.label(small(format!("{}: {}", self.t(T::TerminalLabel), self.mac)));
                 if self.keyring_notice {
                     ui.label(small(self.t(T::NotRemembering).into()));
@@ -608,6 +644,10 @@ impl App {
             Screen::Desktops(view) => {
                 view.ui(ui, lang, bg, self.settings.kiosk);
                 None
+            }
+            Screen::FirstContact(presented) => trust::first_contact_ui(ui, lang, bg.api.server(), presented),
+            Screen::CertificateChanged { pinned, presented } => {
+                trust::changed_ui(ui, lang, bg.api.server(), pinned, presented)
             }
         };
         if let Some(command) = command {

@@ -8,6 +8,7 @@
 use crate::api::{ApiClient, ApiError};
 use crate::i18n::T;
 use crate::leaving::Session;
+use crate::pinning::Untrusted;
 use crate::viewer::ViewerError;
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -56,6 +57,29 @@ pub enum Msg {
         rdp: bool,
         path: Option<PathBuf>,
     },
+}
+
+impl Msg {
+    /// Whether the call this answers was refused for the server's certificate:
+    /// whichever call finds that out, the app stops there.
+    pub fn untrusted(&self) -> Option<&Untrusted> {
+        let error = match self {
+            Self::Terminal(Err(error))
+            | Self::Places(Err(error))
+            | Self::Registered(Err(error))
+            | Self::LoggedIn { result: Err(error), .. }
+            | Self::Renewed(Err(error))
+            | Self::Desktops(Err(error))
+            | Self::ActionDone { result: Err(error), .. }
+            | Self::PasswordChanged(Err(error))
+            | Self::FreshForConnect { result: Err(error), .. } => error,
+            _ => return None,
+        };
+        match error {
+            ApiError::Untrusted(untrusted) => Some(untrusted),
+            _ => None,
+        }
+    }
 }
 
 /// Where background work runs and how its answers reach the UI.

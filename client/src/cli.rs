@@ -117,6 +117,8 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct GuiSetup {
     pub server: String,
+    /// The demo server's certificate: the window trusts it without asking.
+    pub fingerprint: crate::pinning::Fingerprint,
     pub hint: crate::screens::login::DemoHint,
 }
 
@@ -170,6 +172,9 @@ fn run(cli: Cli, started: Instant) -> Result<(), CliError> {
         None => Settings::default(),
     };
     settings.kiosk |= cli.kiosk;
+    if let Some(demo) = &demo {
+        settings.server_fingerprint = Some(demo.fingerprint);
+    }
     let server = match (&demo, &cli.server, &settings.server) {
         (Some(demo), _, _) => demo.server.clone(),
         (None, Some(server), _) | (None, None, Some(server)) => server.clone(),

@@ -115,6 +115,25 @@ texts! {
     AdminRefused => ("The administrator name or password is wrong.", "管理员用户名或密码错误。"),
     NotAdmin => ("That account is not an administrator.", "该账号不是管理员。"),
     NoPlaces => ("The server has no classrooms yet: ask an administrator to add one.", "服务器上还没有课室，请联系管理员添加。"),
+    // the server's certificate
+    TrustTitle => ("Is this your school's server?", "这是学校的服务器吗？"),
+    TrustBody => (
+        "This terminal has not talked to {} before. Compare the fingerprint below with the one the administrator's console shows on its home page. Trust the server only if every character is the same: until then nothing is sent to it.",
+        "本终端此前从未连接过 {}。请将下面的指纹与管理员控制台首页显示的指纹逐字核对，完全一致时才信任此服务器；在此之前不会向它发送任何信息。"
+    ),
+    FingerprintLabel => ("Certificate fingerprint (SHA-256):", "证书指纹（SHA-256）："),
+    TrustButton => ("Trust this server", "信任此服务器"),
+    ChangedTitle => ("The server's certificate has changed", "服务器证书已更改"),
+    ChangedBody => (
+        "Something other than the server this terminal trusts answers at {}. It may be someone on the network pretending to be the server. Nothing was sent to it, and no one can log in at this terminal until this is cleared up.",
+        "在 {} 应答的不是本终端信任的服务器，可能是网络上有人冒充服务器。本终端没有向它发送任何信息，问题解决之前本终端不能登录。"
+    ),
+    PinnedLabel => ("Expected:", "应为："),
+    PresentedLabel => ("Presented:", "实际为："),
+    ChangedAdmin => (
+        "Tell the administrator. If they replaced the certificate, they put the new fingerprint in this terminal's settings.",
+        "请告知管理员。如果管理员更换了证书，请由管理员在本终端的设置中填入新的指纹。"
+    ),
     // waiting / rejected
     WaitingTitle => ("Waiting for approval", "等待审批"),
     WaitingBody => (

@@ -2,6 +2,7 @@
 //! the keyring for the last user name (and a token, only where allowed).
 
 use crate::i18n::Lang;
+use crate::pinning::Fingerprint;
 use crate::viewer::ViewerPrograms;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -12,8 +13,11 @@ use std::sync::{Arc, Mutex};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Settings {
-    /// `http://host:5000`.
+    /// `host:5000` (spoken to over HTTPS whatever the scheme written).
     pub server: Option<String>,
+    /// The SHA-256 of the server's certificate, as the console shows it. Absent: the
+    /// person at the terminal is shown the server's at first contact and it is kept.
+    pub server_fingerprint: Option<Fingerprint>,
     /// Fullscreen, cannot be closed, back to the login screen after each session.
     pub kiosk: bool,
     /// Kiosk mode: log out after this long without input on the desktop list.
@@ -29,6 +33,7 @@ impl Default for Settings {
     fn default() -> Self {
         Self {
             server: None,
+            server_fingerprint: None,
             kiosk: false,
             idle_logout_secs: 600,
             remember_token: false,
@@ -156,7 +161,8 @@ mod tests {
         let path = dir.path().join("sub/client.toml");
         assert_eq!(Settings::load(&path).expect("missing is fine"), Settings::default());
         let settings = Settings {
-            server: Some("http://10.1.2.3:5000".into()),
+            server: Some("10.1.2.3:5000".into()),
+            server_fingerprint: Some(Fingerprint::of(b"certificate")),
             kiosk: true,
             language: Some(Lang::Zh),
             ..Settings::default()

@@ -74,6 +74,8 @@ fn app_state(services: &Services, config: &Config) -> AppState {
         services: services.clone(),
         console: Arc::new(http::console::ConsoleState::new(config.console_secure_cookies)),
         password_change_by_token: config.password_change_by_token,
+        plain_http: config.plain_http,
+        tls_dir: tls::directory(&config.data_dir),
     }
 }
 

@@ -2,6 +2,7 @@
 //! temporary data directory, and a small HTTP client for it.
 
 pub mod binary;
+pub mod netns;
 pub mod ports;
 pub mod screen;
 pub mod spice;
@@ -182,8 +183,18 @@ impl<C: ?Sized + ServerCompute> TestServer<C> {
         Self { server, compute, http, driver, data_dir, config }
     }
 
+    /// Stops the server (its data directory goes with it) and frees its port.
+    pub async fn shutdown(self) {
+        self.server.shutdown().await;
+    }
+
     pub fn data_dir(&self) -> &Path {
         self.data_dir.path()
+    }
+
+    /// The SHA-256 of the server's certificate, `AB:CD:…`, as a terminal pins it.
+    pub fn fingerprint(&self) -> String {
+        certificate_fingerprint(self.data_dir())
     }
 
     pub fn services(&self) -> &Services {
@@ -375,6 +386,12 @@ pub fn token_forms(token: &str) -> Vec<String> {
         format!("Basic {}", encode(format!("{token}:"))),
         format!("Basic {}", encode(format!("{token}:anything"))),
     ]
+}
+
+/// The SHA-256 of the certificate of the server on `data_dir`, `AB:CD:…`.
+pub fn certificate_fingerprint(data_dir: &Path) -> String {
+    let tls = thindesk_server::tls::directory(data_dir);
+    thindesk_server::tls::show(&tls).expect("the server's certificate").fingerprint
 }
 
 #[cfg(test)]

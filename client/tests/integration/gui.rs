@@ -6,7 +6,9 @@ use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use std::time::{Duration, Instant};
+use thindesk_client::api::ApiClient;
 use thindesk_client::i18n::Lang;
+use thindesk_client::pinning::{Fingerprint, Pin};
 use thindesk_client::settings::{Memory, Settings};
 use thindesk_client::{App, Setup};
 use thindesk_server::compute::double::TestCompute;
@@ -15,12 +17,23 @@ use thindesk_server::service::terminals::Registration;
 use thindesk_shared::{RegistrationMode, TerminalState};
 use thindesk_tests::{ADMIN, STUDENT, TestServer, basic};
 
-struct Env {
-    server: TestServer,
-    runtime: tokio::runtime::Runtime,
+pub(crate) struct Env {
+    pub(crate) server: TestServer,
+    pub(crate) runtime: tokio::runtime::Runtime,
 }
 
-fn env() -> Env {
+impl Env {
+    /// The defaults, with the server's certificate pinned as a deployed terminal has it.
+    pub(crate) fn settings(&self) -> Settings {
+        Settings { server_fingerprint: Some(self.pin()), ..Settings::default() }
+    }
+
+    pub(crate) fn pin(&self) -> Fingerprint {
+        self.server.fingerprint().parse().expect("a fingerprint")
+    }
+}
+
+pub(crate) fn env() -> Env {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let server = runtime.block_on(TestServer::start());
     Env { server, runtime }
@@ -30,7 +43,7 @@ fn app<'a>(env: &Env, server_url: String, mac: &str, settings: Settings) -> Harn
     app_with_memory(env, server_url, mac, settings, Memory::in_memory())
 }
 
-fn app_with_memory<'a>(
+pub(crate) fn app_with_memory<'a>(
     env: &Env,
     server_url: String,
     mac: &str,
@@ -52,7 +65,7 @@ fn app_with_memory<'a>(
 }
 
 fn harness<'a>(env: &Env, mac: &str) -> Harness<'a, App> {
-    app(env, env.server.server.url(), mac, Settings::default())
+    app(env, env.server.server.url(), mac, env.settings())
 }
 
 /// Steps until a node whose label contains `text` is shown (background answers arrive
@@ -85,7 +98,7 @@ pub(crate) fn click(h: &mut Harness<'_, App>, label: &str) {
     h.step();
 }
 
-fn register_approved(env: &Env, mac: &str, seat: &str) {
+pub(crate) fn register_approved(env: &Env, mac: &str, seat: &str) {
     let terminals = &env.server.services().terminals;
     terminals.set_registration_mode(&Actor::system(), RegistrationMode::Auto).expect("mode");
     let registration = Registration {
@@ -276,8 +289,8 @@ fn wrong_password_and_throttling_are_explained() {
 fn unreachable_server_shows_a_banner_that_retries() {
     let env = env();
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let mut h = app(&env, format!("http://127.0.0.1:{port}"), "02:00:00:00:00:07", Settings::default());
-    wait_for(&mut h, "Cannot reach the server at http://127.0.0.1:");
+    let mut h = app(&env, format!("http://127.0.0.1:{port}"), "02:00:00:00:00:07", env.settings());
+    wait_for(&mut h, "Cannot reach the server at https://127.0.0.1:");
     assert!(h.query_by_label_contains("Retrying in").is_some());
     assert!(h.query_by_role_and_label(Role::Button, "Retry").is_some());
 }
@@ -298,7 +311,7 @@ fn language_switches_on_every_screen() {
 #[test]
 fn kiosk_refuses_to_close() {
     let env = env();
-    let settings = Settings { kiosk: true, ..Settings::default() };
+    let settings = Settings { kiosk: true, ..env.settings() };
     let mut h = app(&env, env.server.server.url(), "02:00:00:00:00:09", settings);
     wait_for(&mut h, "Register this terminal");
     assert!(h.query_by_role_and_label(Role::Button, "Settings").is_none());
@@ -331,7 +344,7 @@ fn connect_hands_the_ticket_to_the_viewer_on_stdin_and_comes_back() {
     register_approved(&env, mac, "10");
     let dir = tempfile::tempdir().expect("dir");
     let viewer = recording_viewer(dir.path());
-    let mut settings = Settings::default();
+    let mut settings = env.settings();
     settings.viewers.spice = viewer.display().to_string();
     let mut h = app(&env, env.server.server.url(), mac, settings);
     wait_for(&mut h, "Classroom b101 · seat 10");
@@ -377,7 +390,7 @@ fn log_out_closes_the_viewer_and_revokes_the_token() {
     let mac = "02:00:00:00:00:1A";
     register_approved(&env, mac, "20");
     let dir = tempfile::tempdir().expect("dir");
-    let mut settings = Settings::default();
+    let mut settings = env.settings();
     settings.viewers.spice = lasting_viewer(dir.path()).display().to_string();
     let mut h = app(&env, env.server.server.url(), mac, settings);
     wait_for(&mut h, "Classroom b101 · seat 20");
@@ -416,7 +429,7 @@ fn missing_viewer_is_a_message_not_a_crash() {
     env.runtime.block_on(env.server.create_desktop(STUDENT.0, "Lab PC"));
     let mac = "02:00:00:00:00:0B";
     register_approved(&env, mac, "11");
-    let mut settings = Settings::default();
+    let mut settings = env.settings();
     settings.viewers.spice = "/nonexistent/remote-viewer".into();
     let mut h = app(&env, env.server.server.url(), mac, settings);
     wait_for(&mut h, "Classroom b101 · seat 11");
@@ -436,7 +449,7 @@ fn kiosk_returns_to_login_after_a_session_and_when_idle() {
     let mac = "02:00:00:00:00:0C";
     register_approved(&env, mac, "12");
     let dir = tempfile::tempdir().expect("dir");
-    let mut settings = Settings { kiosk: true, idle_logout_secs: 2, ..Settings::default() };
+    let mut settings = Settings { kiosk: true, idle_logout_secs: 2, ..env.settings() };
     settings.viewers.spice = recording_viewer(dir.path()).display().to_string();
     let memory = Memory::in_memory();
     let mut h = app_with_memory(&env, env.server.server.url(), mac, settings, memory.clone());
@@ -477,13 +490,13 @@ fn the_last_user_name_is_remembered_or_the_client_says_it_cannot() {
     let mac = "02:00:00:00:00:0D";
     register_approved(&env, mac, "13");
     let memory = Memory::in_memory();
-    let mut h = app_with_memory(&env, env.server.server.url(), mac, Settings::default(), memory.clone());
+    let mut h = app_with_memory(&env, env.server.server.url(), mac, env.settings(), memory.clone());
     wait_for(&mut h, "Classroom b101 · seat 13");
     log_in(&mut h, STUDENT.0, STUDENT.1);
     wait_for(&mut h, "Your desktops");
     drop(h);
     // The next start offers the same name; without remember_token, no token was kept.
-    let mut h = app_with_memory(&env, env.server.server.url(), mac, Settings::default(), memory.clone());
+    let mut h = app_with_memory(&env, env.server.server.url(), mac, env.settings(), memory.clone());
     wait_for(&mut h, "Classroom b101 · seat 13");
     let deadline = Instant::now() + Duration::from_secs(5);
     while h.get_by_label("User name").value().as_deref() != Some("student") {
@@ -494,7 +507,7 @@ fn the_last_user_name_is_remembered_or_the_client_says_it_cannot() {
     assert!(h.query_by_label_contains("will not be remembered").is_none());
 
     let none = Memory::Unavailable("no Secret Service".into());
-    let mut h = app_with_memory(&env, env.server.server.url(), mac, Settings::default(), none);
+    let mut h = app_with_memory(&env, env.server.server.url(), mac, env.settings(), none);
     wait_for(&mut h, "No keyring service here: the user name will not be remembered.");
     log_in(&mut h, STUDENT.0, STUDENT.1);
     wait_for(&mut h, "Your desktops");
@@ -533,7 +546,7 @@ fn the_chosen_language_is_saved_in_the_settings_file() {
     let setup = Setup {
         server: env.server.server.url(),
         mac: "02:00:00:00:00:0F".into(),
-        settings: Settings::default(),
+        settings: env.settings(),
         settings_path: Some(path.clone()),
         memory: Memory::in_memory(),
         runtime: env.runtime.handle().clone(),
@@ -721,7 +734,7 @@ fn leaving_closes_the_viewers_and_revokes_the_token_before_it_returns() {
     assert_eq!(status(), 200);
     let mut viewer = std::process::Command::new("sleep").arg("60").spawn().expect("a stand-in viewer");
     let session = Session::default();
-    session.signed_in(&env.server.server.url(), &token);
+    session.signed_in(&ApiClient::new(&env.server.server.url(), Pin::new(Some(env.pin()))), &token);
     assert!(session.viewer_opened(session.generation(), viewer.id()));
     // As the way out runs it: on a thread of no runtime, synchronously.
     session.hand_over().run_blocking();
@@ -796,7 +809,7 @@ fn connect_looks_the_desktop_up_afresh_and_a_viewer_that_cannot_connect_says_so(
     let viewer = dir.path().join("viewer");
     std::fs::write(&viewer, "#!/bin/sh\ncat > \"$0.stdin\"\nexit 1\n").expect("script");
     std::fs::set_permissions(&viewer, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let mut settings = Settings::default();
+    let mut settings = env.settings();
     settings.viewers.spice = viewer.display().to_string();
     let mut h = app(&env, env.server.server.url(), mac, settings);
     wait_for(&mut h, "Classroom b101 · seat 26");
@@ -875,7 +888,7 @@ fn the_demo_hint_follows_a_password_change_and_the_language() {
     let setup = Setup {
         server: env.server.server.url(),
         mac: mac.into(),
-        settings: Settings::default(),
+        settings: env.settings(),
         settings_path: None,
         memory: Memory::in_memory(),
         runtime: env.runtime.handle().clone(),

@@ -3,9 +3,10 @@
 //!
 //! `gui` drives the real app against a real in-process server, `viewer_e2e` opens the
 //! demo's VM in the real `remote-viewer`, `demo_signal` interrupts the real binary's
-//! demo; `util` has what more than one of them needs.
+//! demo, `pinning` puts another server where the trusted one was; `util` has what more than one of them needs.
 
 mod demo_signal;
 mod gui;
+mod pinning;
 mod util;
 mod viewer_e2e;

@@ -95,6 +95,7 @@ fn log_out_closes_remote_viewer_and_its_ticket_no_longer_opens_the_desktop() {
         (spice.port.expect("port").parse().expect("a port"), spice.password.expect("ticket"));
     let serial = demo.data_dir().join(format!("vms/{}/serial.log", desktop.id));
     let url = demo.url();
+    let pin = thindesk_tests::certificate_fingerprint(demo.data_dir());
     // However the test ends, a failed assertion included, the demo's machine goes.
     let _demo = StopDemo { runtime: &runtime, demo: Some(demo) };
     vm::wait_until("the demo guest's banner", Duration::from_secs(120), || {
@@ -109,7 +110,8 @@ fn log_out_closes_remote_viewer_and_its_ticket_no_longer_opens_the_desktop() {
     std::fs::write(&wrapper, format!("#!/bin/sh\nDISPLAY={} exec remote-viewer \"$@\"\n", screen.display))
         .expect("wrapper");
     std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
-    let mut settings = Settings::default();
+    let mut settings =
+        Settings { server_fingerprint: Some(pin.parse().expect("a fingerprint")), ..Settings::default() };
     settings.viewers.spice = wrapper.display().to_string();
     let setup = Setup {
         server: url,
