@@ -50,17 +50,27 @@ pub(crate) fn app_with_memory<'a>(
     settings: Settings,
     memory: Memory,
 ) -> Harness<'a, App> {
-    let setup = Setup {
-        server: server_url,
+    launch(Setup { memory, ..setup(&env.runtime, server_url, mac, settings) })
+}
+
+/// What a test's app starts with unless it says otherwise: English, nothing saved,
+/// the keyring in memory.
+pub(crate) fn setup(runtime: &tokio::runtime::Runtime, server: String, mac: &str, settings: Settings) -> Setup {
+    Setup {
+        server,
         mac: mac.into(),
         settings,
         settings_path: None,
-        memory,
-        runtime: env.runtime.handle().clone(),
+        memory: Memory::in_memory(),
+        runtime: runtime.handle().clone(),
         lang: Lang::En,
         demo_hint: None,
         started: Instant::now(),
-    };
+    }
+}
+
+/// The app in a window of the size the screenshots have.
+pub(crate) fn launch<'a>(setup: Setup) -> Harness<'a, App> {
     Harness::builder().with_size([960.0, 720.0]).build_eframe(move |cc| App::new(cc, setup))
 }
 
@@ -543,18 +553,8 @@ fn the_chosen_language_is_saved_in_the_settings_file() {
     let env = env();
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("client.toml");
-    let setup = Setup {
-        server: env.server.server.url(),
-        mac: "02:00:00:00:00:0F".into(),
-        settings: env.settings(),
-        settings_path: Some(path.clone()),
-        memory: Memory::in_memory(),
-        runtime: env.runtime.handle().clone(),
-        lang: Lang::En,
-        demo_hint: None,
-        started: Instant::now(),
-    };
-    let mut h = Harness::builder().with_size([960.0, 720.0]).build_eframe(move |cc| App::new(cc, setup));
+    let setup = setup(&env.runtime, env.server.server.url(), "02:00:00:00:00:0F", env.settings());
+    let mut h = launch(Setup { settings_path: Some(path.clone()), ..setup });
     wait_for(&mut h, "Register this terminal");
     click(&mut h, "简体中文");
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -885,18 +885,8 @@ fn the_demo_hint_follows_a_password_change_and_the_language() {
     let mac = "02:00:00:00:00:28";
     register_approved(&env, mac, "28");
     let login = |(user, password): (&str, &str)| DemoLogin { user: user.into(), password: Some(password.into()) };
-    let setup = Setup {
-        server: env.server.server.url(),
-        mac: mac.into(),
-        settings: env.settings(),
-        settings_path: None,
-        memory: Memory::in_memory(),
-        runtime: env.runtime.handle().clone(),
-        lang: Lang::En,
-        demo_hint: Some(DemoHint { student: login(STUDENT), admin: login(ADMIN) }),
-        started: Instant::now(),
-    };
-    let mut h = Harness::builder().with_size([960.0, 720.0]).build_eframe(move |cc| App::new(cc, setup));
+    let hint = Some(DemoHint { student: login(STUDENT), admin: login(ADMIN) });
+    let mut h = launch(Setup { demo_hint: hint, ..setup(&env.runtime, env.server.server.url(), mac, env.settings()) });
     wait_for(&mut h, &format!("Demo: {} / {}", STUDENT.0, STUDENT.1));
     log_in(&mut h, STUDENT.0, STUDENT.1);
     wait_for(&mut h, "Lab PC");

@@ -2,15 +2,15 @@
 //! once trusted; another server on the trusted one's address (another certificate)
 //! gets nothing, and the client stops with a screen that says so.
 
-use crate::gui::{Env, app_with_memory, click, env, register_approved, type_into, wait_for};
+use crate::gui::{Env, app_with_memory, click, env, launch, register_approved, setup, type_into, wait_for};
 use egui_kittest::kittest::Queryable;
 use std::io::Read;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use thindesk_client::Setup;
 use thindesk_client::i18n::Lang;
 use thindesk_client::settings::{Memory, Settings};
-use thindesk_client::{App, Setup};
 use thindesk_tests::STUDENT;
 
 /// Every byte the impostor received, connection by connection.
@@ -167,18 +167,9 @@ fn first_contact_shows_the_fingerprint_and_keeps_it_once_trusted() {
     let env = env();
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("client.toml");
-    let setup = Setup {
-        server: format!("{}", env.server.server.address()),
-        mac: "02:00:00:00:00:42".into(),
-        settings: Settings::default(),
-        settings_path: Some(path.clone()),
-        memory: Memory::in_memory(),
-        runtime: env.runtime.handle().clone(),
-        lang: Lang::En,
-        demo_hint: None,
-        started: Instant::now(),
-    };
-    let mut h = egui_kittest::Harness::builder().with_size([960.0, 720.0]).build_eframe(move |cc| App::new(cc, setup));
+    let server = env.server.server.address().to_string();
+    let unpinned = setup(&env.runtime, server.clone(), "02:00:00:00:00:42", Settings::default());
+    let mut h = launch(Setup { settings_path: Some(path.clone()), ..unpinned });
     wait_for(&mut h, "Is this your school's server?");
     let fingerprint = env.pin().to_string();
     let (first, second) = fingerprint.split_at(fingerprint.len() / 2 + 1);
@@ -196,17 +187,7 @@ fn first_contact_shows_the_fingerprint_and_keeps_it_once_trusted() {
     }
 
     // The next start trusts it without asking.
-    let setup = Setup {
-        server: format!("{}", env.server.server.address()),
-        mac: "02:00:00:00:00:42".into(),
-        settings: Settings::load(&path).expect("settings"),
-        settings_path: Some(path.clone()),
-        memory: Memory::in_memory(),
-        runtime: env.runtime.handle().clone(),
-        lang: Lang::Zh,
-        demo_hint: None,
-        started: Instant::now(),
-    };
-    let mut h = egui_kittest::Harness::builder().with_size([960.0, 720.0]).build_eframe(move |cc| App::new(cc, setup));
+    let saved = setup(&env.runtime, server, "02:00:00:00:00:42", Settings::load(&path).expect("settings"));
+    let mut h = launch(Setup { settings_path: Some(path.clone()), lang: Lang::Zh, ..saved });
     wait_for(&mut h, "注册此终端");
 }

@@ -72,13 +72,9 @@ async fn connect_opens_the_demo_desktop_in_remote_viewer() {
 /// and the ticket it used is refused by the desktop's SPICE server.
 #[test]
 fn log_out_closes_remote_viewer_and_its_ticket_no_longer_opens_the_desktop() {
-    use crate::gui::{click, log_in, wait_for};
-    use egui_kittest::Harness;
+    use crate::gui::{click, launch, log_in, setup, wait_for};
     use egui_kittest::kittest::Queryable;
-    use std::time::Instant;
-    use thindesk_client::i18n::Lang;
-    use thindesk_client::settings::{Memory, Settings};
-    use thindesk_client::{App, Setup};
+    use thindesk_client::settings::Settings;
     use thindesk_tests::spice;
 
     if !util::vm_screen_tools_present("the client's hand-over end-to-end test", &["remote-viewer"]) {
@@ -113,18 +109,7 @@ fn log_out_closes_remote_viewer_and_its_ticket_no_longer_opens_the_desktop() {
     let mut settings =
         Settings { server_fingerprint: Some(pin.parse().expect("a fingerprint")), ..Settings::default() };
     settings.viewers.spice = wrapper.display().to_string();
-    let setup = Setup {
-        server: url,
-        mac: "02:00:00:00:00:E2".into(),
-        settings,
-        settings_path: None,
-        memory: Memory::in_memory(),
-        runtime: runtime.handle().clone(),
-        lang: Lang::En,
-        demo_hint: None,
-        started: Instant::now(),
-    };
-    let mut h = Harness::builder().with_size([960.0, 720.0]).build_eframe(move |cc| App::new(cc, setup));
+    let mut h = launch(setup(&runtime, url, "02:00:00:00:00:E2", settings));
     // The demo registers terminals at once.
     wait_for(&mut h, "Register this terminal");
     h.get_by_label("Seat number").type_text("42");
