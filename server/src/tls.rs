@@ -9,7 +9,9 @@
 //! | `ca-cert.pem` | the authority terminals and viewers trust |
 //! | `ca-key.pem` (0600) | the generated authority's key (absent for an imported one) |
 //!
-//! The names are QEMU's, so the same directory is SPICE's `x509-dir`. Terminals pin
+//! The names are QEMU's: the QEMU driver copies the authority, certificate and key
+//! into each machine it starts, as SPICE's `x509-dir` (displays speak TLS only, with
+//! this certificate; `ca-key.pem` stays here). Terminals pin
 //! the SHA-256 fingerprint of `server-cert.pem`'s first certificate, which
 //! `thindesk-server tls show` prints; so the generated certificate is long-lived and
 //! never renewed behind the administrator's back.
