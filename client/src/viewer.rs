@@ -6,6 +6,11 @@
 //! `.vv` file from stdin (checked with virt-viewer 11). RDP: `xfreerdp /from-stdin:force`
 //! reads the user name, domain and password from stdin.
 //!
+//! **SPICE runs over TLS only.** A display that gives `tls_port` gets a `.vv` with
+//! `tls-port` and no plain `port`, `secure-channels=all`, the authority to trust
+//! (`ca`) and the certificate's subject (`host-subject`), so the viewer checks the
+//! display's certificate against them and opens no channel in the clear.
+//!
 //! The programs are configurable ([`ViewerPrograms`]), which is also how tests put a
 //! recording stand-in in their place.
 
@@ -59,7 +64,7 @@ impl std::fmt::Debug for Launch {
 /// The connection to use: the desktop's default type if it has one, else any.
 pub fn pick_connection(desktop: &Desktop) -> Option<&ConnectionInfo> {
     let usable = |c: &&ConnectionInfo| match c.kind {
-        ConnectionType::Spice => c.port.is_some(),
+        ConnectionType::Spice => c.port.is_some() || c.tls_port.is_some(),
         ConnectionType::Rdp => true,
     };
     let info = &desktop.connection_info;
@@ -126,11 +131,21 @@ fn rdp_address(connection: &ConnectionInfo) -> String {
 pub fn vv_file(desktop: &Desktop, connection: &ConnectionInfo, fullscreen: bool, for_saving: bool) -> String {
     let policy = desktop.policy;
     let flag = |on: bool| if on { "1" } else { "0" };
-    let mut lines = vec![
-        "[virt-viewer]".to_owned(),
-        "type=spice".to_owned(),
-        format!("host={}", connection.ip),
-        format!("port={}", connection.port.as_deref().unwrap_or_default()),
+    let mut lines = vec!["[virt-viewer]".to_owned(), "type=spice".to_owned(), format!("host={}", connection.ip)];
+    match &connection.tls_port {
+        Some(tls_port) => {
+            lines.push(format!("tls-port={tls_port}"));
+            lines.push(format!("secure-channels={}", connection.secure_channels.as_deref().unwrap_or("all")));
+            if let Some(ca) = &connection.ca {
+                lines.push(format!("ca={}", key_file_value(ca)));
+            }
+            if let Some(subject) = &connection.host_subject {
+                lines.push(format!("host-subject={}", key_file_value(subject)));
+            }
+        }
+        None => lines.push(format!("port={}", connection.port.as_deref().unwrap_or_default())),
+    }
+    lines.extend([
         format!("title={}", desktop.name.replace(['\n', '\r'], " ")),
         format!("enable-usbredir={}", flag(policy.enable_usb)),
         format!("enable-usb-autoshare={}", flag(policy.enable_usb)),
@@ -141,7 +156,7 @@ pub fn vv_file(desktop: &Desktop, connection: &ConnectionInfo, fullscreen: bool,
         "release-cursor=shift+f12".to_owned(),
         format!("fullscreen={}", flag(fullscreen)),
         format!("delete-this-file={}", flag(!for_saving)),
-    ];
+    ]);
     if !policy.enable_audio {
         lines.push("disable-channels=playback;record".to_owned());
     }
@@ -149,6 +164,16 @@ pub fn vv_file(desktop: &Desktop, connection: &ConnectionInfo, fullscreen: bool,
         lines.push(format!("password={password}"));
     }
     lines.join("\n") + "\n"
+}
+
+/// A value as a GLib key file (`.vv`) reads it back: backslashes and line breaks
+/// escaped (a PEM's newlines become a literal `\n`), a leading space kept.
+fn key_file_value(text: &str) -> String {
+    let escaped = text.replace('\\', "\\\\").replace('\n', "\\n").replace('\r', "\\r").replace('\t', "\\t");
+    match escaped.strip_prefix(' ') {
+        Some(rest) => format!("\\s{rest}"),
+        None => escaped,
+    }
 }
 
 /// A `.rdp` file for use elsewhere. The password cannot be written portably into an
@@ -203,6 +228,8 @@ mod tests {
     use super::*;
     use thindesk_shared::{DesktopStatus, Policy};
 
+    const CA: &str = "-----BEGIN CERTIFICATE-----\nMIIB\\x\n-----END CERTIFICATE-----\n";
+
     fn desktop(kind: ConnectionType, policy: Policy) -> Desktop {
         Desktop {
             id: "d1".into(),
@@ -218,12 +245,20 @@ mod tests {
                     ip: "10.0.0.5".into(),
                     port: Some("3389".into()),
                     password: None,
+                    tls_port: None,
+                    ca: None,
+                    host_subject: None,
+                    secure_channels: None,
                 },
                 ConnectionInfo {
                     kind: ConnectionType::Spice,
                     ip: "10.0.0.5".into(),
                     port: Some("5901".into()),
                     password: Some("ticket-xyz".into()),
+                    tls_port: Some("5901".into()),
+                    ca: Some(CA.into()),
+                    host_subject: Some("O=thindesk,CN=thindesk server lab".into()),
+                    secure_channels: Some("all".into()),
                 },
             ],
         }
@@ -238,6 +273,33 @@ mod tests {
         assert!(launch.stdin.contains("password=ticket-xyz\n"));
         assert!(launch.stdin.contains("delete-this-file=1"));
         assert!(!format!("{launch:?}").contains("ticket-xyz"));
+    }
+
+    #[test]
+    fn spice_goes_over_tls_only_trusting_the_servers_authority() {
+        let launch =
+            plan(&desktop(ConnectionType::Spice, Policy::default()), &ViewerPrograms::default(), false).expect("plan");
+        let lines: Vec<&str> = launch.stdin.lines().collect();
+        assert!(lines.contains(&"tls-port=5901"), "{lines:?}");
+        assert!(!lines.iter().any(|l| l.starts_with("port=")), "no plain port: {lines:?}");
+        assert!(lines.contains(&"secure-channels=all"));
+        assert!(lines.contains(&"host-subject=O=thindesk,CN=thindesk server lab"));
+        // The PEM on one line, as a GLib key file reads it back.
+        assert!(
+            lines.contains(&"ca=-----BEGIN CERTIFICATE-----\\nMIIB\\\\x\\n-----END CERTIFICATE-----\\n"),
+            "{lines:?}"
+        );
+        assert_eq!(key_file_value(" lead\ttab"), "\\slead\\ttab");
+    }
+
+    #[test]
+    fn a_display_without_tls_keeps_its_plain_port() {
+        let mut old = desktop(ConnectionType::Spice, Policy::default());
+        let spice = &mut old.connection_info[1];
+        (spice.tls_port, spice.ca, spice.host_subject, spice.secure_channels) = (None, None, None, None);
+        let launch = plan(&old, &ViewerPrograms::default(), false).expect("plan");
+        assert!(launch.stdin.lines().any(|l| l == "port=5901"));
+        assert!(!launch.stdin.contains("tls-port") && !launch.stdin.contains("ca="));
     }
 
     #[test]

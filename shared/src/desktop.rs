@@ -97,6 +97,22 @@ pub struct ConnectionInfo {
     /// The SPICE ticket the viewer must present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
+    /// SPICE over TLS (added; the seed has no TLS): the display's TLS port, the same
+    /// as `port`, which is kept for seed-era readers. A display that has it has no
+    /// plain port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_port: Option<String>,
+    /// The authority (PEM) that signed the display's certificate: the only one the
+    /// viewer may trust for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<String>,
+    /// The display certificate's subject, as virt-viewer's `host-subject` takes it
+    /// (`O=thindesk,CN=…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_subject: Option<String>,
+    /// Which SPICE channels must use TLS, as virt-viewer's `secure-channels`: `all`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secure_channels: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -267,6 +283,10 @@ mod tests {
                 ip: "192.168.1.10".into(),
                 port: Some("5678".into()),
                 password: Some("ticket".into()),
+                tls_port: Some("5678".into()),
+                ca: Some("-----BEGIN CERTIFICATE-----\n...".into()),
+                host_subject: Some("O=thindesk,CN=thindesk server s1".into()),
+                secure_channels: Some("all".into()),
             }],
         };
         let value = serde_json::to_value(&desktop).expect("serialisable");
@@ -275,5 +295,8 @@ mod tests {
         assert_eq!(value["policy"]["enable_usb"], true);
         assert_eq!(value["connection_info"][0]["type"], "spice");
         assert_eq!(value["connection_info"][0]["port"], "5678");
+        assert_eq!(value["connection_info"][0]["tls_port"], "5678");
+        assert_eq!(value["connection_info"][0]["host_subject"], "O=thindesk,CN=thindesk server s1");
+        assert_eq!(value["connection_info"][0]["secure_channels"], "all");
     }
 }

@@ -2,6 +2,7 @@
 //! temporary data directory, and a small HTTP client for it.
 
 pub mod binary;
+pub mod capture;
 pub mod netns;
 pub mod ports;
 pub mod screen;

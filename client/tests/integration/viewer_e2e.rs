@@ -36,6 +36,9 @@ async fn connect_opens_the_demo_desktop_in_remote_viewer() {
     let plan = viewer::plan(&desktop, &ViewerPrograms::default(), false).expect("a SPICE plan");
     let ticket = desktop.connection_info[0].password.clone().expect("ticket");
     assert!(plan.stdin.contains(&ticket), "the ticket goes on stdin");
+    // TLS only, trusting the server's authority: no plain port for the viewer.
+    assert!(plan.stdin.contains("\ntls-port=") && plan.stdin.contains("\nsecure-channels=all\n"), "TLS");
+    assert!(plan.stdin.contains("\nca=-----BEGIN CERTIFICATE-----\\n") && !plan.stdin.contains("\nport="), "TLS");
     // `env` puts the viewer on the test's own screen; the plan is otherwise unchanged.
     let on_screen = Launch {
         program: "env".into(),
@@ -89,6 +92,7 @@ fn log_out_closes_remote_viewer_and_its_ticket_no_longer_opens_the_desktop() {
     let spice = desktop.connection_info.iter().find(|c| c.password.is_some()).expect("a SPICE display").clone();
     let (port, ticket): (u16, String) =
         (spice.port.expect("port").parse().expect("a port"), spice.password.expect("ticket"));
+    let ca = spice.ca.expect("the display's authority");
     let serial = demo.data_dir().join(format!("vms/{}/serial.log", desktop.id));
     let url = demo.url();
     let pin = thindesk_tests::certificate_fingerprint(demo.data_dir());
@@ -140,7 +144,7 @@ fn log_out_closes_remote_viewer_and_its_ticket_no_longer_opens_the_desktop() {
     // desktop a new ticket, within moments.
     vm::wait_until("the old ticket to be refused", Duration::from_secs(10), || {
         h.step();
-        spice::try_ticket(port, &ticket).expect("a SPICE handshake") == spice::Verdict::Refused(7)
+        spice::try_ticket(port, &ca, &ticket).expect("a SPICE handshake") == spice::Verdict::Refused(7)
     });
 }
 

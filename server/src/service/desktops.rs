@@ -482,13 +482,23 @@ impl Desktops {
                     ip: self.public_address.clone(),
                     port: Some(rdp_port.to_string()),
                     password: None,
+                    tls_port: None,
+                    ca: None,
+                    host_subject: None,
+                    secure_channels: None,
                 });
             }
+            let port = display.spice_port.to_string();
+            let tls = display.spice_tls;
             connection_info.push(ConnectionInfo {
                 kind: ConnectionType::Spice,
                 ip: self.public_address.clone(),
-                port: Some(display.spice_port.to_string()),
+                tls_port: tls.is_some().then(|| port.clone()),
+                port: Some(port),
                 password: Some(display.spice_ticket.expose().to_owned()),
+                secure_channels: tls.is_some().then(|| "all".to_owned()),
+                ca: tls.as_ref().map(|tls| tls.ca.clone()),
+                host_subject: tls.map(|tls| tls.host_subject),
             });
         }
         Desktop {
@@ -776,6 +786,11 @@ mod tests {
         assert_eq!(spice.kind, ConnectionType::Spice);
         assert_eq!(spice.ip, "10.0.0.1");
         assert!(spice.password.as_deref().is_some_and(|p| !p.is_empty()));
+        // TLS only: the port is the TLS port, with what the viewer must check.
+        assert_eq!(spice.tls_port, spice.port);
+        assert_eq!(spice.ca.as_deref(), Some(crate::compute::double::TEST_CA));
+        assert_eq!(spice.host_subject.as_deref(), Some("O=thindesk,CN=test double"));
+        assert_eq!(spice.secure_channels.as_deref(), Some("all"));
     }
 
     #[test]

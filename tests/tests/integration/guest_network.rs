@@ -413,17 +413,16 @@ fn guests_reach_outside_networks_only_and_never_this_host() {
     // The control: from the host itself every one of those services answers, so the
     // probes' "no" is their network's doing, not a dead service.
     server.wait_for_serial(&victim, "thindesk-demo banner", PROBE_LIMIT);
+    let ca = std::fs::read_to_string(server.dir.path().join("data/tls/ca-cert.pem")).expect("the server's authority");
     for address in [loopback, host] {
         let victim_rdp = read_banner(SocketAddr::new(address, victim_rdp));
         assert_eq!(victim_rdp.as_deref(), Some("thindesk-demo victim"), "the victim's RDP port on {address}");
         let ssh_banner = read_banner(SocketAddr::new(address, ssh.port)).unwrap_or_default();
         assert!(ssh_banner.starts_with("SSH-2.0-thindesk-stand-in-"), "the stand-in SSH on {address}: {ssh_banner:?}");
-        let mut spice = TcpStream::connect((address, victim_spice)).expect("the victim's SPICE port");
-        spice.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-        spice.write_all(b"REDQ\x02\0\0\0\x02\0\0\0\x12\0\0\0\0\0\0\0\x01\0\0\0\0\0\0\0\0\0\x12\0\0\0").expect("link");
-        let mut magic = [0u8; 4];
-        spice.read_exact(&mut magic).expect("SPICE answers");
-        assert_eq!(&magic, b"REDQ", "SPICE on {address}");
+        // SPICE speaks TLS only: a link over TLS, trusting the server's authority, gets
+        // SPICE's verdict on a ticket.
+        let spice = thindesk_tests::spice::try_ticket_at(SocketAddr::new(address, victim_spice), &ca, "not-it");
+        assert_eq!(spice.expect("SPICE answers over TLS"), thindesk_tests::spice::Verdict::Refused(7), "on {address}");
         let api = server.runtime.block_on(reqwest::get(format!("http://{address}:{http_port}/api/v1.0/token")));
         assert_eq!(api.expect("the API answers").status(), 401, "the API on {address}");
     }
