@@ -99,7 +99,7 @@ impl ApiClient {
         let with_scheme = if trimmed.contains("://") { trimmed.to_owned() } else { format!("http://{trimmed}") };
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(30))
+            .timeout(Duration::from_secs(10))
             .build()
             .unwrap_or_default();
         Self { base: format!("{with_scheme}/api/v1.0"), http }

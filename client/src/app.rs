@@ -15,7 +15,8 @@ use crate::screens::register::RegisterForm;
 use crate::screens::{Command, describe, terminal_state};
 use crate::settings::{LAST_USER, Memory, Settings, TOKEN};
 use crate::settings_window::SettingsWindow;
-use egui::{Align, Layout, RichText};
+use crate::widgets::{busy_sign, right_aligned};
+use egui::RichText;
 use std::path::PathBuf;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
@@ -85,6 +86,8 @@ pub struct App {
     server_trouble: Option<Said>,
     next_probe: Option<Instant>,
     probing: bool,
+    /// When the lookup under way began, for its busy sign.
+    probe_since: Option<Instant>,
     remembered_user: Option<String>,
     remembered_token: Option<String>,
     /// Said once when no keyring is available.
@@ -126,6 +129,7 @@ impl App {
             server_trouble: None,
             next_probe: Some(Instant::now()),
             probing: false,
+            probe_since: None,
             remembered_user: None,
             remembered_token: None,
             keyring_notice: false,
@@ -201,6 +205,7 @@ impl App {
 
     fn probe(&mut self) {
         self.probing = true;
+        self.probe_since = Some(Instant::now());
         self.next_probe = None;
         let (api, mac) = (self.bg.api.clone(), self.mac.clone());
         self.bg.spawn(async move { Msg::Terminal(api.terminal(&mac).await) });
@@ -361,7 +366,8 @@ impl App {
                 self.reachable();
                 self.bg.session.signed_in(self.bg.api.base(), &grant.token.id);
                 self.remember(user.clone(), Some(grant.token.id.clone()));
-                self.screen = Screen::Desktops(Box::new(DesktopsView::open(&self.bg, user, grant)));
+                let boot_wait = Duration::from_secs(self.settings.boot_wait_secs);
+                self.screen = Screen::Desktops(Box::new(DesktopsView::open(&self.bg, user, grant, boot_wait)));
             }
             Command::Remember { user, token } => {
                 self.bg.session.signed_in(self.bg.api.base(), &token);
@@ -503,54 +509,72 @@ impl App {
 
     // ----- drawing ---------------------------------------------------------------
 
+    /// The title, and the controls at the right end in the order Tab takes them: who is
+    /// signed in, Change password, Log out, Settings, the language.
     fn top_bar(&mut self, ui: &mut egui::Ui) {
         egui::Panel::top("top").show(ui, |ui| {
             ui.horizontal(|ui| {
                 ui.heading(self.t(T::AppTitle));
-                ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
+                right_aligned(ui, |ui| {
+                    if let Screen::Desktops(view) = &mut self.screen {
+                        ui.label(fill(T::SignedInAs.get(self.lang), &[view.user()]));
+                        if ui.button(T::ChangePassword.get(self.lang)).clicked() {
+                            view.ask_new_password();
+                        }
+                        if ui.button(T::LogOut.get(self.lang)).clicked() {
+                            self.log_out(None);
+                        }
+                        ui.separator();
+                    }
+                    if !self.kiosk() && ui.button(self.t(T::Settings)).clicked() {
+                        self.settings_window.open();
+                    }
                     let other = self.lang.other();
                     if ui.button(other.native_name()).on_hover_text(self.t(T::Language)).clicked() {
                         self.lang = other;
                         self.settings.language = Some(other);
                         self.save_settings();
                     }
-                    if !self.kiosk() && ui.button(self.t(T::Settings)).clicked() {
-                        self.settings_window.open();
-                    }
-                    if let Screen::Desktops(view) = &mut self.screen {
-                        if ui.button(T::LogOut.get(self.lang)).clicked() {
-                            self.log_out(None);
-                            return;
-                        }
-                        if ui.button(T::ChangePassword.get(self.lang)).clicked() {
-                            view.ask_new_password();
-                        }
-                        ui.label(fill(T::SignedInAs.get(self.lang), &[view.user()]));
-                    }
                 });
             });
-            if let Some(unreachable) = &self.unreachable {
-                let server = self.bg.api.base().trim_end_matches("/api/v1.0");
-                // While the lookup is under way (a hung server keeps it for the request's
-                // whole timeout) there is no countdown: it says it is trying.
-                let reason = crate::screens::unreachable_reason(&unreachable.reason).show(self.lang);
-                let text = match countdown(unreachable.retry_at, Instant::now()) {
-                    Some(secs) if !self.probing => fill(self.t(T::Unreachable), &[server, &reason, &secs.to_string()]),
-                    _ => fill(self.t(T::UnreachableTrying), &[server, &reason]),
-                };
-                ui.horizontal(|ui| {
-                    if self.probing {
-                        ui.spinner();
-                    }
-                    ui.colored_label(ui.visuals().error_fg_color, text);
-                    if ui.button(self.t(T::Retry)).clicked() && !self.probing {
+        });
+    }
+
+    /// The line that says whether the server can be reached. **Always there and always
+    /// one line high**, so that what it says (or stops saying) never moves the page, and
+    /// no button slides under the pointer.
+    fn status_line(&mut self, ui: &mut egui::Ui) {
+        let height = ui.spacing().interact_size.y + 2.0 * ui.spacing().item_spacing.y;
+        egui::Panel::top("status").exact_size(height).show_separator_line(false).show(ui, |ui| {
+            ui.horizontal_centered(|ui| {
+                if let Some(unreachable) = &self.unreachable {
+                    let server = self.bg.api.base().trim_end_matches("/api/v1.0");
+                    // While the lookup is under way (a hung server keeps it for the
+                    // request's whole timeout) there is no countdown: it says it is trying.
+                    let reason = crate::screens::unreachable_reason(&unreachable.reason).show(self.lang);
+                    let text = match countdown(unreachable.retry_at, Instant::now()) {
+                        Some(secs) if !self.probing => {
+                            fill(self.t(T::Unreachable), &[server, &reason, &secs.to_string()])
+                        }
+                        _ => fill(self.t(T::UnreachableTrying), &[server, &reason]),
+                    };
+                    if ui.add_enabled(!self.probing, egui::Button::new(self.t(T::Retry))).clicked() {
                         self.probe();
                     }
-                });
-            }
-            if let Some(trouble) = &self.server_trouble {
-                ui.colored_label(ui.visuals().warn_fg_color, trouble.show(self.lang));
-            }
+                    match self.probe_since {
+                        Some(since) if self.probing => busy_sign(ui, since),
+                        _ => {
+                            ui.add_space(ui.spacing().interact_size.y);
+                        }
+                    }
+                    let color = ui.visuals().error_fg_color;
+                    ui.add(egui::Label::new(RichText::new(&text).color(color)).truncate()).on_hover_text(text);
+                } else if let Some(trouble) = &self.server_trouble {
+                    let text = trouble.show(self.lang);
+                    let color = ui.visuals().warn_fg_color;
+                    ui.add(egui::Label::new(RichText::new(&text).color(color)).truncate()).on_hover_text(text);
+                }
+            });
         });
     }
 
@@ -592,7 +616,7 @@ impl App {
         let bg = &self.bg;
         let command = match &mut self.screen {
             Screen::Starting => {
-                terminal_state::starting_ui(ui, lang, self.unreachable.is_none());
+                terminal_state::starting_ui(ui, lang, self.probe_since.filter(|_| self.unreachable.is_none()));
                 None
             }
             Screen::Register(form) => {
@@ -651,6 +675,7 @@ impl eframe::App for App {
         }
         let next = self.tick();
         self.top_bar(ui);
+        self.status_line(ui);
         self.bottom_bar(ui);
         egui::CentralPanel::default().show(ui, |ui| self.draw_screen(ui));
         if !self.kiosk() && self.settings_window.show(&ctx, self.lang, &mut self.settings.viewers, &self.bg) {

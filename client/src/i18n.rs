@@ -156,6 +156,7 @@ texts! {
     NoDisplay => ("This desktop has no display to connect to yet: start it first.", "此桌面暂时无法连接，请先开机。"),
     Status => ("Status", "状态"),
     StatusActive => ("Running", "运行中"),
+    StatusStarting => ("Starting…", "正在启动…"),
     StatusShutoff => ("Off", "已关机"),
     StatusSuspended => ("Suspended", "已挂起"),
     StatusPaused => ("Paused", "已暂停"),

@@ -23,6 +23,9 @@ pub struct Settings {
     /// `en` or `zh`; the system's language when absent.
     pub language: Option<Lang>,
     pub viewers: ViewerPrograms,
+    /// How long a desktop is shown as starting once the server says it runs: its
+    /// guest still boots (the server cannot tell when it is done).
+    pub boot_wait_secs: u64,
 }
 
 impl Default for Settings {
@@ -34,6 +37,7 @@ impl Default for Settings {
             remember_token: false,
             language: None,
             viewers: ViewerPrograms::default(),
+            boot_wait_secs: 20,
         }
     }
 }

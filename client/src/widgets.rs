@@ -2,6 +2,10 @@
 
 use crate::i18n::{Lang, Said};
 use egui::{Align, Layout};
+use std::time::{Duration, Instant};
+
+/// How long a wait goes without a busy sign: shorter ones would only flicker.
+pub const BUSY_SIGN_AFTER: Duration = Duration::from_millis(300);
 
 /// A centred column for forms.
 pub fn card(ui: &mut egui::Ui, add: impl FnOnce(&mut egui::Ui)) {
@@ -49,5 +53,44 @@ pub fn focus_until_focused(response: &egui::Response, pending: &mut bool) {
 pub fn error_line(ui: &mut egui::Ui, lang: Lang, error: &Option<Said>) {
     if let Some(error) = error {
         ui.colored_label(ui.visuals().error_fg_color, error.show(lang));
+    }
+}
+
+/// Widgets at the right end of a horizontal row, added (so drawn and tabbed through)
+/// left to right: egui's right-to-left layout would make Tab go from right to left.
+/// The group's width is measured as it is drawn; a frame whose width changed (another
+/// language, another screen) is drawn again before it is shown.
+pub fn right_aligned<R>(ui: &mut egui::Ui, add: impl FnOnce(&mut egui::Ui) -> R) -> R {
+    let id = ui.scope_id().with("right-aligned-width");
+    let width: f32 = ui.data(|d| d.get_temp(id)).unwrap_or(0.0);
+    ui.add_space((ui.available_width() - width).max(0.0));
+    let inner = ui.horizontal(add);
+    let used = inner.response.rect.width();
+    if (used - width).abs() > 0.5 {
+        ui.data_mut(|d| d.insert_temp(id, used));
+        ui.ctx().request_discard("the right-aligned group changed width");
+    }
+    inner.inner
+}
+
+/// The busy sign of a wait that began at `since`: nothing for its first
+/// [`BUSY_SIGN_AFTER`] (a repaint is asked for then), a spinner after. The space is
+/// kept either way, so nothing beside it moves when it appears.
+pub fn busy_sign(ui: &mut egui::Ui, since: Instant) {
+    busy_line(ui, since, None);
+}
+
+/// [`busy_sign`] with the words of what is being waited for beside it, shown with it.
+pub fn busy_line(ui: &mut egui::Ui, since: Instant, text: Option<&str>) {
+    let waited = since.elapsed();
+    let size = ui.spacing().interact_size.y;
+    if waited >= BUSY_SIGN_AFTER {
+        ui.add(egui::Spinner::new().size(size));
+        if let Some(text) = text {
+            ui.label(text);
+        }
+    } else {
+        ui.allocate_space(egui::vec2(size, size));
+        ui.ctx().request_repaint_after(BUSY_SIGN_AFTER - waited);
     }
 }

@@ -9,6 +9,7 @@ use crate::api::ApiError;
 use crate::bg::{Bg, Msg};
 use crate::i18n::{Lang, Said, T, fill};
 use crate::viewer::{self, ViewerError, ViewerPrograms};
+use crate::widgets::{busy_line, busy_sign, focus_until_focused};
 use dialogs::PasswordDialog;
 use egui::{Color32, RichText};
 use std::collections::HashMap;
@@ -27,8 +28,16 @@ pub struct DesktopsView {
     user: String,
     token: String,
     desktops: Option<Vec<Desktop>>,
-    /// Desktops with an action under way, and the button's text.
-    busy: HashMap<String, T>,
+    /// Desktops with an action under way, the button's text, and when it began.
+    busy: HashMap<String, (T, Instant)>,
+    /// Desktops whose guest is still booting: running as far as the server can tell,
+    /// but shown as starting until this time (`boot_wait` after the start was seen).
+    booting: HashMap<String, Instant>,
+    /// How long a started guest is shown as starting.
+    boot_wait: Duration,
+    /// When the list was first asked for, and when the refresh under way began.
+    opened: Instant,
+    refresh_since: Instant,
     /// A power action waiting for the user's yes.
     confirm: Option<Confirm>,
     /// Desktops whose action is done but whose new state is not listed yet: their
@@ -39,6 +48,8 @@ pub struct DesktopsView {
     refresh_again: bool,
     /// The open confirmation is still to put the keyboard on its first button.
     dialog_wants_focus: bool,
+    /// The list is still to put the keyboard on its first desktop's main button.
+    list_wants_focus: bool,
     save_file: Option<Desktop>,
     notice: Option<(Said, bool)>,
     password: Option<PasswordDialog>,
@@ -77,17 +88,23 @@ enum Intent {
 
 impl DesktopsView {
     /// `user` just logged in with `grant`: the view, its list already asked for.
-    pub fn open(bg: &Bg, user: String, grant: TokenGrant) -> Self {
+    /// A guest started is shown as starting for `boot_wait`.
+    pub fn open(bg: &Bg, user: String, grant: TokenGrant, boot_wait: Duration) -> Self {
         let now = Instant::now();
         let mut view = Self {
             user,
             token: grant.token.id,
             desktops: None,
             busy: HashMap::new(),
+            booting: HashMap::new(),
+            boot_wait,
+            opened: now,
+            refresh_since: now,
             confirm: None,
             settling: Vec::new(),
             refresh_again: false,
             dialog_wants_focus: false,
+            list_wants_focus: true,
             save_file: None,
             notice: None,
             password: None,
@@ -112,6 +129,7 @@ impl DesktopsView {
 
     fn refresh(&mut self, bg: &Bg) {
         self.refreshing = true;
+        self.refresh_since = Instant::now();
         self.next_refresh = Instant::now() + DESKTOP_REFRESH;
         let (api, token) = (bg.api.clone(), self.token.clone());
         bg.spawn(async move { Msg::Desktops(api.desktops(&token).await) });
@@ -137,7 +155,10 @@ impl DesktopsView {
         if self.renew_at <= now && !self.renewing {
             self.renew(bg);
         }
-        self.next_refresh.min(self.renew_at)
+        // A guest that has had its time to boot is shown as running from now on.
+        self.booting.retain(|_, until| *until > now);
+        let booted = self.booting.values().min().copied();
+        self.next_refresh.min(self.renew_at).min(booted.unwrap_or(self.renew_at))
     }
 
     /// When a kiosk left alone for `idle` logs out; never while a session is open.
@@ -155,6 +176,9 @@ impl DesktopsView {
             ui.heading(T::DesktopsTitle.get(lang));
             if ui.add_enabled(!self.refreshing, egui::Button::new(T::Refresh.get(lang))).clicked() {
                 intent = Some(Intent::Refresh);
+            }
+            if self.refreshing && self.desktops.is_some() {
+                busy_sign(ui, self.refresh_since);
             }
         });
         // The status area: always there, two lines high, so that what it says never
@@ -181,17 +205,18 @@ impl DesktopsView {
             }
         });
         match &self.desktops {
-            None => {
-                ui.spinner();
-            }
+            None => busy_sign(ui, self.opened),
             Some(desktops) if desktops.is_empty() => {
                 ui.label(T::NoDesktops.get(lang));
             }
             Some(desktops) => {
                 egui::ScrollArea::vertical().show(ui, |ui| {
-                    for desktop in desktops {
+                    for (i, desktop) in desktops.iter().enumerate() {
                         let busy = self.busy.get(&desktop.id);
-                        if let Some(i) = desktop_card(ui, lang, desktop, busy, self.session.is_some(), kiosk) {
+                        let focus = (i == 0).then_some(&mut self.list_wants_focus);
+                        let booting = desktop.status == DesktopStatus::Active && self.booting.contains_key(&desktop.id);
+                        let tile = Tile { desktop, busy, booting, in_session: self.session.is_some(), kiosk };
+                        if let Some(i) = desktop_card(ui, lang, tile, focus) {
                             intent = Some(i);
                         }
                     }
@@ -211,7 +236,7 @@ impl DesktopsView {
             // The next frame's tick asks for the list.
             Intent::Refresh => self.next_refresh = Instant::now(),
             Intent::Action(id, action, label) => {
-                self.busy.insert(id.clone(), label);
+                self.busy.insert(id.clone(), (label, Instant::now()));
                 self.notice = None;
                 let (api, token) = (bg.api.clone(), self.token.clone());
                 bg.spawn(async move {
@@ -222,7 +247,7 @@ impl DesktopsView {
             // The list may be seconds old (the machine stopped, its ticket changed):
             // the desktop is looked up afresh, and opened once the answer is in.
             Intent::Connect(desktop) => {
-                self.busy.insert(desktop.id.clone(), T::Connect);
+                self.busy.insert(desktop.id.clone(), (T::Connect, Instant::now()));
                 self.notice = None;
                 let (api, token, id) = (bg.api.clone(), self.token.clone(), desktop.id);
                 bg.spawn(async move { Msg::FreshForConnect { result: api.desktops(&token).await, id } });
@@ -326,7 +351,7 @@ impl DesktopsView {
             }
         };
         let fresh = list.iter().find(|desktop| desktop.id == id).cloned();
-        self.desktops = Some(list);
+        self.take_list(list);
         match fresh {
             Some(desktop) if desktop.status == DesktopStatus::Active => self.launch(desktop, bg, viewers, kiosk),
             Some(desktop) => self.notice = Some((Said::with(T::NotRunningNow, &[&desktop.name]), true)),
@@ -358,7 +383,7 @@ impl DesktopsView {
         }
         match result {
             Ok(list) => {
-                self.desktops = Some(list.desktop_list);
+                self.take_list(list.desktop_list);
                 Some(Command::Reached)
             }
             // The token a password change just ended; the new one comes with its answer.
@@ -369,8 +394,30 @@ impl DesktopsView {
         }
     }
 
+    /// Shows `list`. A desktop seen going from another state to running has a guest
+    /// still booting: it is shown as starting for a while. One that stops is not.
+    fn take_list(&mut self, list: Vec<Desktop>) {
+        let now = Instant::now();
+        for desktop in &list {
+            let before = self.desktops.iter().flatten().find(|d| d.id == desktop.id).map(|d| d.status);
+            match desktop.status {
+                DesktopStatus::Active => {
+                    if before.is_some_and(|status| {
+                        !matches!(status, DesktopStatus::Active | DesktopStatus::Paused | DesktopStatus::Suspended)
+                    }) {
+                        self.booting.entry(desktop.id.clone()).or_insert(now + self.boot_wait);
+                    }
+                }
+                _ => {
+                    self.booting.remove(&desktop.id);
+                }
+            }
+        }
+        self.desktops = Some(list);
+    }
+
     fn changing_password(&self) -> bool {
-        self.password.as_ref().is_some_and(|dialog| dialog.busy)
+        self.password.as_ref().is_some_and(|dialog| dialog.busy.is_some())
     }
 
     pub fn on_renewed(&mut self, result: Result<TokenGrant, ApiError>) -> Option<Command> {
@@ -396,6 +443,10 @@ impl DesktopsView {
             // Busy until the list shows the new state.
             self.settling.push(id.clone());
             self.refresh_again |= self.refreshing;
+            // A guest started or restarted boots for a while after the server says it runs.
+            if matches!(label, T::Start | T::Reboot) {
+                self.booting.insert(id.clone(), Instant::now() + self.boot_wait);
+            }
         } else {
             self.busy.remove(&id);
         }
@@ -412,7 +463,7 @@ impl DesktopsView {
 
     pub fn on_password_changed(&mut self, result: Result<TokenGrant, ApiError>) -> Option<Command> {
         let dialog = self.password.as_mut()?;
-        dialog.busy = false;
+        dialog.busy = None;
         match result {
             Ok(grant) => {
                 self.password = None;
@@ -464,26 +515,36 @@ impl DesktopsView {
 /// The widest of the card's buttons, so that none moves when another's text changes.
 const BUTTON_WIDTH: f32 = 120.0;
 
+/// What a desktop's tile shows.
+struct Tile<'a> {
+    desktop: &'a Desktop,
+    /// The action under way: its button's text, and when it began.
+    busy: Option<&'a (T, Instant)>,
+    /// Running, but its guest still boots.
+    booting: bool,
+    in_session: bool,
+    kiosk: bool,
+}
+
 /// One desktop. **Its buttons never move**: every button is always there, in the same
 /// place, enabled or not, and the progress line below them keeps its height; so a
 /// second click lands where the first did, on a button that is disabled while the
 /// first click's action runs and until the list shows its outcome.
-fn desktop_card(
-    ui: &mut egui::Ui,
-    lang: Lang,
-    desktop: &Desktop,
-    busy: Option<&T>,
-    in_session: bool,
-    kiosk: bool,
-) -> Option<Intent> {
+fn desktop_card(ui: &mut egui::Ui, lang: Lang, tile: Tile<'_>, focus: Option<&mut bool>) -> Option<Intent> {
+    let Tile { desktop, busy, booting, in_session, kiosk } = tile;
     let mut intent = None;
     egui::Frame::group(ui.style()).inner_margin(12.0).show(ui, |ui| {
         ui.set_width(ui.available_width());
         ui.horizontal(|ui| {
             ui.label(RichText::new(&desktop.name).heading());
             let (dot, _) = ui.allocate_exact_size(egui::vec2(12.0, 12.0), egui::Sense::hover());
-            ui.painter().circle_filled(dot.center(), 5.0, status_color(desktop.status));
-            ui.label(status_label(lang, desktop.status));
+            if booting {
+                ui.painter().circle_filled(dot.center(), 5.0, status_color(DesktopStatus::Build));
+                ui.label(T::StatusStarting.get(lang));
+            } else {
+                ui.painter().circle_filled(dot.center(), 5.0, status_color(desktop.status));
+                ui.label(status_label(lang, desktop.status));
+            }
         });
         let button = |text: RichText| egui::Button::new(text).min_size(egui::vec2(BUTTON_WIDTH, 0.0));
         ui.horizontal(|ui| {
@@ -492,7 +553,8 @@ fn desktop_card(
             let can_connect = active && viewer::pick_connection(desktop).is_some() && !in_session;
             let connect_text = RichText::new(T::Connect.get(lang));
             let connect_text = if idle && can_connect { connect_text.strong() } else { connect_text };
-            if ui.add_enabled(idle && can_connect, button(connect_text)).clicked() {
+            let connect = ui.add_enabled(idle && can_connect, button(connect_text));
+            if connect.clicked() {
                 intent = Some(Intent::Connect(desktop.clone()));
             }
             ui.add_space(16.0);
@@ -501,8 +563,19 @@ fn desktop_card(
                 DesktopStatus::Shutoff | DesktopStatus::Error => (T::Start, true),
                 _ => (T::Start, false),
             };
-            if ui.add_enabled(idle && can_wake, button(wake.get(lang).into())).clicked() {
+            let wake_button = ui.add_enabled(idle && can_wake, button(wake.get(lang).into()));
+            if wake_button.clicked() {
                 intent = Some(Intent::Action(desktop.id.clone(), DesktopAction::Resume, wake));
+            }
+            // The keyboard starts on the first desktop's main action: Connect, or Start.
+            if let Some(pending) = focus {
+                if idle && can_connect {
+                    focus_until_focused(&connect, pending);
+                } else if idle && can_wake {
+                    focus_until_focused(&wake_button, pending);
+                } else {
+                    *pending = false;
+                }
             }
             if ui.add_enabled(idle && active, button(T::Reboot.get(lang).into())).clicked() {
                 intent = Some(Intent::Ask(Confirm {
@@ -528,9 +601,8 @@ fn desktop_card(
         // The progress line: always its height, filled while an action runs.
         ui.horizontal(|ui| {
             ui.set_min_height(ui.spacing().interact_size.y);
-            if let Some(label) = busy {
-                ui.spinner();
-                ui.label(format!("{} {}", label.get(lang), T::Working.get(lang)));
+            if let Some((label, since)) = busy {
+                busy_line(ui, *since, Some(&format!("{} {}", label.get(lang), T::Working.get(lang))));
             }
         });
     });

@@ -4,7 +4,7 @@ use super::{Command, describe};
 use crate::api::ApiError;
 use crate::bg::{Bg, Msg};
 use crate::i18n::{Lang, Said, T, fill};
-use crate::widgets::{card, error_line, field, focus_until_focused};
+use crate::widgets::{busy_line, card, error_line, field, focus_until_focused};
 use egui::RichText;
 use std::time::{Duration, Instant};
 use thindesk_shared::TokenGrant;
@@ -38,7 +38,8 @@ impl DemoHint {
 pub struct LoginForm {
     user: String,
     password: String,
-    busy: bool,
+    /// When the login under way began.
+    busy: Option<Instant>,
     error: Option<Said>,
     throttled_until: Option<Instant>,
     /// Put the keyboard on the first field to fill in the next frame.
@@ -98,14 +99,14 @@ impl LoginForm {
             }
             error_line(ui, lang, &self.error);
             ui.horizontal(|ui| {
-                let ready = !self.busy && wait.is_none() && !self.user.trim().is_empty() && !self.password.is_empty();
+                let ready =
+                    self.busy.is_none() && wait.is_none() && !self.user.trim().is_empty() && !self.password.is_empty();
                 let clicked = ui.add_enabled(ready, egui::Button::new(T::LogIn.get(lang))).clicked();
                 if ready && (clicked || enter) {
                     submit = true;
                 }
-                if self.busy {
-                    ui.spinner();
-                    ui.label(T::LoggingIn.get(lang));
+                if let Some(since) = self.busy {
+                    busy_line(ui, since, Some(T::LoggingIn.get(lang)));
                 }
             });
             if let Some(hint) = demo_hint {
@@ -119,7 +120,7 @@ impl LoginForm {
     }
 
     fn submit(&mut self, bg: &Bg) {
-        self.busy = true;
+        self.busy = Some(Instant::now());
         self.error = None;
         let (api, user, password) = (bg.api.clone(), self.user.trim().to_owned(), self.password.clone());
         self.password.clear();
@@ -131,7 +132,7 @@ impl LoginForm {
 
     /// Logs `user` in with a token kept from the last run, without a password.
     pub fn resume(&mut self, bg: &Bg, user: String, token: String) {
-        self.busy = true;
+        self.busy = Some(Instant::now());
         let api = bg.api.clone();
         bg.spawn(async move { Msg::LoggedIn { user, resumed: true, result: api.renew(&token).await } });
     }
@@ -143,7 +144,7 @@ impl LoginForm {
         resumed: bool,
         result: Result<TokenGrant, ApiError>,
     ) -> Option<Command> {
-        self.busy = false;
+        self.busy = None;
         match result {
             Ok(grant) => return Some(Command::LoggedIn { user, grant }),
             Err(_) if resumed => {}

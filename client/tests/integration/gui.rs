@@ -26,6 +26,12 @@ fn env() -> Env {
     Env { server, runtime }
 }
 
+/// The default settings, except that a started desktop is shown as running at once
+/// (its guest is the test double's, with nothing to boot).
+fn settings() -> Settings {
+    Settings { boot_wait_secs: 0, ..Settings::default() }
+}
+
 fn app<'a>(env: &Env, server_url: String, mac: &str, settings: Settings) -> Harness<'a, App> {
     app_with_memory(env, server_url, mac, settings, Memory::in_memory())
 }
@@ -52,7 +58,7 @@ fn app_with_memory<'a>(
 }
 
 fn harness<'a>(env: &Env, mac: &str) -> Harness<'a, App> {
-    app(env, env.server.server.url(), mac, Settings::default())
+    app(env, env.server.server.url(), mac, settings())
 }
 
 /// Steps until a node whose label contains `text` is shown (background answers arrive
@@ -276,7 +282,7 @@ fn wrong_password_and_throttling_are_explained() {
 fn unreachable_server_shows_a_banner_that_retries() {
     let env = env();
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let mut h = app(&env, format!("http://127.0.0.1:{port}"), "02:00:00:00:00:07", Settings::default());
+    let mut h = app(&env, format!("http://127.0.0.1:{port}"), "02:00:00:00:00:07", settings());
     wait_for(&mut h, "Cannot reach the server at http://127.0.0.1:");
     assert!(h.query_by_label_contains("Retrying in").is_some());
     assert!(h.query_by_role_and_label(Role::Button, "Retry").is_some());
@@ -298,7 +304,7 @@ fn language_switches_on_every_screen() {
 #[test]
 fn kiosk_refuses_to_close() {
     let env = env();
-    let settings = Settings { kiosk: true, ..Settings::default() };
+    let settings = Settings { kiosk: true, ..settings() };
     let mut h = app(&env, env.server.server.url(), "02:00:00:00:00:09", settings);
     wait_for(&mut h, "Register this terminal");
     assert!(h.query_by_role_and_label(Role::Button, "Settings").is_none());
@@ -331,7 +337,7 @@ fn connect_hands_the_ticket_to_the_viewer_on_stdin_and_comes_back() {
     register_approved(&env, mac, "10");
     let dir = tempfile::tempdir().expect("dir");
     let viewer = recording_viewer(dir.path());
-    let mut settings = Settings::default();
+    let mut settings = settings();
     settings.viewers.spice = viewer.display().to_string();
     let mut h = app(&env, env.server.server.url(), mac, settings);
     wait_for(&mut h, "Classroom b101 · seat 10");
@@ -377,7 +383,7 @@ fn log_out_closes_the_viewer_and_revokes_the_token() {
     let mac = "02:00:00:00:00:1A";
     register_approved(&env, mac, "20");
     let dir = tempfile::tempdir().expect("dir");
-    let mut settings = Settings::default();
+    let mut settings = settings();
     settings.viewers.spice = lasting_viewer(dir.path()).display().to_string();
     let mut h = app(&env, env.server.server.url(), mac, settings);
     wait_for(&mut h, "Classroom b101 · seat 20");
@@ -416,7 +422,7 @@ fn missing_viewer_is_a_message_not_a_crash() {
     env.runtime.block_on(env.server.create_desktop(STUDENT.0, "Lab PC"));
     let mac = "02:00:00:00:00:0B";
     register_approved(&env, mac, "11");
-    let mut settings = Settings::default();
+    let mut settings = settings();
     settings.viewers.spice = "/nonexistent/remote-viewer".into();
     let mut h = app(&env, env.server.server.url(), mac, settings);
     wait_for(&mut h, "Classroom b101 · seat 11");
@@ -436,7 +442,7 @@ fn kiosk_returns_to_login_after_a_session_and_when_idle() {
     let mac = "02:00:00:00:00:0C";
     register_approved(&env, mac, "12");
     let dir = tempfile::tempdir().expect("dir");
-    let mut settings = Settings { kiosk: true, idle_logout_secs: 2, ..Settings::default() };
+    let mut settings = Settings { kiosk: true, idle_logout_secs: 2, ..settings() };
     settings.viewers.spice = recording_viewer(dir.path()).display().to_string();
     let memory = Memory::in_memory();
     let mut h = app_with_memory(&env, env.server.server.url(), mac, settings, memory.clone());
@@ -477,13 +483,13 @@ fn the_last_user_name_is_remembered_or_the_client_says_it_cannot() {
     let mac = "02:00:00:00:00:0D";
     register_approved(&env, mac, "13");
     let memory = Memory::in_memory();
-    let mut h = app_with_memory(&env, env.server.server.url(), mac, Settings::default(), memory.clone());
+    let mut h = app_with_memory(&env, env.server.server.url(), mac, settings(), memory.clone());
     wait_for(&mut h, "Classroom b101 · seat 13");
     log_in(&mut h, STUDENT.0, STUDENT.1);
     wait_for(&mut h, "Your desktops");
     drop(h);
     // The next start offers the same name; without remember_token, no token was kept.
-    let mut h = app_with_memory(&env, env.server.server.url(), mac, Settings::default(), memory.clone());
+    let mut h = app_with_memory(&env, env.server.server.url(), mac, settings(), memory.clone());
     wait_for(&mut h, "Classroom b101 · seat 13");
     let deadline = Instant::now() + Duration::from_secs(5);
     while h.get_by_label("User name").value().as_deref() != Some("student") {
@@ -494,7 +500,7 @@ fn the_last_user_name_is_remembered_or_the_client_says_it_cannot() {
     assert!(h.query_by_label_contains("will not be remembered").is_none());
 
     let none = Memory::Unavailable("no Secret Service".into());
-    let mut h = app_with_memory(&env, env.server.server.url(), mac, Settings::default(), none);
+    let mut h = app_with_memory(&env, env.server.server.url(), mac, settings(), none);
     wait_for(&mut h, "No keyring service here: the user name will not be remembered.");
     log_in(&mut h, STUDENT.0, STUDENT.1);
     wait_for(&mut h, "Your desktops");
@@ -533,7 +539,7 @@ fn the_chosen_language_is_saved_in_the_settings_file() {
     let setup = Setup {
         server: env.server.server.url(),
         mac: "02:00:00:00:00:0F".into(),
-        settings: Settings::default(),
+        settings: settings(),
         settings_path: Some(path.clone()),
         memory: Memory::in_memory(),
         runtime: env.runtime.handle().clone(),
@@ -796,7 +802,7 @@ fn connect_looks_the_desktop_up_afresh_and_a_viewer_that_cannot_connect_says_so(
     let viewer = dir.path().join("viewer");
     std::fs::write(&viewer, "#!/bin/sh\ncat > \"$0.stdin\"\nexit 1\n").expect("script");
     std::fs::set_permissions(&viewer, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let mut settings = Settings::default();
+    let mut settings = settings();
     settings.viewers.spice = viewer.display().to_string();
     let mut h = app(&env, env.server.server.url(), mac, settings);
     wait_for(&mut h, "Classroom b101 · seat 26");
@@ -875,7 +881,7 @@ fn the_demo_hint_follows_a_password_change_and_the_language() {
     let setup = Setup {
         server: env.server.server.url(),
         mac: mac.into(),
-        settings: Settings::default(),
+        settings: settings(),
         settings_path: None,
         memory: Memory::in_memory(),
         runtime: env.runtime.handle().clone(),
@@ -900,4 +906,158 @@ fn the_demo_hint_follows_a_password_change_and_the_language() {
     wait_for(&mut h, "演示：");
     let hint = h.get_by_label_contains("演示：").value().unwrap_or_default();
     assert!(hint.contains("（你设置的密码）") && hint.contains("管理员："), "{hint}");
+}
+
+/// Steps (with short pauses) until `done` holds, or fails after ten seconds.
+fn step_until(h: &mut Harness<'_, App>, what: &str, mut done: impl FnMut(&Harness<'_, App>) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        h.step();
+        if done(h) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what} never happened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn button_focused(h: &Harness<'_, App>, label: &str) -> bool {
+    h.query_by_role_and_label(Role::Button, label).is_some_and(|b| b.is_focused())
+}
+
+#[test]
+fn the_desktop_list_has_the_keyboard_and_the_top_bar_tabs_left_to_right() {
+    let env = env();
+    let mut h = signed_in(&env, "02:00:00:00:00:31", "31");
+    wait_for(&mut h, "Off");
+    // The first desktop's main action has the keyboard: Start (Connect needs it running).
+    step_until(&mut h, "Start to have the keyboard", |h| button_focused(h, "Start"));
+    h.key_press(egui::Key::Enter);
+    h.step();
+    wait_for(&mut h, "Start: done");
+    wait_for(&mut h, "Running");
+    // The top bar, left to right in the order Tab takes it.
+    let order = ["Change password", "Log out", "Settings", "简体中文"];
+    let xs: Vec<f32> = order.iter().map(|label| h.get_by_role_and_label(Role::Button, label).rect().left()).collect();
+    assert!(xs.windows(2).all(|pair| pair[0] < pair[1]), "{order:?} at {xs:?}");
+    h.get_by_role_and_label(Role::Button, order[0]).focus();
+    h.step();
+    for label in &order[1..] {
+        h.key_press(egui::Key::Tab);
+        h.step();
+        assert!(button_focused(&h, label), "Tab went to {label}");
+    }
+}
+
+#[test]
+fn the_unreachable_banner_moves_nothing_on_the_page() {
+    let env = env();
+    let mut h = signed_in(&env, "02:00:00:00:00:32", "32");
+    wait_for(&mut h, "Off");
+    for _ in 0..5 {
+        h.step();
+    }
+    let labels = ["Start", "Reboot", "Shut down", "Refresh"];
+    let before: Vec<egui::Rect> = labels.iter().map(|l| h.get_by_role_and_label(Role::Button, l).rect()).collect();
+    let Env { server, runtime } = env;
+    runtime.block_on(server.server.shutdown());
+    wait_for(&mut h, "Cannot reach the server at");
+    h.step();
+    let after: Vec<egui::Rect> = labels.iter().map(|l| h.get_by_role_and_label(Role::Button, l).rect()).collect();
+    assert_eq!(before, after, "the banner moved the page");
+}
+
+#[test]
+fn waiting_and_rejected_screens_put_the_keyboard_on_check_again() {
+    let env = env();
+    // Waiting: its one button has the keyboard.
+    let mut h = harness(&env, "02:00:00:00:00:33");
+    wait_for(&mut h, "Register this terminal");
+    type_into(&mut h, "Seat number", "33");
+    h.key_press(egui::Key::Enter);
+    h.step();
+    wait_for(&mut h, "Waiting for approval");
+    step_until(&mut h, "Check again to have the keyboard", |h| button_focused(h, "Check again"));
+
+    // Rejected (which polls nothing): Enter checks again, and finds it approved.
+    let mac = "02:00:00:00:00:34";
+    env.server.services().terminals.set_registration_mode(&Actor::system(), RegistrationMode::Closed).expect("mode");
+    let mut h = harness(&env, mac);
+    wait_for(&mut h, "Register this terminal");
+    type_into(&mut h, "Seat number", "34");
+    click(&mut h, "Register");
+    wait_for(&mut h, "Registration rejected");
+    step_until(&mut h, "Check again to have the keyboard", |h| button_focused(h, "Check again"));
+    env.server.services().terminals.set_state(&Actor::system(), mac, TerminalState::Approved).expect("approve");
+    h.key_press(egui::Key::Enter);
+    h.step();
+    wait_for(&mut h, "Classroom b101 · seat 34");
+}
+
+#[test]
+fn escape_closes_the_settings_and_the_connection_file_warning() {
+    let env = env();
+    let mut h = signed_in(&env, "02:00:00:00:00:35", "35");
+    click(&mut h, "Settings");
+    wait_for(&mut h, "SPICE viewer program");
+    h.key_press(egui::Key::Escape);
+    h.step();
+    h.step();
+    assert!(h.query_by_label("SPICE viewer program").is_none(), "Escape closed the settings");
+    click(&mut h, "Start");
+    wait_for(&mut h, "Running");
+    wait_for(&mut h, "Start: done");
+    step_until(&mut h, "the list to settle", |h| {
+        h.query_by_role_and_label(Role::Button, "Save connection file…")
+            .is_some_and(|b| !egui_kittest::kittest::NodeT::accesskit_node(&b).is_disabled())
+    });
+    click(&mut h, "Save connection file…");
+    wait_for(&mut h, "Keep it private");
+    h.key_press(egui::Key::Escape);
+    h.step();
+    h.step();
+    assert!(h.query_by_label_contains("Keep it private").is_none(), "Escape closed the warning");
+}
+
+#[test]
+fn a_started_desktop_shows_starting_until_its_guest_has_had_time_to_boot() {
+    let env = env();
+    env.runtime.block_on(env.server.create_desktop(STUDENT.0, "Lab PC"));
+    let mac = "02:00:00:00:00:36";
+    register_approved(&env, mac, "36");
+    let settings = Settings { boot_wait_secs: 2, ..Settings::default() };
+    let mut h = app(&env, env.server.server.url(), mac, settings);
+    wait_for(&mut h, "Classroom b101 · seat 36");
+    log_in(&mut h, STUDENT.0, STUDENT.1);
+    wait_for(&mut h, "Off");
+    // Before the click: the click's own frames may already take the action's answer.
+    let started = Instant::now();
+    click(&mut h, "Start");
+    wait_for(&mut h, "Starting…");
+    assert!(h.query_by_label("Running").is_none(), "not running while it boots");
+    wait_for(&mut h, "Start: done");
+    // The server says it runs at once (the test double); the guest gets its 2 s.
+    step_until(&mut h, "the desktop to be shown running", |h| h.query_by_label("Running").is_some());
+    assert!(started.elapsed() >= Duration::from_secs(2), "shown running after {:?}", started.elapsed());
+    assert!(h.query_by_label("Starting…").is_none());
+}
+
+#[test]
+fn a_wait_shows_its_busy_sign_only_after_300_ms() {
+    let env = env();
+    // A server that takes connections and never answers.
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", hung.local_addr().expect("addr"));
+    // Before the harness: building it may already run the first frame, and the lookup.
+    let start = Instant::now();
+    let mut h = app(&env, url, "02:00:00:00:00:37", settings());
+    h.step();
+    wait_for(&mut h, "Contacting the server…");
+    if start.elapsed() < Duration::from_millis(250) {
+        assert!(h.query_all_by_role(Role::ProgressIndicator).next().is_none(), "no spinner before 300 ms");
+    }
+    std::thread::sleep(Duration::from_millis(350));
+    h.step();
+    assert!(h.query_all_by_role(Role::ProgressIndicator).next().is_some(), "a spinner after 300 ms");
+    drop(hung);
 }
