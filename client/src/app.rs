@@ -7,7 +7,7 @@
 //! the next one is asked for with `request_repaint_after`: an idle client draws nothing.
 
 use crate::api::{ApiClient, ApiError};
-use crate::bg::{Bg, Msg};
+use crate::bg::{Bg, Msg, ViewerEnd};
 use crate::i18n::{Lang, Said, T, fill};
 use crate::screens::desktops::DesktopsView;
 use crate::screens::login::{DemoHint, LoginForm};
@@ -267,7 +267,14 @@ impl App {
                 _ => None,
             },
             Msg::Renewed(result) => self.desktops_view().and_then(|view| view.on_renewed(result)),
-            Msg::Desktops(result) => self.desktops_view().and_then(|view| view.on_desktops(result)),
+            Msg::Desktops(result) => {
+                let (bg, viewers, kiosk) = (self.bg.clone(), self.settings.viewers.clone(), self.kiosk());
+                self.desktops_view().and_then(|view| {
+                    let command = view.on_desktops(result);
+                    view.reconnect_if_due(&bg, &viewers, kiosk);
+                    command
+                })
+            }
             Msg::FreshForConnect { id, result } => {
                 let (bg, viewers, kiosk) = (self.bg.clone(), self.settings.viewers.clone(), self.kiosk());
                 self.desktops_view().and_then(|view| view.on_fresh_for_connect(&id, result, &bg, &viewers, kiosk))
@@ -296,13 +303,19 @@ impl App {
             }
             // A viewer of a session already handed over (logging out closes them).
             Msg::ViewerExited { .. } if !matches!(self.screen, Screen::Desktops(_)) => None,
-            Msg::ViewerExited { name, failed: true } => {
+            Msg::ViewerExited { id, name, end: ViewerEnd::Failed { early } } => {
+                let bg = self.bg.clone();
                 if let Some(view) = self.desktops_view() {
-                    view.on_viewer_failed(&name);
+                    view.on_viewer_failed(id, name, early, &bg);
                 }
                 None
             }
-            Msg::ViewerExited { name, failed: false } => {
+            Msg::AfterDrop { id, name, early, result } => {
+                let (bg, viewers, kiosk) = (self.bg.clone(), self.settings.viewers.clone(), self.kiosk());
+                self.desktops_view()
+                    .and_then(|view| view.on_after_drop(id, name, early, result, (&bg, &viewers, kiosk)))
+            }
+            Msg::ViewerExited { name, end: ViewerEnd::Closed, .. } => {
                 let notice = Said::with(T::SessionEnded, &[&name]);
                 if self.kiosk() {
                     // The next student sees no trace of the last: not even a desktop's name.

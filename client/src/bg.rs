@@ -37,10 +37,19 @@ pub enum Msg {
         name: String,
         result: Result<(), ViewerError>,
     },
-    /// The viewer ended; `failed`: at once and with an error (it could not connect).
+    /// The viewer of desktop `id` ended, closed or dropped.
     ViewerExited {
+        id: String,
         name: String,
-        failed: bool,
+        end: ViewerEnd,
+    },
+    /// The list asked for after a viewer of desktop `id` dropped: whether the server
+    /// answers, and whether the desktop still runs, tell what happened to it.
+    AfterDrop {
+        id: String,
+        name: String,
+        early: bool,
+        result: Result<DesktopList, ApiError>,
     },
     /// The list asked for right before opening desktop `id`.
     FreshForConnect {
@@ -56,6 +65,18 @@ pub enum Msg {
         rdp: bool,
         path: Option<PathBuf>,
     },
+}
+
+/// How a viewer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViewerEnd {
+    /// Closed by the student (a clean exit), or ended by a signal (the client's own,
+    /// at logout).
+    Closed,
+    /// It ended with an error, or said it lost its connection: the network or the
+    /// server may have dropped. `early`: within its first seconds, so it may never
+    /// have connected at all.
+    Failed { early: bool },
 }
 
 /// Where background work runs and how its answers reach the UI.

@@ -181,6 +181,11 @@ texts! {
     ),
     NotRunningNow => ("{} is not running any more: start it first.", "{} 已不在运行，请先开机。"),
     SessionEnded => ("The session with {} ended.", "与 {} 的会话已结束。"),
+    ConnectionLost => (
+        "The connection to {} was lost. It opens again by itself as soon as the server answers.",
+        "与 {} 的连接已中断。服务器恢复应答后将自动重新连接。"
+    ),
+    Reconnecting => ("Reconnecting to {}…", "正在重新连接 {}…"),
     ViewerMissing => ("The viewer program {} is not installed (or not found). Ask the administrator.", "找不到查看器程序 {}，请联系管理员。"),
     ViewerFailed => ("The viewer could not be started: {}", "无法启动查看器：{}"),
     // settings

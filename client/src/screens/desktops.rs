@@ -6,7 +6,7 @@ mod dialogs;
 
 use super::{Command, describe};
 use crate::api::ApiError;
-use crate::bg::{Bg, Msg};
+use crate::bg::{Bg, Msg, ViewerEnd};
 use crate::i18n::{Lang, Said, T, fill};
 use crate::viewer::{self, ViewerError, ViewerPrograms};
 use crate::widgets::{busy_line, busy_sign, focus_until_focused};
@@ -23,6 +23,9 @@ const VIEWER_FAILS_WITHIN: Duration = Duration::from_secs(30);
 
 /// How often the desktop list is refreshed while it is shown.
 pub const DESKTOP_REFRESH: Duration = Duration::from_secs(5);
+
+/// How often the server is asked while a dropped viewer waits to reconnect.
+const RECONNECT_POLL: Duration = Duration::from_secs(2);
 
 pub struct DesktopsView {
     user: String,
@@ -55,6 +58,10 @@ pub struct DesktopsView {
     password: Option<PasswordDialog>,
     /// The desktop open in a viewer.
     session: Option<String>,
+    /// The desktop whose viewer dropped with the server: opened again once it answers.
+    reconnect: Option<String>,
+    /// The last list asked for did not come.
+    next_refresh_failed: bool,
     refreshing: bool,
     next_refresh: Instant,
     renew_at: Instant,
@@ -109,6 +116,8 @@ impl DesktopsView {
             notice: None,
             password: None,
             session: None,
+            reconnect: None,
+            next_refresh_failed: false,
             refreshing: false,
             next_refresh: now,
             renew_at: now + renew_after(grant.expires_in),
@@ -298,6 +307,7 @@ impl DesktopsView {
                 let (bg, name) = (bg.clone(), desktop.name);
                 // A logout while the viewer starts closes it as soon as it exists.
                 let generation = bg.session.generation();
+                let id = desktop.id;
                 bg.runtime.clone().spawn(async move {
                     match viewer::start(&launch).await {
                         Ok(mut child) => {
@@ -309,15 +319,23 @@ impl DesktopsView {
                                 crate::leaving::terminate(pid);
                             }
                             bg.report(Msg::ViewerStarted { name: name.clone(), result: Ok(()) });
+                            let stderr = child.stderr.take().map(|stderr| tokio::spawn(read_stderr(stderr)));
                             let status = child.wait().await;
                             if let Some(pid) = pid {
                                 bg.session.viewer_closed(pid);
                             }
-                            tracing::info!(?status, "viewer closed");
-                            // An error soon after the start: it never showed the desktop.
-                            let failed =
-                                !status.is_ok_and(|status| status.success()) && started.elapsed() < VIEWER_FAILS_WITHIN;
-                            bg.report(Msg::ViewerExited { name, failed });
+                            // A process the viewer left behind may hold its stderr open.
+                            let said = match stderr {
+                                Some(reading) => tokio::time::timeout(Duration::from_secs(1), reading)
+                                    .await
+                                    .ok()
+                                    .and_then(Result::ok)
+                                    .unwrap_or_default(),
+                                None => String::new(),
+                            };
+                            tracing::info!(?status, stderr = %said.trim(), "viewer closed");
+                            let end = viewer_end(status.ok(), &said, started.elapsed());
+                            bg.report(Msg::ViewerExited { id, name, end });
                         }
                         Err(e) => bg.report(Msg::ViewerStarted { name, result: Err(e) }),
                     }
@@ -365,15 +383,82 @@ impl DesktopsView {
         self.next_refresh = Instant::now();
     }
 
-    /// The viewer ended at once with an error: it could not connect.
-    pub fn on_viewer_failed(&mut self, name: &str) {
+    /// The viewer of desktop `id` failed: whether the server answers, and whether the
+    /// desktop still runs, tell a dropped network from a desktop gone or a viewer that
+    /// never connected. The answer comes as [`Msg::AfterDrop`].
+    pub fn on_viewer_failed(&mut self, id: String, name: String, early: bool, bg: &Bg) {
         self.session = None;
-        self.notice = Some((Said::with(T::ViewerCouldNotConnect, &[name]), true));
-        self.next_refresh = Instant::now();
+        let (api, token) = (bg.api.clone(), self.token.clone());
+        bg.spawn(async move { Msg::AfterDrop { result: api.desktops(&token).await, id, name, early } });
+    }
+
+    /// What the server says after a viewer failed. Unreachable: the network or the
+    /// server dropped, and the desktop is opened again once the server answers. The
+    /// desktop still running: a viewer that had been showing it reconnects at once; one
+    /// that failed within its first seconds never connected, and the student is told.
+    /// The desktop stopped: the session ended (a kiosk logs out).
+    pub fn on_after_drop(
+        &mut self,
+        id: String,
+        name: String,
+        early: bool,
+        result: Result<DesktopList, ApiError>,
+        (bg, viewers, kiosk): (&Bg, &ViewerPrograms, bool),
+    ) -> Option<Command> {
+        self.next_refresh = Instant::now() + RECONNECT_POLL;
+        let list = match result {
+            Ok(list) => list.desktop_list,
+            Err(ApiError::Unreachable(reason)) => {
+                self.notice = Some((Said::with(T::ConnectionLost, &[&name]), true));
+                self.reconnect = Some(id);
+                return Some(Command::Unreachable(reason));
+            }
+            Err(ApiError::Unauthorized) => return Some(Command::LogOut(Some(T::SessionExpired.into()))),
+            Err(other) => {
+                self.notice = Some((describe(&other), true));
+                return None;
+            }
+        };
+        let fresh = list.iter().find(|desktop| desktop.id == id).cloned();
+        self.take_list(list);
+        match fresh {
+            Some(_) if early => self.notice = Some((Said::with(T::ViewerCouldNotConnect, &[&name]), true)),
+            Some(desktop) if desktop.status == DesktopStatus::Active => {
+                tracing::info!(desktop = %id, "the viewer dropped; reconnecting");
+                self.notice = Some((Said::with(T::Reconnecting, &[&name]), false));
+                self.launch(desktop, bg, viewers, kiosk);
+            }
+            _ if kiosk => return Some(Command::LogOut(None)),
+            _ => self.notice = Some((Said::with(T::SessionEnded, &[&name]), false)),
+        }
+        Some(Command::Reached)
+    }
+
+    /// A desktop whose viewer dropped with the server is opened again, with what the
+    /// server says now, once the list comes back.
+    pub fn reconnect_if_due(&mut self, bg: &Bg, viewers: &ViewerPrograms, kiosk: bool) {
+        let (Some(id), false) = (&self.reconnect, self.refreshing) else { return };
+        let Some(desktop) = self.desktops.iter().flatten().find(|d| &d.id == id).cloned() else { return };
+        if self.session.is_some() || self.next_refresh_failed {
+            return;
+        }
+        self.reconnect = None;
+        if desktop.status == DesktopStatus::Active {
+            tracing::info!(desktop = %desktop.id, "the server answers again; reconnecting");
+            self.notice = Some((Said::with(T::Reconnecting, &[&desktop.name]), false));
+            self.launch(desktop, bg, viewers, kiosk);
+        } else {
+            self.notice = Some((Said::with(T::NotRunningNow, &[&desktop.name]), true));
+        }
     }
 
     pub fn on_desktops(&mut self, result: Result<DesktopList, ApiError>) -> Option<Command> {
         self.refreshing = false;
+        self.next_refresh_failed = result.is_err();
+        // Waiting to reconnect: the server is asked more often.
+        if self.reconnect.is_some() {
+            self.next_refresh = self.next_refresh.min(Instant::now() + RECONNECT_POLL);
+        }
         if std::mem::take(&mut self.refresh_again) {
             self.next_refresh = Instant::now();
         } else if result.is_ok() {
@@ -484,6 +569,7 @@ impl DesktopsView {
         match result {
             Ok(()) => {
                 self.session = Some(name);
+                self.reconnect = None;
                 self.notice = None;
             }
             Err(ViewerError::Missing(program)) => {
@@ -628,6 +714,27 @@ fn status_color(status: DesktopStatus) -> Color32 {
         DesktopStatus::Shutoff => Color32::GRAY,
         _ => Color32::from_rgb(210, 160, 40),
     }
+}
+
+/// How a viewer that ran for `ran` ended: a clean exit (the student closed it) or a
+/// signal (the client's own, at logout) is closed, unless its stderr says it lost the
+/// connection; an error exit failed.
+fn viewer_end(status: Option<std::process::ExitStatus>, stderr: &str, ran: Duration) -> ViewerEnd {
+    let clean = status.is_some_and(|status| status.success() || status.code().is_none());
+    if clean && !viewer::says_connection_lost(stderr) {
+        ViewerEnd::Closed
+    } else {
+        ViewerEnd::Failed { early: ran < VIEWER_FAILS_WITHIN }
+    }
+}
+
+/// A viewer's standard error, up to 64 KiB of it (the rest is read and dropped).
+async fn read_stderr(mut stderr: tokio::process::ChildStderr) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut kept = Vec::new();
+    let _ = (&mut stderr).take(64 * 1024).read_to_end(&mut kept).await;
+    let _ = tokio::io::copy(&mut stderr, &mut tokio::io::sink()).await;
+    String::from_utf8_lossy(&kept).into_owned()
 }
 
 /// Writes a file only its owner can read.

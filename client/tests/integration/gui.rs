@@ -1061,3 +1061,78 @@ fn a_wait_shows_its_busy_sign_only_after_300_ms() {
     assert!(h.query_all_by_role(Role::ProgressIndicator).next().is_some(), "a spinner after 300 ms");
     drop(hung);
 }
+
+/// A stand-in viewer that records each start (`viewer.starts`, one line each, its
+/// standard input in `viewer.stdin.N`) and stays open until a file `viewer.drop`
+/// appears; then it says it lost the connection and ends with an error, as
+/// remote-viewer does when the network or the server goes.
+fn dropping_viewer(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("viewer");
+    std::fs::write(
+        &path,
+        "#!/bin/sh\necho start >> \"$0.starts\"\nn=$(wc -l < \"$0.starts\")\ncat > \"$0.stdin.$n\"\n\
+         while [ ! -e \"$0.drop\" ]; do sleep 0.05; done\nrm -f \"$0.drop\"\n\
+         echo 'Connection lost' >&2\nexit 1\n",
+    )
+    .expect("script");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    path
+}
+
+fn starts(dir: &std::path::Path) -> usize {
+    std::fs::read_to_string(dir.join("viewer.starts")).map_or(0, |text| text.lines().count())
+}
+
+#[test]
+fn reconnect_after_the_server_comes_back() {
+    let env = env();
+    let id = env.runtime.block_on(env.server.create_desktop(STUDENT.0, "Lab PC"));
+    let mac = "02:00:00:00:00:38";
+    register_approved(&env, mac, "38");
+    let dir = tempfile::tempdir().expect("dir");
+    let mut settings = settings();
+    settings.viewers.spice = dropping_viewer(dir.path()).display().to_string();
+    let mut h = app(&env, env.server.server.url(), mac, settings);
+    wait_for(&mut h, "Classroom b101 · seat 38");
+    log_in(&mut h, STUDENT.0, STUDENT.1);
+    wait_for(&mut h, "Off");
+    click(&mut h, "Start");
+    wait_for(&mut h, "Running");
+    click(&mut h, "Connect");
+    wait_for(&mut h, "Lab PC is open in the viewer.");
+    step_until(&mut h, "the viewer to start", |_| starts(dir.path()) == 1);
+
+    // The server goes (the viewer's connection with it), and stays away a while.
+    let Env { server, runtime } = env;
+    let stopped = runtime.block_on(server.stop());
+    std::fs::write(dir.path().join("viewer.drop"), "").expect("drop");
+    wait_for(&mut h, "The connection to Lab PC was lost.");
+    let away = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < away {
+        h.step();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(starts(dir.path()), 1, "no viewer while the server is away");
+
+    // Back on the same address and data: the same desktop opens again, by itself.
+    let server = runtime.block_on(stopped.start());
+    step_until(&mut h, "the viewer to start again", |_| starts(dir.path()) == 2);
+    wait_for(&mut h, "Lab PC is open in the viewer.");
+    // The stand-in records its start before its standard input has all arrived.
+    let stdin = dir.path().join("viewer.stdin.2");
+    let ticket = format!("password=ticket-{id}\n");
+    step_until(&mut h, "the ticket on the viewer's stdin", |_| {
+        std::fs::read_to_string(&stdin).is_ok_and(|text| text.contains(&ticket))
+    });
+
+    // A viewer the student closes (a clean exit) is not reopened.
+    click(&mut h, "Log out");
+    wait_for(&mut h, "User name");
+    for _ in 0..20 {
+        h.step();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(starts(dir.path()), 2);
+    drop(server);
+}
