@@ -97,6 +97,9 @@ pub struct App {
     started: Instant,
     first_frame_logged: bool,
     kiosk_sized: bool,
+    /// The zoom was set from the monitor's size.
+    scaled: bool,
+    logo: Option<egui::TextureHandle>,
     /// Whether the window had the keyboard last frame.
     window_focused: bool,
 }
@@ -105,15 +108,7 @@ impl App {
     pub fn new(cc: &eframe::CreationContext<'_>, setup: Setup) -> Self {
         let ctx = cc.egui_ctx.clone();
         crate::fonts::install_cjk(&ctx);
-        ctx.all_styles_mut(|style| {
-            use egui::{FontId, TextStyle};
-            style.text_styles.insert(TextStyle::Body, FontId::proportional(16.0));
-            style.text_styles.insert(TextStyle::Button, FontId::proportional(16.0));
-            style.text_styles.insert(TextStyle::Heading, FontId::proportional(24.0));
-            style.text_styles.insert(TextStyle::Small, FontId::proportional(13.0));
-            style.spacing.button_padding = egui::vec2(10.0, 5.0);
-            style.spacing.item_spacing = egui::vec2(8.0, 8.0);
-        });
+        crate::look::install(&ctx);
         let (bg, rx) = Bg::new(setup.runtime, ApiClient::new(&setup.server), ctx);
         let app = Self {
             bg,
@@ -138,9 +133,12 @@ impl App {
             started: setup.started,
             first_frame_logged: false,
             kiosk_sized: false,
+            scaled: false,
+            logo: None,
             window_focused: true,
         };
         app.load_memory();
+        app.load_logo();
         app
     }
 
@@ -201,6 +199,28 @@ impl App {
             let _ = memory.set(TOKEN, token.as_deref());
             None
         });
+    }
+
+    /// Reads and decodes the school's logo off the UI thread.
+    fn load_logo(&self) {
+        let Some(path) = self.settings.logo.clone() else { return };
+        self.bg.spawn_blocking(move || {
+            let decoded = image::open(&path).map_err(|e| format!("{}: {e}", path.display())).map(|image| {
+                let image = image.into_rgba8();
+                let size = [image.width() as usize, image.height() as usize];
+                egui::ColorImage::from_rgba_unmultiplied(size, image.as_raw())
+            });
+            Some(Msg::Logo(decoded))
+        });
+    }
+
+    /// What the top bar and the login screen are titled: the school's name, or the
+    /// client's.
+    fn title(&self) -> String {
+        match &self.settings.school_name {
+            Some(name) if !name.trim().is_empty() => name.clone(),
+            _ => self.t(T::AppTitle).to_owned(),
+        }
     }
 
     fn probe(&mut self) {
@@ -348,6 +368,14 @@ impl App {
                 if let Some(view) = self.desktops_view() {
                     view.on_file_saved(result);
                 }
+                None
+            }
+            Msg::Logo(Ok(image)) => {
+                self.logo = Some(self.bg.ctx().load_texture("logo", image, egui::TextureOptions::LINEAR));
+                None
+            }
+            Msg::Logo(Err(reason)) => {
+                tracing::warn!(%reason, "the logo cannot be shown");
                 None
             }
             Msg::ProgramChosen { rdp, path } => {
@@ -527,7 +555,9 @@ impl App {
     fn top_bar(&mut self, ui: &mut egui::Ui) {
         egui::Panel::top("top").show(ui, |ui| {
             ui.horizontal(|ui| {
-                ui.heading(self.t(T::AppTitle));
+                // The login screen says the school's name large itself.
+                let title = if matches!(self.screen, Screen::Login(_)) { String::new() } else { self.title() };
+                ui.label(RichText::new(title).heading().color(crate::look::ACCENT).strong());
                 right_aligned(ui, |ui| {
                     if let Screen::Desktops(view) = &mut self.screen {
                         ui.label(fill(T::SignedInAs.get(self.lang), &[view.user()]));
@@ -626,6 +656,7 @@ impl App {
     fn draw_screen(&mut self, ui: &mut egui::Ui) {
         let lang = self.lang;
         let seat = self.terminal.as_ref().map(|t| (t.place.clone(), t.seat_number.clone())).unwrap_or_default();
+        let title = self.title();
         let bg = &self.bg;
         let command = match &mut self.screen {
             Screen::Starting => {
@@ -639,7 +670,7 @@ impl App {
             Screen::Waiting => terminal_state::waiting_ui(ui, lang, &seat),
             Screen::Rejected => terminal_state::rejected_ui(ui, lang, &seat),
             Screen::Login(form) => {
-                form.ui(ui, lang, bg, &seat, self.demo_hint.as_ref());
+                form.ui(ui, lang, bg, &seat, (title, self.logo.as_ref()), self.demo_hint.as_ref());
                 None
             }
             Screen::Desktops(view) => {
@@ -664,6 +695,28 @@ impl eframe::App for App {
         if self.kiosk() && ctx.input(|i| i.viewport().close_requested()) {
             ctx.send_viewport_cmd(egui::ViewportCommand::CancelClose);
         }
+        let zoom_at_start = ctx.zoom_factor();
+        // Readable at two metres on any screen: the zoom follows the monitor's height.
+        // A window (not a kiosk) grows with it, up to nine tenths of the monitor.
+        if !self.scaled
+            && let Some(monitor) = ctx.input(|i| i.viewport().monitor_size)
+        {
+            self.scaled = true;
+            let native = ctx.native_pixels_per_point().unwrap_or(1.0);
+            let before = ctx.zoom_factor();
+            let zoom = crate::look::zoom_for(monitor * before, native);
+            if (zoom - before).abs() > 0.01 {
+                tracing::info!(zoom, native, ?monitor, "zoom from the monitor's size");
+                ctx.set_zoom_factor(zoom);
+                if !self.kiosk()
+                    && let Some(inner) = ctx.input(|i| i.viewport().inner_rect)
+                {
+                    // The same points at the new zoom are a window `zoom / before` larger.
+                    let most = monitor * before / zoom * 0.9;
+                    ctx.send_viewport_cmd(egui::ViewportCommand::InnerSize(inner.size().min(most)));
+                }
+            }
+        }
         // Fullscreen needs a window manager to honour it; kiosk terminals often run
         // none, so the window also covers the whole monitor itself.
         if self.kiosk()
@@ -671,6 +724,8 @@ impl eframe::App for App {
             && let Some(size) = ctx.input(|i| i.viewport().monitor_size)
         {
             self.kiosk_sized = true;
+            // The monitor in the points of the zoom the command is carried out at.
+            let size = size * zoom_at_start / ctx.zoom_factor();
             ctx.send_viewport_cmd(egui::ViewportCommand::OuterPosition(egui::pos2(0.0, 0.0)));
             ctx.send_viewport_cmd(egui::ViewportCommand::InnerSize(size));
         }

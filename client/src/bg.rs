@@ -65,6 +65,8 @@ pub enum Msg {
         rdp: bool,
         path: Option<PathBuf>,
     },
+    /// The school's logo, read and decoded (or why not).
+    Logo(Result<egui::ColorImage, String>),
 }
 
 /// How a viewer ended.
@@ -95,6 +97,10 @@ impl Bg {
     pub fn new(runtime: tokio::runtime::Handle, api: ApiClient, ctx: egui::Context) -> (Self, Receiver<Msg>) {
         let (tx, rx) = channel();
         (Self { runtime, api, session: Session::default(), tx, ctx }, rx)
+    }
+
+    pub fn ctx(&self) -> &egui::Context {
+        &self.ctx
     }
 
     /// Hands `msg` to the UI and wakes it to read it.

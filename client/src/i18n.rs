@@ -157,6 +157,7 @@ texts! {
     Status => ("Status", "状态"),
     StatusActive => ("Running", "运行中"),
     StatusStarting => ("Starting…", "正在启动…"),
+    DesktopSize => ("{} CPU · {} GB memory · {} GB disk", "{} 核处理器 · {} GB 内存 · {} GB 硬盘"),
     StatusShutoff => ("Off", "已关机"),
     StatusSuspended => ("Suspended", "已挂起"),
     StatusPaused => ("Paused", "已暂停"),

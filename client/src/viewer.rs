@@ -256,6 +256,8 @@ mod tests {
                     password: Some("ticket-xyz".into()),
                 },
             ],
+            image: None,
+            size: None,
         }
     }
 

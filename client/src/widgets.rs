@@ -7,14 +7,19 @@ use std::time::{Duration, Instant};
 /// How long a wait goes without a busy sign: shorter ones would only flicker.
 pub const BUSY_SIGN_AFTER: Duration = Duration::from_millis(300);
 
-/// A centred column for forms.
+/// A centred white card for forms, a little above the middle of the page.
 pub fn card(ui: &mut egui::Ui, add: impl FnOnce(&mut egui::Ui)) {
     ui.vertical_centered(|ui| {
-        ui.add_space(24.0);
-        egui::Frame::group(ui.style()).inner_margin(20.0).show(ui, |ui| {
-            ui.set_width(ui.available_width().min(480.0));
-            ui.with_layout(Layout::top_down(Align::Min), add);
-        });
+        ui.add_space((ui.available_height() * 0.08).max(12.0));
+        egui::Frame::new()
+            .fill(crate::look::CARD)
+            .stroke(ui.visuals().widgets.noninteractive.bg_stroke)
+            .corner_radius(12)
+            .inner_margin(32.0)
+            .show(ui, |ui| {
+                ui.set_width(ui.available_width().min(520.0));
+                ui.with_layout(Layout::top_down(Align::Min), add);
+            });
     });
 }
 
@@ -40,8 +45,11 @@ pub fn field(
 
 /// Asks for the keyboard for `response` until it has it once (a request made before
 /// the window can take the keyboard, or while the form is still changing, is lost).
+///
+/// Only while the window has the keyboard: egui takes the focus away from a window
+/// that has none, and asking again every frame would draw frames for nothing.
 pub fn focus_until_focused(response: &egui::Response, pending: &mut bool) {
-    if *pending {
+    if *pending && response.ctx.input(|i| i.focused) {
         if response.has_focus() {
             *pending = false;
         } else {

@@ -8,6 +8,7 @@ use super::{Command, describe};
 use crate::api::ApiError;
 use crate::bg::{Bg, Msg, ViewerEnd};
 use crate::i18n::{Lang, Said, T, fill};
+use crate::look;
 use crate::viewer::{self, ViewerError, ViewerPrograms};
 use crate::widgets::{busy_line, busy_sign, focus_until_focused};
 use dialogs::PasswordDialog;
@@ -203,7 +204,8 @@ impl DesktopsView {
         frame.show(ui, |ui| {
             ui.set_width(ui.available_width());
             let line = ui.text_style_height(&egui::TextStyle::Body);
-            ui.set_min_height(2.0 * line + ui.spacing().item_spacing.y);
+            // Roomier than two lines need, so that two never make it grow.
+            ui.set_min_height(2.0 * (line + ui.spacing().item_spacing.y) + 4.0);
             if let Some(name) = &self.session {
                 ui.label(RichText::new(fill(T::SessionOpen.get(lang), &[name])).strong());
                 ui.label(T::SessionHint.get(lang));
@@ -220,15 +222,18 @@ impl DesktopsView {
             }
             Some(desktops) => {
                 egui::ScrollArea::vertical().show(ui, |ui| {
-                    for (i, desktop) in desktops.iter().enumerate() {
-                        let busy = self.busy.get(&desktop.id);
-                        let focus = (i == 0).then_some(&mut self.list_wants_focus);
-                        let booting = desktop.status == DesktopStatus::Active && self.booting.contains_key(&desktop.id);
-                        let tile = Tile { desktop, busy, booting, in_session: self.session.is_some(), kiosk };
-                        if let Some(i) = desktop_card(ui, lang, tile, focus) {
-                            intent = Some(i);
+                    ui.horizontal_wrapped(|ui| {
+                        for (i, desktop) in desktops.iter().enumerate() {
+                            let busy = self.busy.get(&desktop.id);
+                            let focus = (i == 0).then_some(&mut self.list_wants_focus);
+                            let booting =
+                                desktop.status == DesktopStatus::Active && self.booting.contains_key(&desktop.id);
+                            let tile = Tile { desktop, busy, booting, in_session: self.session.is_some(), kiosk };
+                            if let Some(i) = desktop_card(ui, lang, tile, focus) {
+                                intent = Some(i);
+                            }
                         }
-                    }
+                    });
                 });
             }
         }
@@ -598,8 +603,10 @@ impl DesktopsView {
     }
 }
 
-/// The widest of the card's buttons, so that none moves when another's text changes.
-const BUTTON_WIDTH: f32 = 120.0;
+/// A tile's inner width, and its secondary buttons' width: every tile and button
+/// the same, so none moves when a text changes.
+const TILE_WIDTH: f32 = 380.0;
+const SECONDARY_WIDTH: f32 = 116.0;
 
 /// What a desktop's tile shows.
 struct Tile<'a> {
@@ -612,87 +619,124 @@ struct Tile<'a> {
     kiosk: bool,
 }
 
-/// One desktop. **Its buttons never move**: every button is always there, in the same
-/// place, enabled or not, and the progress line below them keeps its height; so a
-/// second click lands where the first did, on a button that is disabled while the
-/// first click's action runs and until the list shows its outcome.
+/// One desktop as a tile: its name and state, its OS and size, one primary Connect,
+/// and the power actions set apart below it. **Its buttons never move**: every button
+/// is always there, in the same place, enabled or not, and the progress line below
+/// them keeps its height; so a second click lands where the first did, on a button
+/// that is disabled while the first click's action runs and until the list shows its
+/// outcome.
 fn desktop_card(ui: &mut egui::Ui, lang: Lang, tile: Tile<'_>, focus: Option<&mut bool>) -> Option<Intent> {
     let Tile { desktop, busy, booting, in_session, kiosk } = tile;
     let mut intent = None;
-    egui::Frame::group(ui.style()).inner_margin(12.0).show(ui, |ui| {
-        ui.set_width(ui.available_width());
-        ui.horizontal(|ui| {
-            ui.label(RichText::new(&desktop.name).heading());
-            let (dot, _) = ui.allocate_exact_size(egui::vec2(12.0, 12.0), egui::Sense::hover());
-            if booting {
-                ui.painter().circle_filled(dot.center(), 5.0, status_color(DesktopStatus::Build));
-                ui.label(T::StatusStarting.get(lang));
-            } else {
-                ui.painter().circle_filled(dot.center(), 5.0, status_color(desktop.status));
-                ui.label(status_label(lang, desktop.status));
-            }
-        });
-        let button = |text: RichText| egui::Button::new(text).min_size(egui::vec2(BUTTON_WIDTH, 0.0));
-        ui.horizontal(|ui| {
-            let idle = busy.is_none();
-            let active = desktop.status == DesktopStatus::Active;
-            let can_connect = active && viewer::pick_connection(desktop).is_some() && !in_session;
-            let connect_text = RichText::new(T::Connect.get(lang));
-            let connect_text = if idle && can_connect { connect_text.strong() } else { connect_text };
-            let connect = ui.add_enabled(idle && can_connect, button(connect_text));
-            if connect.clicked() {
-                intent = Some(Intent::Connect(desktop.clone()));
-            }
-            ui.add_space(16.0);
-            let (wake, can_wake) = match desktop.status {
-                DesktopStatus::Suspended | DesktopStatus::Paused => (T::Resume, true),
-                DesktopStatus::Shutoff | DesktopStatus::Error => (T::Start, true),
-                _ => (T::Start, false),
-            };
-            let wake_button = ui.add_enabled(idle && can_wake, button(wake.get(lang).into()));
-            if wake_button.clicked() {
-                intent = Some(Intent::Action(desktop.id.clone(), DesktopAction::Resume, wake));
-            }
-            // The keyboard starts on the first desktop's main action: Connect, or Start.
-            if let Some(pending) = focus {
-                if idle && can_connect {
-                    focus_until_focused(&connect, pending);
-                } else if idle && can_wake {
-                    focus_until_focused(&wake_button, pending);
-                } else {
-                    *pending = false;
+    egui::Frame::new()
+        .fill(look::CARD)
+        .stroke(ui.visuals().widgets.noninteractive.bg_stroke)
+        .corner_radius(12)
+        .inner_margin(20.0)
+        .show(ui, |ui| {
+            ui.set_width(TILE_WIDTH);
+            // Top down inside, whatever the list around it lays out.
+            ui.vertical(|ui| {
+                ui.label(RichText::new(&desktop.name).size(24.0).strong());
+                ui.horizontal(|ui| {
+                    let (dot, _) = ui.allocate_exact_size(egui::vec2(14.0, 14.0), egui::Sense::hover());
+                    let (color, text) = if booting {
+                        (status_color(DesktopStatus::Build), T::StatusStarting.get(lang))
+                    } else {
+                        (status_color(desktop.status), status_label(lang, desktop.status))
+                    };
+                    ui.painter().circle_filled(dot.center(), 6.0, color);
+                    ui.label(RichText::new(text).strong());
+                });
+                // Always one line, empty where the server does not say.
+                ui.label(RichText::new(details(lang, desktop)).color(look::QUIET));
+                ui.add_space(4.0);
+                let idle = busy.is_none();
+                let active = desktop.status == DesktopStatus::Active;
+                let can_connect = active && viewer::pick_connection(desktop).is_some() && !in_session;
+                let connect =
+                    ui.add_enabled(idle && can_connect, look::primary(T::Connect.get(lang), ui.available_width()));
+                if connect.clicked() {
+                    intent = Some(Intent::Connect(desktop.clone()));
                 }
-            }
-            if ui.add_enabled(idle && active, button(T::Reboot.get(lang).into())).clicked() {
-                intent = Some(Intent::Ask(Confirm {
-                    id: desktop.id.clone(),
-                    name: desktop.name.clone(),
-                    action: DesktopAction::Reboot,
-                    label: T::Reboot,
-                }));
-            }
-            let can_stop = desktop.status != DesktopStatus::Shutoff;
-            if ui.add_enabled(idle && can_stop, button(T::Shutdown.get(lang).into())).clicked() {
-                intent = Some(Intent::Ask(Confirm {
-                    id: desktop.id.clone(),
-                    name: desktop.name.clone(),
-                    action: DesktopAction::Shutdown,
-                    label: T::Shutdown,
-                }));
-            }
-            if !kiosk && ui.add_enabled(can_connect, button(T::SaveFile.get(lang).into())).clicked() {
-                intent = Some(Intent::AskSaveFile(desktop.clone()));
-            }
+                ui.separator();
+                let button = |text: &str| {
+                    egui::Button::new(RichText::new(text).size(15.0)).min_size(egui::vec2(SECONDARY_WIDTH, 30.0))
+                };
+                let wake_button = ui
+                    .horizontal(|ui| {
+                        let (wake, can_wake) = match desktop.status {
+                            DesktopStatus::Suspended | DesktopStatus::Paused => (T::Resume, true),
+                            DesktopStatus::Shutoff | DesktopStatus::Error => (T::Start, true),
+                            _ => (T::Start, false),
+                        };
+                        let wake_button = ui.add_enabled(idle && can_wake, button(wake.get(lang)));
+                        if wake_button.clicked() {
+                            intent = Some(Intent::Action(desktop.id.clone(), DesktopAction::Resume, wake));
+                        }
+                        if ui.add_enabled(idle && active, button(T::Reboot.get(lang))).clicked() {
+                            intent = Some(Intent::Ask(Confirm {
+                                id: desktop.id.clone(),
+                                name: desktop.name.clone(),
+                                action: DesktopAction::Reboot,
+                                label: T::Reboot,
+                            }));
+                        }
+                        let can_stop = desktop.status != DesktopStatus::Shutoff;
+                        if ui.add_enabled(idle && can_stop, button(T::Shutdown.get(lang))).clicked() {
+                            intent = Some(Intent::Ask(Confirm {
+                                id: desktop.id.clone(),
+                                name: desktop.name.clone(),
+                                action: DesktopAction::Shutdown,
+                                label: T::Shutdown,
+                            }));
+                        }
+                        (wake_button, can_wake)
+                    })
+                    .inner;
+                if !kiosk && ui.add_enabled(can_connect, button(T::SaveFile.get(lang))).clicked() {
+                    intent = Some(Intent::AskSaveFile(desktop.clone()));
+                }
+                // The keyboard starts on the first desktop's main action: Connect, or Start.
+                if let Some(pending) = focus {
+                    let (wake_button, can_wake) = wake_button;
+                    if idle && can_connect {
+                        focus_until_focused(&connect, pending);
+                    } else if idle && can_wake {
+                        focus_until_focused(&wake_button, pending);
+                    } else {
+                        *pending = false;
+                    }
+                }
+                // The progress line: always its height, filled while an action runs.
+                ui.horizontal(|ui| {
+                    ui.set_min_height(ui.spacing().interact_size.y);
+                    if let Some((label, since)) = busy {
+                        busy_line(ui, *since, Some(&format!("{} {}", label.get(lang), T::Working.get(lang))));
+                    }
+                });
+            });
         });
-        // The progress line: always its height, filled while an action runs.
-        ui.horizontal(|ui| {
-            ui.set_min_height(ui.spacing().interact_size.y);
-            if let Some((label, since)) = busy {
-                busy_line(ui, *since, Some(&format!("{} {}", label.get(lang), T::Working.get(lang))));
-            }
-        });
-    });
     intent
+}
+
+/// The desktop's OS (its image) and size (its flavor), as far as the server says.
+fn details(lang: Lang, desktop: &Desktop) -> String {
+    let mut parts = Vec::new();
+    if let Some(image) = &desktop.image {
+        parts.push(image.clone());
+    }
+    if let Some(size) = &desktop.size {
+        let gib = |mib: u32| {
+            let gib = f64::from(mib) / 1024.0;
+            if gib.fract() == 0.0 { format!("{gib:.0}") } else { format!("{gib:.1}") }
+        };
+        parts.push(fill(
+            T::DesktopSize.get(lang),
+            &[&size.vcpus.to_string(), &gib(size.ram_mib), &size.disk_gib.to_string()],
+        ));
+    }
+    parts.join(" · ")
 }
 
 fn status_label(lang: Lang, status: DesktopStatus) -> &'static str {

@@ -75,13 +75,21 @@ impl LoginForm {
         lang: Lang,
         bg: &Bg,
         seat: &(String, String),
+        (school, logo): (String, Option<&egui::TextureHandle>),
         demo_hint: Option<&DemoHint>,
     ) {
         let mut submit = false;
         card(ui, |ui| {
+            // The school first, large and calm; then what to do.
+            ui.vertical_centered(|ui| {
+                if let Some(logo) = logo {
+                    ui.add(egui::Image::new(logo).max_height(96.0).max_width(320.0));
+                }
+                ui.label(RichText::new(school).size(34.0).strong().color(crate::look::ACCENT));
+                ui.label(RichText::new(fill(T::SeatInfo.get(lang), &[&seat.0, &seat.1])).color(crate::look::QUIET));
+            });
+            ui.add_space(8.0);
             ui.heading(T::LoginTitle.get(lang));
-            ui.label(RichText::new(fill(T::SeatInfo.get(lang), &[&seat.0, &seat.1])).weak());
-            ui.separator();
             let user = field(ui, T::UserName.get(lang), &mut self.user, false, None);
             let password = field(ui, T::Password.get(lang), &mut self.password, true, None);
             let first_empty = if self.user.trim().is_empty() { &user } else { &password };
@@ -93,20 +101,24 @@ impl LoginForm {
             }
             let enter = pressed_enter && (password.lost_focus() || user.lost_focus());
             let wait = self.throttled_until.map(|until| until.saturating_duration_since(Instant::now()));
-            if let Some(wait) = wait {
-                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-                ui.colored_label(ui.visuals().error_fg_color, fill(T::Throttled.get(lang), &[&secs.to_string()]));
+            ui.add_space(4.0);
+            let ready =
+                self.busy.is_none() && wait.is_none() && !self.user.trim().is_empty() && !self.password.is_empty();
+            let log_in = crate::look::primary(T::LogIn.get(lang), ui.available_width());
+            if ui.add_enabled(ready, log_in).clicked() || (ready && enter) {
+                submit = true;
             }
-            error_line(ui, lang, &self.error);
-            ui.horizontal(|ui| {
-                let ready =
-                    self.busy.is_none() && wait.is_none() && !self.user.trim().is_empty() && !self.password.is_empty();
-                let clicked = ui.add_enabled(ready, egui::Button::new(T::LogIn.get(lang))).clicked();
-                if ready && (clicked || enter) {
-                    submit = true;
+            // What happened, below the button and always two lines high: nothing above
+            // it moves when it speaks.
+            ui.allocate_ui(egui::vec2(ui.available_width(), 0.0), |ui| {
+                ui.set_min_height(2.0 * ui.spacing().interact_size.y);
+                if let Some(wait) = wait {
+                    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                    ui.colored_label(ui.visuals().error_fg_color, fill(T::Throttled.get(lang), &[&secs.to_string()]));
                 }
+                error_line(ui, lang, &self.error);
                 if let Some(since) = self.busy {
-                    busy_line(ui, since, Some(T::LoggingIn.get(lang)));
+                    ui.horizontal(|ui| busy_line(ui, since, Some(T::LoggingIn.get(lang))));
                 }
             });
             if let Some(hint) = demo_hint {

@@ -49,7 +49,8 @@ pub fn rejected_ui(ui: &mut egui::Ui, lang: Lang, seat: &(String, String)) -> Op
 /// presses it.
 fn check_again(ui: &mut egui::Ui, lang: Lang) -> bool {
     let button = ui.button(T::CheckAgain.get(lang));
-    if ui.memory(|m| m.focused().is_none()) {
+    // Only in a window that has the keyboard (egui takes it from one that has not).
+    if ui.input(|i| i.focused) && ui.memory(|m| m.focused().is_none()) {
         button.request_focus();
     }
     button.clicked()

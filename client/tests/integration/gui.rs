@@ -1136,3 +1136,29 @@ fn reconnect_after_the_server_comes_back() {
     assert_eq!(starts(dir.path()), 2);
     drop(server);
 }
+
+#[test]
+fn the_login_shows_the_school_and_a_tile_shows_the_desktops_os_and_size() {
+    use thindesk_server::service::catalogue::Flavor;
+    let env = env();
+    env.runtime.block_on(env.server.add_image("Debian 12", thindesk_shared::ConnectionType::Spice, "student", "os-pw"));
+    let services = env.server.services().clone();
+    let flavor = Flavor { name: "medium".into(), vcpus: 2, ram_mib: 4096, disk_gib: 20 };
+    services.catalogue.add_flavor(&Actor::system(), &flavor).expect("flavor");
+    env.runtime.block_on(thindesk_tests::desktop_from_image(&services, STUDENT.0, "Lab PC", "Debian 12", "medium"));
+    let mac = "02:00:00:00:00:39";
+    register_approved(&env, mac, "39");
+    let settings = Settings { school_name: Some("Riverside Middle School".into()), ..settings() };
+    let mut h = app(&env, env.server.server.url(), mac, settings);
+    wait_for(&mut h, "Classroom b101 · seat 39");
+    assert!(h.query_all_by_label("Riverside Middle School").count() >= 1, "the school's name");
+    log_in(&mut h, STUDENT.0, STUDENT.1);
+    wait_for(&mut h, "Lab PC");
+    wait_for(&mut h, "Debian 12 · 2 CPU · 4 GB memory · 20 GB disk");
+    // One Connect a tile, wider than the power actions set apart below it.
+    let connect = h.get_by_role_and_label(Role::Button, "Connect").rect();
+    let start = h.get_by_role_and_label(Role::Button, "Start").rect();
+    assert!(connect.width() > 2.0 * start.width() && connect.bottom() < start.top(), "{connect:?} {start:?}");
+    click(&mut h, "简体中文");
+    wait_for(&mut h, "Debian 12 · 2 核处理器 · 4 GB 内存 · 20 GB 硬盘");
+}
