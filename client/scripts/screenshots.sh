@@ -50,7 +50,7 @@ shot() { # name
     import -window root -crop 1024x700+0+0 +repage +dither -colors 128 "$out/$1.png"
 }
 click() { xdotool mousemove "$1" "$2" click 1; sleep 0.5; }
-type_text() { xdotool type --delay 20 "$1"; sleep 0.3; }
+type_text() { xdotool type --delay 40 "$1"; sleep 0.3; }
 
 # Every state is reached in English, then shot in both languages with the switch at
 # the right end of the top bar (which is itself what is being shown: switchable on
