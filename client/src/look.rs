@@ -43,6 +43,9 @@ pub fn install(ctx: &egui::Context) {
         v.selection.bg_fill = Color32::from_rgb(200, 218, 240);
         v.selection.stroke = Stroke::new(2.0, ACCENT);
         v.hyperlink_color = ACCENT;
+        // A steady text cursor: a blinking one redraws the window twice a second for as
+        // long as a field has the keyboard (the login screen, all day on a terminal).
+        v.text_cursor.blink = false;
         v.error_fg_color = Color32::from_rgb(180, 40, 40);
         v.warn_fg_color = Color32::from_rgb(150, 95, 0);
         for widget in [&mut v.widgets.inactive, &mut v.widgets.hovered, &mut v.widgets.active] {

@@ -42,6 +42,8 @@ pub struct DesktopsView {
     /// When the list was first asked for, and when the refresh under way began.
     opened: Instant,
     refresh_since: Instant,
+    /// The refresh under way is the student's (the Refresh button).
+    refresh_asked: bool,
     /// A power action waiting for the user's yes.
     confirm: Option<Confirm>,
     /// Desktops whose action is done but whose new state is not listed yet: their
@@ -108,6 +110,7 @@ impl DesktopsView {
             boot_wait,
             opened: now,
             refresh_since: now,
+            refresh_asked: false,
             confirm: None,
             settling: Vec::new(),
             refresh_again: false,
@@ -187,7 +190,9 @@ impl DesktopsView {
             if ui.add_enabled(!self.refreshing, egui::Button::new(T::Refresh.get(lang))).clicked() {
                 intent = Some(Intent::Refresh);
             }
-            if self.refreshing && self.desktops.is_some() {
+            // Only a refresh the student asked for shows its wait: the one every few
+            // seconds would cost a frame each time for a sign nobody waits on.
+            if self.refreshing && self.refresh_asked && self.desktops.is_some() {
                 busy_sign(ui, self.refresh_since);
             }
         });
@@ -248,7 +253,10 @@ impl DesktopsView {
     fn carry_out(&mut self, intent: Intent, lang: Lang, bg: &Bg) {
         match intent {
             // The next frame's tick asks for the list.
-            Intent::Refresh => self.next_refresh = Instant::now(),
+            Intent::Refresh => {
+                self.next_refresh = Instant::now();
+                self.refresh_asked = true;
+            }
             Intent::Action(id, action, label) => {
                 self.busy.insert(id.clone(), (label, Instant::now()));
                 self.notice = None;
@@ -459,6 +467,7 @@ impl DesktopsView {
 
     pub fn on_desktops(&mut self, result: Result<DesktopList, ApiError>) -> Option<Command> {
         self.refreshing = false;
+        self.refresh_asked = false;
         self.next_refresh_failed = result.is_err();
         // Waiting to reconnect: the server is asked more often.
         if self.reconnect.is_some() {
