@@ -99,7 +99,7 @@ pub struct ApiClient {
 
 /// How long a request may take in all: a student waits for no longer than this before
 /// being told the server does not answer.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl ApiClient {
     /// `server` is `host:port`, with or without a scheme, a trailing `/` or `/api/v1.0`.

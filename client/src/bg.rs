@@ -38,10 +38,19 @@ pub enum Msg {
         name: String,
         result: Result<(), ViewerError>,
     },
-    /// The viewer ended; `failed`: at once and with an error (it could not connect).
+    /// The viewer of desktop `id` ended, closed or dropped.
     ViewerExited {
+        id: String,
         name: String,
-        failed: bool,
+        end: ViewerEnd,
+    },
+    /// The list asked for after a viewer of desktop `id` dropped: whether the server
+    /// answers, and whether the desktop still runs, tell what happened to it.
+    AfterDrop {
+        id: String,
+        name: String,
+        early: bool,
+        result: Result<DesktopList, ApiError>,
     },
     /// The list asked for right before opening desktop `id`.
     FreshForConnect {
@@ -57,6 +66,20 @@ pub enum Msg {
         rdp: bool,
         path: Option<PathBuf>,
     },
+    /// The school's logo, read and decoded (or why not).
+    Logo(Result<egui::ColorImage, String>),
+}
+
+/// How a viewer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViewerEnd {
+    /// Closed by the student (a clean exit), or ended by a signal (the client's own,
+    /// at logout).
+    Closed,
+    /// It ended with an error, or said it lost its connection: the network or the
+    /// server may have dropped. `early`: within its first seconds, so it may never
+    /// have connected at all.
+    Failed { early: bool },
 }
 
 impl Msg {
@@ -98,6 +121,10 @@ impl Bg {
     pub fn new(runtime: tokio::runtime::Handle, api: ApiClient, ctx: egui::Context) -> (Self, Receiver<Msg>) {
         let (tx, rx) = channel();
         (Self { runtime, api, session: Session::default(), tx, ctx }, rx)
+    }
+
+    pub fn ctx(&self) -> &egui::Context {
+        &self.ctx
     }
 
     /// Hands `msg` to the UI and wakes it to read it.

@@ -34,7 +34,7 @@ pub struct Cli {
     #[arg(long)]
     pub demo: bool,
     /// Window size in points, WIDTHxHEIGHT
-    #[arg(long, default_value = "960x680")]
+    #[arg(long, default_value = "1024x700")]
     pub size: String,
     /// The window of a `--demo`, started by the demo's supervising process, which
     /// hands it the server and the hint on stdin.

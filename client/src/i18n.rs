@@ -175,6 +175,8 @@ texts! {
     NoDisplay => ("This desktop has no display to connect to yet: start it first.", "此桌面暂时无法连接，请先开机。"),
     Status => ("Status", "状态"),
     StatusActive => ("Running", "运行中"),
+    StatusStarting => ("Starting…", "正在启动…"),
+    DesktopSize => ("{} CPU · {} GB memory · {} GB disk", "{} 核处理器 · {} GB 内存 · {} GB 硬盘"),
     StatusShutoff => ("Off", "已关机"),
     StatusSuspended => ("Suspended", "已挂起"),
     StatusPaused => ("Paused", "已暂停"),
@@ -199,6 +201,11 @@ texts! {
     ),
     NotRunningNow => ("{} is not running any more: start it first.", "{} 已不在运行，请先开机。"),
     SessionEnded => ("The session with {} ended.", "与 {} 的会话已结束。"),
+    ConnectionLost => (
+        "The connection to {} was lost. It opens again by itself as soon as the server answers.",
+        "与 {} 的连接已中断。服务器恢复应答后将自动重新连接。"
+    ),
+    Reconnecting => ("Reconnecting to {}…", "正在重新连接 {}…"),
     ViewerMissing => ("The viewer program {} is not installed (or not found). Ask the administrator.", "找不到查看器程序 {}，请联系管理员。"),
     ViewerFailed => ("The viewer could not be started: {}", "无法启动查看器：{}"),
     // settings

@@ -27,6 +27,13 @@ pub struct Settings {
     /// `en` or `zh`; the system's language when absent.
     pub language: Option<Lang>,
     pub viewers: ViewerPrograms,
+    /// How long a desktop is shown as starting once the server says it runs: its
+    /// guest still boots (the server cannot tell when it is done).
+    pub boot_wait_secs: u64,
+    /// The school's name, large on the login screen and in the top bar.
+    pub school_name: Option<String>,
+    /// The school's logo, a PNG file, shown above its name on the login screen.
+    pub logo: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -39,6 +46,9 @@ impl Default for Settings {
             remember_token: false,
             language: None,
             viewers: ViewerPrograms::default(),
+            boot_wait_secs: 20,
+            school_name: None,
+            logo: None,
         }
     }
 }

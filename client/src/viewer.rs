@@ -208,7 +208,8 @@ pub async fn start(launch: &Launch) -> Result<tokio::process::Child, ViewerError
         .args(&launch.args)
         .stdin(Stdio::piped())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        // Read (and logged) by the caller: it tells a lost connection from a closed window.
+        .stderr(Stdio::piped())
         .kill_on_drop(false)
         .spawn()
         .map_err(|e| match e.kind() {
@@ -223,10 +224,39 @@ pub async fn start(launch: &Launch) -> Result<tokio::process::Child, ViewerError
     Ok(child)
 }
 
+/// Whether a viewer's standard error says it lost (or never had) its connection, in
+/// remote-viewer's and xfreerdp's usual words.
+pub fn says_connection_lost(stderr: &str) -> bool {
+    let stderr = stderr.to_ascii_lowercase();
+    [
+        "connection lost",
+        "lost connection",
+        "disconnected",
+        "connection closed",
+        "connection reset",
+        "broken pipe",
+        "unable to connect",
+        "failed to connect",
+        "could not connect",
+        "errconnect",
+    ]
+    .iter()
+    .any(|words| stderr.contains(words))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use thindesk_shared::{DesktopStatus, Policy};
+
+    #[test]
+    fn a_lost_connection_is_told_from_stderr() {
+        assert!(says_connection_lost("(remote-viewer:42): Unable to connect to the graphic server spice://h:5900"));
+        assert!(says_connection_lost("[ERROR][com.freerdp.core] - ERRCONNECT_CONNECT_FAILED"));
+        assert!(says_connection_lost("Connection lost"));
+        assert!(!says_connection_lost("(remote-viewer:42): GLib-WARNING: a theme is missing"));
+        assert!(!says_connection_lost(""));
+    }
 
     const CA: &str = "-----BEGIN CERTIFICATE-----\nMIIB\\x\n-----END CERTIFICATE-----\n";
 
@@ -261,6 +291,8 @@ mod tests {
                     secure_channels: Some("all".into()),
                 },
             ],
+            image: None,
+            size: None,
         }
     }
 

@@ -126,6 +126,23 @@ pub struct Desktop {
     pub default_connection_type: ConnectionType,
     pub policy: Policy,
     pub connection_info: Vec<ConnectionInfo>,
+    /// The catalogue image the desktop was made from (what the student sees as its
+    /// OS), where it has one. Not in the seed: clients that do not know it ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Its size, from its flavor, where it has one. Not in the seed either.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<DesktopSize>,
+}
+
+/// How big a desktop is: its flavor's name and what that gives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DesktopSize {
+    pub flavor: String,
+    pub vcpus: u32,
+    pub ram_mib: u32,
+    pub disk_gib: u32,
 }
 
 /// `data` of the desktop list. Gateways are not supported (the seed says so too), so
@@ -288,6 +305,8 @@ mod tests {
                 host_subject: Some("O=thindesk,CN=thindesk server s1".into()),
                 secure_channels: Some("all".into()),
             }],
+            image: None,
+            size: None,
         };
         let value = serde_json::to_value(&desktop).expect("serialisable");
         assert_eq!(value["status"], "ACTIVE");

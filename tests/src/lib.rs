@@ -117,6 +117,24 @@ async fn launch(config: Config, compute: Arc<dyn Compute>) -> RunningServer {
     RunningServer::start(config, compute).await.expect("server starts")
 }
 
+/// A [`TestServer`] stopped by [`TestServer::stop`]: nothing listens at its address.
+pub struct Stopped<C: ?Sized = TestCompute> {
+    compute: Arc<C>,
+    http: reqwest::Client,
+    driver: Arc<dyn Compute>,
+    data_dir: TempDir,
+    config: Config,
+}
+
+impl<C: ?Sized + ServerCompute> Stopped<C> {
+    /// The same server again, on the same address and data directory.
+    pub async fn start(self) -> TestServer<C> {
+        let Self { compute, http, driver, data_dir, config } = self;
+        let server = launch(config.clone(), driver.clone()).await;
+        TestServer { server, compute, http, driver, data_dir, config }
+    }
+}
+
 /// A reply as a test looks at it.
 #[derive(Debug)]
 pub struct Reply {
@@ -184,9 +202,13 @@ impl<C: ?Sized + ServerCompute> TestServer<C> {
         Self { server, compute, http, driver, data_dir, config }
     }
 
-    /// Stops the server (its data directory goes with it) and frees its port.
-    pub async fn shutdown(self) {
-        self.server.shutdown().await;
+    /// Stops the server, keeping its data directory and its address, as an outage
+    /// does; [`Stopped::start`] brings it back there.
+    pub async fn stop(self) -> Stopped<C> {
+        let Self { server, compute, http, driver, data_dir, mut config } = self;
+        config.listen = server.address();
+        server.shutdown().await;
+        Stopped { compute, http, driver, data_dir, config }
     }
 
     pub fn data_dir(&self) -> &Path {

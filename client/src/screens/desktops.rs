@@ -6,9 +6,11 @@ mod dialogs;
 
 use super::{Command, describe};
 use crate::api::ApiError;
-use crate::bg::{Bg, Msg};
+use crate::bg::{Bg, Msg, ViewerEnd};
 use crate::i18n::{Lang, Said, T, fill};
+use crate::look;
 use crate::viewer::{self, ViewerError, ViewerPrograms};
+use crate::widgets::{busy_line, busy_sign, focus_until_focused};
 use dialogs::PasswordDialog;
 use egui::{Color32, RichText};
 use std::collections::HashMap;
@@ -23,12 +25,25 @@ const VIEWER_FAILS_WITHIN: Duration = Duration::from_secs(30);
 /// How often the desktop list is refreshed while it is shown.
 pub const DESKTOP_REFRESH: Duration = Duration::from_secs(5);
 
+/// How often the server is asked while a dropped viewer waits to reconnect.
+const RECONNECT_POLL: Duration = Duration::from_secs(2);
+
 pub struct DesktopsView {
     user: String,
     token: String,
     desktops: Option<Vec<Desktop>>,
-    /// Desktops with an action under way, and the button's text.
-    busy: HashMap<String, T>,
+    /// Desktops with an action under way, the button's text, and when it began.
+    busy: HashMap<String, (T, Instant)>,
+    /// Desktops whose guest is still booting: running as far as the server can tell,
+    /// but shown as starting until this time (`boot_wait` after the start was seen).
+    booting: HashMap<String, Instant>,
+    /// How long a started guest is shown as starting.
+    boot_wait: Duration,
+    /// When the list was first asked for, and when the refresh under way began.
+    opened: Instant,
+    refresh_since: Instant,
+    /// The refresh under way is the student's (the Refresh button).
+    refresh_asked: bool,
     /// A power action waiting for the user's yes.
     confirm: Option<Confirm>,
     /// Desktops whose action is done but whose new state is not listed yet: their
@@ -39,11 +54,17 @@ pub struct DesktopsView {
     refresh_again: bool,
     /// The open confirmation is still to put the keyboard on its first button.
     dialog_wants_focus: bool,
+    /// The list is still to put the keyboard on its first desktop's main button.
+    list_wants_focus: bool,
     save_file: Option<Desktop>,
     notice: Option<(Said, bool)>,
     password: Option<PasswordDialog>,
     /// The desktop open in a viewer.
     session: Option<String>,
+    /// The desktop whose viewer dropped with the server: opened again once it answers.
+    reconnect: Option<String>,
+    /// The last list asked for did not come.
+    next_refresh_failed: bool,
     refreshing: bool,
     next_refresh: Instant,
     renew_at: Instant,
@@ -77,21 +98,30 @@ enum Intent {
 
 impl DesktopsView {
     /// `user` just logged in with `grant`: the view, its list already asked for.
-    pub fn open(bg: &Bg, user: String, grant: TokenGrant) -> Self {
+    /// A guest started is shown as starting for `boot_wait`.
+    pub fn open(bg: &Bg, user: String, grant: TokenGrant, boot_wait: Duration) -> Self {
         let now = Instant::now();
         let mut view = Self {
             user,
             token: grant.token.id,
             desktops: None,
             busy: HashMap::new(),
+            booting: HashMap::new(),
+            boot_wait,
+            opened: now,
+            refresh_since: now,
+            refresh_asked: false,
             confirm: None,
             settling: Vec::new(),
             refresh_again: false,
             dialog_wants_focus: false,
+            list_wants_focus: true,
             save_file: None,
             notice: None,
             password: None,
             session: None,
+            reconnect: None,
+            next_refresh_failed: false,
             refreshing: false,
             next_refresh: now,
             renew_at: now + renew_after(grant.expires_in),
@@ -112,6 +142,7 @@ impl DesktopsView {
 
     fn refresh(&mut self, bg: &Bg) {
         self.refreshing = true;
+        self.refresh_since = Instant::now();
         self.next_refresh = Instant::now() + DESKTOP_REFRESH;
         let (api, token) = (bg.api.clone(), self.token.clone());
         bg.spawn(async move { Msg::Desktops(api.desktops(&token).await) });
@@ -137,7 +168,10 @@ impl DesktopsView {
         if self.renew_at <= now && !self.renewing {
             self.renew(bg);
         }
-        self.next_refresh.min(self.renew_at)
+        // A guest that has had its time to boot is shown as running from now on.
+        self.booting.retain(|_, until| *until > now);
+        let booted = self.booting.values().min().copied();
+        self.next_refresh.min(self.renew_at).min(booted.unwrap_or(self.renew_at))
     }
 
     /// When a kiosk left alone for `idle` logs out; never while a session is open.
@@ -156,6 +190,11 @@ impl DesktopsView {
             if ui.add_enabled(!self.refreshing, egui::Button::new(T::Refresh.get(lang))).clicked() {
                 intent = Some(Intent::Refresh);
             }
+            // Only a refresh the student asked for shows its wait: the one every few
+            // seconds would cost a frame each time for a sign nobody waits on.
+            if self.refreshing && self.refresh_asked && self.desktops.is_some() {
+                busy_sign(ui, self.refresh_since);
+            }
         });
         // The status area: always there, two lines high, so that what it says never
         // moves the desktops (and their buttons) under the pointer.
@@ -170,7 +209,8 @@ impl DesktopsView {
         frame.show(ui, |ui| {
             ui.set_width(ui.available_width());
             let line = ui.text_style_height(&egui::TextStyle::Body);
-            ui.set_min_height(2.0 * line + ui.spacing().item_spacing.y);
+            // Roomier than two lines need, so that two never make it grow.
+            ui.set_min_height(2.0 * (line + ui.spacing().item_spacing.y) + 4.0);
             if let Some(name) = &self.session {
                 ui.label(RichText::new(fill(T::SessionOpen.get(lang), &[name])).strong());
                 ui.label(T::SessionHint.get(lang));
@@ -181,20 +221,24 @@ impl DesktopsView {
             }
         });
         match &self.desktops {
-            None => {
-                ui.spinner();
-            }
+            None => busy_sign(ui, self.opened),
             Some(desktops) if desktops.is_empty() => {
                 ui.label(T::NoDesktops.get(lang));
             }
             Some(desktops) => {
                 egui::ScrollArea::vertical().show(ui, |ui| {
-                    for desktop in desktops {
-                        let busy = self.busy.get(&desktop.id);
-                        if let Some(i) = desktop_card(ui, lang, desktop, busy, self.session.is_some(), kiosk) {
-                            intent = Some(i);
+                    ui.horizontal_wrapped(|ui| {
+                        for (i, desktop) in desktops.iter().enumerate() {
+                            let busy = self.busy.get(&desktop.id);
+                            let focus = (i == 0).then_some(&mut self.list_wants_focus);
+                            let booting =
+                                desktop.status == DesktopStatus::Active && self.booting.contains_key(&desktop.id);
+                            let tile = Tile { desktop, busy, booting, in_session: self.session.is_some(), kiosk };
+                            if let Some(i) = desktop_card(ui, lang, tile, focus) {
+                                intent = Some(i);
+                            }
                         }
-                    }
+                    });
                 });
             }
         }
@@ -209,9 +253,12 @@ impl DesktopsView {
     fn carry_out(&mut self, intent: Intent, lang: Lang, bg: &Bg) {
         match intent {
             // The next frame's tick asks for the list.
-            Intent::Refresh => self.next_refresh = Instant::now(),
+            Intent::Refresh => {
+                self.next_refresh = Instant::now();
+                self.refresh_asked = true;
+            }
             Intent::Action(id, action, label) => {
-                self.busy.insert(id.clone(), label);
+                self.busy.insert(id.clone(), (label, Instant::now()));
                 self.notice = None;
                 let (api, token) = (bg.api.clone(), self.token.clone());
                 bg.spawn(async move {
@@ -222,7 +269,7 @@ impl DesktopsView {
             // The list may be seconds old (the machine stopped, its ticket changed):
             // the desktop is looked up afresh, and opened once the answer is in.
             Intent::Connect(desktop) => {
-                self.busy.insert(desktop.id.clone(), T::Connect);
+                self.busy.insert(desktop.id.clone(), (T::Connect, Instant::now()));
                 self.notice = None;
                 let (api, token, id) = (bg.api.clone(), self.token.clone(), desktop.id);
                 bg.spawn(async move { Msg::FreshForConnect { result: api.desktops(&token).await, id } });
@@ -273,6 +320,7 @@ impl DesktopsView {
                 let (bg, name) = (bg.clone(), desktop.name);
                 // A logout while the viewer starts closes it as soon as it exists.
                 let generation = bg.session.generation();
+                let id = desktop.id;
                 bg.runtime.clone().spawn(async move {
                     match viewer::start(&launch).await {
                         Ok(mut child) => {
@@ -284,15 +332,23 @@ impl DesktopsView {
                                 crate::leaving::terminate(pid);
                             }
                             bg.report(Msg::ViewerStarted { name: name.clone(), result: Ok(()) });
+                            let stderr = child.stderr.take().map(|stderr| tokio::spawn(read_stderr(stderr)));
                             let status = child.wait().await;
                             if let Some(pid) = pid {
                                 bg.session.viewer_closed(pid);
                             }
-                            tracing::info!(?status, "viewer closed");
-                            // An error soon after the start: it never showed the desktop.
-                            let failed =
-                                !status.is_ok_and(|status| status.success()) && started.elapsed() < VIEWER_FAILS_WITHIN;
-                            bg.report(Msg::ViewerExited { name, failed });
+                            // A process the viewer left behind may hold its stderr open.
+                            let said = match stderr {
+                                Some(reading) => tokio::time::timeout(Duration::from_secs(1), reading)
+                                    .await
+                                    .ok()
+                                    .and_then(Result::ok)
+                                    .unwrap_or_default(),
+                                None => String::new(),
+                            };
+                            tracing::info!(?status, stderr = %said.trim(), "viewer closed");
+                            let end = viewer_end(status.ok(), &said, started.elapsed());
+                            bg.report(Msg::ViewerExited { id, name, end });
                         }
                         Err(e) => bg.report(Msg::ViewerStarted { name, result: Err(e) }),
                     }
@@ -326,7 +382,7 @@ impl DesktopsView {
             }
         };
         let fresh = list.iter().find(|desktop| desktop.id == id).cloned();
-        self.desktops = Some(list);
+        self.take_list(list);
         match fresh {
             Some(desktop) if desktop.status == DesktopStatus::Active => self.launch(desktop, bg, viewers, kiosk),
             Some(desktop) => self.notice = Some((Said::with(T::NotRunningNow, &[&desktop.name]), true)),
@@ -340,15 +396,83 @@ impl DesktopsView {
         self.next_refresh = Instant::now();
     }
 
-    /// The viewer ended at once with an error: it could not connect.
-    pub fn on_viewer_failed(&mut self, name: &str) {
+    /// The viewer of desktop `id` failed: whether the server answers, and whether the
+    /// desktop still runs, tell a dropped network from a desktop gone or a viewer that
+    /// never connected. The answer comes as [`Msg::AfterDrop`].
+    pub fn on_viewer_failed(&mut self, id: String, name: String, early: bool, bg: &Bg) {
         self.session = None;
-        self.notice = Some((Said::with(T::ViewerCouldNotConnect, &[name]), true));
-        self.next_refresh = Instant::now();
+        let (api, token) = (bg.api.clone(), self.token.clone());
+        bg.spawn(async move { Msg::AfterDrop { result: api.desktops(&token).await, id, name, early } });
+    }
+
+    /// What the server says after a viewer failed. Unreachable: the network or the
+    /// server dropped, and the desktop is opened again once the server answers. The
+    /// desktop still running: a viewer that had been showing it reconnects at once; one
+    /// that failed within its first seconds never connected, and the student is told.
+    /// The desktop stopped: the session ended (a kiosk logs out).
+    pub fn on_after_drop(
+        &mut self,
+        id: String,
+        name: String,
+        early: bool,
+        result: Result<DesktopList, ApiError>,
+        (bg, viewers, kiosk): (&Bg, &ViewerPrograms, bool),
+    ) -> Option<Command> {
+        self.next_refresh = Instant::now() + RECONNECT_POLL;
+        let list = match result {
+            Ok(list) => list.desktop_list,
+            Err(ApiError::Unreachable(reason)) => {
+                self.notice = Some((Said::with(T::ConnectionLost, &[&name]), true));
+                self.reconnect = Some(id);
+                return Some(Command::Unreachable(reason));
+            }
+            Err(ApiError::Unauthorized) => return Some(Command::LogOut(Some(T::SessionExpired.into()))),
+            Err(other) => {
+                self.notice = Some((describe(&other), true));
+                return None;
+            }
+        };
+        let fresh = list.iter().find(|desktop| desktop.id == id).cloned();
+        self.take_list(list);
+        match fresh {
+            Some(_) if early => self.notice = Some((Said::with(T::ViewerCouldNotConnect, &[&name]), true)),
+            Some(desktop) if desktop.status == DesktopStatus::Active => {
+                tracing::info!(desktop = %id, "the viewer dropped; reconnecting");
+                self.notice = Some((Said::with(T::Reconnecting, &[&name]), false));
+                self.launch(desktop, bg, viewers, kiosk);
+            }
+            _ if kiosk => return Some(Command::LogOut(None)),
+            _ => self.notice = Some((Said::with(T::SessionEnded, &[&name]), false)),
+        }
+        Some(Command::Reached)
+    }
+
+    /// A desktop whose viewer dropped with the server is opened again, with what the
+    /// server says now, once the list comes back.
+    pub fn reconnect_if_due(&mut self, bg: &Bg, viewers: &ViewerPrograms, kiosk: bool) {
+        let (Some(id), false) = (&self.reconnect, self.refreshing) else { return };
+        let Some(desktop) = self.desktops.iter().flatten().find(|d| &d.id == id).cloned() else { return };
+        if self.session.is_some() || self.next_refresh_failed {
+            return;
+        }
+        self.reconnect = None;
+        if desktop.status == DesktopStatus::Active {
+            tracing::info!(desktop = %desktop.id, "the server answers again; reconnecting");
+            self.notice = Some((Said::with(T::Reconnecting, &[&desktop.name]), false));
+            self.launch(desktop, bg, viewers, kiosk);
+        } else {
+            self.notice = Some((Said::with(T::NotRunningNow, &[&desktop.name]), true));
+        }
     }
 
     pub fn on_desktops(&mut self, result: Result<DesktopList, ApiError>) -> Option<Command> {
         self.refreshing = false;
+        self.refresh_asked = false;
+        self.next_refresh_failed = result.is_err();
+        // Waiting to reconnect: the server is asked more often.
+        if self.reconnect.is_some() {
+            self.next_refresh = self.next_refresh.min(Instant::now() + RECONNECT_POLL);
+        }
         if std::mem::take(&mut self.refresh_again) {
             self.next_refresh = Instant::now();
         } else if result.is_ok() {
@@ -358,7 +482,7 @@ impl DesktopsView {
         }
         match result {
             Ok(list) => {
-                self.desktops = Some(list.desktop_list);
+                self.take_list(list.desktop_list);
                 Some(Command::Reached)
             }
             // The token a password change just ended; the new one comes with its answer.
@@ -369,8 +493,30 @@ impl DesktopsView {
         }
     }
 
+    /// Shows `list`. A desktop seen going from another state to running has a guest
+    /// still booting: it is shown as starting for a while. One that stops is not.
+    fn take_list(&mut self, list: Vec<Desktop>) {
+        let now = Instant::now();
+        for desktop in &list {
+            let before = self.desktops.iter().flatten().find(|d| d.id == desktop.id).map(|d| d.status);
+            match desktop.status {
+                DesktopStatus::Active => {
+                    if before.is_some_and(|status| {
+                        !matches!(status, DesktopStatus::Active | DesktopStatus::Paused | DesktopStatus::Suspended)
+                    }) {
+                        self.booting.entry(desktop.id.clone()).or_insert(now + self.boot_wait);
+                    }
+                }
+                _ => {
+                    self.booting.remove(&desktop.id);
+                }
+            }
+        }
+        self.desktops = Some(list);
+    }
+
     fn changing_password(&self) -> bool {
-        self.password.as_ref().is_some_and(|dialog| dialog.busy)
+        self.password.as_ref().is_some_and(|dialog| dialog.busy.is_some())
     }
 
     pub fn on_renewed(&mut self, result: Result<TokenGrant, ApiError>) -> Option<Command> {
@@ -396,6 +542,10 @@ impl DesktopsView {
             // Busy until the list shows the new state.
             self.settling.push(id.clone());
             self.refresh_again |= self.refreshing;
+            // A guest started or restarted boots for a while after the server says it runs.
+            if matches!(label, T::Start | T::Reboot) {
+                self.booting.insert(id.clone(), Instant::now() + self.boot_wait);
+            }
         } else {
             self.busy.remove(&id);
         }
@@ -412,7 +562,7 @@ impl DesktopsView {
 
     pub fn on_password_changed(&mut self, result: Result<TokenGrant, ApiError>) -> Option<Command> {
         let dialog = self.password.as_mut()?;
-        dialog.busy = false;
+        dialog.busy = None;
         match result {
             Ok(grant) => {
                 self.password = None;
@@ -433,6 +583,7 @@ impl DesktopsView {
         match result {
             Ok(()) => {
                 self.session = Some(name);
+                self.reconnect = None;
                 self.notice = None;
             }
             Err(ViewerError::Missing(program)) => {
@@ -461,80 +612,140 @@ impl DesktopsView {
     }
 }
 
-/// The widest of the card's buttons, so that none moves when another's text changes.
-const BUTTON_WIDTH: f32 = 120.0;
+/// A tile's inner width, and its secondary buttons' width: every tile and button
+/// the same, so none moves when a text changes.
+const TILE_WIDTH: f32 = 380.0;
+const SECONDARY_WIDTH: f32 = 116.0;
 
-/// One desktop. **Its buttons never move**: every button is always there, in the same
-/// place, enabled or not, and the progress line below them keeps its height; so a
-/// second click lands where the first did, on a button that is disabled while the
-/// first click's action runs and until the list shows its outcome.
-fn desktop_card(
-    ui: &mut egui::Ui,
-    lang: Lang,
-    desktop: &Desktop,
-    busy: Option<&T>,
+/// What a desktop's tile shows.
+struct Tile<'a> {
+    desktop: &'a Desktop,
+    /// The action under way: its button's text, and when it began.
+    busy: Option<&'a (T, Instant)>,
+    /// Running, but its guest still boots.
+    booting: bool,
     in_session: bool,
     kiosk: bool,
-) -> Option<Intent> {
+}
+
+/// One desktop as a tile: its name and state, its OS and size, one primary Connect,
+/// and the power actions set apart below it. **Its buttons never move**: every button
+/// is always there, in the same place, enabled or not, and the progress line below
+/// them keeps its height; so a second click lands where the first did, on a button
+/// that is disabled while the first click's action runs and until the list shows its
+/// outcome.
+fn desktop_card(ui: &mut egui::Ui, lang: Lang, tile: Tile<'_>, focus: Option<&mut bool>) -> Option<Intent> {
+    let Tile { desktop, busy, booting, in_session, kiosk } = tile;
     let mut intent = None;
-    egui::Frame::group(ui.style()).inner_margin(12.0).show(ui, |ui| {
-        ui.set_width(ui.available_width());
-        ui.horizontal(|ui| {
-            ui.label(RichText::new(&desktop.name).heading());
-            let (dot, _) = ui.allocate_exact_size(egui::vec2(12.0, 12.0), egui::Sense::hover());
-            ui.painter().circle_filled(dot.center(), 5.0, status_color(desktop.status));
-            ui.label(status_label(lang, desktop.status));
+    egui::Frame::new()
+        .fill(look::CARD)
+        .stroke(ui.visuals().widgets.noninteractive.bg_stroke)
+        .corner_radius(12)
+        .inner_margin(20.0)
+        .show(ui, |ui| {
+            ui.set_width(TILE_WIDTH);
+            // Top down inside, whatever the list around it lays out.
+            ui.vertical(|ui| {
+                ui.label(RichText::new(&desktop.name).size(24.0).strong());
+                ui.horizontal(|ui| {
+                    let (dot, _) = ui.allocate_exact_size(egui::vec2(14.0, 14.0), egui::Sense::hover());
+                    let (color, text) = if booting {
+                        (status_color(DesktopStatus::Build), T::StatusStarting.get(lang))
+                    } else {
+                        (status_color(desktop.status), status_label(lang, desktop.status))
+                    };
+                    ui.painter().circle_filled(dot.center(), 6.0, color);
+                    ui.label(RichText::new(text).strong());
+                });
+                // Always one line, empty where the server does not say.
+                ui.label(RichText::new(details(lang, desktop)).color(look::QUIET));
+                ui.add_space(4.0);
+                let idle = busy.is_none();
+                let active = desktop.status == DesktopStatus::Active;
+                let can_connect = active && viewer::pick_connection(desktop).is_some() && !in_session;
+                let connect =
+                    ui.add_enabled(idle && can_connect, look::primary(T::Connect.get(lang), ui.available_width()));
+                if connect.clicked() {
+                    intent = Some(Intent::Connect(desktop.clone()));
+                }
+                ui.separator();
+                let button = |text: &str| {
+                    egui::Button::new(RichText::new(text).size(15.0)).min_size(egui::vec2(SECONDARY_WIDTH, 30.0))
+                };
+                let wake_button = ui
+                    .horizontal(|ui| {
+                        let (wake, can_wake) = match desktop.status {
+                            DesktopStatus::Suspended | DesktopStatus::Paused => (T::Resume, true),
+                            DesktopStatus::Shutoff | DesktopStatus::Error => (T::Start, true),
+                            _ => (T::Start, false),
+                        };
+                        let wake_button = ui.add_enabled(idle && can_wake, button(wake.get(lang)));
+                        if wake_button.clicked() {
+                            intent = Some(Intent::Action(desktop.id.clone(), DesktopAction::Resume, wake));
+                        }
+                        if ui.add_enabled(idle && active, button(T::Reboot.get(lang))).clicked() {
+                            intent = Some(Intent::Ask(Confirm {
+                                id: desktop.id.clone(),
+                                name: desktop.name.clone(),
+                                action: DesktopAction::Reboot,
+                                label: T::Reboot,
+                            }));
+                        }
+                        let can_stop = desktop.status != DesktopStatus::Shutoff;
+                        if ui.add_enabled(idle && can_stop, button(T::Shutdown.get(lang))).clicked() {
+                            intent = Some(Intent::Ask(Confirm {
+                                id: desktop.id.clone(),
+                                name: desktop.name.clone(),
+                                action: DesktopAction::Shutdown,
+                                label: T::Shutdown,
+                            }));
+                        }
+                        (wake_button, can_wake)
+                    })
+                    .inner;
+                if !kiosk && ui.add_enabled(can_connect, button(T::SaveFile.get(lang))).clicked() {
+                    intent = Some(Intent::AskSaveFile(desktop.clone()));
+                }
+                // The keyboard starts on the first desktop's main action: Connect, or Start.
+                if let Some(pending) = focus {
+                    let (wake_button, can_wake) = wake_button;
+                    if idle && can_connect {
+                        focus_until_focused(&connect, pending);
+                    } else if idle && can_wake {
+                        focus_until_focused(&wake_button, pending);
+                    } else {
+                        *pending = false;
+                    }
+                }
+                // The progress line: always its height, filled while an action runs.
+                ui.horizontal(|ui| {
+                    ui.set_min_height(ui.spacing().interact_size.y);
+                    if let Some((label, since)) = busy {
+                        busy_line(ui, *since, Some(&format!("{} {}", label.get(lang), T::Working.get(lang))));
+                    }
+                });
+            });
         });
-        let button = |text: RichText| egui::Button::new(text).min_size(egui::vec2(BUTTON_WIDTH, 0.0));
-        ui.horizontal(|ui| {
-            let idle = busy.is_none();
-            let active = desktop.status == DesktopStatus::Active;
-            let can_connect = active && viewer::pick_connection(desktop).is_some() && !in_session;
-            let connect_text = RichText::new(T::Connect.get(lang));
-            let connect_text = if idle && can_connect { connect_text.strong() } else { connect_text };
-            if ui.add_enabled(idle && can_connect, button(connect_text)).clicked() {
-                intent = Some(Intent::Connect(desktop.clone()));
-            }
-            ui.add_space(16.0);
-            let (wake, can_wake) = match desktop.status {
-                DesktopStatus::Suspended | DesktopStatus::Paused => (T::Resume, true),
-                DesktopStatus::Shutoff | DesktopStatus::Error => (T::Start, true),
-                _ => (T::Start, false),
-            };
-            if ui.add_enabled(idle && can_wake, button(wake.get(lang).into())).clicked() {
-                intent = Some(Intent::Action(desktop.id.clone(), DesktopAction::Resume, wake));
-            }
-            if ui.add_enabled(idle && active, button(T::Reboot.get(lang).into())).clicked() {
-                intent = Some(Intent::Ask(Confirm {
-                    id: desktop.id.clone(),
-                    name: desktop.name.clone(),
-                    action: DesktopAction::Reboot,
-                    label: T::Reboot,
-                }));
-            }
-            let can_stop = desktop.status != DesktopStatus::Shutoff;
-            if ui.add_enabled(idle && can_stop, button(T::Shutdown.get(lang).into())).clicked() {
-                intent = Some(Intent::Ask(Confirm {
-                    id: desktop.id.clone(),
-                    name: desktop.name.clone(),
-                    action: DesktopAction::Shutdown,
-                    label: T::Shutdown,
-                }));
-            }
-            if !kiosk && ui.add_enabled(can_connect, button(T::SaveFile.get(lang).into())).clicked() {
-                intent = Some(Intent::AskSaveFile(desktop.clone()));
-            }
-        });
-        // The progress line: always its height, filled while an action runs.
-        ui.horizontal(|ui| {
-            ui.set_min_height(ui.spacing().interact_size.y);
-            if let Some(label) = busy {
-                ui.spinner();
-                ui.label(format!("{} {}", label.get(lang), T::Working.get(lang)));
-            }
-        });
-    });
     intent
+}
+
+/// The desktop's OS (its image) and size (its flavor), as far as the server says.
+fn details(lang: Lang, desktop: &Desktop) -> String {
+    let mut parts = Vec::new();
+    if let Some(image) = &desktop.image {
+        parts.push(image.clone());
+    }
+    if let Some(size) = &desktop.size {
+        let gib = |mib: u32| {
+            let gib = f64::from(mib) / 1024.0;
+            if gib.fract() == 0.0 { format!("{gib:.0}") } else { format!("{gib:.1}") }
+        };
+        parts.push(fill(
+            T::DesktopSize.get(lang),
+            &[&size.vcpus.to_string(), &gib(size.ram_mib), &size.disk_gib.to_string()],
+        ));
+    }
+    parts.join(" · ")
 }
 
 fn status_label(lang: Lang, status: DesktopStatus) -> &'static str {
@@ -556,6 +767,27 @@ fn status_color(status: DesktopStatus) -> Color32 {
         DesktopStatus::Shutoff => Color32::GRAY,
         _ => Color32::from_rgb(210, 160, 40),
     }
+}
+
+/// How a viewer that ran for `ran` ended: a clean exit (the student closed it) or a
+/// signal (the client's own, at logout) is closed, unless its stderr says it lost the
+/// connection; an error exit failed.
+fn viewer_end(status: Option<std::process::ExitStatus>, stderr: &str, ran: Duration) -> ViewerEnd {
+    let clean = status.is_some_and(|status| status.success() || status.code().is_none());
+    if clean && !viewer::says_connection_lost(stderr) {
+        ViewerEnd::Closed
+    } else {
+        ViewerEnd::Failed { early: ran < VIEWER_FAILS_WITHIN }
+    }
+}
+
+/// A viewer's standard error, up to 64 KiB of it (the rest is read and dropped).
+async fn read_stderr(mut stderr: tokio::process::ChildStderr) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut kept = Vec::new();
+    let _ = (&mut stderr).take(64 * 1024).read_to_end(&mut kept).await;
+    let _ = tokio::io::copy(&mut stderr, &mut tokio::io::sink()).await;
+    String::from_utf8_lossy(&kept).into_owned()
 }
 
 /// Writes a file only its owner can read.

@@ -25,7 +25,7 @@ pub(crate) struct Env {
 impl Env {
     /// The defaults, with the server's certificate pinned as a deployed terminal has it.
     pub(crate) fn settings(&self) -> Settings {
-        Settings { server_fingerprint: Some(self.pin()), ..Settings::default() }
+        Settings { server_fingerprint: Some(self.pin()), boot_wait_secs: 0, ..Settings::default() }
     }
 
     pub(crate) fn pin(&self) -> Fingerprint {
@@ -39,6 +39,8 @@ pub(crate) fn env() -> Env {
     Env { server, runtime }
 }
 
+/// The default settings, except that a started desktop is shown as running at once
+/// (its guest is the test double's, with nothing to boot).
 fn app<'a>(env: &Env, server_url: String, mac: &str, settings: Settings) -> Harness<'a, App> {
     app_with_memory(env, server_url, mac, settings, Memory::in_memory())
 }
@@ -903,4 +905,259 @@ fn the_demo_hint_follows_a_password_change_and_the_language() {
     wait_for(&mut h, "演示：");
     let hint = h.get_by_label_contains("演示：").value().unwrap_or_default();
     assert!(hint.contains("（你设置的密码）") && hint.contains("管理员："), "{hint}");
+}
+
+/// Steps (with short pauses) until `done` holds, or fails after ten seconds.
+fn step_until(h: &mut Harness<'_, App>, what: &str, mut done: impl FnMut(&Harness<'_, App>) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        h.step();
+        if done(h) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what} never happened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn button_focused(h: &Harness<'_, App>, label: &str) -> bool {
+    h.query_by_role_and_label(Role::Button, label).is_some_and(|b| b.is_focused())
+}
+
+#[test]
+fn the_desktop_list_has_the_keyboard_and_the_top_bar_tabs_left_to_right() {
+    let env = env();
+    let mut h = signed_in(&env, "02:00:00:00:00:31", "31");
+    wait_for(&mut h, "Off");
+    // The first desktop's main action has the keyboard: Start (Connect needs it running).
+    step_until(&mut h, "Start to have the keyboard", |h| button_focused(h, "Start"));
+    h.key_press(egui::Key::Enter);
+    h.step();
+    wait_for(&mut h, "Start: done");
+    wait_for(&mut h, "Running");
+    // The top bar, left to right in the order Tab takes it.
+    let order = ["Change password", "Log out", "Settings", "简体中文"];
+    let xs: Vec<f32> = order.iter().map(|label| h.get_by_role_and_label(Role::Button, label).rect().left()).collect();
+    assert!(xs.windows(2).all(|pair| pair[0] < pair[1]), "{order:?} at {xs:?}");
+    h.get_by_role_and_label(Role::Button, order[0]).focus();
+    h.step();
+    for label in &order[1..] {
+        h.key_press(egui::Key::Tab);
+        h.step();
+        assert!(button_focused(&h, label), "Tab went to {label}");
+    }
+}
+
+#[test]
+fn the_unreachable_banner_moves_nothing_on_the_page() {
+    let env = env();
+    let mut h = signed_in(&env, "02:00:00:00:00:32", "32");
+    wait_for(&mut h, "Off");
+    for _ in 0..5 {
+        h.step();
+    }
+    let labels = ["Start", "Reboot", "Shut down", "Refresh"];
+    let before: Vec<egui::Rect> = labels.iter().map(|l| h.get_by_role_and_label(Role::Button, l).rect()).collect();
+    let Env { server, runtime } = env;
+    runtime.block_on(server.server.shutdown());
+    wait_for(&mut h, "Cannot reach the server at");
+    h.step();
+    let after: Vec<egui::Rect> = labels.iter().map(|l| h.get_by_role_and_label(Role::Button, l).rect()).collect();
+    assert_eq!(before, after, "the banner moved the page");
+}
+
+#[test]
+fn waiting_and_rejected_screens_put_the_keyboard_on_check_again() {
+    let env = env();
+    // Waiting: its one button has the keyboard.
+    let mut h = harness(&env, "02:00:00:00:00:33");
+    wait_for(&mut h, "Register this terminal");
+    type_into(&mut h, "Seat number", "33");
+    h.key_press(egui::Key::Enter);
+    h.step();
+    wait_for(&mut h, "Waiting for approval");
+    step_until(&mut h, "Check again to have the keyboard", |h| button_focused(h, "Check again"));
+
+    // Rejected (which polls nothing): Enter checks again, and finds it approved.
+    let mac = "02:00:00:00:00:34";
+    env.server.services().terminals.set_registration_mode(&Actor::system(), RegistrationMode::Closed).expect("mode");
+    let mut h = harness(&env, mac);
+    wait_for(&mut h, "Register this terminal");
+    type_into(&mut h, "Seat number", "34");
+    click(&mut h, "Register");
+    wait_for(&mut h, "Registration rejected");
+    step_until(&mut h, "Check again to have the keyboard", |h| button_focused(h, "Check again"));
+    env.server.services().terminals.set_state(&Actor::system(), mac, TerminalState::Approved).expect("approve");
+    h.key_press(egui::Key::Enter);
+    h.step();
+    wait_for(&mut h, "Classroom b101 · seat 34");
+}
+
+#[test]
+fn escape_closes_the_settings_and_the_connection_file_warning() {
+    let env = env();
+    let mut h = signed_in(&env, "02:00:00:00:00:35", "35");
+    click(&mut h, "Settings");
+    wait_for(&mut h, "SPICE viewer program");
+    h.key_press(egui::Key::Escape);
+    h.step();
+    h.step();
+    assert!(h.query_by_label("SPICE viewer program").is_none(), "Escape closed the settings");
+    click(&mut h, "Start");
+    wait_for(&mut h, "Running");
+    wait_for(&mut h, "Start: done");
+    step_until(&mut h, "the list to settle", |h| {
+        h.query_by_role_and_label(Role::Button, "Save connection file…")
+            .is_some_and(|b| !egui_kittest::kittest::NodeT::accesskit_node(&b).is_disabled())
+    });
+    click(&mut h, "Save connection file…");
+    wait_for(&mut h, "Keep it private");
+    h.key_press(egui::Key::Escape);
+    h.step();
+    h.step();
+    assert!(h.query_by_label_contains("Keep it private").is_none(), "Escape closed the warning");
+}
+
+#[test]
+fn a_started_desktop_shows_starting_until_its_guest_has_had_time_to_boot() {
+    let env = env();
+    env.runtime.block_on(env.server.create_desktop(STUDENT.0, "Lab PC"));
+    let mac = "02:00:00:00:00:36";
+    register_approved(&env, mac, "36");
+    let settings = Settings { boot_wait_secs: 2, ..Settings::default() };
+    let mut h = app(&env, env.server.server.url(), mac, settings);
+    wait_for(&mut h, "Classroom b101 · seat 36");
+    log_in(&mut h, STUDENT.0, STUDENT.1);
+    wait_for(&mut h, "Off");
+    // Before the click: the click's own frames may already take the action's answer.
+    let started = Instant::now();
+    click(&mut h, "Start");
+    wait_for(&mut h, "Starting…");
+    assert!(h.query_by_label("Running").is_none(), "not running while it boots");
+    wait_for(&mut h, "Start: done");
+    // The server says it runs at once (the test double); the guest gets its 2 s.
+    step_until(&mut h, "the desktop to be shown running", |h| h.query_by_label("Running").is_some());
+    assert!(started.elapsed() >= Duration::from_secs(2), "shown running after {:?}", started.elapsed());
+    assert!(h.query_by_label("Starting…").is_none());
+}
+
+#[test]
+fn a_wait_shows_its_busy_sign_only_after_300_ms() {
+    let env = env();
+    // A server that takes connections and never answers.
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", hung.local_addr().expect("addr"));
+    // Before the harness: building it may already run the first frame, and the lookup.
+    let start = Instant::now();
+    let mut h = app(&env, url, "02:00:00:00:00:37", env.settings());
+    h.step();
+    wait_for(&mut h, "Contacting the server…");
+    if start.elapsed() < Duration::from_millis(250) {
+        assert!(h.query_all_by_role(Role::ProgressIndicator).next().is_none(), "no spinner before 300 ms");
+    }
+    std::thread::sleep(Duration::from_millis(350));
+    h.step();
+    assert!(h.query_all_by_role(Role::ProgressIndicator).next().is_some(), "a spinner after 300 ms");
+    drop(hung);
+}
+
+/// A stand-in viewer that records each start (`viewer.starts`, one line each, its
+/// standard input in `viewer.stdin.N`) and stays open until a file `viewer.drop`
+/// appears; then it says it lost the connection and ends with an error, as
+/// remote-viewer does when the network or the server goes.
+fn dropping_viewer(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("viewer");
+    std::fs::write(
+        &path,
+        "#!/bin/sh\necho start >> \"$0.starts\"\nn=$(wc -l < \"$0.starts\")\ncat > \"$0.stdin.$n\"\n\
+         while [ ! -e \"$0.drop\" ]; do sleep 0.05; done\nrm -f \"$0.drop\"\n\
+         echo 'Connection lost' >&2\nexit 1\n",
+    )
+    .expect("script");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    path
+}
+
+fn starts(dir: &std::path::Path) -> usize {
+    std::fs::read_to_string(dir.join("viewer.starts")).map_or(0, |text| text.lines().count())
+}
+
+#[test]
+fn reconnect_after_the_server_comes_back() {
+    let env = env();
+    let id = env.runtime.block_on(env.server.create_desktop(STUDENT.0, "Lab PC"));
+    let mac = "02:00:00:00:00:38";
+    register_approved(&env, mac, "38");
+    let dir = tempfile::tempdir().expect("dir");
+    let mut settings = env.settings();
+    settings.viewers.spice = dropping_viewer(dir.path()).display().to_string();
+    let mut h = app(&env, env.server.server.url(), mac, settings);
+    wait_for(&mut h, "Classroom b101 · seat 38");
+    log_in(&mut h, STUDENT.0, STUDENT.1);
+    wait_for(&mut h, "Off");
+    click(&mut h, "Start");
+    wait_for(&mut h, "Running");
+    click(&mut h, "Connect");
+    wait_for(&mut h, "Lab PC is open in the viewer.");
+    step_until(&mut h, "the viewer to start", |_| starts(dir.path()) == 1);
+
+    // The server goes (the viewer's connection with it), and stays away a while.
+    let Env { server, runtime } = env;
+    let stopped = runtime.block_on(server.stop());
+    std::fs::write(dir.path().join("viewer.drop"), "").expect("drop");
+    wait_for(&mut h, "The connection to Lab PC was lost.");
+    let away = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < away {
+        h.step();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(starts(dir.path()), 1, "no viewer while the server is away");
+
+    // Back on the same address and data: the same desktop opens again, by itself.
+    let server = runtime.block_on(stopped.start());
+    step_until(&mut h, "the viewer to start again", |_| starts(dir.path()) == 2);
+    wait_for(&mut h, "Lab PC is open in the viewer.");
+    // The stand-in records its start before its standard input has all arrived.
+    let stdin = dir.path().join("viewer.stdin.2");
+    let ticket = format!("password=ticket-{id}\n");
+    step_until(&mut h, "the ticket on the viewer's stdin", |_| {
+        std::fs::read_to_string(&stdin).is_ok_and(|text| text.contains(&ticket))
+    });
+
+    // A viewer the student closes (a clean exit) is not reopened.
+    click(&mut h, "Log out");
+    wait_for(&mut h, "User name");
+    for _ in 0..20 {
+        h.step();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(starts(dir.path()), 2);
+    drop(server);
+}
+
+#[test]
+fn the_login_shows_the_school_and_a_tile_shows_the_desktops_os_and_size() {
+    use thindesk_server::service::catalogue::Flavor;
+    let env = env();
+    env.runtime.block_on(env.server.add_image("Debian 12", thindesk_shared::ConnectionType::Spice, "student", "os-pw"));
+    let services = env.server.services().clone();
+    let flavor = Flavor { name: "medium".into(), vcpus: 2, ram_mib: 4096, disk_gib: 20 };
+    services.catalogue.add_flavor(&Actor::system(), &flavor).expect("flavor");
+    env.runtime.block_on(thindesk_tests::desktop_from_image(&services, STUDENT.0, "Lab PC", "Debian 12", "medium"));
+    let mac = "02:00:00:00:00:39";
+    register_approved(&env, mac, "39");
+    let settings = Settings { school_name: Some("Riverside Middle School".into()), ..env.settings() };
+    let mut h = app(&env, env.server.server.url(), mac, settings);
+    wait_for(&mut h, "Classroom b101 · seat 39");
+    assert!(h.query_all_by_label("Riverside Middle School").count() >= 1, "the school's name");
+    log_in(&mut h, STUDENT.0, STUDENT.1);
+    wait_for(&mut h, "Lab PC");
+    wait_for(&mut h, "Debian 12 · 2 CPU · 4 GB memory · 20 GB disk");
+    // One Connect a tile, wider than the power actions set apart below it.
+    let connect = h.get_by_role_and_label(Role::Button, "Connect").rect();
+    let start = h.get_by_role_and_label(Role::Button, "Start").rect();
+    assert!(connect.width() > 2.0 * start.width() && connect.bottom() < start.top(), "{connect:?} {start:?}");
+    click(&mut h, "简体中文");
+    wait_for(&mut h, "Debian 12 · 2 核处理器 · 4 GB 内存 · 20 GB 硬盘");
 }

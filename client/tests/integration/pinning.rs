@@ -109,7 +109,7 @@ fn a_server_with_another_certificate_on_the_same_address_gets_no_credentials() {
 
     // The trusted server goes; a laptop on the LAN answers on its address.
     let Env { server, runtime } = env;
-    runtime.block_on(server.shutdown());
+    drop(runtime.block_on(server.stop()));
     let (received, certificate) = impostor(address);
 
     type_into(&mut h, "User name", STUDENT.0);

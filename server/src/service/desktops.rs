@@ -11,7 +11,9 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use thindesk_shared::admin::DesktopSummary;
-use thindesk_shared::{ConnectionInfo, ConnectionType, Desktop, DesktopAction, DesktopStatus, Policy, Secret};
+use thindesk_shared::{
+    ConnectionInfo, ConnectionType, Desktop, DesktopAction, DesktopSize, DesktopStatus, Policy, Secret,
+};
 
 /// What an administrator decides when creating a desktop.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -501,9 +503,22 @@ impl Desktops {
                 host_subject: tls.map(|tls| tls.host_subject),
             });
         }
+        // The flavor's size, for the student's tile; a flavor gone from the catalogue
+        // (or a store that cannot say) shows none.
+        let size = record.flavor.as_deref().and_then(|name| match self.store.flavor_by_name(name) {
+            Ok(flavor) => {
+                flavor.map(|f| DesktopSize { flavor: f.name, vcpus: f.vcpus, ram_mib: f.ram_mib, disk_gib: f.disk_gib })
+            }
+            Err(error) => {
+                tracing::warn!(%error, flavor = name, "cannot read a desktop's flavor");
+                None
+            }
+        });
         Desktop {
             id: record.id,
             name: record.name,
+            image: record.image,
+            size,
             status,
             os_username: record.os_username,
             os_password: record.os_password.expose().to_owned(),

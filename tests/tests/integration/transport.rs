@@ -95,11 +95,11 @@ async fn credentials_in_plain_http_from_another_host_get_426_and_the_console_mov
     // From the host itself, plain HTTP keeps working for seed-era callers.
     let from_loopback = server.get("/token", Some(&thindesk_tests::basic(student, password))).await;
     assert_eq!(from_loopback.status.as_u16(), 200);
-    server.shutdown().await;
+    drop(server.stop().await);
 
     // plain_http = "allow" is for a network where TLS is done in front of the server.
     let allowing = listening_everywhere(PlainHttp::Allow).await;
     let url = format!("http://{}:{}/api/v1.0/token", laptop.host_side, allowing.server.address().port());
     assert_eq!(curl(&laptop, &["--user", &basic, &url]).0, 200);
-    allowing.shutdown().await;
+    drop(allowing.stop().await);
 }
