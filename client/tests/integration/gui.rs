@@ -1024,7 +1024,7 @@ fn a_started_desktop_shows_starting_until_its_guest_has_had_time_to_boot() {
     env.runtime.block_on(env.server.create_desktop(STUDENT.0, "Lab PC"));
     let mac = "02:00:00:00:00:36";
     register_approved(&env, mac, "36");
-    let settings = Settings { boot_wait_secs: 2, ..Settings::default() };
+    let settings = Settings { boot_wait_secs: 2, ..env.settings() };
     let mut h = app(&env, env.server.server.url(), mac, settings);
     wait_for(&mut h, "Classroom b101 · seat 36");
     log_in(&mut h, STUDENT.0, STUDENT.1);
