@@ -305,13 +305,19 @@ impl App {
             }
             // A viewer of a session already handed over (logging out closes them).
             Msg::ViewerExited { .. } if !matches!(self.screen, Screen::Desktops(_)) => None,
-            Msg::ViewerExited { name, failed: true } => {
+            Msg::ViewerExited { name, certificate_changed: true, .. } => {
+                if let Some(view) = self.desktops_view() {
+                    view.on_viewer_certificate_changed(&name);
+                }
+                None
+            }
+            Msg::ViewerExited { name, failed: true, .. } => {
                 if let Some(view) = self.desktops_view() {
                     view.on_viewer_failed(&name);
                 }
                 None
             }
-            Msg::ViewerExited { name, failed: false } => {
+            Msg::ViewerExited { name, failed: false, .. } => {
                 let notice = Said::with(T::SessionEnded, &[&name]);
                 if self.kiosk() {
                     // The next student sees no trace of the last: not even a desktop's name.

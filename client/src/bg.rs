@@ -38,10 +38,13 @@ pub enum Msg {
         name: String,
         result: Result<(), ViewerError>,
     },
-    /// The viewer ended; `failed`: at once and with an error (it could not connect).
+    /// The viewer ended; `failed`: at once and with an error (it could not connect);
+    /// `certificate_changed`: refused because the desktop's RDP certificate is not
+    /// the one recorded on this terminal.
     ViewerExited {
         name: String,
         failed: bool,
+        certificate_changed: bool,
     },
     /// The list asked for right before opening desktop `id`.
     FreshForConnect {

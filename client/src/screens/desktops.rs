@@ -284,15 +284,16 @@ impl DesktopsView {
                                 crate::leaving::terminate(pid);
                             }
                             bg.report(Msg::ViewerStarted { name: name.clone(), result: Ok(()) });
-                            let status = child.wait().await;
+                            let exit = child.wait().await;
                             if let Some(pid) = pid {
                                 bg.session.viewer_closed(pid);
                             }
-                            tracing::info!(?status, "viewer closed");
+                            tracing::info!(?exit, "viewer closed");
                             // An error soon after the start: it never showed the desktop.
-                            let failed =
-                                !status.is_ok_and(|status| status.success()) && started.elapsed() < VIEWER_FAILS_WITHIN;
-                            bg.report(Msg::ViewerExited { name, failed });
+                            let failed = !exit.status.is_ok_and(|status| status.success())
+                                && started.elapsed() < VIEWER_FAILS_WITHIN;
+                            let certificate_changed = exit.certificate_changed;
+                            bg.report(Msg::ViewerExited { name, failed, certificate_changed });
                         }
                         Err(e) => bg.report(Msg::ViewerStarted { name, result: Err(e) }),
                     }
@@ -344,6 +345,13 @@ impl DesktopsView {
     pub fn on_viewer_failed(&mut self, name: &str) {
         self.session = None;
         self.notice = Some((Said::with(T::ViewerCouldNotConnect, &[name]), true));
+        self.next_refresh = Instant::now();
+    }
+
+    /// The viewer refused the desktop: its RDP certificate is not the one recorded.
+    pub fn on_viewer_certificate_changed(&mut self, name: &str) {
+        self.session = None;
+        self.notice = Some((Said::with(T::DesktopCertificateChanged, &[name]), true));
         self.next_refresh = Instant::now();
     }
 
