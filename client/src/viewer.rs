@@ -32,11 +32,15 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
 pub struct ViewerPrograms {
     pub spice: String,
     pub rdp: String,
+    /// Where RDP certificates are recorded, one directory per desktop; absent:
+    /// [`rdp_records_dir`].
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rdp_records: Option<PathBuf>,
 }
 
 impl Default for ViewerPrograms {
     fn default() -> Self {
-        Self { spice: "remote-viewer".into(), rdp: "xfreerdp".into() }
+        Self { spice: "remote-viewer".into(), rdp: "xfreerdp".into(), rdp_records: None }
     }
 }
 
@@ -115,9 +119,10 @@ pub fn desktop_records(records: &Path, desktop_id: &str) -> PathBuf {
 }
 
 /// What to start to open `desktop`. `fullscreen` for kiosk terminals. RDP
-/// certificates are recorded under [`rdp_records_dir`].
+/// certificates are recorded under `programs.rdp_records`, else [`rdp_records_dir`].
 pub fn plan(desktop: &Desktop, programs: &ViewerPrograms, fullscreen: bool) -> Result<Launch, ViewerError> {
-    plan_with_records(desktop, programs, fullscreen, rdp_records_dir().as_deref())
+    let records = programs.rdp_records.clone().or_else(rdp_records_dir);
+    plan_with_records(desktop, programs, fullscreen, records.as_deref())
 }
 
 /// [`plan`] with RDP certificate records under `records`.
