@@ -337,6 +337,12 @@ impl App {
             }
             // A viewer of a session already handed over (logging out closes them).
             Msg::ViewerExited { .. } if !matches!(self.screen, Screen::Desktops(_)) => None,
+            Msg::ViewerExited { name, end: ViewerEnd::CertificateChanged, .. } => {
+                if let Some(view) = self.desktops_view() {
+                    view.on_viewer_certificate_changed(&name);
+                }
+                None
+            }
             Msg::ViewerExited { id, name, end: ViewerEnd::Failed { early } } => {
                 let bg = self.bg.clone();
                 if let Some(view) = self.desktops_view() {

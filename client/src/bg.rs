@@ -38,7 +38,8 @@ pub enum Msg {
         name: String,
         result: Result<(), ViewerError>,
     },
-    /// The viewer of desktop `id` ended, closed or dropped.
+    /// The viewer of desktop `id` ended: closed, dropped, or refused for its RDP
+    /// certificate.
     ViewerExited {
         id: String,
         name: String,
@@ -80,6 +81,9 @@ pub enum ViewerEnd {
     /// server may have dropped. `early`: within its first seconds, so it may never
     /// have connected at all.
     Failed { early: bool },
+    /// xfreerdp refused the desktop: its RDP certificate is not the one recorded on
+    /// this terminal for it. Never retried by itself.
+    CertificateChanged,
 }
 
 impl Msg {

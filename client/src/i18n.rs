@@ -199,6 +199,10 @@ texts! {
         "{} could not be opened: the viewer could not connect to it. Try again in a moment, or ask your teacher.",
         "无法打开 {}：查看器连接不上它。请稍后再试，或请老师帮忙。"
     ),
+    DesktopCertificateChanged => (
+        "{} was not opened: it did not show the same security certificate as the last time this computer connected to it, so it may not be your desktop. Do not try again; ask your teacher for help.",
+        "没有打开 {}：它出示的安全证书与这台电脑上次连接时不同，可能不是你的桌面。请不要再试，请找老师帮忙。"
+    ),
     NotRunningNow => ("{} is not running any more: start it first.", "{} 已不在运行，请先开机。"),
     SessionEnded => ("The session with {} ended.", "与 {} 的会话已结束。"),
     ConnectionLost => (

@@ -272,6 +272,26 @@ impl<C: ?Sized + ServerCompute> TestServer<C> {
             .expect("creating a desktop")
     }
 
+    /// Creates a desktop for `owner` from catalogue image `image` (see [`Self::add_image`])
+    /// and the smallest flavor: it takes the image's login and connection type. Returns
+    /// its id.
+    pub async fn create_desktop_from_image(&self, owner: &str, name: &str, image: &str) -> String {
+        let services = self.services().clone();
+        let spec = DesktopSpec {
+            name: name.into(),
+            owner: owner.into(),
+            os_username: None,
+            os_password: None,
+            default_connection_type: None,
+            policy: Policy { enable_usb: false, enable_clipboard: true, enable_audio: true },
+            image: Some(image.into()),
+            flavor: Some("m1.tiny".into()),
+        };
+        tokio::task::spawn_blocking(move || services.desktops.create(&Actor::system(), &spec).expect("desktop"))
+            .await
+            .expect("creating a desktop")
+    }
+
     /// Adds an image to the catalogue, over a small file standing in for its base disk.
     pub async fn add_image(&self, name: &str, connection: ConnectionType, os_username: &str, os_password: &str) {
         let disk = self.data_dir().join(format!("{name}.qcow2"));

@@ -332,22 +332,16 @@ impl DesktopsView {
                                 crate::leaving::terminate(pid);
                             }
                             bg.report(Msg::ViewerStarted { name: name.clone(), result: Ok(()) });
-                            let stderr = child.stderr.take().map(|stderr| tokio::spawn(read_stderr(stderr)));
-                            let status = child.wait().await;
+                            let exit = child.wait().await;
                             if let Some(pid) = pid {
                                 bg.session.viewer_closed(pid);
                             }
-                            // A process the viewer left behind may hold its stderr open.
-                            let said = match stderr {
-                                Some(reading) => tokio::time::timeout(Duration::from_secs(1), reading)
-                                    .await
-                                    .ok()
-                                    .and_then(Result::ok)
-                                    .unwrap_or_default(),
-                                None => String::new(),
+                            tracing::info!(status = ?exit.status, stderr = %exit.stderr.trim(), "viewer closed");
+                            let end = if exit.certificate_changed {
+                                ViewerEnd::CertificateChanged
+                            } else {
+                                viewer_end(exit.status.as_ref().ok().copied(), &exit.stderr, started.elapsed())
                             };
-                            tracing::info!(?status, stderr = %said.trim(), "viewer closed");
-                            let end = viewer_end(status.ok(), &said, started.elapsed());
                             bg.report(Msg::ViewerExited { id, name, end });
                         }
                         Err(e) => bg.report(Msg::ViewerStarted { name, result: Err(e) }),
@@ -463,6 +457,13 @@ impl DesktopsView {
         } else {
             self.notice = Some((Said::with(T::NotRunningNow, &[&desktop.name]), true));
         }
+    }
+
+    /// The viewer refused the desktop: its RDP certificate is not the one recorded.
+    pub fn on_viewer_certificate_changed(&mut self, name: &str) {
+        self.session = None;
+        self.notice = Some((Said::with(T::DesktopCertificateChanged, &[name]), true));
+        self.next_refresh = Instant::now();
     }
 
     pub fn on_desktops(&mut self, result: Result<DesktopList, ApiError>) -> Option<Command> {
@@ -779,15 +780,6 @@ fn viewer_end(status: Option<std::process::ExitStatus>, stderr: &str, ran: Durat
     } else {
         ViewerEnd::Failed { early: ran < VIEWER_FAILS_WITHIN }
     }
-}
-
-/// A viewer's standard error, up to 64 KiB of it (the rest is read and dropped).
-async fn read_stderr(mut stderr: tokio::process::ChildStderr) -> String {
-    use tokio::io::AsyncReadExt;
-    let mut kept = Vec::new();
-    let _ = (&mut stderr).take(64 * 1024).read_to_end(&mut kept).await;
-    let _ = tokio::io::copy(&mut stderr, &mut tokio::io::sink()).await;
-    String::from_utf8_lossy(&kept).into_owned()
 }
 
 /// Writes a file only its owner can read.

@@ -839,6 +839,54 @@ fn connect_looks_the_desktop_up_afresh_and_a_viewer_that_cannot_connect_says_so(
     assert!(h.query_by_label_contains("is open in the viewer").is_none());
 }
 
+/// An RDP desktop whose viewer refuses its changed certificate: the student is told so,
+/// in their language, and to ask the teacher. (The viewer here says what xfreerdp 2
+/// says and exits as it does; `rdp_pin` runs the real one.)
+#[test]
+fn a_changed_rdp_certificate_is_explained_in_the_students_words() {
+    use std::os::unix::fs::PermissionsExt;
+    use thindesk_shared::ConnectionType;
+    let env = env();
+    env.runtime.block_on(env.server.add_image("win", ConnectionType::Rdp, "Administrator", "image-password"));
+    let id = env.runtime.block_on(env.server.create_desktop_from_image(STUDENT.0, "Lab PC", "win"));
+    let mac = "02:00:00:00:00:27";
+    register_approved(&env, mac, "27");
+    let dir = tempfile::tempdir().expect("dir");
+    let viewer = dir.path().join("xfreerdp");
+    std::fs::write(
+        &viewer,
+        "#!/bin/sh\nprintf '%s\\n' \"$@\" > \"$0.args\"\nenv > \"$0.env\"\ncat > \"$0.stdin\"\n\
+         echo '[ERROR][com.freerdp.crypto] - @    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @' >&2\n\
+         exit 143\n",
+    )
+    .expect("script");
+    std::fs::set_permissions(&viewer, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let mut settings = env.settings();
+    settings.viewers.rdp = viewer.display().to_string();
+    settings.viewers.rdp_records = Some(dir.path().join("rdp"));
+    let mut h = app(&env, env.server.server.url(), mac, settings);
+    wait_for(&mut h, "Classroom b101 · seat 27");
+    log_in(&mut h, STUDENT.0, STUDENT.1);
+    wait_for(&mut h, "Lab PC");
+    click(&mut h, "Start");
+    wait_for(&mut h, "Running");
+    click(&mut h, "Connect");
+    wait_for(&mut h, "Lab PC was not opened: it did not show the same security certificate");
+    assert!(h.query_by_label_contains("ask your teacher").is_some());
+    assert!(h.query_by_label_contains("is open in the viewer").is_none());
+    click(&mut h, "简体中文");
+    wait_for(&mut h, "没有打开 Lab PC：它出示的安全证书与这台电脑上次连接时不同");
+    assert!(h.query_by_label_contains("请找老师帮忙").is_some());
+
+    let args = std::fs::read_to_string(dir.path().join("xfreerdp.args")).expect("args recorded");
+    assert!(args.lines().any(|arg| arg == "/cert:tofu,deny"), "{args}");
+    assert!(!args.contains("ignore") && !args.contains("image-password"), "{args}");
+    let records = dir.path().join("rdp").join(&id);
+    let env_seen = std::fs::read_to_string(dir.path().join("xfreerdp.env")).expect("env recorded");
+    assert!(env_seen.lines().any(|line| line == format!("XDG_CONFIG_HOME={}", records.display())), "{env_seen}");
+    assert!(records.is_dir(), "the desktop's own record directory");
+}
+
 /// Whether `text` has a Latin letter (an English word left in the Chinese UI).
 fn has_latin(text: &str) -> bool {
     text.chars().any(|c| c.is_ascii_alphabetic())

@@ -66,7 +66,7 @@ async fn connect_opens_the_demo_desktop_in_remote_viewer() {
     let (blue, argv, shot) = found;
     assert!(argv.contains("remote-viewer") && !argv.contains(&ticket), "no ticket in the viewer's argv: {argv}");
     eprintln!("remote-viewer shows the demo desktop ({blue} banner pixels): {}", shot.display());
-    let _ = child.kill().await;
+    let _ = child.child.kill().await;
     demo.stop().await;
 }
 

@@ -64,10 +64,12 @@ impl TestCompute {
         let generation = self.tickets.lock().map(|t| t.get(desktop_id).copied().unwrap_or(1)).unwrap_or(1);
         let ticket =
             if generation == 1 { format!("ticket-{desktop_id}") } else { format!("ticket-{desktop_id}-{generation}") };
+        // Machines of RDP images have an RDP port too, as the QEMU driver gives them.
+        let rdp = self.spec(desktop_id).is_some_and(|spec| spec.rdp);
         Display {
             spice_port: 5900 + offset,
             spice_ticket: Secret::new(ticket),
-            rdp_port: None,
+            rdp_port: rdp.then_some(3389 + offset),
             spice_tls: Some(SpiceTls { ca: TEST_CA.into(), host_subject: "O=thindesk,CN=test double".into() }),
         }
     }
