@@ -1123,16 +1123,10 @@ mod tests {
         assert_eq!(user_network(true), "user,id=net0,ipv6=off,restrict=off");
     }
 
-    #[test]
-    fn a_driver_made_beside_a_machine_being_started_leaves_its_files() {
-        // What the CLI does while a server starts a machine: QEMU's pid file and
-        // socket exist, its run state does not yet.
-        let dir = tempfile::tempdir().expect("dir");
-        let config = QemuConfig { vm_memory_mib: Some(1024), ..QemuConfig::new(dir.path()) };
-        let machine = config.state_dir.join("starting");
-        create_private_dir(&machine).expect("dir");
-        let spec = StoredSpec {
-            name: "starting".into(),
+    /// A machine of 64 MiB, one CPU and no network, on a base disk that need not exist.
+    fn small_spec(name: &str) -> StoredSpec {
+        StoredSpec {
+            name: name.into(),
             base_disk: "/images/base.qcow2".into(),
             vcpus: 1,
             ram_mib: 64,
@@ -1141,7 +1135,18 @@ mod tests {
             rdp: false,
             policy: Policy::default(),
             guest_account: None,
-        };
+        }
+    }
+
+    #[test]
+    fn a_driver_made_beside_a_machine_being_started_leaves_its_files() {
+        // What the CLI does while a server starts a machine: QEMU's pid file and
+        // socket exist, its run state does not yet.
+        let dir = tempfile::tempdir().expect("dir");
+        let config = QemuConfig { vm_memory_mib: Some(1024), ..QemuConfig::new(dir.path()) };
+        let machine = config.state_dir.join("starting");
+        create_private_dir(&machine).expect("dir");
+        let spec = small_spec("starting");
         write_private_json(&machine.join(SPEC_FILE), &spec).expect("spec");
         for file in [PID_FILE, QMP_SOCKET] {
             std::fs::write(machine.join(file), b"").expect("file");
@@ -1155,17 +1160,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("dir");
         let config = QemuConfig { vm_memory_mib: Some(1024), ..QemuConfig::new(dir.path()) };
         let compute = QemuCompute::new(config).expect("driver");
-        let spec = StoredSpec {
-            name: "lab".into(),
-            base_disk: "/images/base.qcow2".into(),
-            vcpus: 1,
-            ram_mib: 64,
-            disk_gib: 1,
-            internet: false,
-            rdp: false,
-            policy: Policy::default(),
-            guest_account: None,
-        };
+        let spec = small_spec("lab");
         let claim = Claim { ram_mib: 64, spice_port: 5907, rdp_port: None, running: false };
         let machine = dir.path().join("vms/lab");
         let arguments = compute.qemu_arguments("lab", &machine, &spec, claim, Accel::Tcg, false);
