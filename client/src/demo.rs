@@ -106,8 +106,9 @@ async fn run_window(gui_args: Vec<OsString>, setup: GuiSetup, signals: &mut Sign
         let _ = pipe.write_all(format!("{line}\n").as_bytes()).await;
         let _ = pipe.flush().await;
     }
+    // A signal and the window's end at once: the signal, the user's own word, names it.
     let code = tokio::select! {
-        status = window.wait() => status.map_or(1, |status| exit_code(&status)),
+        biased;
         (name, code) = signals.recv() => {
             tracing::info!(signal = name, "closing the demo's window");
             if let Some(pid) = window.id() {
@@ -119,6 +120,7 @@ async fn run_window(gui_args: Vec<OsString>, setup: GuiSetup, signals: &mut Sign
             }
             code
         }
+        status = window.wait() => status.map_or(1, |status| exit_code(&status)),
     };
     drop(stdin);
     code

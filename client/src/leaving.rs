@@ -214,11 +214,34 @@ pub fn catch_signals(runtime: &tokio::runtime::Runtime) -> std::io::Result<()> {
 pub fn leave_on_ui_panic() {
     let report = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
+        let ui_thread = std::thread::current().name() == Some("main");
+        // The windowing library unwraps its X requests (winit's `inner_size`): with the
+        // display gone, its panic is how the display's end reaches the UI thread, the
+        // same way out as the display watcher's, not a fault to report.
+        if ui_thread && is_x_connection_lost(&panic_text(info)) {
+            tracing::info!(panic = %panic_text(info), "the X connection broke under a drawing call");
+            leave(DISPLAY_LOST, "the display went away");
+        }
         report(info);
-        if std::thread::current().name() == Some("main") {
+        if ui_thread {
             leave(PANICKED, "a panic on the UI thread");
         }
     }));
+}
+
+fn panic_text(info: &std::panic::PanicHookInfo<'_>) -> String {
+    let payload = info.payload();
+    payload
+        .downcast_ref::<&str>()
+        .map(|text| (*text).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
+}
+
+/// Whether a panic's message is an X connection's end as x11rb reports it to winit
+/// (`Connection(IoError(…))`), unwrapped.
+fn is_x_connection_lost(text: &str) -> bool {
+    text.contains("Err` value: Connection(")
 }
 
 /// Keeps a connection of its own to the X display open and leaves when it ends: the
@@ -278,6 +301,14 @@ unsafe extern "C" fn on_x_io_error(_display: *mut x11_dl::xlib::Display) -> std:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_an_unwrapped_x_connection_error_counts_as_the_display_gone() {
+        let winit = "called `Result::unwrap()` on an `Err` value: Connection(IoError(Custom { kind: Other, error: UnknownError }))";
+        assert!(is_x_connection_lost(winit));
+        assert!(!is_x_connection_lost("called `Result::unwrap()` on an `Err` value: ParseError"));
+        assert!(!is_x_connection_lost("index out of bounds"));
+    }
 
     #[test]
     fn a_hand_over_takes_the_token_and_viewers_once() {
