@@ -12,6 +12,7 @@ use crate::pinning::Untrusted;
 use crate::viewer::ViewerError;
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, Sender, channel};
+use std::time::Duration;
 use thindesk_shared::{DesktopList, Place, Terminal, TerminalState, TokenGrant};
 
 /// What background work reports.
@@ -51,6 +52,13 @@ pub enum Msg {
         id: String,
         name: String,
         early: bool,
+        result: Result<DesktopList, ApiError>,
+    },
+    /// The list's periodic refresh, run in the background ([`Bg::repeat`]): only an
+    /// answer that differs from the list shown, or an error, is reported. `epoch` tells
+    /// an answer asked for before a newer refresh (or a new token) from a current one.
+    DesktopsPolled {
+        epoch: u64,
         result: Result<DesktopList, ApiError>,
     },
     /// The list asked for right before opening desktop `id`.
@@ -97,6 +105,7 @@ impl Msg {
             | Self::LoggedIn { result: Err(error), .. }
             | Self::Renewed(Err(error))
             | Self::Desktops(Err(error))
+            | Self::DesktopsPolled { result: Err(error), .. }
             | Self::ActionDone { result: Err(error), .. }
             | Self::PasswordChanged(Err(error))
             | Self::FreshForConnect { result: Err(error), .. } => error,
@@ -106,6 +115,16 @@ impl Msg {
             ApiError::Untrusted(untrusted) => Some(untrusted),
             _ => None,
         }
+    }
+}
+
+/// A poll started by [`Bg::repeat`]; dropping it stops the poll (the screen that
+/// polls is gone, or starts a new one).
+pub struct Repeating(tokio::task::AbortHandle);
+
+impl Drop for Repeating {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -145,6 +164,36 @@ impl Bg {
     {
         let bg = self.clone();
         self.runtime.spawn(async move { bg.report(work.await) });
+    }
+
+    /// Runs `poll` again and again in the background until the returned [`Repeating`]
+    /// is dropped: first after `first`, then after the pause each run returns (`None`:
+    /// no more runs). A run reports its message if it has one, and has none when
+    /// nothing the user would see changed.
+    ///
+    /// Why the timing is here and not in the UI's frames: every message wakes the UI,
+    /// and a frame costs ~13 ms of CPU under a software renderer (llvmpipe, the thin
+    /// terminals'). A poll timed by the UI costs a frame to start it and one for its
+    /// answer, though the answer is nearly always the same as the last; timed here, an
+    /// unchanged answer costs no frame at all.
+    pub fn repeat<F, Fut>(&self, first: Duration, mut poll: F) -> Repeating
+    where
+        F: FnMut() -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = (Option<Msg>, Option<Duration>)> + Send + 'static,
+    {
+        let bg = self.clone();
+        let task = self.runtime.spawn(async move {
+            let mut pause = Some(first);
+            while let Some(wait) = pause {
+                tokio::time::sleep(wait).await;
+                let (msg, next) = poll().await;
+                if let Some(msg) = msg {
+                    bg.report(msg);
+                }
+                pause = next;
+            }
+        });
+        Repeating(task.abort_handle())
     }
 
     /// Runs blocking `work` (keyring, file dialogs, files) on the blocking pool, and

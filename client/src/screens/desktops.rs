@@ -1,12 +1,18 @@
 //! The signed-in user's desktops: the list (refreshed every few seconds), power
 //! actions, connecting in a viewer, saving a connection file, changing the password,
 //! and the token renewed before it expires.
+//!
+//! Two kinds of refresh: the one every [`DESKTOP_REFRESH`] runs in the background and
+//! wakes the UI only when its answer differs from the list shown (or fails), so a list
+//! left alone costs no frame; the ones something asked for (the Refresh button, an
+//! action done, the window focused again, a viewer closed) are started by a frame as
+//! before, and their answer always comes to the UI.
 
 mod dialogs;
 
 use super::{Command, describe};
 use crate::api::ApiError;
-use crate::bg::{Bg, Msg, ViewerEnd};
+use crate::bg::{Bg, Msg, Repeating, ViewerEnd};
 use crate::i18n::{Lang, Said, T, fill};
 use crate::look;
 use crate::viewer::{self, ViewerError, ViewerPrograms};
@@ -15,6 +21,7 @@ use dialogs::PasswordDialog;
 use egui::{Color32, RichText};
 use std::collections::HashMap;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 use thindesk_shared::{Desktop, DesktopAction, DesktopList, DesktopStatus, TokenGrant};
 
@@ -65,11 +72,36 @@ pub struct DesktopsView {
     reconnect: Option<String>,
     /// The last list asked for did not come.
     next_refresh_failed: bool,
+    /// A refresh something asked for is under way.
     refreshing: bool,
-    next_refresh: Instant,
+    /// When a refresh something asked for is due (the periodic one is the poll's).
+    next_refresh: Option<Instant>,
+    /// What the periodic refresh, in the background, needs to know of this view.
+    poll: Arc<Mutex<PollState>>,
+    /// The periodic refresh; it stops when the view is dropped.
+    _polling: Repeating,
     renew_at: Instant,
     renewing: bool,
     last_activity: Instant,
+}
+
+/// What the background refresh reads (the UI keeps it current each frame) and compares
+/// its answers with.
+#[derive(Default)]
+struct PollState {
+    token: String,
+    /// The list shown: an answer the same as this is not worth a frame.
+    shown: Option<Vec<Desktop>>,
+    /// Every answer goes to the UI, the same or not, while the UI waits for one: the
+    /// last one failed (a good one clears the error), the app shows the server as
+    /// unreachable or in trouble (a good one clears that), an action's outcome is not
+    /// shown yet, or a dropped viewer waits to reconnect.
+    eager: bool,
+    /// A password change is under way: it ends the token, so nothing is asked with it.
+    paused: bool,
+    /// Moved on by every refresh something asked for and by every new token: an answer
+    /// asked for before is older than what is (or will be) shown, and is dropped.
+    epoch: u64,
 }
 
 /// A power action that asks first.
@@ -101,6 +133,7 @@ impl DesktopsView {
     /// A guest started is shown as starting for `boot_wait`.
     pub fn open(bg: &Bg, user: String, grant: TokenGrant, boot_wait: Duration) -> Self {
         let now = Instant::now();
+        let poll = Arc::new(Mutex::new(PollState { token: grant.token.id.clone(), ..PollState::default() }));
         let mut view = Self {
             user,
             token: grant.token.id,
@@ -123,7 +156,9 @@ impl DesktopsView {
             reconnect: None,
             next_refresh_failed: false,
             refreshing: false,
-            next_refresh: now,
+            next_refresh: None,
+            _polling: start_polling(bg, poll.clone()),
+            poll,
             renew_at: now + renew_after(grant.expires_in),
             renewing: false,
             last_activity: now,
@@ -143,7 +178,9 @@ impl DesktopsView {
     fn refresh(&mut self, bg: &Bg) {
         self.refreshing = true;
         self.refresh_since = Instant::now();
-        self.next_refresh = Instant::now() + DESKTOP_REFRESH;
+        self.next_refresh = None;
+        // What the background refresh has under way is older than this answer.
+        self.polled().epoch += 1;
         let (api, token) = (bg.api.clone(), self.token.clone());
         bg.spawn(async move { Msg::Desktops(api.desktops(&token).await) });
     }
@@ -154,15 +191,42 @@ impl DesktopsView {
         bg.spawn(async move { Msg::Renewed(api.renew(&token).await) });
     }
 
-    /// Refreshes the list and renews the token when due; returns when one of them is
-    /// next due.
-    pub fn tick(&mut self, now: Instant, bg: &Bg) -> Instant {
+    /// The state the background refresh shares with this view.
+    fn polled(&self) -> MutexGuard<'_, PollState> {
+        // A poll that panicked holding it left nothing half-written worth refusing.
+        self.poll.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Asks for the list at `at` (or sooner, if already asked for sooner).
+    fn refresh_at(&mut self, at: Instant) {
+        self.next_refresh = Some(self.next_refresh.map_or(at, |asked| asked.min(at)));
+    }
+
+    /// Refreshes the list when asked to and renews the token when due; returns when one
+    /// of them, or a booting guest's end of boot, is next due. `troubled`: the app
+    /// shows the server as unreachable or in trouble, which the next good list clears.
+    pub fn tick(&mut self, now: Instant, bg: &Bg, troubled: bool) -> Instant {
+        // Every change to what the background refresh needs comes with a frame: telling
+        // it here keeps it current.
+        let eager = troubled || self.next_refresh_failed || !self.settling.is_empty() || self.reconnect.is_some();
+        let paused = self.changing_password();
+        {
+            let mut poll = self.polled();
+            if poll.token != self.token {
+                poll.token.clone_from(&self.token);
+            }
+            poll.eager = eager;
+            poll.paused = paused;
+        }
         // A password change under way ends the token: wait for the new one.
-        if self.changing_password() {
+        if paused {
             // Its answer wakes the UI; until then nothing is due.
             return now + DESKTOP_REFRESH;
         }
-        if self.next_refresh <= now && !self.refreshing {
+        if let Some(at) = self.next_refresh
+            && at <= now
+            && !self.refreshing
+        {
             self.refresh(bg);
         }
         if self.renew_at <= now && !self.renewing {
@@ -170,8 +234,16 @@ impl DesktopsView {
         }
         // A guest that has had its time to boot is shown as running from now on.
         self.booting.retain(|_, until| *until > now);
-        let booted = self.booting.values().min().copied();
-        self.next_refresh.min(self.renew_at).min(booted.unwrap_or(self.renew_at))
+        let mut next = self.renew_at;
+        // A refresh asked for while one is under way waits for its answer, which wakes
+        // the UI.
+        if let Some(at) = self.next_refresh.filter(|_| !self.refreshing) {
+            next = next.min(at);
+        }
+        if let Some(booted) = self.booting.values().min() {
+            next = next.min(*booted);
+        }
+        next
     }
 
     /// When a kiosk left alone for `idle` logs out; never while a session is open.
@@ -254,7 +326,7 @@ impl DesktopsView {
         match intent {
             // The next frame's tick asks for the list.
             Intent::Refresh => {
-                self.next_refresh = Instant::now();
+                self.refresh_at(Instant::now());
                 self.refresh_asked = true;
             }
             Intent::Action(id, action, label) => {
@@ -387,7 +459,7 @@ impl DesktopsView {
 
     /// Asks for the list at the next frame (the window has the keyboard again).
     pub fn refresh_soon(&mut self) {
-        self.next_refresh = Instant::now();
+        self.refresh_at(Instant::now());
     }
 
     /// The viewer of desktop `id` failed: whether the server answers, and whether the
@@ -412,7 +484,7 @@ impl DesktopsView {
         result: Result<DesktopList, ApiError>,
         (bg, viewers, kiosk): (&Bg, &ViewerPrograms, bool),
     ) -> Option<Command> {
-        self.next_refresh = Instant::now() + RECONNECT_POLL;
+        self.refresh_at(Instant::now() + RECONNECT_POLL);
         let list = match result {
             Ok(list) => list.desktop_list,
             Err(ApiError::Unreachable(reason)) => {
@@ -472,10 +544,10 @@ impl DesktopsView {
         self.next_refresh_failed = result.is_err();
         // Waiting to reconnect: the server is asked more often.
         if self.reconnect.is_some() {
-            self.next_refresh = self.next_refresh.min(Instant::now() + RECONNECT_POLL);
+            self.refresh_at(Instant::now() + RECONNECT_POLL);
         }
         if std::mem::take(&mut self.refresh_again) {
-            self.next_refresh = Instant::now();
+            self.refresh_at(Instant::now());
         } else if result.is_ok() {
             for id in self.settling.drain(..) {
                 self.busy.remove(&id);
@@ -492,6 +564,15 @@ impl DesktopsView {
             Err(ApiError::Unreachable(reason)) => Some(Command::Unreachable(reason)),
             Err(other) => Some(Command::ServerTrouble(describe(&other))),
         }
+    }
+
+    /// An answer of the background refresh: dropped if a refresh something asked for is
+    /// under way or began since (its answer is as new or newer), or the token changed.
+    pub fn on_polled(&mut self, epoch: u64, result: Result<DesktopList, ApiError>) -> Option<Command> {
+        if self.refreshing || epoch != self.polled().epoch {
+            return None;
+        }
+        self.on_desktops(result)
     }
 
     /// Shows `list`. A desktop seen going from another state to running has a guest
@@ -513,7 +594,17 @@ impl DesktopsView {
                 }
             }
         }
+        self.polled().shown = Some(list.clone());
         self.desktops = Some(list);
+    }
+
+    /// The background refresh asks with the new token from now on, and what it asked
+    /// with the old one is dropped (the old one may be ended already: a refusal for it
+    /// is no reason to log out).
+    fn new_token(&mut self) {
+        let mut poll = self.polled();
+        poll.token.clone_from(&self.token);
+        poll.epoch += 1;
     }
 
     fn changing_password(&self) -> bool {
@@ -525,6 +616,7 @@ impl DesktopsView {
         match result {
             Ok(grant) => {
                 self.token = grant.token.id.clone();
+                self.new_token();
                 self.renew_at = Instant::now() + renew_after(grant.expires_in);
                 return Some(Command::Remember { user: self.user.clone(), token: grant.token.id });
             }
@@ -557,7 +649,7 @@ impl DesktopsView {
             Err(ApiError::Unauthorized) => return Some(Command::LogOut(Some(T::SessionExpired.into()))),
             Err(e) => (describe(&e), true),
         });
-        self.next_refresh = Instant::now();
+        self.refresh_at(Instant::now());
         None
     }
 
@@ -569,8 +661,9 @@ impl DesktopsView {
                 self.password = None;
                 self.notice = Some((T::PasswordChanged.into(), false));
                 self.token = grant.token.id.clone();
+                self.new_token();
                 self.renew_at = Instant::now() + renew_after(grant.expires_in);
-                self.next_refresh = Instant::now();
+                self.refresh_at(Instant::now());
                 return Some(Command::Remember { user: self.user.clone(), token: grant.token.id });
             }
             Err(ApiError::Unauthorized) => dialog.error = Some(T::WrongCurrentPassword.into()),
@@ -599,7 +692,7 @@ impl DesktopsView {
     pub fn on_session_ended(&mut self, notice: Said) {
         self.session = None;
         self.notice = Some((notice, false));
-        self.next_refresh = Instant::now();
+        self.refresh_at(Instant::now());
     }
 
     pub fn on_file_saved(&mut self, result: Result<Option<PathBuf>, String>) {
@@ -611,6 +704,34 @@ impl DesktopsView {
             Err(e) => self.notice = Some((Said::Raw(e), true)),
         }
     }
+}
+
+/// Starts the periodic refresh of the list in the background. It wakes the UI only
+/// with an answer worth a frame: a list other than the one shown, an error, or any
+/// answer while the UI waits for one (`eager`). An unchanged list, the usual answer,
+/// costs the UI nothing.
+fn start_polling(bg: &Bg, poll: Arc<Mutex<PollState>>) -> Repeating {
+    let api = bg.api.clone();
+    bg.repeat(DESKTOP_REFRESH, move || {
+        let (api, poll) = (api.clone(), poll.clone());
+        async move {
+            let lock = || poll.lock().unwrap_or_else(PoisonError::into_inner);
+            let (token, epoch, paused) = {
+                let state = lock();
+                (state.token.clone(), state.epoch, state.paused)
+            };
+            if paused {
+                return (None, Some(DESKTOP_REFRESH));
+            }
+            let result = api.desktops(&token).await;
+            let state = lock();
+            let stale = state.epoch != epoch;
+            let unchanged = !state.eager
+                && matches!((&result, &state.shown), (Ok(list), Some(shown)) if list.desktop_list == *shown);
+            let report = !stale && !unchanged;
+            (report.then_some(Msg::DesktopsPolled { epoch, result }), Some(DESKTOP_REFRESH))
+        }
+    })
 }
 
 /// A tile's inner width, and its secondary buttons' width: every tile and button

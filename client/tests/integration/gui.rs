@@ -1209,3 +1209,91 @@ fn the_login_shows_the_school_and_a_tile_shows_the_desktops_os_and_size() {
     click(&mut h, "简体中文");
     wait_for(&mut h, "Debian 12 · 2 核处理器 · 4 GB 内存 · 20 GB 硬盘");
 }
+
+/// When the app's next frame is due, as its window's event loop learns it: each request
+/// for a repaint (now, or after a delay) that makes the next frame come sooner.
+fn frames_asked_for(h: &Harness<'_, App>) -> std::sync::Arc<std::sync::Mutex<Option<Instant>>> {
+    let due = std::sync::Arc::new(std::sync::Mutex::new(None::<Instant>));
+    let seen = due.clone();
+    h.ctx.set_request_repaint_callback(move |info| {
+        let at = Instant::now() + info.delay;
+        let mut due = seen.lock().expect("not poisoned");
+        *due = Some(due.map_or(at, |due| due.min(at)));
+    });
+    due
+}
+
+/// Runs the app as an event loop would for `time`: a frame only once one is due, none
+/// otherwise. Returns how many frames ran; stops early once `done` holds after a frame.
+fn run_as_event_loop(
+    h: &mut Harness<'_, App>,
+    due: &std::sync::Mutex<Option<Instant>>,
+    time: Duration,
+    mut done: impl FnMut(&Harness<'_, App>) -> bool,
+) -> usize {
+    let end = Instant::now() + time;
+    let mut frames = 0;
+    while Instant::now() < end {
+        let now = Instant::now();
+        let run = {
+            let mut due = due.lock().expect("not poisoned");
+            let run = due.is_some_and(|at| at <= now);
+            if run {
+                *due = None;
+            }
+            run
+        };
+        if run {
+            h.step();
+            frames += 1;
+            if done(h) {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    frames
+}
+
+#[test]
+fn an_unchanged_list_costs_no_frame_and_a_changed_one_is_shown() {
+    use thindesk_client::screens::desktops::DESKTOP_REFRESH;
+    let env = env();
+    let mut h = signed_in(&env, "02:00:00:00:00:26", "26");
+    let due = frames_asked_for(&h);
+    // The frames still asked for (the list just shown) run out.
+    *due.lock().expect("not poisoned") = Some(Instant::now());
+    run_as_event_loop(&mut h, &due, Duration::from_secs(2), |_| false);
+    // Two refreshes and a half, the list the same each time: not one frame.
+    let frames = run_as_event_loop(&mut h, &due, DESKTOP_REFRESH * 5 / 2, |_| false);
+    assert_eq!(frames, 0, "frames while nothing changed");
+    // A new desktop: the next refresh wakes the UI, and it is shown.
+    env.runtime.block_on(env.server.create_desktop(STUDENT.0, "Second PC"));
+    let shown = |h: &Harness<'_, App>| h.query_by_label_contains("Second PC").is_some();
+    let frames = run_as_event_loop(&mut h, &due, DESKTOP_REFRESH * 2, shown);
+    assert!(shown(&h), "the changed list was not shown");
+    assert!((1..=3).contains(&frames), "{frames} frames for the change");
+}
+
+#[test]
+fn an_unchanged_wait_for_approval_costs_no_frame_and_the_approval_is_shown() {
+    use thindesk_client::app::WAITING_POLL;
+    let env = env();
+    let mac = "02:00:00:00:00:27";
+    register_approved(&env, mac, "27");
+    let terminals = &env.server.services().terminals;
+    terminals.set_state(&Actor::system(), mac, TerminalState::Waiting).expect("waiting");
+    let mut h = harness(&env, mac);
+    wait_for(&mut h, "Waiting for approval");
+    let due = frames_asked_for(&h);
+    *due.lock().expect("not poisoned") = Some(Instant::now());
+    run_as_event_loop(&mut h, &due, Duration::from_secs(1), |_| false);
+    // Three polls and more, the terminal still waiting: not one frame.
+    let frames = run_as_event_loop(&mut h, &due, WAITING_POLL * 7 / 2, |_| false);
+    assert_eq!(frames, 0, "frames while nothing changed");
+    terminals.set_state(&Actor::system(), mac, TerminalState::Approved).expect("approved");
+    let shown = |h: &Harness<'_, App>| h.query_by_label_contains("Classroom b101 · seat 27").is_some();
+    let frames = run_as_event_loop(&mut h, &due, WAITING_POLL * 2, shown);
+    assert!(shown(&h), "the approval was not shown");
+    assert!((1..=3).contains(&frames), "{frames} frames for the approval");
+}
