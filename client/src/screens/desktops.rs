@@ -535,7 +535,7 @@ impl DesktopsView {
     pub fn on_viewer_certificate_changed(&mut self, name: &str) {
         self.session = None;
         self.notice = Some((Said::with(T::DesktopCertificateChanged, &[name]), true));
-        self.next_refresh = Instant::now();
+        self.refresh_soon();
     }
 
     pub fn on_desktops(&mut self, result: Result<DesktopList, ApiError>) -> Option<Command> {
