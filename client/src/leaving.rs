@@ -219,7 +219,7 @@ pub fn leave_on_ui_panic() {
         // display gone, its panic is how the display's end reaches the UI thread, the
         // same way out as the display watcher's, not a fault to report.
         if ui_thread && is_x_connection_lost(&panic_text(info)) {
-            tracing::info!(panic = %panic_text(info), "the X connection broke under a drawing call");
+            tracing::info!(location = ?info.location(), "the X connection broke under a drawing call");
             leave(DISPLAY_LOST, "the display went away");
         }
         report(info);

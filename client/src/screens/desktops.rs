@@ -435,26 +435,43 @@ impl DesktopsView {
         kiosk: bool,
     ) -> Option<Command> {
         self.busy.remove(id);
-        let list = match result {
-            Ok(list) => list.desktop_list,
-            Err(ApiError::Unauthorized) => return Some(Command::LogOut(Some(T::SessionExpired.into()))),
-            Err(ApiError::Unreachable(reason)) => {
-                self.notice = Some((describe(&ApiError::Unreachable(reason.clone())), true));
-                return Some(Command::Unreachable(reason));
-            }
-            Err(other) => {
-                self.notice = Some((describe(&other), true));
-                return None;
-            }
+        let unreachable = |reason: &str| describe(&ApiError::Unreachable(reason.to_owned()));
+        let fresh = match self.take_answer(id, result, unreachable) {
+            Ok(fresh) => fresh,
+            Err(command) => return command,
         };
-        let fresh = list.iter().find(|desktop| desktop.id == id).cloned();
-        self.take_list(list);
         match fresh {
             Some(desktop) if desktop.status == DesktopStatus::Active => self.launch(desktop, bg, viewers, kiosk),
             Some(desktop) => self.notice = Some((Said::with(T::NotRunningNow, &[&desktop.name]), true)),
             None => self.notice = Some((T::NoDesktops.into(), true)),
         }
         Some(Command::Reached)
+    }
+
+    /// A list asked for about desktop `id`: shown, with that desktop as the server has
+    /// it now (`None`: gone). Failed: what the app is to do, the student told why
+    /// (`unreachable` words it when the server is not reached, from the reason).
+    fn take_answer(
+        &mut self,
+        id: &str,
+        result: Result<DesktopList, ApiError>,
+        unreachable: impl FnOnce(&str) -> Said,
+    ) -> Result<Option<Desktop>, Option<Command>> {
+        let list = match result {
+            Ok(list) => list.desktop_list,
+            Err(ApiError::Unauthorized) => return Err(Some(Command::LogOut(Some(T::SessionExpired.into())))),
+            Err(ApiError::Unreachable(reason)) => {
+                self.notice = Some((unreachable(&reason), true));
+                return Err(Some(Command::Unreachable(reason)));
+            }
+            Err(other) => {
+                self.notice = Some((describe(&other), true));
+                return Err(None);
+            }
+        };
+        let fresh = list.iter().find(|desktop| desktop.id == id).cloned();
+        self.take_list(list);
+        Ok(fresh)
     }
 
     /// Asks for the list at the next frame (the window has the keyboard again).
@@ -485,21 +502,16 @@ impl DesktopsView {
         (bg, viewers, kiosk): (&Bg, &ViewerPrograms, bool),
     ) -> Option<Command> {
         self.refresh_at(Instant::now() + RECONNECT_POLL);
-        let list = match result {
-            Ok(list) => list.desktop_list,
-            Err(ApiError::Unreachable(reason)) => {
-                self.notice = Some((Said::with(T::ConnectionLost, &[&name]), true));
-                self.reconnect = Some(id);
-                return Some(Command::Unreachable(reason));
-            }
-            Err(ApiError::Unauthorized) => return Some(Command::LogOut(Some(T::SessionExpired.into()))),
-            Err(other) => {
-                self.notice = Some((describe(&other), true));
-                return None;
+        let fresh = match self.take_answer(&id, result, |_| Said::with(T::ConnectionLost, &[&name])) {
+            Ok(fresh) => fresh,
+            Err(command) => {
+                // The server is not reached: the desktop opens again when it is.
+                if matches!(command, Some(Command::Unreachable(_))) {
+                    self.reconnect = Some(id);
+                }
+                return command;
             }
         };
-        let fresh = list.iter().find(|desktop| desktop.id == id).cloned();
-        self.take_list(list);
         match fresh {
             Some(_) if early => self.notice = Some((Said::with(T::ViewerCouldNotConnect, &[&name]), true)),
             Some(desktop) if desktop.status == DesktopStatus::Active => {
