@@ -6,12 +6,16 @@
 #   busybox-static, syslinux, syslinux-common, mtools, dosfstools
 #                                 build the demo image (assets/demo-image/build.sh)
 #   virt-viewer                   remote-viewer, the SPICE viewer
+#   freerdp2-x11                  xfreerdp, the RDP viewer
+#   freerdp2-shadow-x11           freerdp-shadow-cli, a real RDP server for the client's
+#                                 RDP certificate test
 #   xvfb, imagemagick             a virtual screen and screenshots for GUI tests
 #   python3                       the seed-only outside client (tests/seed_client.py)
 #   chromium, chromium-driver     a headless browser for the management console's tests
 #   pkg-config, libdbus-1-dev     build the client's keyring support (Secret Service)
 #   fonts-wqy-microhei            a CJK font, so the client's Chinese text renders
 #   nftables                      the table that keeps guests off this host (below)
+#   tcpdump                       captures the SPICE port, to check that only TLS crosses it
 #
 # It also prepares the host once for the server:
 #
@@ -27,7 +31,7 @@ set -euo pipefail
 export DEBIAN_FRONTEND=noninteractive
 here=$(cd "$(dirname "$0")" && pwd)
 
-needed=(qemu-system-x86_64 qemu-img busybox syslinux mcopy mkfs.fat remote-viewer Xvfb import python3 chromium chromedriver curl)
+needed=(qemu-system-x86_64 qemu-img busybox syslinux mcopy mkfs.fat remote-viewer xfreerdp freerdp-shadow-cli Xvfb import python3 chromium chromedriver curl tcpdump)
 missing=()
 for tool in "${needed[@]}"; do
     command -v "$tool" >/dev/null || missing+=("$tool")
@@ -66,8 +70,8 @@ install_packages() {
     fi
     apt-get install -y -qq "${qemu_release[@]}" qemu-system-x86 qemu-utils >/dev/null
     apt-get install -y -qq busybox-static syslinux syslinux-common mtools dosfstools \
-        virt-viewer xvfb imagemagick python3 chromium chromium-driver \
-        pkg-config libdbus-1-dev fonts-wqy-microhei nftables curl >/dev/null
+        virt-viewer freerdp2-x11 freerdp2-shadow-x11 xvfb imagemagick python3 chromium chromium-driver \
+        pkg-config libdbus-1-dev fonts-wqy-microhei nftables curl tcpdump >/dev/null
     echo "packages installed: $(qemu-system-x86_64 --version | head -n1)"
 }
 if [ "$packages_missing" -gt 0 ] || [ "${THINDESK_REINSTALL:-}" != "" ]; then

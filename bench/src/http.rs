@@ -9,6 +9,8 @@ use hyper::client::conn::http1::SendRequest;
 use hyper::{Method, Request};
 use hyper_util::rt::TokioIo;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpSocket;
 
@@ -37,16 +39,61 @@ impl Answer {
     }
 }
 
+/// How a connection speaks to the server: plain HTTP, or HTTPS trusting the server's
+/// own authority (the server takes both on one port).
+#[derive(Clone)]
+pub enum Transport {
+    Plain,
+    Tls(Arc<rustls::ClientConfig>),
+}
+
+impl Transport {
+    /// HTTPS, trusting the authority in `ca_file` (the server's `DATA_DIR/tls/ca-cert.pem`).
+    pub fn trusting(ca_file: &Path) -> Result<Self> {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let mut roots = rustls::RootCertStore::empty();
+        for certificate in CertificateDer::pem_file_iter(ca_file).with_context(|| format!("{}", ca_file.display()))? {
+            roots.add(certificate?)?;
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Self::Tls(Arc::new(config)))
+    }
+}
+
 pub async fn connect(server: SocketAddr, from: IpAddr) -> Result<Connection> {
+    connect_with(server, from, &Transport::Plain).await
+}
+
+pub async fn connect_with(server: SocketAddr, from: IpAddr, transport: &Transport) -> Result<Connection> {
     let socket = TcpSocket::new_v4()?;
     socket.bind(SocketAddr::new(from, 0)).with_context(|| format!("binding {from}"))?;
     let stream = socket.connect(server).await.with_context(|| format!("connecting to {server} from {from}"))?;
     stream.set_nodelay(true)?;
+    let sender = match transport {
+        Transport::Plain => handshake(stream).await?,
+        Transport::Tls(config) => {
+            let name = rustls::pki_types::ServerName::from(server.ip());
+            let stream = tokio_rustls::TlsConnector::from(config.clone()).connect(name, stream).await?;
+            handshake(stream).await?
+        }
+    };
+    Ok(Connection { sender, host: server.to_string() })
+}
+
+async fn handshake<S>(stream: S) -> Result<SendRequest<Full<Bytes>>>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(async move {
         let _ = connection.await;
     });
-    Ok(Connection { sender, host: server.to_string() })
+    Ok(sender)
 }
 
 impl Connection {

@@ -6,9 +6,11 @@
 //! - `poll`: 2,000 terminals poll `/terminals/<mac>` and their desktops;
 //! - `throughput`: the token-authenticated desktops list beside a warp hello-world
 //!   served by this binary (`hello`), same connections, same run;
+//! - `tls`: HTTPS beside plain HTTP on one server: kept-alive requests, and a new
+//!   connection for each request (the handshake's cost);
 //! - `connect`: 40 students press Connect at once on real QEMU machines.
 //!
-//! `all` runs the four. Users, places, terminals and desktops are seeded once through
+//! `all` runs the five. Users, places, terminals and desktops are seeded once through
 //! the server's command line and admin API and kept in the work directory.
 
 mod http;
@@ -71,6 +73,17 @@ enum Scenario {
         #[arg(long)]
         duration_secs: Option<u64>,
     },
+    /// HTTPS beside plain HTTP: kept-alive requests, and a new connection each
+    Tls {
+        #[arg(long, default_value_t = 100)]
+        connections: usize,
+        /// Default: 30 s, or 12 s with --quick (each transport gets half)
+        #[arg(long)]
+        duration_secs: Option<u64>,
+        /// Requests on a new connection each, per transport
+        #[arg(long, default_value_t = 4000)]
+        handshakes: usize,
+    },
     /// 40 students press Connect at once on real VMs
     Connect {
         #[arg(long, default_value_t = 40)]
@@ -125,6 +138,7 @@ fn main() -> Result<()> {
                 harness.poll(2000, Duration::from_secs(poll), Duration::from_secs(5)).await?;
                 let seconds = if harness.quick { 10 } else { 30 };
                 harness.throughput(500, Duration::from_secs(seconds)).await?;
+                harness.tls(100, Duration::from_secs(if harness.quick { 12 } else { 30 }), 4000).await?;
                 harness.connect(40).await
             }
             Scenario::LoginStorm { terminals, settle_secs } => harness.login_storm(terminals, settle_secs).await,
@@ -135,6 +149,10 @@ fn main() -> Result<()> {
             Scenario::Throughput { connections, duration_secs } => {
                 let seconds = duration_secs.unwrap_or(if harness.quick { 10 } else { 30 });
                 harness.throughput(connections, Duration::from_secs(seconds)).await
+            }
+            Scenario::Tls { connections, duration_secs, handshakes } => {
+                let seconds = duration_secs.unwrap_or(if harness.quick { 12 } else { 30 });
+                harness.tls(connections, Duration::from_secs(seconds), handshakes).await
             }
             Scenario::Connect { students } => harness.connect(students).await,
             Scenario::Hello { .. } => Ok(()),

@@ -1,7 +1,7 @@
 //! The scenarios, the seeding they share, and their reports (a Markdown table line
 //! per result on stdout, and one JSON object per scenario in `results.jsonl`).
 
-use crate::http::{Connection, Latencies, basic, connect, ms, terminal_address};
+use crate::http::{Connection, Latencies, Transport, basic, connect, connect_with, ms, terminal_address};
 use crate::server::{Server, admin, free_port, memory_of, write_config};
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
@@ -150,8 +150,10 @@ async fn tokens_for(address: SocketAddr, users: &[usize], parallel: usize) -> Re
 
 /// Sends requests back to back on `connections` connections for `warmup + duration`;
 /// counts answers (by status) and latencies after the warm-up.
+#[allow(clippy::too_many_arguments)]
 async fn closed_loop(
     address: SocketAddr,
+    transport: &Transport,
     connections: usize,
     warmup: Duration,
     duration: Duration,
@@ -160,7 +162,7 @@ async fn closed_loop(
 ) -> Result<(usize, BTreeMap<String, usize>, Latencies)> {
     let mut opened = Vec::with_capacity(connections);
     for index in 0..connections {
-        opened.push(connect(address, terminal_address(index)).await?);
+        opened.push(connect_with(address, terminal_address(index), transport).await?);
     }
     let start = Instant::now();
     let (counting, end) = (start + warmup, start + warmup + duration);
@@ -168,6 +170,7 @@ async fn closed_loop(
     for (index, mut connection) in opened.into_iter().enumerate() {
         let path = path.clone();
         let authorizations = authorizations.clone();
+        let transport = transport.clone();
         tasks.push(tokio::spawn(async move {
             let authorization = authorizations.get(index % authorizations.len().max(1)).cloned();
             let (mut ok, mut outcomes, mut latencies) = (0usize, BTreeMap::<String, usize>::new(), Vec::new());
@@ -189,7 +192,7 @@ async fn closed_loop(
                     Ok(answer) => *outcomes.entry(answer.status.to_string()).or_default() += 1,
                     Err(_) => {
                         *outcomes.entry("transport".into()).or_default() += 1;
-                        match connect(address, terminal_address(index)).await {
+                        match connect_with(address, terminal_address(index), &transport).await {
                             Ok(fresh) => connection = fresh,
                             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
                         }
@@ -209,6 +212,49 @@ async fn closed_loop(
         latencies.extend(l);
     }
     Ok((ok, outcomes, Latencies::of(latencies)))
+}
+
+/// `count` requests for the place list, each on a connection of its own (opened,
+/// used once, closed), eight at a time from eight terminals' addresses: the errors,
+/// each request's time from connecting to the answer, and the time all took.
+async fn new_connection_each(
+    address: SocketAddr,
+    transport: &Transport,
+    count: usize,
+) -> (usize, Vec<Duration>, Duration) {
+    const PARALLEL: usize = 8;
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for worker in 0..PARALLEL {
+        let transport = transport.clone();
+        let share = count / PARALLEL + usize::from(worker < count % PARALLEL);
+        tasks.push(tokio::spawn(async move {
+            let (mut errors, mut latencies) = (0, Vec::with_capacity(share));
+            for _ in 0..share {
+                let began = Instant::now();
+                let answer = async {
+                    let mut connection = connect_with(address, terminal_address(worker), &transport).await?;
+                    connection.get("/api/v1.0/places", None).await
+                }
+                .await;
+                match answer {
+                    Ok(answer) if answer.status == 200 => latencies.push(began.elapsed()),
+                    _ => errors += 1,
+                }
+            }
+            (errors, latencies)
+        }));
+    }
+    let (mut errors, mut latencies) = (0, Vec::new());
+    for task in tasks {
+        if let Ok((e, l)) = task.await {
+            errors += e;
+            latencies.extend(l);
+        } else {
+            errors += 1;
+        }
+    }
+    (errors, latencies, start.elapsed())
 }
 
 fn merge(into: &mut BTreeMap<String, usize>, from: BTreeMap<String, usize>) {
@@ -503,14 +549,29 @@ impl Harness {
         let (mut desktops, mut desktop_errors, mut desktop_latencies) = (0, BTreeMap::new(), Vec::new());
         let (mut hellos, mut hello_errors, mut hello_latencies) = (0, BTreeMap::new(), Vec::new());
         for _ in 0..rounds {
-            let (n, errors, latency) =
-                closed_loop(server.address, connections, warmup, slice, path.clone(), tokens.clone()).await?;
+            let (n, errors, latency) = closed_loop(
+                server.address,
+                &Transport::Plain,
+                connections,
+                warmup,
+                slice,
+                path.clone(),
+                tokens.clone(),
+            )
+            .await?;
             desktops += n;
             merge(&mut desktop_errors, errors);
             desktop_latencies.push(latency);
-            let (n, errors, latency) =
-                closed_loop(hello_address, connections, warmup, slice, Arc::from("/hello"), Arc::new(Vec::new()))
-                    .await?;
+            let (n, errors, latency) = closed_loop(
+                hello_address,
+                &Transport::Plain,
+                connections,
+                warmup,
+                slice,
+                Arc::from("/hello"),
+                Arc::new(Vec::new()),
+            )
+            .await?;
             hellos += n;
             merge(&mut hello_errors, errors);
             hello_latencies.push(latency);
@@ -539,6 +600,73 @@ impl Harness {
             "hello_p50_ms": ms(median(&hello_latencies)), "hello_p99_ms_worst_round": ms(worst(&hello_latencies)),
             "hello_rss_peak_mib": format!("{hello_peak:.1}"),
             "ratio": format!("{:.2}", desktops_rate / hello_rate.max(1.0)),
+        });
+        record(&self.work_dir, &result);
+        Ok(())
+    }
+
+    /// HTTPS beside plain HTTP, on one server in one run, rounds taking turns: the
+    /// desktops list on kept-alive connections (what a terminal's refresh costs), and
+    /// a new connection for each request for the place list (no credentials: what a
+    /// TLS handshake costs the server and the caller).
+    pub async fn tls(&self, connections: usize, duration: Duration, handshakes: usize) -> Result<()> {
+        let data_dir = self.seed().await?;
+        let warmup = Duration::from_secs(1);
+        let rounds = (duration.as_secs() / 6).max(2) as u32;
+        let slice = duration / rounds;
+        let server = self.start("tls", &data_dir, "").await?;
+        let https = Transport::trusting(&data_dir.join("tls/ca-cert.pem"))?;
+        let users: Vec<usize> = (0..connections).map(|i| i % CLASS).collect();
+        let tokens: Arc<Vec<String>> = Arc::new(
+            tokens_for(server.address, &users, 64).await?.into_iter().map(|t| format!("Bearer {t}")).collect(),
+        );
+        let path: Arc<str> = Arc::from("/api/v1.0/users/me/desktops");
+        let mut kept = [(0usize, BTreeMap::new(), Vec::new()), (0usize, BTreeMap::new(), Vec::new())];
+        let mut fresh = [(0usize, Vec::new(), Duration::ZERO), (0usize, Vec::new(), Duration::ZERO)];
+        for _ in 0..rounds {
+            for (i, transport) in [Transport::Plain, https.clone()].iter().enumerate() {
+                let (n, errors, latency) =
+                    closed_loop(server.address, transport, connections, warmup, slice, path.clone(), tokens.clone())
+                        .await?;
+                kept[i].0 += n;
+                merge(&mut kept[i].1, errors);
+                kept[i].2.push(latency);
+            }
+            for (i, transport) in [Transport::Plain, https.clone()].iter().enumerate() {
+                let (errors, latencies, took) =
+                    new_connection_each(server.address, transport, handshakes / rounds as usize).await;
+                fresh[i].0 += errors;
+                fresh[i].1.extend(latencies);
+                fresh[i].2 += took;
+            }
+        }
+        server.stop().await?;
+        let seconds = (slice * rounds).as_secs_f64();
+        let median = |all: &[Latencies]| {
+            let mut p50: Vec<Duration> = all.iter().map(|l| l.p50).collect();
+            p50.sort_unstable();
+            p50.get(p50.len() / 2).copied().unwrap_or_default()
+        };
+        let (plain_rate, tls_rate) = (kept[0].0 as f64 / seconds, kept[1].0 as f64 / seconds);
+        let [plain_fresh, tls_fresh] = fresh.map(|(errors, latencies, took)| {
+            let count = latencies.len();
+            (errors, Latencies::of(latencies), count as f64 / took.as_secs_f64().max(1e-9))
+        });
+        let result = json!({
+            "scenario": "tls", "at": now_utc(), "connections": connections, "rounds": rounds,
+            "kept_alive_plain_per_s": format!("{plain_rate:.0}"), "kept_alive_plain_errors": kept[0].1,
+            "kept_alive_plain_p50_ms": ms(median(&kept[0].2)),
+            "kept_alive_tls_per_s": format!("{tls_rate:.0}"), "kept_alive_tls_errors": kept[1].1,
+            "kept_alive_tls_p50_ms": ms(median(&kept[1].2)),
+            "kept_alive_ratio_tls_to_plain": format!("{:.2}", tls_rate / plain_rate.max(1.0)),
+            "new_connection_plain_p50_ms": ms(plain_fresh.1.p50), "new_connection_plain_p99_ms": ms(plain_fresh.1.p99),
+            "new_connection_plain_per_s": format!("{:.0}", plain_fresh.2), "new_connection_plain_errors": plain_fresh.0,
+            "new_connection_tls_p50_ms": ms(tls_fresh.1.p50), "new_connection_tls_p99_ms": ms(tls_fresh.1.p99),
+            "new_connection_tls_per_s": format!("{:.0}", tls_fresh.2), "new_connection_tls_errors": tls_fresh.0,
+            "new_connection_ratio_tls_to_plain_p50": format!(
+                "{:.2}",
+                tls_fresh.1.p50.as_secs_f64() / plain_fresh.1.p50.as_secs_f64().max(1e-9)
+            ),
         });
         record(&self.work_dir, &result);
         Ok(())
@@ -692,13 +820,22 @@ impl Harness {
         let tokens = Arc::new(tokens.to_vec());
         let path: Arc<str> = Arc::from("/api/v1.0/users/me/desktops");
         let (warmup, duration) = (Duration::from_secs(1), Duration::from_secs(10));
-        let (cached, cached_errors, cached_latency) =
-            closed_loop(server.address, tokens.len(), warmup, duration, path.clone(), tokens.clone()).await?;
+        let (cached, cached_errors, cached_latency) = closed_loop(
+            server.address,
+            &Transport::Plain,
+            tokens.len(),
+            warmup,
+            duration,
+            path.clone(),
+            tokens.clone(),
+        )
+        .await?;
         server.stop().await?;
         let uncached_config = format!("{memory_budget}desktop_status_ttl_ms = 0\n");
         let server = self.start("connect-uncached", data_dir, &uncached_config).await?;
         let (uncached, uncached_errors, uncached_latency) =
-            closed_loop(server.address, tokens.len(), warmup, duration, path, tokens.clone()).await?;
+            closed_loop(server.address, &Transport::Plain, tokens.len(), warmup, duration, path, tokens.clone())
+                .await?;
         let seconds = duration.as_secs_f64();
         let value = json!({
             "connections": tokens.len(),

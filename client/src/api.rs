@@ -2,6 +2,7 @@
 //! calls. Every reply is JSend with a real status; [`ApiError`] names each failure the
 //! client shows differently.
 
+use crate::pinning::{Pin, Untrusted};
 use base64::Engine;
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
@@ -52,6 +53,9 @@ pub enum ApiError {
     /// A reply that is not what the contract says.
     #[error("unexpected reply: {0}")]
     Protocol(String),
+    /// The server's certificate is not the pinned one: nothing was sent.
+    #[error("the server's certificate is not the one this terminal trusts")]
+    Untrusted(Untrusted),
 }
 
 /// Where the credentials of a call come from.
@@ -88,25 +92,53 @@ impl Auth {
 #[derive(Clone)]
 pub struct ApiClient {
     base: String,
-    http: reqwest::Client,
+    /// `Err`: no client could be made (said on every call); never one that does not pin.
+    http: Result<reqwest::Client, String>,
+    pin: Pin,
 }
 
+/// How long a request may take in all: a student waits for no longer than this before
+/// being told the server does not answer.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+
 impl ApiClient {
-    /// `server` is `http://host:port`, with or without a trailing `/` or `/api/v1.0`.
-    pub fn new(server: &str) -> Self {
+    /// `server` is `host:port`, with or without a scheme, a trailing `/` or `/api/v1.0`.
+    /// The client speaks HTTPS only (on the port given; the server takes both there)
+    /// and talks to the server whose certificate `pin` names.
+    pub fn new(server: &str, pin: Pin) -> Self {
         let trimmed = server.trim().trim_end_matches('/');
         let trimmed = trimmed.strip_suffix("/api/v1.0").unwrap_or(trimmed);
-        let with_scheme = if trimmed.contains("://") { trimmed.to_owned() } else { format!("http://{trimmed}") };
-        let http = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(Duration::from_secs(30))
-            .build()
-            .unwrap_or_default();
-        Self { base: format!("{with_scheme}/api/v1.0"), http }
+        let host = trimmed.split_once("://").map_or(trimmed, |(_, rest)| rest);
+        let http = pin.client_config().map_err(|e| e.to_string()).and_then(|tls| {
+            reqwest::Client::builder()
+                .tls_backend_preconfigured(tls)
+                .https_only(true)
+                .connect_timeout(Duration::from_secs(5))
+                .timeout(REQUEST_TIMEOUT)
+                .build()
+                .map_err(|e| describe(&e))
+        });
+        Self { base: format!("https://{host}/api/v1.0"), http, pin }
     }
 
     pub fn base(&self) -> &str {
         &self.base
+    }
+
+    /// `https://host:port`, as the user knows the server.
+    pub fn server(&self) -> &str {
+        self.base.trim_end_matches("/api/v1.0")
+    }
+
+    /// The pin this client checks, shared with its clones.
+    pub fn pin(&self) -> &Pin {
+        &self.pin
+    }
+
+    /// A client for the same server and pin with connections of its own, for another
+    /// runtime (pooled connections belong to the runtime that opened them).
+    pub fn fresh(&self) -> Self {
+        Self::new(self.server(), self.pin.clone())
     }
 
     async fn call<T: DeserializeOwned>(
@@ -116,14 +148,19 @@ impl ApiClient {
         auth: &Auth,
         body: Option<Value>,
     ) -> Result<T, ApiError> {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        let http = self.http.as_ref().map_err(|reason| ApiError::Unreachable(reason.clone()))?;
+        let mut request = http.request(method, format!("{}{path}", self.base));
         if let Some(header) = auth.header() {
             request = request.header(reqwest::header::AUTHORIZATION, header);
         }
         if let Some(body) = body {
             request = request.json(&body);
         }
-        let response = request.send().await.map_err(|e| ApiError::Unreachable(describe(&e)))?;
+        let response = request.send().await.map_err(|e| match self.pin.refused() {
+            // Refused in the handshake: the request never left.
+            Some(untrusted) if e.is_connect() => ApiError::Untrusted(untrusted),
+            _ => ApiError::Unreachable(describe(&e)),
+        })?;
         let status = response.status();
         let text = response.text().await.map_err(|e| ApiError::Unreachable(describe(&e)))?;
         let reply: JSend<Value> =
@@ -254,9 +291,9 @@ mod tests {
     use serde_json::json;
 
     #[test]
-    fn base_url_accepts_the_usual_spellings() {
-        for spelling in ["http://h:5000", "http://h:5000/", "http://h:5000/api/v1.0", "h:5000"] {
-            assert_eq!(ApiClient::new(spelling).base(), "http://h:5000/api/v1.0", "{spelling}");
+    fn base_url_accepts_the_usual_spellings_and_is_always_https() {
+        for spelling in ["http://h:5000", "https://h:5000/", "http://h:5000/api/v1.0", "h:5000"] {
+            assert_eq!(ApiClient::new(spelling, Pin::new(None)).base(), "https://h:5000/api/v1.0", "{spelling}");
         }
     }
 

@@ -2,20 +2,25 @@
 //! [`Msg`] to the screen it is for, and running what screens ask of the app
 //! ([`Command`]). The screens themselves live in [`crate::screens`].
 //!
-//! **The UI thread never waits on I/O**: work runs through [`Bg`]. Timers (polls,
-//! token renewal, countdowns, kiosk idle) are deadlines checked when a frame runs, and
-//! the next one is asked for with `request_repaint_after`: an idle client draws nothing.
+//! **The UI thread never waits on I/O**: work runs through [`Bg`]. Timers (token
+//! renewal, countdowns, kiosk idle, retries) are deadlines checked when a frame runs,
+//! and the next one is asked for with `request_repaint_after`: an idle client draws
+//! nothing. The periodic polls (the waiting terminal's, the desktop list's) are timed
+//! in the background instead ([`Bg::repeat`]) and wake the UI only when their answer
+//! changes what is shown: each frame costs ~13 ms of CPU under a software renderer.
 
 use crate::api::{ApiClient, ApiError};
-use crate::bg::{Bg, Msg};
+use crate::bg::{Bg, Msg, Repeating, ViewerEnd};
 use crate::i18n::{Lang, Said, T, fill};
+use crate::pinning::{Fingerprint, Pin, Untrusted};
 use crate::screens::desktops::DesktopsView;
 use crate::screens::login::{DemoHint, LoginForm};
 use crate::screens::register::RegisterForm;
-use crate::screens::{Command, describe, terminal_state};
+use crate::screens::{Command, describe, terminal_state, trust};
 use crate::settings::{LAST_USER, Memory, Settings, TOKEN};
 use crate::settings_window::SettingsWindow;
-use egui::{Align, Layout, RichText};
+use crate::widgets::{busy_sign, right_aligned};
+use egui::RichText;
 use std::path::PathBuf;
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
@@ -28,7 +33,8 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// Everything the app is started with.
 pub struct Setup {
-    /// `http://host:port` of the management server.
+    /// `host:port` of the management server (spoken to over HTTPS, its certificate
+    /// pinned by `settings.server_fingerprint`).
     pub server: String,
     /// This terminal's MAC address.
     pub mac: String,
@@ -61,6 +67,13 @@ pub enum Screen {
     Rejected,
     Login(LoginForm),
     Desktops(Box<DesktopsView>),
+    /// Nothing is pinned: the server's fingerprint, to compare with the console's.
+    FirstContact(Fingerprint),
+    /// Another certificate than the pinned one: the client stops here.
+    CertificateChanged {
+        pinned: Fingerprint,
+        presented: Fingerprint,
+    },
 }
 
 /// The server could not be reached: say so, and try again with growing pauses.
@@ -84,7 +97,11 @@ pub struct App {
     /// A server fault (5xx) that is not the user's to fix.
     server_trouble: Option<Said>,
     next_probe: Option<Instant>,
+    /// The waiting terminal's poll, in the background, while the waiting screen shows.
+    waiting_poll: Option<Repeating>,
     probing: bool,
+    /// When the lookup under way began, for its busy sign.
+    probe_since: Option<Instant>,
     remembered_user: Option<String>,
     remembered_token: Option<String>,
     /// Said once when no keyring is available.
@@ -94,6 +111,9 @@ pub struct App {
     started: Instant,
     first_frame_logged: bool,
     kiosk_sized: bool,
+    /// The zoom was set from the monitor's size.
+    scaled: bool,
+    logo: Option<egui::TextureHandle>,
     /// Whether the window had the keyboard last frame.
     window_focused: bool,
 }
@@ -102,16 +122,9 @@ impl App {
     pub fn new(cc: &eframe::CreationContext<'_>, setup: Setup) -> Self {
         let ctx = cc.egui_ctx.clone();
         crate::fonts::install_cjk(&ctx);
-        ctx.all_styles_mut(|style| {
-            use egui::{FontId, TextStyle};
-            style.text_styles.insert(TextStyle::Body, FontId::proportional(16.0));
-            style.text_styles.insert(TextStyle::Button, FontId::proportional(16.0));
-            style.text_styles.insert(TextStyle::Heading, FontId::proportional(24.0));
-            style.text_styles.insert(TextStyle::Small, FontId::proportional(13.0));
-            style.spacing.button_padding = egui::vec2(10.0, 5.0);
-            style.spacing.item_spacing = egui::vec2(8.0, 8.0);
-        });
-        let (bg, rx) = Bg::new(setup.runtime, ApiClient::new(&setup.server), ctx);
+        crate::look::install(&ctx);
+        let api = ApiClient::new(&setup.server, Pin::new(setup.settings.server_fingerprint));
+        let (bg, rx) = Bg::new(setup.runtime, api, ctx);
         let app = Self {
             bg,
             rx,
@@ -125,7 +138,9 @@ impl App {
             unreachable: None,
             server_trouble: None,
             next_probe: Some(Instant::now()),
+            waiting_poll: None,
             probing: false,
+            probe_since: None,
             remembered_user: None,
             remembered_token: None,
             keyring_notice: false,
@@ -134,9 +149,12 @@ impl App {
             started: setup.started,
             first_frame_logged: false,
             kiosk_sized: false,
+            scaled: false,
+            logo: None,
             window_focused: true,
         };
         app.load_memory();
+        app.load_logo();
         app
     }
 
@@ -199,8 +217,50 @@ impl App {
         });
     }
 
+    /// Reads and decodes the school's logo off the UI thread.
+    fn load_logo(&self) {
+        let Some(path) = self.settings.logo.clone() else { return };
+        self.bg.spawn_blocking(move || {
+            let decoded = image::open(&path).map_err(|e| format!("{}: {e}", path.display())).map(|image| {
+                let image = image.into_rgba8();
+                let size = [image.width() as usize, image.height() as usize];
+                egui::ColorImage::from_rgba_unmultiplied(size, image.as_raw())
+            });
+            Some(Msg::Logo(decoded))
+        });
+    }
+
+    /// What the top bar and the login screen are titled: the school's name, or the
+    /// client's.
+    fn title(&self) -> String {
+        match &self.settings.school_name {
+            Some(name) if !name.trim().is_empty() => name.clone(),
+            _ => self.t(T::AppTitle).to_owned(),
+        }
+    }
+
+    /// Asks every [`WAITING_POLL`], in the background, whether the terminal is still
+    /// waiting as `shown`. An unchanged answer costs the UI nothing; any other (approved,
+    /// rejected, moved, or an error) goes to the UI as the lookup's and ends the poll:
+    /// its handling starts the next poll, or the unreachable backoff's retries.
+    fn poll_waiting(&mut self, shown: Terminal) {
+        self.next_probe = None;
+        let (api, mac) = (self.bg.api.clone(), self.mac.clone());
+        self.waiting_poll = Some(self.bg.repeat(WAITING_POLL, move || {
+            let (api, mac, shown) = (api.clone(), mac.clone(), shown.clone());
+            async move {
+                let result = api.terminal(&mac).await;
+                match result {
+                    Ok(terminal) if terminal == shown => (None, Some(WAITING_POLL)),
+                    other => (Some(Msg::Terminal(other)), None),
+                }
+            }
+        }));
+    }
+
     fn probe(&mut self) {
         self.probing = true;
+        self.probe_since = Some(Instant::now());
         self.next_probe = None;
         let (api, mac) = (self.bg.api.clone(), self.mac.clone());
         self.bg.spawn(async move { Msg::Terminal(api.terminal(&mac).await) });
@@ -231,6 +291,10 @@ impl App {
     /// Hands a message to the screen it is for; an answer for a screen no longer shown
     /// is dropped.
     fn handle(&mut self, msg: Msg) {
+        if let Some(untrusted) = msg.untrusted() {
+            self.untrusted(untrusted.clone());
+            return;
+        }
         let command = match msg {
             Msg::Terminal(result) => {
                 self.probing = false;
@@ -262,7 +326,22 @@ impl App {
                 _ => None,
             },
             Msg::Renewed(result) => self.desktops_view().and_then(|view| view.on_renewed(result)),
-            Msg::Desktops(result) => self.desktops_view().and_then(|view| view.on_desktops(result)),
+            Msg::Desktops(result) => {
+                let (bg, viewers, kiosk) = (self.bg.clone(), self.settings.viewers.clone(), self.kiosk());
+                self.desktops_view().and_then(|view| {
+                    let command = view.on_desktops(result);
+                    view.reconnect_if_due(&bg, &viewers, kiosk);
+                    command
+                })
+            }
+            Msg::DesktopsPolled { epoch, result } => {
+                let (bg, viewers, kiosk) = (self.bg.clone(), self.settings.viewers.clone(), self.kiosk());
+                self.desktops_view().and_then(|view| {
+                    let command = view.on_polled(epoch, result);
+                    view.reconnect_if_due(&bg, &viewers, kiosk);
+                    command
+                })
+            }
             Msg::FreshForConnect { id, result } => {
                 let (bg, viewers, kiosk) = (self.bg.clone(), self.settings.viewers.clone(), self.kiosk());
                 self.desktops_view().and_then(|view| view.on_fresh_for_connect(&id, result, &bg, &viewers, kiosk))
@@ -291,13 +370,25 @@ impl App {
             }
             // A viewer of a session already handed over (logging out closes them).
             Msg::ViewerExited { .. } if !matches!(self.screen, Screen::Desktops(_)) => None,
-            Msg::ViewerExited { name, failed: true } => {
+            Msg::ViewerExited { name, end: ViewerEnd::CertificateChanged, .. } => {
                 if let Some(view) = self.desktops_view() {
-                    view.on_viewer_failed(&name);
+                    view.on_viewer_certificate_changed(&name);
                 }
                 None
             }
-            Msg::ViewerExited { name, failed: false } => {
+            Msg::ViewerExited { id, name, end: ViewerEnd::Failed { early } } => {
+                let bg = self.bg.clone();
+                if let Some(view) = self.desktops_view() {
+                    view.on_viewer_failed(id, name, early, &bg);
+                }
+                None
+            }
+            Msg::AfterDrop { id, name, early, result } => {
+                let (bg, viewers, kiosk) = (self.bg.clone(), self.settings.viewers.clone(), self.kiosk());
+                self.desktops_view()
+                    .and_then(|view| view.on_after_drop(id, name, early, result, (&bg, &viewers, kiosk)))
+            }
+            Msg::ViewerExited { name, end: ViewerEnd::Closed, .. } => {
                 let notice = Said::with(T::SessionEnded, &[&name]);
                 if self.kiosk() {
                     // The next student sees no trace of the last: not even a desktop's name.
@@ -332,6 +423,14 @@ impl App {
                 }
                 None
             }
+            Msg::Logo(Ok(image)) => {
+                self.logo = Some(self.bg.ctx().load_texture("logo", image, egui::TextureOptions::LINEAR));
+                None
+            }
+            Msg::Logo(Err(reason)) => {
+                tracing::warn!(%reason, "the logo cannot be shown");
+                None
+            }
             Msg::ProgramChosen { rdp, path } => {
                 if let Some(path) = path {
                     let path = path.display().to_string();
@@ -359,19 +458,47 @@ impl App {
             }
             Command::LoggedIn { user, grant } => {
                 self.reachable();
-                self.bg.session.signed_in(self.bg.api.base(), &grant.token.id);
+                self.bg.session.signed_in(&self.bg.api, &grant.token.id);
                 self.remember(user.clone(), Some(grant.token.id.clone()));
-                self.screen = Screen::Desktops(Box::new(DesktopsView::open(&self.bg, user, grant)));
+                let boot_wait = Duration::from_secs(self.settings.boot_wait_secs);
+                self.screen = Screen::Desktops(Box::new(DesktopsView::open(&self.bg, user, grant, boot_wait)));
             }
             Command::Remember { user, token } => {
-                self.bg.session.signed_in(self.bg.api.base(), &token);
+                self.bg.session.signed_in(&self.bg.api, &token);
                 self.remember(user, Some(token));
             }
             Command::LogOut(notice) => self.log_out(notice),
             Command::Reached => self.reachable(),
             Command::Unreachable(reason) => self.unreachable(reason, false),
             Command::ServerTrouble(trouble) => self.server_trouble = Some(trouble),
+            Command::Trust(fingerprint) => {
+                tracing::info!(%fingerprint, "the server's certificate is trusted from now on");
+                self.bg.api.pin().trust(fingerprint);
+                self.settings.server_fingerprint = Some(fingerprint);
+                self.save_settings();
+                self.screen = Screen::Starting;
+                self.probe();
+            }
         }
+    }
+
+    /// The server's certificate is not the pinned one (or none is pinned yet). Nothing
+    /// was sent; nothing is retried by itself. A session in progress is ended here,
+    /// without sending its token anywhere: its viewers close, and the token lapses.
+    fn untrusted(&mut self, untrusted: Untrusted) {
+        self.probing = false;
+        self.next_probe = None;
+        self.unreachable = None;
+        self.server_trouble = None;
+        self.bg.session.hand_over().close_viewers();
+        self.remembered_token = None;
+        self.screen = match untrusted {
+            Untrusted::FirstContact { presented } => Screen::FirstContact(presented),
+            Untrusted::Changed { pinned, presented } => {
+                tracing::error!(%pinned, %presented, "the server's certificate is not the pinned one: stopped");
+                Screen::CertificateChanged { pinned, presented }
+            }
+        };
     }
 
     fn on_terminal(&mut self, result: Result<Terminal, ApiError>) {
@@ -379,14 +506,13 @@ impl App {
             Ok(terminal) => {
                 self.reachable();
                 let state = terminal.state;
-                self.terminal = Some(terminal);
+                self.terminal = Some(terminal.clone());
                 match (state, &self.screen) {
                     (TerminalState::Approved, Screen::Login(_) | Screen::Desktops(_)) => {}
                     (TerminalState::Approved, _) => self.show_login(None),
-                    (TerminalState::Waiting, Screen::Waiting) => self.next_probe = Some(Instant::now() + WAITING_POLL),
                     (TerminalState::Waiting, _) => {
                         self.screen = Screen::Waiting;
-                        self.next_probe = Some(Instant::now() + WAITING_POLL);
+                        self.poll_waiting(terminal);
                     }
                     (TerminalState::Rejected, _) => self.screen = Screen::Rejected,
                 }
@@ -432,8 +558,7 @@ impl App {
     fn log_out(&mut self, notice: Option<Said>) {
         let hand_over = self.bg.session.hand_over();
         hand_over.close_viewers();
-        if let Some((_, token)) = hand_over.token {
-            let api = self.bg.api.clone();
+        if let Some((api, token)) = hand_over.token {
             self.bg.runtime.spawn(async move {
                 match api.log_out(&token).await {
                     Ok(()) => tracing::info!("logged out"),
@@ -460,6 +585,10 @@ impl App {
     /// Runs what is due and returns when something is next due.
     fn tick(&mut self) -> Option<Instant> {
         let now = Instant::now();
+        // The waiting terminal's poll ends with its screen.
+        if !matches!(self.screen, Screen::Waiting) {
+            self.waiting_poll = None;
+        }
         if let Some(at) = self.next_probe
             && at <= now
             && !self.probing
@@ -484,7 +613,8 @@ impl App {
                 }
             }
             Screen::Desktops(view) => {
-                soonest(view.tick(now, &self.bg));
+                let troubled = self.unreachable.is_some() || self.server_trouble.is_some();
+                soonest(view.tick(now, &self.bg, troubled));
                 if kiosk && let Some(deadline) = view.idle_deadline(idle) {
                     if deadline <= now {
                         idle_out = true;
@@ -503,54 +633,74 @@ impl App {
 
     // ----- drawing ---------------------------------------------------------------
 
+    /// The title, and the controls at the right end in the order Tab takes them: who is
+    /// signed in, Change password, Log out, Settings, the language.
     fn top_bar(&mut self, ui: &mut egui::Ui) {
         egui::Panel::top("top").show(ui, |ui| {
             ui.horizontal(|ui| {
-                ui.heading(self.t(T::AppTitle));
-                ui.with_layout(Layout::right_to_left(Align::Center), |ui| {
+                // The login screen says the school's name large itself.
+                let title = if matches!(self.screen, Screen::Login(_)) { String::new() } else { self.title() };
+                ui.label(RichText::new(title).heading().color(crate::look::ACCENT).strong());
+                right_aligned(ui, |ui| {
+                    if let Screen::Desktops(view) = &mut self.screen {
+                        ui.label(fill(T::SignedInAs.get(self.lang), &[view.user()]));
+                        if ui.button(T::ChangePassword.get(self.lang)).clicked() {
+                            view.ask_new_password();
+                        }
+                        if ui.button(T::LogOut.get(self.lang)).clicked() {
+                            self.log_out(None);
+                        }
+                        ui.separator();
+                    }
+                    if !self.kiosk() && ui.button(self.t(T::Settings)).clicked() {
+                        self.settings_window.open();
+                    }
                     let other = self.lang.other();
                     if ui.button(other.native_name()).on_hover_text(self.t(T::Language)).clicked() {
                         self.lang = other;
                         self.settings.language = Some(other);
                         self.save_settings();
                     }
-                    if !self.kiosk() && ui.button(self.t(T::Settings)).clicked() {
-                        self.settings_window.open();
-                    }
-                    if let Screen::Desktops(view) = &mut self.screen {
-                        if ui.button(T::LogOut.get(self.lang)).clicked() {
-                            self.log_out(None);
-                            return;
-                        }
-                        if ui.button(T::ChangePassword.get(self.lang)).clicked() {
-                            view.ask_new_password();
-                        }
-                        ui.label(fill(T::SignedInAs.get(self.lang), &[view.user()]));
-                    }
                 });
             });
-            if let Some(unreachable) = &self.unreachable {
-                let server = self.bg.api.base().trim_end_matches("/api/v1.0");
-                // While the lookup is under way (a hung server keeps it for the request's
-                // whole timeout) there is no countdown: it says it is trying.
-                let reason = crate::screens::unreachable_reason(&unreachable.reason).show(self.lang);
-                let text = match countdown(unreachable.retry_at, Instant::now()) {
-                    Some(secs) if !self.probing => fill(self.t(T::Unreachable), &[server, &reason, &secs.to_string()]),
-                    _ => fill(self.t(T::UnreachableTrying), &[server, &reason]),
-                };
-                ui.horizontal(|ui| {
-                    if self.probing {
-                        ui.spinner();
-                    }
-                    ui.colored_label(ui.visuals().error_fg_color, text);
-                    if ui.button(self.t(T::Retry)).clicked() && !self.probing {
+        });
+    }
+
+    /// The line that says whether the server can be reached. **Always there and always
+    /// one line high**, so that what it says (or stops saying) never moves the page, and
+    /// no button slides under the pointer.
+    fn status_line(&mut self, ui: &mut egui::Ui) {
+        let height = ui.spacing().interact_size.y + 2.0 * ui.spacing().item_spacing.y;
+        egui::Panel::top("status").exact_size(height).show_separator_line(false).show(ui, |ui| {
+            ui.horizontal_centered(|ui| {
+                if let Some(unreachable) = &self.unreachable {
+                    let server = self.bg.api.server();
+                    // While the lookup is under way (a hung server keeps it for the
+                    // request's whole timeout) there is no countdown: it says it is trying.
+                    let reason = crate::screens::unreachable_reason(&unreachable.reason).show(self.lang);
+                    let text = match countdown(unreachable.retry_at, Instant::now()) {
+                        Some(secs) if !self.probing => {
+                            fill(self.t(T::Unreachable), &[server, &reason, &secs.to_string()])
+                        }
+                        _ => fill(self.t(T::UnreachableTrying), &[server, &reason]),
+                    };
+                    if ui.add_enabled(!self.probing, egui::Button::new(self.t(T::Retry))).clicked() {
                         self.probe();
                     }
-                });
-            }
-            if let Some(trouble) = &self.server_trouble {
-                ui.colored_label(ui.visuals().warn_fg_color, trouble.show(self.lang));
-            }
+                    match self.probe_since {
+                        Some(since) if self.probing => busy_sign(ui, since),
+                        _ => {
+                            ui.add_space(ui.spacing().interact_size.y);
+                        }
+                    }
+                    let color = ui.visuals().error_fg_color;
+                    ui.add(egui::Label::new(RichText::new(&text).color(color)).truncate()).on_hover_text(text);
+                } else if let Some(trouble) = &self.server_trouble {
+                    let text = trouble.show(self.lang);
+                    let color = ui.visuals().warn_fg_color;
+                    ui.add(egui::Label::new(RichText::new(&text).color(color)).truncate()).on_hover_text(text);
+                }
+            });
         });
     }
 
@@ -558,11 +708,7 @@ impl App {
         egui::Panel::bottom("bottom").show(ui, |ui| {
             ui.horizontal_wrapped(|ui| {
                 let small = |text: String| RichText::new(text).small().weak();
-                ui.label(small(format!(
-                    "{}: {}",
-                    self.t(T::ServerLabel),
-                    self.bg.api.base().trim_end_matches("/api/v1.0")
-                )));
+                ui.label(small(format!("{}: {}", self.t(T::ServerLabel), self.bg.api.server())));
                 ui.label(small(format!("{}: {}", self.t(T::TerminalLabel), self.mac)));
                 if self.keyring_notice {
                     ui.label(small(self.t(T::NotRemembering).into()));
@@ -589,10 +735,11 @@ impl App {
     fn draw_screen(&mut self, ui: &mut egui::Ui) {
         let lang = self.lang;
         let seat = self.terminal.as_ref().map(|t| (t.place.clone(), t.seat_number.clone())).unwrap_or_default();
+        let title = self.title();
         let bg = &self.bg;
         let command = match &mut self.screen {
             Screen::Starting => {
-                terminal_state::starting_ui(ui, lang, self.unreachable.is_none());
+                terminal_state::starting_ui(ui, lang, self.probe_since.filter(|_| self.unreachable.is_none()));
                 None
             }
             Screen::Register(form) => {
@@ -602,12 +749,16 @@ impl App {
             Screen::Waiting => terminal_state::waiting_ui(ui, lang, &seat),
             Screen::Rejected => terminal_state::rejected_ui(ui, lang, &seat),
             Screen::Login(form) => {
-                form.ui(ui, lang, bg, &seat, self.demo_hint.as_ref());
+                form.ui(ui, lang, bg, &seat, (title, self.logo.as_ref()), self.demo_hint.as_ref());
                 None
             }
             Screen::Desktops(view) => {
                 view.ui(ui, lang, bg, self.settings.kiosk);
                 None
+            }
+            Screen::FirstContact(presented) => trust::first_contact_ui(ui, lang, bg.api.server(), presented),
+            Screen::CertificateChanged { pinned, presented } => {
+                trust::changed_ui(ui, lang, bg.api.server(), pinned, presented)
             }
         };
         if let Some(command) = command {
@@ -627,6 +778,28 @@ impl eframe::App for App {
         if self.kiosk() && ctx.input(|i| i.viewport().close_requested()) {
             ctx.send_viewport_cmd(egui::ViewportCommand::CancelClose);
         }
+        let zoom_at_start = ctx.zoom_factor();
+        // Readable at two metres on any screen: the zoom follows the monitor's height.
+        // A window (not a kiosk) grows with it, up to nine tenths of the monitor.
+        if !self.scaled
+            && let Some(monitor) = ctx.input(|i| i.viewport().monitor_size)
+        {
+            self.scaled = true;
+            let native = ctx.native_pixels_per_point().unwrap_or(1.0);
+            let before = ctx.zoom_factor();
+            let zoom = crate::look::zoom_for(monitor * before, native);
+            if (zoom - before).abs() > 0.01 {
+                tracing::info!(zoom, native, ?monitor, "zoom from the monitor's size");
+                ctx.set_zoom_factor(zoom);
+                if !self.kiosk()
+                    && let Some(inner) = ctx.input(|i| i.viewport().inner_rect)
+                {
+                    // The same points at the new zoom are a window `zoom / before` larger.
+                    let most = monitor * before / zoom * 0.9;
+                    ctx.send_viewport_cmd(egui::ViewportCommand::InnerSize(inner.size().min(most)));
+                }
+            }
+        }
         // Fullscreen needs a window manager to honour it; kiosk terminals often run
         // none, so the window also covers the whole monitor itself.
         if self.kiosk()
@@ -634,6 +807,8 @@ impl eframe::App for App {
             && let Some(size) = ctx.input(|i| i.viewport().monitor_size)
         {
             self.kiosk_sized = true;
+            // The monitor in the points of the zoom the command is carried out at.
+            let size = size * zoom_at_start / ctx.zoom_factor();
             ctx.send_viewport_cmd(egui::ViewportCommand::OuterPosition(egui::pos2(0.0, 0.0)));
             ctx.send_viewport_cmd(egui::ViewportCommand::InnerSize(size));
         }
@@ -651,6 +826,7 @@ impl eframe::App for App {
         }
         let next = self.tick();
         self.top_bar(ui);
+        self.status_line(ui);
         self.bottom_bar(ui);
         egui::CentralPanel::default().show(ui, |ui| self.draw_screen(ui));
         if !self.kiosk() && self.settings_window.show(&ctx, self.lang, &mut self.settings.viewers, &self.bg) {

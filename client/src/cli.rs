@@ -34,7 +34,7 @@ pub struct Cli {
     #[arg(long)]
     pub demo: bool,
     /// Window size in points, WIDTHxHEIGHT
-    #[arg(long, default_value = "960x680")]
+    #[arg(long, default_value = "1024x700")]
     pub size: String,
     /// The window of a `--demo`, started by the demo's supervising process, which
     /// hands it the server and the hint on stdin.
@@ -117,6 +117,8 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
 #[derive(Debug, serde::Serialize, serde::Deserialize)]
 pub struct GuiSetup {
     pub server: String,
+    /// The demo server's certificate: the window trusts it without asking.
+    pub fingerprint: crate::pinning::Fingerprint,
     pub hint: crate::screens::login::DemoHint,
 }
 
@@ -170,6 +172,9 @@ fn run(cli: Cli, started: Instant) -> Result<(), CliError> {
         None => Settings::default(),
     };
     settings.kiosk |= cli.kiosk;
+    if let Some(demo) = &demo {
+        settings.server_fingerprint = Some(demo.fingerprint);
+    }
     let server = match (&demo, &cli.server, &settings.server) {
         (Some(demo), _, _) => demo.server.clone(),
         (None, Some(server), _) | (None, None, Some(server)) => server.clone(),

@@ -14,6 +14,7 @@
 //! itself when its stdin closes, that is when the supervisor is gone.
 
 use crate::cli::GuiSetup;
+use crate::pinning::BadFingerprint;
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::process::Stdio;
@@ -60,7 +61,21 @@ pub async fn supervise(gui_args: Vec<OsString>) -> Result<i32, SuperviseError> {
             tracing::info!(signal = name, "a signal came while the demo started");
             code
         }
-        None => run_window(gui_args, GuiSetup { server: demo.url(), hint }, &mut signals).await,
+        None => {
+            let tls = thindesk_server::tls::directory(demo.data_dir());
+            let fingerprint = thindesk_server::tls::show(&tls)
+                .map_err(|e| e.to_string())
+                .and_then(|identity| identity.fingerprint.parse().map_err(|e: BadFingerprint| e.to_string()));
+            match fingerprint {
+                Ok(fingerprint) => {
+                    run_window(gui_args, GuiSetup { server: demo.url(), fingerprint, hint }, &mut signals).await
+                }
+                Err(error) => {
+                    tracing::error!(%error, "cannot read the demo server's certificate");
+                    1
+                }
+            }
+        }
     };
     tracing::info!("stopping the demo: destroying its machine");
     demo.stop().await;
@@ -91,8 +106,9 @@ async fn run_window(gui_args: Vec<OsString>, setup: GuiSetup, signals: &mut Sign
         let _ = pipe.write_all(format!("{line}\n").as_bytes()).await;
         let _ = pipe.flush().await;
     }
+    // A signal and the window's end at once: the signal, the user's own word, names it.
     let code = tokio::select! {
-        status = window.wait() => status.map_or(1, |status| exit_code(&status)),
+        biased;
         (name, code) = signals.recv() => {
             tracing::info!(signal = name, "closing the demo's window");
             if let Some(pid) = window.id() {
@@ -104,6 +120,7 @@ async fn run_window(gui_args: Vec<OsString>, setup: GuiSetup, signals: &mut Sign
             }
             code
         }
+        status = window.wait() => status.map_or(1, |status| exit_code(&status)),
     };
     drop(stdin);
     code

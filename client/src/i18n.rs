@@ -115,6 +115,25 @@ texts! {
     AdminRefused => ("The administrator name or password is wrong.", "管理员用户名或密码错误。"),
     NotAdmin => ("That account is not an administrator.", "该账号不是管理员。"),
     NoPlaces => ("The server has no classrooms yet: ask an administrator to add one.", "服务器上还没有课室，请联系管理员添加。"),
+    // the server's certificate
+    TrustTitle => ("Is this your school's server?", "这是学校的服务器吗？"),
+    TrustBody => (
+        "This terminal has not talked to {} before. Compare the fingerprint below with the one the administrator's console shows on its home page. Trust the server only if every character is the same: until then nothing is sent to it.",
+        "本终端此前从未连接过 {}。请将下面的指纹与管理员控制台首页显示的指纹逐字核对，完全一致时才信任此服务器；在此之前不会向它发送任何信息。"
+    ),
+    FingerprintLabel => ("Certificate fingerprint (SHA-256):", "证书指纹（SHA-256）："),
+    TrustButton => ("Trust this server", "信任此服务器"),
+    ChangedTitle => ("The server's certificate has changed", "服务器证书已更改"),
+    ChangedBody => (
+        "Something other than the server this terminal trusts answers at {}. It may be someone on the network pretending to be the server. Nothing was sent to it, and no one can log in at this terminal until this is cleared up.",
+        "在 {} 应答的不是本终端信任的服务器，可能是网络上有人冒充服务器。本终端没有向它发送任何信息，问题解决之前本终端不能登录。"
+    ),
+    PinnedLabel => ("Expected:", "应为："),
+    PresentedLabel => ("Presented:", "实际为："),
+    ChangedAdmin => (
+        "Tell the administrator. If they replaced the certificate, they put the new fingerprint in this terminal's settings.",
+        "请告知管理员。如果管理员更换了证书，请由管理员在本终端的设置中填入新的指纹。"
+    ),
     // waiting / rejected
     WaitingTitle => ("Waiting for approval", "等待审批"),
     WaitingBody => (
@@ -156,6 +175,8 @@ texts! {
     NoDisplay => ("This desktop has no display to connect to yet: start it first.", "此桌面暂时无法连接，请先开机。"),
     Status => ("Status", "状态"),
     StatusActive => ("Running", "运行中"),
+    StatusStarting => ("Starting…", "正在启动…"),
+    DesktopSize => ("{} CPU · {} GB memory · {} GB disk", "{} 核处理器 · {} GB 内存 · {} GB 硬盘"),
     StatusShutoff => ("Off", "已关机"),
     StatusSuspended => ("Suspended", "已挂起"),
     StatusPaused => ("Paused", "已暂停"),
@@ -178,8 +199,17 @@ texts! {
         "{} could not be opened: the viewer could not connect to it. Try again in a moment, or ask your teacher.",
         "无法打开 {}：查看器连接不上它。请稍后再试，或请老师帮忙。"
     ),
+    DesktopCertificateChanged => (
+        "{} was not opened: it did not show the same security certificate as the last time this computer connected to it, so it may not be your desktop. Do not try again; ask your teacher for help.",
+        "没有打开 {}：它出示的安全证书与这台电脑上次连接时不同，可能不是你的桌面。请不要再试，请找老师帮忙。"
+    ),
     NotRunningNow => ("{} is not running any more: start it first.", "{} 已不在运行，请先开机。"),
     SessionEnded => ("The session with {} ended.", "与 {} 的会话已结束。"),
+    ConnectionLost => (
+        "The connection to {} was lost. It opens again by itself as soon as the server answers.",
+        "与 {} 的连接已中断。服务器恢复应答后将自动重新连接。"
+    ),
+    Reconnecting => ("Reconnecting to {}…", "正在重新连接 {}…"),
     ViewerMissing => ("The viewer program {} is not installed (or not found). Ask the administrator.", "找不到查看器程序 {}，请联系管理员。"),
     ViewerFailed => ("The viewer could not be started: {}", "无法启动查看器：{}"),
     // settings

@@ -44,18 +44,18 @@ pub struct Session(Arc<Mutex<State>>);
 
 #[derive(Default)]
 struct State {
-    /// The server's base URL and the token in force.
-    signed_in: Option<(String, String)>,
+    /// The server (with its pin) and the token in force.
+    signed_in: Option<(ApiClient, String)>,
     viewers: Vec<u32>,
     /// Counts hand-overs: a viewer started for an earlier session is closed at once.
     generation: u64,
 }
 
 /// What a hand-over took from the session.
-#[derive(Debug, Default, PartialEq, Eq)]
+#[derive(Default)]
 pub struct HandOver {
     /// The server and the token to revoke.
-    pub token: Option<(String, String)>,
+    pub token: Option<(ApiClient, String)>,
     /// The viewers to close (process ids).
     pub viewers: Vec<u32>,
 }
@@ -66,8 +66,8 @@ impl Session {
     }
 
     /// `token` is now in force on `server` (a login or a renewal).
-    pub fn signed_in(&self, server: &str, token: &str) {
-        self.state().signed_in = Some((server.to_owned(), token.to_owned()));
+    pub fn signed_in(&self, server: &ApiClient, token: &str) {
+        self.state().signed_in = Some((server.clone(), token.to_owned()));
     }
 
     /// The token in force, if someone is signed in.
@@ -126,12 +126,12 @@ impl HandOver {
     /// [`REVOKE_TIMEOUT`]. For the way out, off the UI's normal paths.
     pub fn run_blocking(self) {
         self.close_viewers();
-        let Some((server, token)) = self.token else { return };
+        let Some((api, token)) = self.token else { return };
         // A thread of its own with a runtime of its own: this may run on a thread of
         // the app's runtime (a signal), or on the main thread inside Xlib.
         let revoke = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
-            let api = ApiClient::new(&server);
+            let api = api.fresh();
             // The timer is made inside the runtime: it needs its clock.
             Some(runtime.block_on(async { tokio::time::timeout(REVOKE_TIMEOUT, api.log_out(&token)).await }))
         });
@@ -214,11 +214,34 @@ pub fn catch_signals(runtime: &tokio::runtime::Runtime) -> std::io::Result<()> {
 pub fn leave_on_ui_panic() {
     let report = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
+        let ui_thread = std::thread::current().name() == Some("main");
+        // The windowing library unwraps its X requests (winit's `inner_size`): with the
+        // display gone, its panic is how the display's end reaches the UI thread, the
+        // same way out as the display watcher's, not a fault to report.
+        if ui_thread && is_x_connection_lost(&panic_text(info)) {
+            tracing::info!(location = ?info.location(), "the X connection broke under a drawing call");
+            leave(DISPLAY_LOST, "the display went away");
+        }
         report(info);
-        if std::thread::current().name() == Some("main") {
+        if ui_thread {
             leave(PANICKED, "a panic on the UI thread");
         }
     }));
+}
+
+fn panic_text(info: &std::panic::PanicHookInfo<'_>) -> String {
+    let payload = info.payload();
+    payload
+        .downcast_ref::<&str>()
+        .map(|text| (*text).to_owned())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
+}
+
+/// Whether a panic's message is an X connection's end as x11rb reports it to winit
+/// (`Connection(IoError(…))`), unwrapped.
+fn is_x_connection_lost(text: &str) -> bool {
+    text.contains("Err` value: Connection(")
 }
 
 /// Keeps a connection of its own to the X display open and leaves when it ends: the
@@ -280,18 +303,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn only_an_unwrapped_x_connection_error_counts_as_the_display_gone() {
+        let winit = "called `Result::unwrap()` on an `Err` value: Connection(IoError(Custom { kind: Other, error: UnknownError }))";
+        assert!(is_x_connection_lost(winit));
+        assert!(!is_x_connection_lost("called `Result::unwrap()` on an `Err` value: ParseError"));
+        assert!(!is_x_connection_lost("index out of bounds"));
+    }
+
+    #[test]
     fn a_hand_over_takes_the_token_and_viewers_once() {
         let session = Session::default();
-        session.signed_in("http://s", "t1");
-        session.signed_in("http://s", "t2");
+        let server = ApiClient::new("s:5000", crate::pinning::Pin::new(None));
+        session.signed_in(&server, "t1");
+        session.signed_in(&server, "t2");
         let generation = session.generation();
         assert!(session.viewer_opened(generation, 11));
         assert!(session.viewer_opened(generation, 12));
         session.viewer_closed(11);
         assert_eq!(session.viewers_open(), 1);
         let first = session.hand_over();
-        assert_eq!(first, HandOver { token: Some(("http://s".into(), "t2".into())), viewers: vec![12] });
-        assert_eq!(session.hand_over(), HandOver::default());
+        assert_eq!(
+            first.token.map(|(api, token)| (api.server().to_owned(), token)),
+            Some(("https://s:5000".into(), "t2".into()))
+        );
+        assert_eq!(first.viewers, vec![12]);
+        let second = session.hand_over();
+        assert!(second.token.is_none() && second.viewers.is_empty());
         assert!(!session.viewer_opened(generation, 13), "a viewer of a handed-over session is refused");
         assert_eq!(session.viewers_open(), 0);
     }

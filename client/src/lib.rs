@@ -11,6 +11,8 @@ pub mod demo;
 pub mod fonts;
 pub mod i18n;
 pub mod leaving;
+pub mod look;
+pub mod pinning;
 pub mod screens;
 pub mod settings;
 mod settings_window;

@@ -2,6 +2,7 @@
 //! the keyring for the last user name (and a token, only where allowed).
 
 use crate::i18n::Lang;
+use crate::pinning::Fingerprint;
 use crate::viewer::ViewerPrograms;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -12,8 +13,11 @@ use std::sync::{Arc, Mutex};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Settings {
-    /// `http://host:5000`.
+    /// `host:5000` (spoken to over HTTPS whatever the scheme written).
     pub server: Option<String>,
+    /// The SHA-256 of the server's certificate, as the console shows it. Absent: the
+    /// person at the terminal is shown the server's at first contact and it is kept.
+    pub server_fingerprint: Option<Fingerprint>,
     /// Fullscreen, cannot be closed, back to the login screen after each session.
     pub kiosk: bool,
     /// Kiosk mode: log out after this long without input on the desktop list.
@@ -23,17 +27,28 @@ pub struct Settings {
     /// `en` or `zh`; the system's language when absent.
     pub language: Option<Lang>,
     pub viewers: ViewerPrograms,
+    /// How long a desktop is shown as starting once the server says it runs: its
+    /// guest still boots (the server cannot tell when it is done).
+    pub boot_wait_secs: u64,
+    /// The school's name, large on the login screen and in the top bar.
+    pub school_name: Option<String>,
+    /// The school's logo, a PNG file, shown above its name on the login screen.
+    pub logo: Option<PathBuf>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Self {
             server: None,
+            server_fingerprint: None,
             kiosk: false,
             idle_logout_secs: 600,
             remember_token: false,
             language: None,
             viewers: ViewerPrograms::default(),
+            boot_wait_secs: 20,
+            school_name: None,
+            logo: None,
         }
     }
 }
@@ -156,7 +171,8 @@ mod tests {
         let path = dir.path().join("sub/client.toml");
         assert_eq!(Settings::load(&path).expect("missing is fine"), Settings::default());
         let settings = Settings {
-            server: Some("http://10.1.2.3:5000".into()),
+            server: Some("10.1.2.3:5000".into()),
+            server_fingerprint: Some(Fingerprint::of(b"certificate")),
             kiosk: true,
             language: Some(Lang::Zh),
             ..Settings::default()

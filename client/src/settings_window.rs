@@ -23,6 +23,11 @@ impl SettingsWindow {
         }
         let mut open = true;
         let mut save = false;
+        // Escape closes it as its ✕ does; Enter in a field saves.
+        if ctx.input(|i| i.key_pressed(egui::Key::Escape)) {
+            self.open = false;
+            return false;
+        }
         egui::Window::new(T::Settings.get(lang))
             .open(&mut open)
             .collapsible(false)
@@ -34,16 +39,15 @@ impl SettingsWindow {
                     let id = ui.label(label.get(lang)).id;
                     let value = if rdp { &mut viewers.rdp } else { &mut viewers.spice };
                     ui.horizontal(|ui| {
-                        ui.add(egui::TextEdit::singleline(value).desired_width(340.0)).labelled_by(id);
+                        let field = ui.add(egui::TextEdit::singleline(value).desired_width(340.0)).labelled_by(id);
+                        save |= field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
                         if ui.button(T::Choose.get(lang)).on_hover_text(label.get(lang)).clicked() {
                             choose_program(bg, rdp);
                         }
                     });
                 }
                 ui.separator();
-                if ui.button(T::Save.get(lang)).clicked() {
-                    save = true;
-                }
+                save |= ui.button(T::Save.get(lang)).clicked();
             });
         self.open = open && !save;
         save

@@ -47,11 +47,17 @@ pub fn open(config: &Config, compute: Arc<dyn Compute>) -> Result<Services, Star
     Ok(Services::new(store, compute, settings)?)
 }
 
-/// The compute driver `config` names.
+/// The compute driver `config` names. The QEMU driver's displays present the
+/// server's certificate, made here first if this data directory has none yet.
 pub fn compute_for(config: &Config) -> Result<Arc<dyn Compute>, ComputeError> {
     Ok(match config.hypervisor {
         Hypervisor::None => Arc::new(NoCompute),
-        Hypervisor::Qemu => Arc::new(QemuCompute::new(qemu_config(config))?),
+        Hypervisor::Qemu => {
+            let qemu = qemu_config(config);
+            tls::ensure(&qemu.x509_dir, &tls::default_names(&config.public_address()))
+                .map_err(|e| ComputeError::Failed(format!("the TLS certificate SPICE displays present: {e}")))?;
+            Arc::new(QemuCompute::new(qemu)?)
+        }
     })
 }
 
@@ -74,6 +80,8 @@ fn app_state(services: &Services, config: &Config) -> AppState {
         services: services.clone(),
         console: Arc::new(http::console::ConsoleState::new(config.console_secure_cookies)),
         password_change_by_token: config.password_change_by_token,
+        plain_http: config.plain_http,
+        tls_dir: tls::directory(&config.data_dir),
     }
 }
 

@@ -81,6 +81,20 @@ pub struct Config {
     /// must prove the current password (Basic credentials), so nobody at a terminal
     /// left signed in can change it. The thindesk client always proves it.
     pub password_change_by_token: bool,
+    /// Who may send credentials in plain HTTP: `loopback` (the default: anyone else
+    /// gets 426 and must use HTTPS on the same port) or `allow`.
+    pub plain_http: PlainHttp,
+}
+
+/// Whether credentials are taken in plain HTTP (CONTRACT.md, "Encryption in transit").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlainHttp {
+    /// Only from loopback (seed-era callers on the host itself).
+    #[default]
+    Loopback,
+    /// From anywhere: for a network where TLS is done in front of the server.
+    Allow,
 }
 
 /// Connections kept for loopback callers when the rest are full.
@@ -131,6 +145,7 @@ impl Default for Config {
             hash_queue_deadline: crate::service::hashing::DEFAULT_HASH_DEADLINE,
             desktop_status_ttl: crate::service::status::DEFAULT_STATUS_TTL,
             password_change_by_token: true,
+            plain_http: PlainHttp::Loopback,
         }
     }
 }
@@ -179,6 +194,7 @@ struct ConfigFile {
     /// Milliseconds.
     desktop_status_ttl_ms: Option<u64>,
     password_change_by_token: Option<bool>,
+    plain_http: Option<PlainHttp>,
 }
 
 /// Values from the environment or flags; `None` leaves the file's or default value.
@@ -263,6 +279,7 @@ impl Config {
                 .map_or(defaults.hash_queue_deadline, |secs| Duration::from_secs(secs.max(1))),
             desktop_status_ttl: parsed.desktop_status_ttl_ms.map_or(defaults.desktop_status_ttl, Duration::from_millis),
             password_change_by_token: parsed.password_change_by_token.unwrap_or(defaults.password_change_by_token),
+            plain_http: parsed.plain_http.unwrap_or(defaults.plain_http),
         }
         .checked()
     }

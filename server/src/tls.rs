@@ -9,7 +9,9 @@
 //! | `ca-cert.pem` | the authority terminals and viewers trust |
 //! | `ca-key.pem` (0600) | the generated authority's key (absent for an imported one) |
 //!
-//! The names are QEMU's, so the same directory is SPICE's `x509-dir`. Terminals pin
+//! The names are QEMU's: the QEMU driver copies the authority, certificate and key
+//! into each machine it starts, as SPICE's `x509-dir` (displays speak TLS only, with
+//! this certificate; `ca-key.pem` stays here). Terminals pin
 //! the SHA-256 fingerprint of `server-cert.pem`'s first certificate, which
 //! `thindesk-server tls show` prints; so the generated certificate is long-lived and
 //! never renewed behind the administrator's back.
@@ -269,22 +271,26 @@ fn describe(cert: &CertificateDer<'_>, path: &Path) -> Result<Identity, TlsError
         }
     }
     // Viewers compare `host-subject` with the subject as "C=..,O=..,CN=..", in
-    // the order the certificate lists them.
+    // the order the certificate lists them, every attribute (spice-gtk checks that
+    // the counts match), a `,` or `\` in a value escaped with `\`; an attribute
+    // without a short name by its dotted OID, which OpenSSL also reads.
     let subject = parsed
         .subject()
         .iter_rdn()
         .flat_map(|rdn| rdn.iter())
-        .filter_map(|attribute| {
-            let key = match attribute.attr_type().to_id_string().as_str() {
+        .map(|attribute| {
+            let oid = attribute.attr_type().to_id_string();
+            let key = match oid.as_str() {
                 "2.5.4.6" => "C",
                 "2.5.4.8" => "ST",
                 "2.5.4.7" => "L",
                 "2.5.4.10" => "O",
                 "2.5.4.11" => "OU",
                 "2.5.4.3" => "CN",
-                _ => return None,
+                other => other,
             };
-            Some(format!("{key}={}", attribute.as_str().ok()?))
+            let value = attribute.as_str().unwrap_or_default().replace('\\', "\\\\").replace(',', "\\,");
+            format!("{key}={value}")
         })
         .collect::<Vec<_>>()
         .join(",");
@@ -426,6 +432,20 @@ mod tests {
         assert_eq!(imported.fingerprint, fingerprint(other.cert.der()));
         assert_eq!(imported.names, ["desk.school.example"]);
         assert!(!tls.join(CA_KEY).exists(), "the generated authority's key is gone with it");
+    }
+
+    #[test]
+    fn the_subject_names_every_attribute_as_viewers_parse_it() {
+        let mut params = rcgen::CertificateParams::new(vec!["desk.school.example".to_owned()]).expect("params");
+        params.distinguished_name = rcgen::DistinguishedName::new();
+        params.distinguished_name.push(rcgen::DnType::CountryName, "CN");
+        params.distinguished_name.push(rcgen::DnType::OrganizationName, "No. 1 School, Beijing");
+        params.distinguished_name.push(rcgen::DnType::CustomDnType(vec![2, 5, 4, 5]), "42");
+        params.distinguished_name.push(rcgen::DnType::CommonName, "desk\\lab");
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = params.self_signed(&key).expect("cert");
+        let identity = describe(cert.der(), Path::new("c.pem")).expect("describe");
+        assert_eq!(identity.subject, "C=CN,O=No. 1 School\\, Beijing,2.5.4.5=42,CN=desk\\\\lab");
     }
 
     #[test]

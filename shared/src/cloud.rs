@@ -184,6 +184,15 @@ pub struct LaunchedInstance {
     pub spice_password: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rdp_port: Option<u16>,
+    /// SPICE over TLS (added to the seed's answer): the display's TLS port, the same as
+    /// `spice_port` (there is no plain port), the authority to trust (PEM) and the
+    /// certificate's subject for virt-viewer's `host-subject`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spice_tls_port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spice_ca: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spice_host_subject: Option<String>,
 }
 
 /// One instance as `query_instance` and `list_instances` show it.
@@ -204,6 +213,15 @@ pub struct InstanceInfo {
     pub spice_password: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rdp_port: Option<u16>,
+    /// SPICE over TLS (added to the seed's answer): the display's TLS port, the same as
+    /// `spice_port` (there is no plain port), the authority to trust (PEM) and the
+    /// certificate's subject for virt-viewer's `host-subject`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spice_tls_port: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spice_ca: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spice_host_subject: Option<String>,
     /// ISO 8601 UTC.
     #[cfg_attr(feature = "openapi", schema(format = DateTime))]
     pub created_at: String,

@@ -97,6 +97,22 @@ pub struct ConnectionInfo {
     /// The SPICE ticket the viewer must present.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
+    /// SPICE over TLS (added; the seed has no TLS): the display's TLS port, the same
+    /// as `port`, which is kept for seed-era readers. A display that has it has no
+    /// plain port.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_port: Option<String>,
+    /// The authority (PEM) that signed the display's certificate: the only one the
+    /// viewer may trust for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca: Option<String>,
+    /// The display certificate's subject, as virt-viewer's `host-subject` takes it
+    /// (`O=thindesk,CN=…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host_subject: Option<String>,
+    /// Which SPICE channels must use TLS, as virt-viewer's `secure-channels`: `all`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secure_channels: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,6 +126,23 @@ pub struct Desktop {
     pub default_connection_type: ConnectionType,
     pub policy: Policy,
     pub connection_info: Vec<ConnectionInfo>,
+    /// The catalogue image the desktop was made from (what the student sees as its
+    /// OS), where it has one. Not in the seed: clients that do not know it ignore it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Its size, from its flavor, where it has one. Not in the seed either.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<DesktopSize>,
+}
+
+/// How big a desktop is: its flavor's name and what that gives.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DesktopSize {
+    pub flavor: String,
+    pub vcpus: u32,
+    pub ram_mib: u32,
+    pub disk_gib: u32,
 }
 
 /// `data` of the desktop list. Gateways are not supported (the seed says so too), so
@@ -267,7 +300,13 @@ mod tests {
                 ip: "192.168.1.10".into(),
                 port: Some("5678".into()),
                 password: Some("ticket".into()),
+                tls_port: Some("5678".into()),
+                ca: Some("-----BEGIN CERTIFICATE-----\n...".into()),
+                host_subject: Some("O=thindesk,CN=thindesk server s1".into()),
+                secure_channels: Some("all".into()),
             }],
+            image: None,
+            size: None,
         };
         let value = serde_json::to_value(&desktop).expect("serialisable");
         assert_eq!(value["status"], "ACTIVE");
@@ -275,5 +314,8 @@ mod tests {
         assert_eq!(value["policy"]["enable_usb"], true);
         assert_eq!(value["connection_info"][0]["type"], "spice");
         assert_eq!(value["connection_info"][0]["port"], "5678");
+        assert_eq!(value["connection_info"][0]["tls_port"], "5678");
+        assert_eq!(value["connection_info"][0]["host_subject"], "O=thindesk,CN=thindesk server s1");
+        assert_eq!(value["connection_info"][0]["secure_channels"], "all");
     }
 }

@@ -17,7 +17,9 @@ pub mod terminal;
 pub mod token;
 pub mod user;
 
-pub use desktop::{ConnectionInfo, ConnectionType, Desktop, DesktopAction, DesktopList, DesktopStatus, Policy};
+pub use desktop::{
+    ConnectionInfo, ConnectionType, Desktop, DesktopAction, DesktopList, DesktopSize, DesktopStatus, Policy,
+};
 pub use jsend::JSend;
 pub use mac::{MacAddress, MacError};
 pub use secret::Secret;

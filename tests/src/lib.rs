@@ -2,6 +2,8 @@
 //! temporary data directory, and a small HTTP client for it.
 
 pub mod binary;
+pub mod capture;
+pub mod netns;
 pub mod ports;
 pub mod screen;
 pub mod spice;
@@ -115,6 +117,24 @@ async fn launch(config: Config, compute: Arc<dyn Compute>) -> RunningServer {
     RunningServer::start(config, compute).await.expect("server starts")
 }
 
+/// A [`TestServer`] stopped by [`TestServer::stop`]: nothing listens at its address.
+pub struct Stopped<C: ?Sized = TestCompute> {
+    compute: Arc<C>,
+    http: reqwest::Client,
+    driver: Arc<dyn Compute>,
+    data_dir: TempDir,
+    config: Config,
+}
+
+impl<C: ?Sized + ServerCompute> Stopped<C> {
+    /// The same server again, on the same address and data directory.
+    pub async fn start(self) -> TestServer<C> {
+        let Self { compute, http, driver, data_dir, config } = self;
+        let server = launch(config.clone(), driver.clone()).await;
+        TestServer { server, compute, http, driver, data_dir, config }
+    }
+}
+
 /// A reply as a test looks at it.
 #[derive(Debug)]
 pub struct Reply {
@@ -182,8 +202,22 @@ impl<C: ?Sized + ServerCompute> TestServer<C> {
         Self { server, compute, http, driver, data_dir, config }
     }
 
+    /// Stops the server, keeping its data directory and its address, as an outage
+    /// does; [`Stopped::start`] brings it back there.
+    pub async fn stop(self) -> Stopped<C> {
+        let Self { server, compute, http, driver, data_dir, mut config } = self;
+        config.listen = server.address();
+        server.shutdown().await;
+        Stopped { compute, http, driver, data_dir, config }
+    }
+
     pub fn data_dir(&self) -> &Path {
         self.data_dir.path()
+    }
+
+    /// The SHA-256 of the server's certificate, `AB:CD:…`, as a terminal pins it.
+    pub fn fingerprint(&self) -> String {
+        certificate_fingerprint(self.data_dir())
     }
 
     pub fn services(&self) -> &Services {
@@ -232,6 +266,26 @@ impl<C: ?Sized + ServerCompute> TestServer<C> {
             policy: Policy { enable_usb: false, enable_clipboard: true, enable_audio: true },
             image: None,
             flavor: None,
+        };
+        tokio::task::spawn_blocking(move || services.desktops.create(&Actor::system(), &spec).expect("desktop"))
+            .await
+            .expect("creating a desktop")
+    }
+
+    /// Creates a desktop for `owner` from catalogue image `image` (see [`Self::add_image`])
+    /// and the smallest flavor: it takes the image's login and connection type. Returns
+    /// its id.
+    pub async fn create_desktop_from_image(&self, owner: &str, name: &str, image: &str) -> String {
+        let services = self.services().clone();
+        let spec = DesktopSpec {
+            name: name.into(),
+            owner: owner.into(),
+            os_username: None,
+            os_password: None,
+            default_connection_type: None,
+            policy: Policy { enable_usb: false, enable_clipboard: true, enable_audio: true },
+            image: Some(image.into()),
+            flavor: Some("m1.tiny".into()),
         };
         tokio::task::spawn_blocking(move || services.desktops.create(&Actor::system(), &spec).expect("desktop"))
             .await
@@ -375,6 +429,12 @@ pub fn token_forms(token: &str) -> Vec<String> {
         format!("Basic {}", encode(format!("{token}:"))),
         format!("Basic {}", encode(format!("{token}:anything"))),
     ]
+}
+
+/// The SHA-256 of the certificate of the server on `data_dir`, `AB:CD:…`.
+pub fn certificate_fingerprint(data_dir: &Path) -> String {
+    let tls = thindesk_server::tls::directory(data_dir);
+    thindesk_server::tls::show(&tls).expect("the server's certificate").fingerprint
 }
 
 #[cfg(test)]

@@ -18,8 +18,11 @@ impl VirtualScreen {
     pub fn start(width: u32, height: u32) -> Self {
         // Xvfb picks a free display itself and writes its number to the pipe
         // (`-displayfd`), so screens of tests running side by side never collide.
+        // `-noreset`: an X server resets when its last client leaves, and a client
+        // connecting meanwhile (the next viewer, right after one is killed) is
+        // refused ("cannot open display").
         let mut server = Command::new("Xvfb")
-            .args(["-displayfd", "1", "-screen", "0", &format!("{width}x{height}x24"), "-nolisten", "tcp"])
+            .args(["-displayfd", "1", "-screen", "0", &format!("{width}x{height}x24"), "-nolisten", "tcp", "-noreset"])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -46,16 +46,21 @@ pub fn demo_image() -> PathBuf {
     demo_image::ensure(&demo_image::default_cache_dir()).expect("the demo image builds")
 }
 
-/// Driver settings for tests: loopback displays, ports of the test's own (see
-/// [`crate::ports`]), a short shutdown deadline.
-pub fn qemu_config(state_dir: &Path) -> QemuConfig {
-    QemuConfig {
+/// Driver settings for tests over the data directory `data_dir`: loopback displays,
+/// ports of the test's own (see [`crate::ports`]), a short shutdown deadline, and the
+/// server's TLS identity made in `data_dir/tls` (for `127.0.0.1`) as a server's
+/// first start makes it.
+pub fn qemu_config(data_dir: &Path) -> QemuConfig {
+    let config = QemuConfig {
         display_address: "127.0.0.1".parse().expect("address"),
         spice_ports: crate::ports::block(8),
         rdp_ports: crate::ports::block(8),
         shutdown_deadline: Duration::from_secs(20),
-        ..QemuConfig::new(state_dir)
-    }
+        ..QemuConfig::new(data_dir)
+    };
+    thindesk_server::tls::ensure(&config.x509_dir, &["127.0.0.1".into(), "localhost".into()])
+        .expect("the server's TLS identity");
+    config
 }
 
 /// A service on every host address that guests try to reach (it stands for "outside

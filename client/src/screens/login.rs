@@ -4,7 +4,7 @@ use super::{Command, describe};
 use crate::api::ApiError;
 use crate::bg::{Bg, Msg};
 use crate::i18n::{Lang, Said, T, fill};
-use crate::widgets::{card, error_line, field, focus_until_focused};
+use crate::widgets::{busy_line, card, error_line, field, focus_until_focused};
 use egui::RichText;
 use std::time::{Duration, Instant};
 use thindesk_shared::TokenGrant;
@@ -38,7 +38,8 @@ impl DemoHint {
 pub struct LoginForm {
     user: String,
     password: String,
-    busy: bool,
+    /// When the login under way began.
+    busy: Option<Instant>,
     error: Option<Said>,
     throttled_until: Option<Instant>,
     /// Put the keyboard on the first field to fill in the next frame.
@@ -74,13 +75,21 @@ impl LoginForm {
         lang: Lang,
         bg: &Bg,
         seat: &(String, String),
+        (school, logo): (String, Option<&egui::TextureHandle>),
         demo_hint: Option<&DemoHint>,
     ) {
         let mut submit = false;
         card(ui, |ui| {
+            // The school first, large and calm; then what to do.
+            ui.vertical_centered(|ui| {
+                if let Some(logo) = logo {
+                    ui.add(egui::Image::new(logo).max_height(96.0).max_width(320.0));
+                }
+                ui.label(RichText::new(school).size(34.0).strong().color(crate::look::ACCENT));
+                ui.label(RichText::new(fill(T::SeatInfo.get(lang), &[&seat.0, &seat.1])).color(crate::look::QUIET));
+            });
+            ui.add_space(8.0);
             ui.heading(T::LoginTitle.get(lang));
-            ui.label(RichText::new(fill(T::SeatInfo.get(lang), &[&seat.0, &seat.1])).weak());
-            ui.separator();
             let user = field(ui, T::UserName.get(lang), &mut self.user, false, None);
             let password = field(ui, T::Password.get(lang), &mut self.password, true, None);
             let first_empty = if self.user.trim().is_empty() { &user } else { &password };
@@ -92,20 +101,24 @@ impl LoginForm {
             }
             let enter = pressed_enter && (password.lost_focus() || user.lost_focus());
             let wait = self.throttled_until.map(|until| until.saturating_duration_since(Instant::now()));
-            if let Some(wait) = wait {
-                let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
-                ui.colored_label(ui.visuals().error_fg_color, fill(T::Throttled.get(lang), &[&secs.to_string()]));
+            ui.add_space(4.0);
+            let ready =
+                self.busy.is_none() && wait.is_none() && !self.user.trim().is_empty() && !self.password.is_empty();
+            let log_in = crate::look::primary(T::LogIn.get(lang), ui.available_width());
+            if ui.add_enabled(ready, log_in).clicked() || (ready && enter) {
+                submit = true;
             }
-            error_line(ui, lang, &self.error);
-            ui.horizontal(|ui| {
-                let ready = !self.busy && wait.is_none() && !self.user.trim().is_empty() && !self.password.is_empty();
-                let clicked = ui.add_enabled(ready, egui::Button::new(T::LogIn.get(lang))).clicked();
-                if ready && (clicked || enter) {
-                    submit = true;
+            // What happened, below the button and always two lines high: nothing above
+            // it moves when it speaks.
+            ui.allocate_ui(egui::vec2(ui.available_width(), 0.0), |ui| {
+                ui.set_min_height(2.0 * ui.spacing().interact_size.y);
+                if let Some(wait) = wait {
+                    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+                    ui.colored_label(ui.visuals().error_fg_color, fill(T::Throttled.get(lang), &[&secs.to_string()]));
                 }
-                if self.busy {
-                    ui.spinner();
-                    ui.label(T::LoggingIn.get(lang));
+                error_line(ui, lang, &self.error);
+                if let Some(since) = self.busy {
+                    ui.horizontal(|ui| busy_line(ui, since, Some(T::LoggingIn.get(lang))));
                 }
             });
             if let Some(hint) = demo_hint {
@@ -119,7 +132,7 @@ impl LoginForm {
     }
 
     fn submit(&mut self, bg: &Bg) {
-        self.busy = true;
+        self.busy = Some(Instant::now());
         self.error = None;
         let (api, user, password) = (bg.api.clone(), self.user.trim().to_owned(), self.password.clone());
         self.password.clear();
@@ -131,7 +144,7 @@ impl LoginForm {
 
     /// Logs `user` in with a token kept from the last run, without a password.
     pub fn resume(&mut self, bg: &Bg, user: String, token: String) {
-        self.busy = true;
+        self.busy = Some(Instant::now());
         let api = bg.api.clone();
         bg.spawn(async move { Msg::LoggedIn { user, resumed: true, result: api.renew(&token).await } });
     }
@@ -143,7 +156,7 @@ impl LoginForm {
         resumed: bool,
         result: Result<TokenGrant, ApiError>,
     ) -> Option<Command> {
-        self.busy = false;
+        self.busy = None;
         match result {
             Ok(grant) => return Some(Command::LoggedIn { user, grant }),
             Err(_) if resumed => {}

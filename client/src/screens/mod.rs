@@ -10,6 +10,7 @@ pub mod desktops;
 pub mod login;
 pub mod register;
 pub mod terminal_state;
+pub mod trust;
 
 use crate::api::ApiError;
 use crate::i18n::{Said, T};
@@ -36,6 +37,8 @@ pub enum Command {
     Unreachable(String),
     /// A server fault (5xx) that is not the user's to fix.
     ServerTrouble(Said),
+    /// The person at the terminal compared the server's fingerprint: pin it.
+    Trust(crate::pinning::Fingerprint),
 }
 
 /// What the user is told about a failure no screen explains better: always the
@@ -64,6 +67,7 @@ pub fn describe(error: &ApiError) -> Said {
         ApiError::TerminalExisted => T::TerminalExisted.into(),
         ApiError::SeatTaken => T::SeatTaken.into(),
         ApiError::Conflict(_) => T::ActionBusy.into(),
+        ApiError::Untrusted(_) => T::ChangedTitle.into(),
         ApiError::Protocol(detail) => {
             tracing::warn!(%detail, "unexpected reply");
             T::ProtocolTrouble.into()

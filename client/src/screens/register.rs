@@ -5,11 +5,11 @@ use super::{describe, field_error};
 use crate::api::{ApiError, FieldErrors};
 use crate::bg::{Bg, Msg};
 use crate::i18n::{Lang, Said, T};
-use crate::widgets::{card, error_line, field, focus_until_focused};
+use crate::widgets::{busy_line, busy_sign, card, error_line, field, focus_until_focused};
 use egui::RichText;
+use std::time::Instant;
 use thindesk_shared::Place;
 
-#[derive(Default)]
 pub struct RegisterForm {
     /// `None` while loading.
     places: Option<Vec<Place>>,
@@ -18,11 +18,14 @@ pub struct RegisterForm {
     as_admin: bool,
     admin_name: String,
     admin_password: String,
-    busy: bool,
+    /// When the registration under way began.
+    busy: Option<Instant>,
     field_errors: FieldErrors,
     error: Option<Said>,
     /// The keyboard is still to be put on the seat field.
     want_focus: bool,
+    /// When the places were asked for.
+    opened: Instant,
 }
 
 impl RegisterForm {
@@ -30,7 +33,19 @@ impl RegisterForm {
     pub fn open(bg: &Bg) -> Self {
         let api = bg.api.clone();
         bg.spawn(async move { Msg::Places(api.places().await) });
-        Self { want_focus: true, ..Self::default() }
+        Self {
+            places: None,
+            place: String::new(),
+            seat: String::new(),
+            as_admin: false,
+            admin_name: String::new(),
+            admin_password: String::new(),
+            busy: None,
+            field_errors: FieldErrors::new(),
+            error: None,
+            want_focus: true,
+            opened: Instant::now(),
+        }
     }
 
     /// `mac` is this terminal's, the one registered.
@@ -42,9 +57,7 @@ impl RegisterForm {
             ui.separator();
             ui.label(RichText::new(T::Place.get(lang)).strong());
             match &self.places {
-                None => {
-                    ui.spinner();
-                }
+                None => busy_sign(ui, self.opened),
                 Some(places) if places.is_empty() => {
                     ui.colored_label(ui.visuals().warn_fg_color, T::NoPlaces.get(lang));
                 }
@@ -87,14 +100,13 @@ impl RegisterForm {
             }
             error_line(ui, lang, &self.error);
             ui.horizontal(|ui| {
-                let ready = !self.busy && self.places.is_some();
+                let ready = self.busy.is_none() && self.places.is_some();
                 let clicked = ui.add_enabled(ready, egui::Button::new(T::Register.get(lang))).clicked();
                 if ready && (clicked || enter) {
                     submit = true;
                 }
-                if self.busy {
-                    ui.spinner();
-                    ui.label(T::Registering.get(lang));
+                if let Some(since) = self.busy {
+                    busy_line(ui, since, Some(T::Registering.get(lang)));
                 }
             });
         });
@@ -104,7 +116,7 @@ impl RegisterForm {
     }
 
     fn submit(&mut self, bg: &Bg, mac: &str) {
-        self.busy = true;
+        self.busy = Some(Instant::now());
         self.error = None;
         self.field_errors.clear();
         let (api, mac) = (bg.api.clone(), mac.to_owned());
@@ -136,7 +148,7 @@ impl RegisterForm {
     /// The registration failed: the form is the user's again, saying why. An
     /// unreachable server is the top bar's to say, and the form keeps what it showed.
     pub fn on_failed(&mut self, error: &ApiError) {
-        self.busy = false;
+        self.busy = None;
         if matches!(error, ApiError::Unreachable(_)) {
             return;
         }

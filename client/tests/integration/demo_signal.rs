@@ -183,7 +183,9 @@ fn the_display_going_away_with_sigterm_ends_the_demo_client_cleanly() {
     demo.screen.kill();
     assert!(kill.wait().expect("kill").success());
     let status = demo.ends_clean("the X server killed with SIGTERM");
-    assert_eq!(code(status), Some(143), "terminated");
+    // Whichever the supervisor hears of first names the end: the signal (143), or the
+    // window's own end for its display (1); both are clean ends.
+    assert!(matches!(code(status), Some(143 | 1)), "terminated or the display went away: {status:?}");
 }
 
 #[test]

@@ -6,7 +6,9 @@ use egui::accesskit::Role;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use std::time::{Duration, Instant};
+use thindesk_client::api::ApiClient;
 use thindesk_client::i18n::Lang;
+use thindesk_client::pinning::{Fingerprint, Pin};
 use thindesk_client::settings::{Memory, Settings};
 use thindesk_client::{App, Setup};
 use thindesk_server::compute::double::TestCompute;
@@ -15,44 +17,67 @@ use thindesk_server::service::terminals::Registration;
 use thindesk_shared::{RegistrationMode, TerminalState};
 use thindesk_tests::{ADMIN, STUDENT, TestServer, basic};
 
-struct Env {
-    server: TestServer,
-    runtime: tokio::runtime::Runtime,
+pub(crate) struct Env {
+    pub(crate) server: TestServer,
+    pub(crate) runtime: tokio::runtime::Runtime,
 }
 
-fn env() -> Env {
+impl Env {
+    /// The defaults, with the server's certificate pinned as a deployed terminal has it.
+    pub(crate) fn settings(&self) -> Settings {
+        Settings { server_fingerprint: Some(self.pin()), boot_wait_secs: 0, ..Settings::default() }
+    }
+
+    pub(crate) fn pin(&self) -> Fingerprint {
+        self.server.fingerprint().parse().expect("a fingerprint")
+    }
+}
+
+pub(crate) fn env() -> Env {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let server = runtime.block_on(TestServer::start());
     Env { server, runtime }
 }
 
+/// The default settings, except that a started desktop is shown as running at once
+/// (its guest is the test double's, with nothing to boot).
 fn app<'a>(env: &Env, server_url: String, mac: &str, settings: Settings) -> Harness<'a, App> {
     app_with_memory(env, server_url, mac, settings, Memory::in_memory())
 }
 
-fn app_with_memory<'a>(
+pub(crate) fn app_with_memory<'a>(
     env: &Env,
     server_url: String,
     mac: &str,
     settings: Settings,
     memory: Memory,
 ) -> Harness<'a, App> {
-    let setup = Setup {
-        server: server_url,
+    launch(Setup { memory, ..setup(&env.runtime, server_url, mac, settings) })
+}
+
+/// What a test's app starts with unless it says otherwise: English, nothing saved,
+/// the keyring in memory.
+pub(crate) fn setup(runtime: &tokio::runtime::Runtime, server: String, mac: &str, settings: Settings) -> Setup {
+    Setup {
+        server,
         mac: mac.into(),
         settings,
         settings_path: None,
-        memory,
-        runtime: env.runtime.handle().clone(),
+        memory: Memory::in_memory(),
+        runtime: runtime.handle().clone(),
         lang: Lang::En,
         demo_hint: None,
         started: Instant::now(),
-    };
+    }
+}
+
+/// The app in a window of the size the screenshots have.
+pub(crate) fn launch<'a>(setup: Setup) -> Harness<'a, App> {
     Harness::builder().with_size([960.0, 720.0]).build_eframe(move |cc| App::new(cc, setup))
 }
 
 fn harness<'a>(env: &Env, mac: &str) -> Harness<'a, App> {
-    app(env, env.server.server.url(), mac, Settings::default())
+    app(env, env.server.server.url(), mac, env.settings())
 }
 
 /// Steps until a node whose label contains `text` is shown (background answers arrive
@@ -85,7 +110,7 @@ pub(crate) fn click(h: &mut Harness<'_, App>, label: &str) {
     h.step();
 }
 
-fn register_approved(env: &Env, mac: &str, seat: &str) {
+pub(crate) fn register_approved(env: &Env, mac: &str, seat: &str) {
     let terminals = &env.server.services().terminals;
     terminals.set_registration_mode(&Actor::system(), RegistrationMode::Auto).expect("mode");
     let registration = Registration {
@@ -276,8 +301,8 @@ fn wrong_password_and_throttling_are_explained() {
 fn unreachable_server_shows_a_banner_that_retries() {
     let env = env();
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
-    let mut h = app(&env, format!("http://127.0.0.1:{port}"), "02:00:00:00:00:07", Settings::default());
-    wait_for(&mut h, "Cannot reach the server at http://127.0.0.1:");
+    let mut h = app(&env, format!("http://127.0.0.1:{port}"), "02:00:00:00:00:07", env.settings());
+    wait_for(&mut h, "Cannot reach the server at https://127.0.0.1:");
     assert!(h.query_by_label_contains("Retrying in").is_some());
     assert!(h.query_by_role_and_label(Role::Button, "Retry").is_some());
 }
@@ -298,7 +323,7 @@ fn language_switches_on_every_screen() {
 #[test]
 fn kiosk_refuses_to_close() {
     let env = env();
-    let settings = Settings { kiosk: true, ..Settings::default() };
+    let settings = Settings { kiosk: true, ..env.settings() };
     let mut h = app(&env, env.server.server.url(), "02:00:00:00:00:09", settings);
     wait_for(&mut h, "Register this terminal");
     assert!(h.query_by_role_and_label(Role::Button, "Settings").is_none());
@@ -331,7 +356,7 @@ fn connect_hands_the_ticket_to_the_viewer_on_stdin_and_comes_back() {
     register_approved(&env, mac, "10");
     let dir = tempfile::tempdir().expect("dir");
     let viewer = recording_viewer(dir.path());
-    let mut settings = Settings::default();
+    let mut settings = env.settings();
     settings.viewers.spice = viewer.display().to_string();
     let mut h = app(&env, env.server.server.url(), mac, settings);
     wait_for(&mut h, "Classroom b101 · seat 10");
@@ -377,7 +402,7 @@ fn log_out_closes_the_viewer_and_revokes_the_token() {
     let mac = "02:00:00:00:00:1A";
     register_approved(&env, mac, "20");
     let dir = tempfile::tempdir().expect("dir");
-    let mut settings = Settings::default();
+    let mut settings = env.settings();
     settings.viewers.spice = lasting_viewer(dir.path()).display().to_string();
     let mut h = app(&env, env.server.server.url(), mac, settings);
     wait_for(&mut h, "Classroom b101 · seat 20");
@@ -416,7 +441,7 @@ fn missing_viewer_is_a_message_not_a_crash() {
     env.runtime.block_on(env.server.create_desktop(STUDENT.0, "Lab PC"));
     let mac = "02:00:00:00:00:0B";
     register_approved(&env, mac, "11");
-    let mut settings = Settings::default();
+    let mut settings = env.settings();
     settings.viewers.spice = "/nonexistent/remote-viewer".into();
     let mut h = app(&env, env.server.server.url(), mac, settings);
     wait_for(&mut h, "Classroom b101 · seat 11");
@@ -436,7 +461,7 @@ fn kiosk_returns_to_login_after_a_session_and_when_idle() {
     let mac = "02:00:00:00:00:0C";
     register_approved(&env, mac, "12");
     let dir = tempfile::tempdir().expect("dir");
-    let mut settings = Settings { kiosk: true, idle_logout_secs: 2, ..Settings::default() };
+    let mut settings = Settings { kiosk: true, idle_logout_secs: 2, ..env.settings() };
     settings.viewers.spice = recording_viewer(dir.path()).display().to_string();
     let memory = Memory::in_memory();
     let mut h = app_with_memory(&env, env.server.server.url(), mac, settings, memory.clone());
@@ -477,13 +502,13 @@ fn the_last_user_name_is_remembered_or_the_client_says_it_cannot() {
     let mac = "02:00:00:00:00:0D";
     register_approved(&env, mac, "13");
     let memory = Memory::in_memory();
-    let mut h = app_with_memory(&env, env.server.server.url(), mac, Settings::default(), memory.clone());
+    let mut h = app_with_memory(&env, env.server.server.url(), mac, env.settings(), memory.clone());
     wait_for(&mut h, "Classroom b101 · seat 13");
     log_in(&mut h, STUDENT.0, STUDENT.1);
     wait_for(&mut h, "Your desktops");
     drop(h);
     // The next start offers the same name; without remember_token, no token was kept.
-    let mut h = app_with_memory(&env, env.server.server.url(), mac, Settings::default(), memory.clone());
+    let mut h = app_with_memory(&env, env.server.server.url(), mac, env.settings(), memory.clone());
     wait_for(&mut h, "Classroom b101 · seat 13");
     let deadline = Instant::now() + Duration::from_secs(5);
     while h.get_by_label("User name").value().as_deref() != Some("student") {
@@ -494,7 +519,7 @@ fn the_last_user_name_is_remembered_or_the_client_says_it_cannot() {
     assert!(h.query_by_label_contains("will not be remembered").is_none());
 
     let none = Memory::Unavailable("no Secret Service".into());
-    let mut h = app_with_memory(&env, env.server.server.url(), mac, Settings::default(), none);
+    let mut h = app_with_memory(&env, env.server.server.url(), mac, env.settings(), none);
     wait_for(&mut h, "No keyring service here: the user name will not be remembered.");
     log_in(&mut h, STUDENT.0, STUDENT.1);
     wait_for(&mut h, "Your desktops");
@@ -530,18 +555,8 @@ fn the_chosen_language_is_saved_in_the_settings_file() {
     let env = env();
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("client.toml");
-    let setup = Setup {
-        server: env.server.server.url(),
-        mac: "02:00:00:00:00:0F".into(),
-        settings: Settings::default(),
-        settings_path: Some(path.clone()),
-        memory: Memory::in_memory(),
-        runtime: env.runtime.handle().clone(),
-        lang: Lang::En,
-        demo_hint: None,
-        started: Instant::now(),
-    };
-    let mut h = Harness::builder().with_size([960.0, 720.0]).build_eframe(move |cc| App::new(cc, setup));
+    let setup = setup(&env.runtime, env.server.server.url(), "02:00:00:00:00:0F", env.settings());
+    let mut h = launch(Setup { settings_path: Some(path.clone()), ..setup });
     wait_for(&mut h, "Register this terminal");
     click(&mut h, "简体中文");
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -721,7 +736,7 @@ fn leaving_closes_the_viewers_and_revokes_the_token_before_it_returns() {
     assert_eq!(status(), 200);
     let mut viewer = std::process::Command::new("sleep").arg("60").spawn().expect("a stand-in viewer");
     let session = Session::default();
-    session.signed_in(&env.server.server.url(), &token);
+    session.signed_in(&ApiClient::new(&env.server.server.url(), Pin::new(Some(env.pin()))), &token);
     assert!(session.viewer_opened(session.generation(), viewer.id()));
     // As the way out runs it: on a thread of no runtime, synchronously.
     session.hand_over().run_blocking();
@@ -796,7 +811,7 @@ fn connect_looks_the_desktop_up_afresh_and_a_viewer_that_cannot_connect_says_so(
     let viewer = dir.path().join("viewer");
     std::fs::write(&viewer, "#!/bin/sh\ncat > \"$0.stdin\"\nexit 1\n").expect("script");
     std::fs::set_permissions(&viewer, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    let mut settings = Settings::default();
+    let mut settings = env.settings();
     settings.viewers.spice = viewer.display().to_string();
     let mut h = app(&env, env.server.server.url(), mac, settings);
     wait_for(&mut h, "Classroom b101 · seat 26");
@@ -822,6 +837,54 @@ fn connect_looks_the_desktop_up_afresh_and_a_viewer_that_cannot_connect_says_so(
     wait_for(&mut h, "Lab PC could not be opened: the viewer could not connect to it.");
     assert!(dir.path().join("viewer.stdin").exists(), "the viewer was started");
     assert!(h.query_by_label_contains("is open in the viewer").is_none());
+}
+
+/// An RDP desktop whose viewer refuses its changed certificate: the student is told so,
+/// in their language, and to ask the teacher. (The viewer here says what xfreerdp 2
+/// says and exits as it does; `rdp_pin` runs the real one.)
+#[test]
+fn a_changed_rdp_certificate_is_explained_in_the_students_words() {
+    use std::os::unix::fs::PermissionsExt;
+    use thindesk_shared::ConnectionType;
+    let env = env();
+    env.runtime.block_on(env.server.add_image("win", ConnectionType::Rdp, "Administrator", "image-password"));
+    let id = env.runtime.block_on(env.server.create_desktop_from_image(STUDENT.0, "Lab PC", "win"));
+    let mac = "02:00:00:00:00:27";
+    register_approved(&env, mac, "27");
+    let dir = tempfile::tempdir().expect("dir");
+    let viewer = dir.path().join("xfreerdp");
+    std::fs::write(
+        &viewer,
+        "#!/bin/sh\nprintf '%s\\n' \"$@\" > \"$0.args\"\nenv > \"$0.env\"\ncat > \"$0.stdin\"\n\
+         echo '[ERROR][com.freerdp.crypto] - @    WARNING: REMOTE HOST IDENTIFICATION HAS CHANGED!     @' >&2\n\
+         exit 143\n",
+    )
+    .expect("script");
+    std::fs::set_permissions(&viewer, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let mut settings = env.settings();
+    settings.viewers.rdp = viewer.display().to_string();
+    settings.viewers.rdp_records = Some(dir.path().join("rdp"));
+    let mut h = app(&env, env.server.server.url(), mac, settings);
+    wait_for(&mut h, "Classroom b101 · seat 27");
+    log_in(&mut h, STUDENT.0, STUDENT.1);
+    wait_for(&mut h, "Lab PC");
+    click(&mut h, "Start");
+    wait_for(&mut h, "Running");
+    click(&mut h, "Connect");
+    wait_for(&mut h, "Lab PC was not opened: it did not show the same security certificate");
+    assert!(h.query_by_label_contains("ask your teacher").is_some());
+    assert!(h.query_by_label_contains("is open in the viewer").is_none());
+    click(&mut h, "简体中文");
+    wait_for(&mut h, "没有打开 Lab PC：它出示的安全证书与这台电脑上次连接时不同");
+    assert!(h.query_by_label_contains("请找老师帮忙").is_some());
+
+    let args = std::fs::read_to_string(dir.path().join("xfreerdp.args")).expect("args recorded");
+    assert!(args.lines().any(|arg| arg == "/cert:tofu,deny"), "{args}");
+    assert!(!args.contains("ignore") && !args.contains("image-password"), "{args}");
+    let records = dir.path().join("rdp").join(&id);
+    let env_seen = std::fs::read_to_string(dir.path().join("xfreerdp.env")).expect("env recorded");
+    assert!(env_seen.lines().any(|line| line == format!("XDG_CONFIG_HOME={}", records.display())), "{env_seen}");
+    assert!(records.is_dir(), "the desktop's own record directory");
 }
 
 /// Whether `text` has a Latin letter (an English word left in the Chinese UI).
@@ -872,18 +935,8 @@ fn the_demo_hint_follows_a_password_change_and_the_language() {
     let mac = "02:00:00:00:00:28";
     register_approved(&env, mac, "28");
     let login = |(user, password): (&str, &str)| DemoLogin { user: user.into(), password: Some(password.into()) };
-    let setup = Setup {
-        server: env.server.server.url(),
-        mac: mac.into(),
-        settings: Settings::default(),
-        settings_path: None,
-        memory: Memory::in_memory(),
-        runtime: env.runtime.handle().clone(),
-        lang: Lang::En,
-        demo_hint: Some(DemoHint { student: login(STUDENT), admin: login(ADMIN) }),
-        started: Instant::now(),
-    };
-    let mut h = Harness::builder().with_size([960.0, 720.0]).build_eframe(move |cc| App::new(cc, setup));
+    let hint = Some(DemoHint { student: login(STUDENT), admin: login(ADMIN) });
+    let mut h = launch(Setup { demo_hint: hint, ..setup(&env.runtime, env.server.server.url(), mac, env.settings()) });
     wait_for(&mut h, &format!("Demo: {} / {}", STUDENT.0, STUDENT.1));
     log_in(&mut h, STUDENT.0, STUDENT.1);
     wait_for(&mut h, "Lab PC");
@@ -900,4 +953,347 @@ fn the_demo_hint_follows_a_password_change_and_the_language() {
     wait_for(&mut h, "演示：");
     let hint = h.get_by_label_contains("演示：").value().unwrap_or_default();
     assert!(hint.contains("（你设置的密码）") && hint.contains("管理员："), "{hint}");
+}
+
+/// Steps (with short pauses) until `done` holds, or fails after ten seconds.
+fn step_until(h: &mut Harness<'_, App>, what: &str, mut done: impl FnMut(&Harness<'_, App>) -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        h.step();
+        if done(h) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what} never happened");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn button_focused(h: &Harness<'_, App>, label: &str) -> bool {
+    h.query_by_role_and_label(Role::Button, label).is_some_and(|b| b.is_focused())
+}
+
+#[test]
+fn the_desktop_list_has_the_keyboard_and_the_top_bar_tabs_left_to_right() {
+    let env = env();
+    let mut h = signed_in(&env, "02:00:00:00:00:31", "31");
+    wait_for(&mut h, "Off");
+    // The first desktop's main action has the keyboard: Start (Connect needs it running).
+    step_until(&mut h, "Start to have the keyboard", |h| button_focused(h, "Start"));
+    h.key_press(egui::Key::Enter);
+    h.step();
+    wait_for(&mut h, "Start: done");
+    wait_for(&mut h, "Running");
+    // The top bar, left to right in the order Tab takes it.
+    let order = ["Change password", "Log out", "Settings", "简体中文"];
+    let xs: Vec<f32> = order.iter().map(|label| h.get_by_role_and_label(Role::Button, label).rect().left()).collect();
+    assert!(xs.windows(2).all(|pair| pair[0] < pair[1]), "{order:?} at {xs:?}");
+    h.get_by_role_and_label(Role::Button, order[0]).focus();
+    h.step();
+    for label in &order[1..] {
+        h.key_press(egui::Key::Tab);
+        h.step();
+        assert!(button_focused(&h, label), "Tab went to {label}");
+    }
+}
+
+#[test]
+fn the_unreachable_banner_moves_nothing_on_the_page() {
+    let env = env();
+    let mut h = signed_in(&env, "02:00:00:00:00:32", "32");
+    wait_for(&mut h, "Off");
+    for _ in 0..5 {
+        h.step();
+    }
+    let labels = ["Start", "Reboot", "Shut down", "Refresh"];
+    let before: Vec<egui::Rect> = labels.iter().map(|l| h.get_by_role_and_label(Role::Button, l).rect()).collect();
+    let Env { server, runtime } = env;
+    runtime.block_on(server.server.shutdown());
+    wait_for(&mut h, "Cannot reach the server at");
+    h.step();
+    let after: Vec<egui::Rect> = labels.iter().map(|l| h.get_by_role_and_label(Role::Button, l).rect()).collect();
+    assert_eq!(before, after, "the banner moved the page");
+}
+
+#[test]
+fn waiting_and_rejected_screens_put_the_keyboard_on_check_again() {
+    let env = env();
+    // Waiting: its one button has the keyboard.
+    let mut h = harness(&env, "02:00:00:00:00:33");
+    wait_for(&mut h, "Register this terminal");
+    type_into(&mut h, "Seat number", "33");
+    h.key_press(egui::Key::Enter);
+    h.step();
+    wait_for(&mut h, "Waiting for approval");
+    step_until(&mut h, "Check again to have the keyboard", |h| button_focused(h, "Check again"));
+
+    // Rejected (which polls nothing): Enter checks again, and finds it approved.
+    let mac = "02:00:00:00:00:34";
+    env.server.services().terminals.set_registration_mode(&Actor::system(), RegistrationMode::Closed).expect("mode");
+    let mut h = harness(&env, mac);
+    wait_for(&mut h, "Register this terminal");
+    type_into(&mut h, "Seat number", "34");
+    click(&mut h, "Register");
+    wait_for(&mut h, "Registration rejected");
+    step_until(&mut h, "Check again to have the keyboard", |h| button_focused(h, "Check again"));
+    env.server.services().terminals.set_state(&Actor::system(), mac, TerminalState::Approved).expect("approve");
+    h.key_press(egui::Key::Enter);
+    h.step();
+    wait_for(&mut h, "Classroom b101 · seat 34");
+}
+
+#[test]
+fn escape_closes_the_settings_and_the_connection_file_warning() {
+    let env = env();
+    let mut h = signed_in(&env, "02:00:00:00:00:35", "35");
+    click(&mut h, "Settings");
+    wait_for(&mut h, "SPICE viewer program");
+    h.key_press(egui::Key::Escape);
+    h.step();
+    h.step();
+    assert!(h.query_by_label("SPICE viewer program").is_none(), "Escape closed the settings");
+    click(&mut h, "Start");
+    wait_for(&mut h, "Running");
+    wait_for(&mut h, "Start: done");
+    step_until(&mut h, "the list to settle", |h| {
+        h.query_by_role_and_label(Role::Button, "Save connection file…")
+            .is_some_and(|b| !egui_kittest::kittest::NodeT::accesskit_node(&b).is_disabled())
+    });
+    click(&mut h, "Save connection file…");
+    wait_for(&mut h, "Keep it private");
+    h.key_press(egui::Key::Escape);
+    h.step();
+    h.step();
+    assert!(h.query_by_label_contains("Keep it private").is_none(), "Escape closed the warning");
+}
+
+#[test]
+fn a_started_desktop_shows_starting_until_its_guest_has_had_time_to_boot() {
+    let env = env();
+    env.runtime.block_on(env.server.create_desktop(STUDENT.0, "Lab PC"));
+    let mac = "02:00:00:00:00:36";
+    register_approved(&env, mac, "36");
+    let settings = Settings { boot_wait_secs: 2, ..env.settings() };
+    let mut h = app(&env, env.server.server.url(), mac, settings);
+    wait_for(&mut h, "Classroom b101 · seat 36");
+    log_in(&mut h, STUDENT.0, STUDENT.1);
+    wait_for(&mut h, "Off");
+    // Before the click: the click's own frames may already take the action's answer.
+    let started = Instant::now();
+    click(&mut h, "Start");
+    wait_for(&mut h, "Starting…");
+    assert!(h.query_by_label("Running").is_none(), "not running while it boots");
+    wait_for(&mut h, "Start: done");
+    // The server says it runs at once (the test double); the guest gets its 2 s.
+    step_until(&mut h, "the desktop to be shown running", |h| h.query_by_label("Running").is_some());
+    assert!(started.elapsed() >= Duration::from_secs(2), "shown running after {:?}", started.elapsed());
+    assert!(h.query_by_label("Starting…").is_none());
+}
+
+#[test]
+fn a_wait_shows_its_busy_sign_only_after_300_ms() {
+    let env = env();
+    // A server that takes connections and never answers.
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let url = format!("http://{}", hung.local_addr().expect("addr"));
+    // Before the harness: building it may already run the first frame, and the lookup.
+    let start = Instant::now();
+    let mut h = app(&env, url, "02:00:00:00:00:37", env.settings());
+    h.step();
+    wait_for(&mut h, "Contacting the server…");
+    if start.elapsed() < Duration::from_millis(250) {
+        assert!(h.query_all_by_role(Role::ProgressIndicator).next().is_none(), "no spinner before 300 ms");
+    }
+    std::thread::sleep(Duration::from_millis(350));
+    h.step();
+    assert!(h.query_all_by_role(Role::ProgressIndicator).next().is_some(), "a spinner after 300 ms");
+    drop(hung);
+}
+
+/// A stand-in viewer that records each start (`viewer.starts`, one line each, its
+/// standard input in `viewer.stdin.N`) and stays open until a file `viewer.drop`
+/// appears; then it says it lost the connection and ends with an error, as
+/// remote-viewer does when the network or the server goes.
+fn dropping_viewer(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("viewer");
+    std::fs::write(
+        &path,
+        "#!/bin/sh\necho start >> \"$0.starts\"\nn=$(wc -l < \"$0.starts\")\ncat > \"$0.stdin.$n\"\n\
+         while [ ! -e \"$0.drop\" ]; do sleep 0.05; done\nrm -f \"$0.drop\"\n\
+         echo 'Connection lost' >&2\nexit 1\n",
+    )
+    .expect("script");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    path
+}
+
+fn starts(dir: &std::path::Path) -> usize {
+    std::fs::read_to_string(dir.join("viewer.starts")).map_or(0, |text| text.lines().count())
+}
+
+#[test]
+fn reconnect_after_the_server_comes_back() {
+    let env = env();
+    let id = env.runtime.block_on(env.server.create_desktop(STUDENT.0, "Lab PC"));
+    let mac = "02:00:00:00:00:38";
+    register_approved(&env, mac, "38");
+    let dir = tempfile::tempdir().expect("dir");
+    let mut settings = env.settings();
+    settings.viewers.spice = dropping_viewer(dir.path()).display().to_string();
+    let mut h = app(&env, env.server.server.url(), mac, settings);
+    wait_for(&mut h, "Classroom b101 · seat 38");
+    log_in(&mut h, STUDENT.0, STUDENT.1);
+    wait_for(&mut h, "Off");
+    click(&mut h, "Start");
+    wait_for(&mut h, "Running");
+    click(&mut h, "Connect");
+    wait_for(&mut h, "Lab PC is open in the viewer.");
+    step_until(&mut h, "the viewer to start", |_| starts(dir.path()) == 1);
+
+    // The server goes (the viewer's connection with it), and stays away a while.
+    let Env { server, runtime } = env;
+    let stopped = runtime.block_on(server.stop());
+    std::fs::write(dir.path().join("viewer.drop"), "").expect("drop");
+    wait_for(&mut h, "The connection to Lab PC was lost.");
+    let away = Instant::now() + Duration::from_secs(4);
+    while Instant::now() < away {
+        h.step();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(starts(dir.path()), 1, "no viewer while the server is away");
+
+    // Back on the same address and data: the same desktop opens again, by itself.
+    let server = runtime.block_on(stopped.start());
+    step_until(&mut h, "the viewer to start again", |_| starts(dir.path()) == 2);
+    wait_for(&mut h, "Lab PC is open in the viewer.");
+    // The stand-in records its start before its standard input has all arrived.
+    let stdin = dir.path().join("viewer.stdin.2");
+    let ticket = format!("password=ticket-{id}\n");
+    step_until(&mut h, "the ticket on the viewer's stdin", |_| {
+        std::fs::read_to_string(&stdin).is_ok_and(|text| text.contains(&ticket))
+    });
+
+    // A viewer the student closes (a clean exit) is not reopened.
+    click(&mut h, "Log out");
+    wait_for(&mut h, "User name");
+    for _ in 0..20 {
+        h.step();
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(starts(dir.path()), 2);
+    drop(server);
+}
+
+#[test]
+fn the_login_shows_the_school_and_a_tile_shows_the_desktops_os_and_size() {
+    use thindesk_server::service::catalogue::Flavor;
+    let env = env();
+    env.runtime.block_on(env.server.add_image("Debian 12", thindesk_shared::ConnectionType::Spice, "student", "os-pw"));
+    let services = env.server.services().clone();
+    let flavor = Flavor { name: "medium".into(), vcpus: 2, ram_mib: 4096, disk_gib: 20 };
+    services.catalogue.add_flavor(&Actor::system(), &flavor).expect("flavor");
+    env.runtime.block_on(thindesk_tests::desktop_from_image(&services, STUDENT.0, "Lab PC", "Debian 12", "medium"));
+    let mac = "02:00:00:00:00:39";
+    register_approved(&env, mac, "39");
+    let settings = Settings { school_name: Some("Riverside Middle School".into()), ..env.settings() };
+    let mut h = app(&env, env.server.server.url(), mac, settings);
+    wait_for(&mut h, "Classroom b101 · seat 39");
+    assert!(h.query_all_by_label("Riverside Middle School").count() >= 1, "the school's name");
+    log_in(&mut h, STUDENT.0, STUDENT.1);
+    wait_for(&mut h, "Lab PC");
+    wait_for(&mut h, "Debian 12 · 2 CPU · 4 GB memory · 20 GB disk");
+    // One Connect a tile, wider than the power actions set apart below it.
+    let connect = h.get_by_role_and_label(Role::Button, "Connect").rect();
+    let start = h.get_by_role_and_label(Role::Button, "Start").rect();
+    assert!(connect.width() > 2.0 * start.width() && connect.bottom() < start.top(), "{connect:?} {start:?}");
+    click(&mut h, "简体中文");
+    wait_for(&mut h, "Debian 12 · 2 核处理器 · 4 GB 内存 · 20 GB 硬盘");
+}
+
+/// When the app's next frame is due, as its window's event loop learns it: each request
+/// for a repaint (now, or after a delay) that makes the next frame come sooner.
+fn frames_asked_for(h: &Harness<'_, App>) -> std::sync::Arc<std::sync::Mutex<Option<Instant>>> {
+    let due = std::sync::Arc::new(std::sync::Mutex::new(None::<Instant>));
+    let seen = due.clone();
+    h.ctx.set_request_repaint_callback(move |info| {
+        let at = Instant::now() + info.delay;
+        let mut due = seen.lock().expect("not poisoned");
+        *due = Some(due.map_or(at, |due| due.min(at)));
+    });
+    due
+}
+
+/// Runs the app as an event loop would for `time`: a frame only once one is due, none
+/// otherwise. Returns how many frames ran; stops early once `done` holds after a frame.
+fn run_as_event_loop(
+    h: &mut Harness<'_, App>,
+    due: &std::sync::Mutex<Option<Instant>>,
+    time: Duration,
+    mut done: impl FnMut(&Harness<'_, App>) -> bool,
+) -> usize {
+    let end = Instant::now() + time;
+    let mut frames = 0;
+    while Instant::now() < end {
+        let now = Instant::now();
+        let run = {
+            let mut due = due.lock().expect("not poisoned");
+            let run = due.is_some_and(|at| at <= now);
+            if run {
+                *due = None;
+            }
+            run
+        };
+        if run {
+            h.step();
+            frames += 1;
+            if done(h) {
+                break;
+            }
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    frames
+}
+
+#[test]
+fn an_unchanged_list_costs_no_frame_and_a_changed_one_is_shown() {
+    use thindesk_client::screens::desktops::DESKTOP_REFRESH;
+    let env = env();
+    let mut h = signed_in(&env, "02:00:00:00:00:26", "26");
+    let due = frames_asked_for(&h);
+    // The frames still asked for (the list just shown) run out.
+    *due.lock().expect("not poisoned") = Some(Instant::now());
+    run_as_event_loop(&mut h, &due, Duration::from_secs(2), |_| false);
+    // Two refreshes and a half, the list the same each time: not one frame.
+    let frames = run_as_event_loop(&mut h, &due, DESKTOP_REFRESH * 5 / 2, |_| false);
+    assert_eq!(frames, 0, "frames while nothing changed");
+    // A new desktop: the next refresh wakes the UI, and it is shown.
+    env.runtime.block_on(env.server.create_desktop(STUDENT.0, "Second PC"));
+    let shown = |h: &Harness<'_, App>| h.query_by_label_contains("Second PC").is_some();
+    let frames = run_as_event_loop(&mut h, &due, DESKTOP_REFRESH * 2, shown);
+    assert!(shown(&h), "the changed list was not shown");
+    assert!((1..=3).contains(&frames), "{frames} frames for the change");
+}
+
+#[test]
+fn an_unchanged_wait_for_approval_costs_no_frame_and_the_approval_is_shown() {
+    use thindesk_client::app::WAITING_POLL;
+    let env = env();
+    let mac = "02:00:00:00:00:27";
+    register_approved(&env, mac, "27");
+    let terminals = &env.server.services().terminals;
+    terminals.set_state(&Actor::system(), mac, TerminalState::Waiting).expect("waiting");
+    let mut h = harness(&env, mac);
+    wait_for(&mut h, "Waiting for approval");
+    let due = frames_asked_for(&h);
+    *due.lock().expect("not poisoned") = Some(Instant::now());
+    run_as_event_loop(&mut h, &due, Duration::from_secs(1), |_| false);
+    // Three polls and more, the terminal still waiting: not one frame.
+    let frames = run_as_event_loop(&mut h, &due, WAITING_POLL * 7 / 2, |_| false);
+    assert_eq!(frames, 0, "frames while nothing changed");
+    terminals.set_state(&Actor::system(), mac, TerminalState::Approved).expect("approved");
+    let shown = |h: &Harness<'_, App>| h.query_by_label_contains("Classroom b101 · seat 27").is_some();
+    let frames = run_as_event_loop(&mut h, &due, WAITING_POLL * 2, shown);
+    assert!(shown(&h), "the approval was not shown");
+    assert!((1..=3).contains(&frames), "{frames} frames for the approval");
 }

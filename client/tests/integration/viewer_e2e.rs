@@ -36,6 +36,9 @@ async fn connect_opens_the_demo_desktop_in_remote_viewer() {
     let plan = viewer::plan(&desktop, &ViewerPrograms::default(), false).expect("a SPICE plan");
     let ticket = desktop.connection_info[0].password.clone().expect("ticket");
     assert!(plan.stdin.contains(&ticket), "the ticket goes on stdin");
+    // TLS only, trusting the server's authority: no plain port for the viewer.
+    assert!(plan.stdin.contains("\ntls-port=") && plan.stdin.contains("\nsecure-channels=all\n"), "TLS");
+    assert!(plan.stdin.contains("\nca=-----BEGIN CERTIFICATE-----\\n") && !plan.stdin.contains("\nport="), "TLS");
     // `env` puts the viewer on the test's own screen; the plan is otherwise unchanged.
     let on_screen = Launch {
         program: "env".into(),
@@ -63,7 +66,7 @@ async fn connect_opens_the_demo_desktop_in_remote_viewer() {
     let (blue, argv, shot) = found;
     assert!(argv.contains("remote-viewer") && !argv.contains(&ticket), "no ticket in the viewer's argv: {argv}");
     eprintln!("remote-viewer shows the demo desktop ({blue} banner pixels): {}", shot.display());
-    let _ = child.kill().await;
+    let _ = child.child.kill().await;
     demo.stop().await;
 }
 
@@ -72,13 +75,9 @@ async fn connect_opens_the_demo_desktop_in_remote_viewer() {
 /// and the ticket it used is refused by the desktop's SPICE server.
 #[test]
 fn log_out_closes_remote_viewer_and_its_ticket_no_longer_opens_the_desktop() {
-    use crate::gui::{click, log_in, wait_for};
-    use egui_kittest::Harness;
+    use crate::gui::{click, launch, log_in, setup, wait_for};
     use egui_kittest::kittest::Queryable;
-    use std::time::Instant;
-    use thindesk_client::i18n::Lang;
-    use thindesk_client::settings::{Memory, Settings};
-    use thindesk_client::{App, Setup};
+    use thindesk_client::settings::Settings;
     use thindesk_tests::spice;
 
     if !util::vm_screen_tools_present("the client's hand-over end-to-end test", &["remote-viewer"]) {
@@ -93,8 +92,10 @@ fn log_out_closes_remote_viewer_and_its_ticket_no_longer_opens_the_desktop() {
     let spice = desktop.connection_info.iter().find(|c| c.password.is_some()).expect("a SPICE display").clone();
     let (port, ticket): (u16, String) =
         (spice.port.expect("port").parse().expect("a port"), spice.password.expect("ticket"));
+    let ca = spice.ca.expect("the display's authority");
     let serial = demo.data_dir().join(format!("vms/{}/serial.log", desktop.id));
     let url = demo.url();
+    let pin = thindesk_tests::certificate_fingerprint(demo.data_dir());
     // However the test ends, a failed assertion included, the demo's machine goes.
     let _demo = StopDemo { runtime: &runtime, demo: Some(demo) };
     vm::wait_until("the demo guest's banner", Duration::from_secs(120), || {
@@ -109,20 +110,10 @@ fn log_out_closes_remote_viewer_and_its_ticket_no_longer_opens_the_desktop() {
     std::fs::write(&wrapper, format!("#!/bin/sh\nDISPLAY={} exec remote-viewer \"$@\"\n", screen.display))
         .expect("wrapper");
     std::fs::set_permissions(&wrapper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).expect("chmod");
-    let mut settings = Settings::default();
+    let mut settings =
+        Settings { server_fingerprint: Some(pin.parse().expect("a fingerprint")), ..Settings::default() };
     settings.viewers.spice = wrapper.display().to_string();
-    let setup = Setup {
-        server: url,
-        mac: "02:00:00:00:00:E2".into(),
-        settings,
-        settings_path: None,
-        memory: Memory::in_memory(),
-        runtime: runtime.handle().clone(),
-        lang: Lang::En,
-        demo_hint: None,
-        started: Instant::now(),
-    };
-    let mut h = Harness::builder().with_size([960.0, 720.0]).build_eframe(move |cc| App::new(cc, setup));
+    let mut h = launch(setup(&runtime, url, "02:00:00:00:00:E2", settings));
     // The demo registers terminals at once.
     wait_for(&mut h, "Register this terminal");
     h.get_by_label("Seat number").type_text("42");
@@ -153,7 +144,7 @@ fn log_out_closes_remote_viewer_and_its_ticket_no_longer_opens_the_desktop() {
     // desktop a new ticket, within moments.
     vm::wait_until("the old ticket to be refused", Duration::from_secs(10), || {
         h.step();
-        spice::try_ticket(port, &ticket).expect("a SPICE handshake") == spice::Verdict::Refused(7)
+        spice::try_ticket(port, &ca, &ticket).expect("a SPICE handshake") == spice::Verdict::Refused(7)
     });
 }
 

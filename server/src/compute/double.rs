@@ -2,10 +2,13 @@
 //! state machine a real one would and records every operation, so tests can assert
 //! what the service asked for. Never used by the shipped server.
 
-use super::{Compute, ComputeError, Display, GuestAccount, MachineSpec, MachineView, PowerOp};
+use super::{Compute, ComputeError, Display, GuestAccount, MachineSpec, MachineView, PowerOp, SpiceTls};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use thindesk_shared::{DesktopStatus, Secret};
+
+/// What the double's displays say their authority is (no display listens).
+pub const TEST_CA: &str = "-----BEGIN CERTIFICATE-----\nVGVzdENvbXB1dGU=\n-----END CERTIFICATE-----\n";
 
 #[derive(Debug, Default)]
 pub struct TestCompute {
@@ -61,7 +64,14 @@ impl TestCompute {
         let generation = self.tickets.lock().map(|t| t.get(desktop_id).copied().unwrap_or(1)).unwrap_or(1);
         let ticket =
             if generation == 1 { format!("ticket-{desktop_id}") } else { format!("ticket-{desktop_id}-{generation}") };
-        Display { spice_port: 5900 + offset, spice_ticket: Secret::new(ticket), rdp_port: None }
+        // Machines of RDP images have an RDP port too, as the QEMU driver gives them.
+        let rdp = self.spec(desktop_id).is_some_and(|spec| spec.rdp);
+        Display {
+            spice_port: 5900 + offset,
+            spice_ticket: Secret::new(ticket),
+            rdp_port: rdp.then_some(3389 + offset),
+            spice_tls: Some(SpiceTls { ca: TEST_CA.into(), host_subject: "O=thindesk,CN=test double".into() }),
+        }
     }
 }
 

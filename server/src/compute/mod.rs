@@ -36,11 +36,27 @@ pub enum PowerOp {
 /// How a terminal reaches a running machine's display.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Display {
+    /// With [`Display::spice_tls`], SPICE's TLS port (and there is no other).
     pub spice_port: u16,
     /// Per-machine SPICE ticket; never empty.
     pub spice_ticket: Secret,
     /// Host port forwarded to the guest's RDP port, for images that speak RDP.
     pub rdp_port: Option<u16>,
+    /// What a viewer must check of the display's certificate: `None` for a display
+    /// without TLS (a machine started by a server from before SPICE over TLS, until
+    /// its next start; the test double).
+    pub spice_tls: Option<SpiceTls>,
+}
+
+/// The certificate a machine's SPICE display presents, as a viewer checks it: the
+/// authority that signed it and its subject, both as they were when the machine
+/// started (a certificate imported later reaches the display at its next start).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SpiceTls {
+    /// The authority's certificate, PEM.
+    pub ca: String,
+    /// The display certificate's subject, as virt-viewer's `host-subject` takes it.
+    pub host_subject: String,
 }
 
 /// What the driver knows of one machine right now.

@@ -12,6 +12,7 @@ mod openapi;
 pub mod reply;
 pub mod serve;
 
+use crate::config::PlainHttp;
 use crate::service::{ServiceError, Services};
 use reply::{ApiError, HttpError, reject};
 use std::collections::HashMap;
@@ -30,6 +31,10 @@ pub struct AppState {
     pub console: Arc<console::ConsoleState>,
     /// `Config::password_change_by_token`.
     pub password_change_by_token: bool,
+    /// Who may send credentials in plain HTTP.
+    pub plain_http: PlainHttp,
+    /// `DATA_DIR/tls`: the console shows the certificate terminals pin.
+    pub tls_dir: std::path::PathBuf,
 }
 
 /// Who is knocking: the raw `Authorization` value and the peer's address. Checking
@@ -44,7 +49,8 @@ pub struct Caller {
 /// Every route of the server, with errors recovered into JSend replies and each
 /// request logged (method, path, status, time; never headers or bodies).
 pub fn routes(state: AppState) -> impl Filter<Extract = (impl Reply,), Error = Infallible> + Clone {
-    v1_routes(state).recover(reply::recover).with(warp::log::custom(|info| {
+    let plain_http = state.plain_http;
+    plain_http_guard(plain_http).and(v1_routes(state)).recover(reply::recover).with(warp::log::custom(|info| {
         tracing::info!(
             method = %info.method(),
             path = info.path(),
@@ -190,6 +196,53 @@ fn v1_routes(state: AppState) -> BoxedFilter<(warp::reply::Response,)> {
         .or(cloud_api)
         .unify()
         .boxed()
+}
+
+/// CONTRACT.md, "Encryption in transit": in plain HTTP from anywhere but loopback,
+/// a request that carries credentials (an `Authorization` or `X-Api-Key` header, the
+/// console's session cookie) is refused with 426, and the console's pages move to
+/// HTTPS; unless `plain_http = "allow"`. Requests over TLS, and from loopback, pass.
+fn plain_http_guard(policy: PlainHttp) -> impl Filter<Extract = (), Error = Rejection> + Clone {
+    warp::ext::optional::<serve::Transport>()
+        .and(peer())
+        .and(warp::method())
+        .and(warp::path::full())
+        .and(warp::query::raw().or(warp::any().map(String::new)).unify())
+        .and(warp::header::headers_cloned())
+        .and_then(
+            move |transport: Option<serve::Transport>,
+                  remote: Option<SocketAddr>,
+                  method: Method,
+                  path: warp::path::FullPath,
+                  query: String,
+                  headers: warp::http::HeaderMap| async move {
+                let trusted = policy == PlainHttp::Allow
+                    || transport == Some(serve::Transport::Tls)
+                    || remote.is_some_and(|r| r.ip().to_canonical().is_loopback());
+                if trusted {
+                    return Ok(());
+                }
+                let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or_default();
+                let mut https = format!("https://{host}{}", path.as_str());
+                if !query.is_empty() {
+                    https.push('?');
+                    https.push_str(&query);
+                }
+                let console = path.as_str() == "/admin" || path.as_str().starts_with("/admin/");
+                if console && (method == Method::GET || method == Method::HEAD) && !host.is_empty() {
+                    return Err(reject(HttpError::MovedToHttps { location: https }));
+                }
+                let session = headers.get_all("cookie").iter().filter_map(|c| c.to_str().ok()).any(|cookies| {
+                    cookies.split(';').any(|pair| pair.trim().starts_with(&format!("{}=", console::SESSION_COOKIE)))
+                });
+                let credentials = headers.contains_key("authorization") || headers.contains_key("x-api-key") || session;
+                if credentials || console {
+                    return Err(reject(HttpError::HttpsRequired { https }));
+                }
+                Ok(())
+            },
+        )
+        .untuple_one()
 }
 
 /// Passes requests whose method is in `allowed`, and answers 405 (with `Allow`) for the

@@ -30,6 +30,13 @@ pub enum HttpError {
     MalformedForm(String),
     #[error("no such endpoint")]
     NoRoute,
+    /// Credentials in plain HTTP from the network (CONTRACT.md, "Encryption in
+    /// transit").
+    #[error("credentials are only taken over HTTPS here: use {https}")]
+    HttpsRequired { https: String },
+    /// The console, asked for in plain HTTP from the network.
+    #[error("the console is served over HTTPS: {location}")]
+    MovedToHttps { location: String },
 }
 
 /// Anything a handler or filter refuses a request with.
@@ -82,6 +89,12 @@ pub struct ThrottledFail {
 }
 
 /// The endpoint does not take this method (405); `Allow` lists those it takes.
+/// Credentials sent in plain HTTP from the network (426): where to send them instead.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TransportFail {
+    pub transport: String,
+}
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MethodFail {
     pub method: String,
@@ -252,6 +265,18 @@ fn http_response(e: &HttpError) -> Response {
         }
         HttpError::MalformedJson(_) | HttpError::UnreadableBody(_) | HttpError::MalformedForm(_) => {
             fail(StatusCode::BAD_REQUEST, BodyFail { body: e.to_string() })
+        }
+        HttpError::HttpsRequired { .. } => {
+            let mut response = fail(StatusCode::UPGRADE_REQUIRED, TransportFail { transport: e.to_string() });
+            response.headers_mut().insert(header::UPGRADE, HeaderValue::from_static("TLS/1.2, HTTP/1.1"));
+            response
+        }
+        HttpError::MovedToHttps { location } => {
+            let mut response = fail(StatusCode::PERMANENT_REDIRECT, TransportFail { transport: e.to_string() });
+            if let Ok(value) = HeaderValue::from_str(location) {
+                response.headers_mut().insert(header::LOCATION, value);
+            }
+            response
         }
     }
 }

@@ -243,6 +243,9 @@ impl Cloud {
                     spice_port: display.spice_port,
                     spice_password: display.spice_ticket.expose().to_owned(),
                     rdp_port: display.rdp_port,
+                    spice_tls_port: display.spice_tls.is_some().then_some(display.spice_port),
+                    spice_ca: display.spice_tls.as_ref().map(|tls| tls.ca.clone()),
+                    spice_host_subject: display.spice_tls.map(|tls| tls.host_subject),
                 })
             }
             Err(error) => {
@@ -356,6 +359,9 @@ impl Cloud {
             vm_ip: self.public_address.clone(),
             spice_port: display.as_ref().map(|d| d.spice_port),
             rdp_port: display.as_ref().and_then(|d| d.rdp_port),
+            spice_tls_port: display.as_ref().filter(|d| d.spice_tls.is_some()).map(|d| d.spice_port),
+            spice_ca: display.as_ref().and_then(|d| d.spice_tls.as_ref()).map(|tls| tls.ca.clone()),
+            spice_host_subject: display.as_ref().and_then(|d| d.spice_tls.as_ref()).map(|tls| tls.host_subject.clone()),
             spice_password: display.map(|d| d.spice_ticket.expose().to_owned()),
             created_at: iso8601(record.created_at),
         }

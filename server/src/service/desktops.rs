@@ -11,7 +11,9 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use thindesk_shared::admin::DesktopSummary;
-use thindesk_shared::{ConnectionInfo, ConnectionType, Desktop, DesktopAction, DesktopStatus, Policy, Secret};
+use thindesk_shared::{
+    ConnectionInfo, ConnectionType, Desktop, DesktopAction, DesktopSize, DesktopStatus, Policy, Secret,
+};
 
 /// What an administrator decides when creating a desktop.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -482,18 +484,41 @@ impl Desktops {
                     ip: self.public_address.clone(),
                     port: Some(rdp_port.to_string()),
                     password: None,
+                    tls_port: None,
+                    ca: None,
+                    host_subject: None,
+                    secure_channels: None,
                 });
             }
+            let port = display.spice_port.to_string();
+            let tls = display.spice_tls;
             connection_info.push(ConnectionInfo {
                 kind: ConnectionType::Spice,
                 ip: self.public_address.clone(),
-                port: Some(display.spice_port.to_string()),
+                tls_port: tls.is_some().then(|| port.clone()),
+                port: Some(port),
                 password: Some(display.spice_ticket.expose().to_owned()),
+                secure_channels: tls.is_some().then(|| "all".to_owned()),
+                ca: tls.as_ref().map(|tls| tls.ca.clone()),
+                host_subject: tls.map(|tls| tls.host_subject),
             });
         }
+        // The flavor's size, for the student's tile; a flavor gone from the catalogue
+        // (or a store that cannot say) shows none.
+        let size = record.flavor.as_deref().and_then(|name| match self.store.flavor_by_name(name) {
+            Ok(flavor) => {
+                flavor.map(|f| DesktopSize { flavor: f.name, vcpus: f.vcpus, ram_mib: f.ram_mib, disk_gib: f.disk_gib })
+            }
+            Err(error) => {
+                tracing::warn!(%error, flavor = name, "cannot read a desktop's flavor");
+                None
+            }
+        });
         Desktop {
             id: record.id,
             name: record.name,
+            image: record.image,
+            size,
             status,
             os_username: record.os_username,
             os_password: record.os_password.expose().to_owned(),
@@ -776,6 +801,11 @@ mod tests {
         assert_eq!(spice.kind, ConnectionType::Spice);
         assert_eq!(spice.ip, "10.0.0.1");
         assert!(spice.password.as_deref().is_some_and(|p| !p.is_empty()));
+        // TLS only: the port is the TLS port, with what the viewer must check.
+        assert_eq!(spice.tls_port, spice.port);
+        assert_eq!(spice.ca.as_deref(), Some(crate::compute::double::TEST_CA));
+        assert_eq!(spice.host_subject.as_deref(), Some("O=thindesk,CN=test double"));
+        assert_eq!(spice.secure_channels.as_deref(), Some("all"));
     }
 
     #[test]

@@ -134,7 +134,8 @@ mod tests {
             os_password: Some(secret()),
             ..desktops::DesktopSpec::from_catalogue("d", "kim", "xubuntu", "m1.small")
         };
-        let display = crate::compute::Display { spice_port: 5900, spice_ticket: secret(), rdp_port: None };
+        let display =
+            crate::compute::Display { spice_port: 5900, spice_ticket: secret(), rdp_port: None, spice_tls: None };
         let shown = [
             format!("{image:?}"),
             format!("{desktop:?}"),

@@ -72,12 +72,16 @@ async fn launched_exam_machines_run_are_cut_off_when_asked_and_are_freed_by_dest
     assert_eq!(exam["vm_ip"], "127.0.0.1");
     let spice_port = port(&exam, "spice_port");
     let ticket = exam["spice_password"].as_str().expect("ticket").to_owned();
+    // TLS only: the answer names the TLS port (the only one) and the authority.
+    assert_eq!(port(&exam, "spice_tls_port"), spice_port, "{exam}");
+    let ca = exam["spice_ca"].as_str().expect("the display's authority").to_owned();
+    assert!(exam["spice_host_subject"].as_str().is_some_and(|s| s.contains("CN=")), "{exam}");
     assert_eq!(
-        spice::try_ticket(spice_port, &ticket).expect("link"),
+        spice::try_ticket(spice_port, &ca, &ticket).expect("link"),
         Verdict::Accepted,
         "the answer's ticket opens it"
     );
-    assert_eq!(spice::try_ticket(spice_port, "not-the-ticket").expect("link"), Verdict::Refused(7));
+    assert_eq!(spice::try_ticket(spice_port, &ca, "not-the-ticket").expect("link"), Verdict::Refused(7));
     assert!(exam.get("rdp_port").is_none(), "a SPICE image forwards no RDP port: {exam}");
 
     let teacher = host.cloud(&launch("demo-rdp", "true", "teacher_installs")).await.body;
@@ -189,7 +193,8 @@ async fn a_catalogue_desktop_starts_on_request_shows_its_ticket_and_is_destroyed
     let spice_entry = &desktop["connection_info"][0];
     let spice_port: u16 = spice_entry["port"].as_str().and_then(|p| p.parse().ok()).expect("port");
     let ticket = spice_entry["password"].as_str().expect("ticket");
-    assert_eq!(spice::try_ticket(spice_port, ticket).expect("link"), Verdict::Accepted);
+    let ca = spice_entry["ca"].as_str().expect("the display's authority");
+    assert_eq!(spice::try_ticket(spice_port, ca, ticket).expect("link"), Verdict::Accepted);
     serial(&host, &id, "thindesk-demo name=Lab desktop").await;
 
     let pid = host.compute.pid(&id).expect("pid");

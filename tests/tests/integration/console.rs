@@ -344,3 +344,20 @@ async fn a_bad_csv_upload_shows_every_bad_line_and_imports_nothing() {
     post(upload("name,password\nann,ann-password\n")).await.expect("post");
     assert_eq!(server.get("/users/me/is_administrator", Some(&basic("ann", "ann-password"))).await.data(), "false");
 }
+
+#[tokio::test]
+async fn the_overview_shows_the_certificate_fingerprint_terminals_pin() {
+    let server = TestServer::start().await;
+    let (session, _) = admin_session(&server).await;
+    let page = client()
+        .get(server.url("/admin/"))
+        .header("Cookie", format!("td_session={session}"))
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = page.text().await.expect("html");
+    let fingerprint = server.fingerprint();
+    assert_eq!(fingerprint.len(), 95, "{fingerprint}");
+    assert!(html.contains(&format!("<code class=\"fingerprint\">{fingerprint}</code>")), "{html}");
+}

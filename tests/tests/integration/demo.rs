@@ -28,7 +28,8 @@ async fn the_demo_has_a_running_desktop_for_its_student_and_cleans_up_after_itse
     assert_eq!(spice_entry["ip"], "127.0.0.1");
     let port: u16 = spice_entry["port"].as_str().and_then(|p| p.parse().ok()).expect("port");
     let ticket = spice_entry["password"].as_str().expect("ticket").to_owned();
-    let verdict = tokio::task::spawn_blocking(move || spice::try_ticket(port, &ticket)).await.expect("joined");
+    let ca = spice_entry["ca"].as_str().expect("the display's authority").to_owned();
+    let verdict = tokio::task::spawn_blocking(move || spice::try_ticket(port, &ca, &ticket)).await.expect("joined");
     assert_eq!(verdict.expect("link"), Verdict::Accepted);
     let pid: u32 = std::fs::read_to_string(data_dir.join(format!("vms/{}/qemu.pid", demo.desktop_id)))
         .expect("pid file")

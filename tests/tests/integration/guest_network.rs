@@ -25,6 +25,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
+use thindesk_tests::netns::{self, Namespace};
 use thindesk_tests::vm::{self, Hello, Probed, Target};
 
 const TEST: &str = "the guest network test";
@@ -43,11 +44,6 @@ fn server_binary() -> PathBuf {
     binary
 }
 
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .is_ok_and(|status| status.lines().any(|line| line.split_whitespace().take(2).eq(["Uid:", "0"])))
-}
-
 /// The uid and gid of `user`, if there is one.
 fn ids(user: &str) -> Option<(u32, u32)> {
     let id = |flag: &str| {
@@ -63,7 +59,7 @@ fn prerequisites() -> bool {
     if !vm::tools_present(TEST, &tools) {
         return false;
     }
-    let problem = if !is_root() {
+    let problem = if !netns::is_root() {
         Some("must run as root: it runs the server as thindesk and makes a network namespace".to_owned())
     } else if ids(USER).is_none() {
         Some(format!("needs the {USER} user (sudo bash assets/install-packages.sh makes it)"))
@@ -73,50 +69,28 @@ fn prerequisites() -> bool {
     vm::prerequisite(TEST, problem)
 }
 
-fn ip(arguments: &[&str]) {
-    let output = Command::new("ip").args(arguments).stdin(Stdio::null()).output().expect("ip runs");
-    assert!(output.status.success(), "ip {arguments:?}: {}", String::from_utf8_lossy(&output.stderr));
-}
-
-/// A host on another network: a network namespace behind a veth pair, with a TCP
-/// service that answers every connection with a banner.
+/// A host on another network, with a TCP service that answers every connection with
+/// a banner.
 struct Outside {
-    namespace: String,
-    /// The service's address, in the namespace.
-    address: Ipv4Addr,
-    /// This host's end of the pair: one more address of the host.
-    host_side: Ipv4Addr,
+    namespace: Namespace,
     port: u16,
     listener: Child,
 }
 
 impl Outside {
     fn new(banner: &str) -> Self {
-        let pid = std::process::id();
-        let namespace = format!("tdg{pid}");
-        let (host_link, outside_link) = (format!("tdg{pid}h"), format!("tdg{pid}o"));
-        // A /30 of 10.254.0.0/16 of this process's own.
-        let block = (pid % 16384) * 4;
-        let net = |last: u32| Ipv4Addr::new(10, 254, (block >> 8) as u8, ((block & 0xff) + last) as u8);
-        let (host_side, address) = (net(1), net(2));
-        let _ = Command::new("ip").args(["netns", "del", &namespace]).stderr(Stdio::null()).status();
-        let _ = Command::new("ip").args(["link", "del", &host_link]).stderr(Stdio::null()).status();
-        ip(&["netns", "add", &namespace]);
-        ip(&["link", "add", &host_link, "type", "veth", "peer", "name", &outside_link, "netns", &namespace]);
-        ip(&["addr", "add", &format!("{host_side}/30"), "dev", &host_link]);
-        ip(&["link", "set", &host_link, "up"]);
-        ip(&["-n", &namespace, "addr", "add", &format!("{address}/30"), "dev", &outside_link]);
-        ip(&["-n", &namespace, "link", "set", &outside_link, "up"]);
-        ip(&["-n", &namespace, "link", "set", "lo", "up"]);
+        let namespace = Namespace::new("tdg", 254);
         let port = 7777;
-        let listener = Command::new("ip")
-            .args(["netns", "exec", &namespace, "busybox", "nc", "-ll", "-p", &port.to_string(), "-e", "echo", banner])
+        let listener = namespace
+            .command("busybox")
+            .args(["nc", "-ll", "-p", &port.to_string(), "-e", "echo", banner])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("the outside service starts");
-        let outside = Self { namespace, address, host_side, port, listener };
+        let address = namespace.address;
+        let outside = Self { namespace, port, listener };
         vm::wait_until("the outside service", Duration::from_secs(20), || {
             read_banner(SocketAddr::new(IpAddr::V4(address), port)).is_some_and(|answer| answer == banner)
         });
@@ -128,8 +102,6 @@ impl Drop for Outside {
     fn drop(&mut self) {
         let _ = self.listener.kill();
         let _ = self.listener.wait();
-        // Deleting the namespace deletes the pair.
-        let _ = Command::new("ip").args(["netns", "del", &self.namespace]).status();
     }
 }
 
@@ -388,13 +360,13 @@ fn guests_reach_outside_networks_only_and_never_this_host() {
     // RDP port forwarded to its guest, which answers "thindesk-demo victim".
     let (victim, victim_spice, victim_rdp) = server.launch("demo-rdp", false, "victim");
 
-    let host = IpAddr::V4(default_route_address().unwrap_or(outside.host_side));
+    let host = IpAddr::V4(default_route_address().unwrap_or(outside.namespace.host_side));
     let loopback = IpAddr::V4(Ipv4Addr::LOCALHOST);
     let targets = vec![
         Target::new("api-gateway", GATEWAY, http_port, Hello::Http),
         Target::new("api-loopback", loopback, http_port, Hello::Http),
         Target::new("api-host", host, http_port, Hello::Http),
-        Target::new("api-veth", IpAddr::V4(outside.host_side), http_port, Hello::Http),
+        Target::new("api-veth", IpAddr::V4(outside.namespace.host_side), http_port, Hello::Http),
         Target::new("spice-gateway", GATEWAY, victim_spice, Hello::Spice),
         Target::new("spice-host", host, victim_spice, Hello::Spice),
         Target::new("rdp-gateway", GATEWAY, victim_rdp, Hello::None),
@@ -403,7 +375,7 @@ fn guests_reach_outside_networks_only_and_never_this_host() {
         Target::new("ssh-host", host, ssh.port, Hello::None),
         Target::new("udp-gateway", GATEWAY, udp.port, Hello::Udp),
         Target::new("udp-host", host, udp.port, Hello::Udp),
-        Target::new("outside", IpAddr::V4(outside.address), outside.port, Hello::None),
+        Target::new("outside", IpAddr::V4(outside.namespace.address), outside.port, Hello::None),
     ];
     server.add_image("probe", &vm::probe_image(server.dir.path(), &targets));
     let (with_internet, _, with_internet_rdp) = server.launch("probe", true, "probe-internet");
@@ -441,17 +413,16 @@ fn guests_reach_outside_networks_only_and_never_this_host() {
     // The control: from the host itself every one of those services answers, so the
     // probes' "no" is their network's doing, not a dead service.
     server.wait_for_serial(&victim, "thindesk-demo banner", PROBE_LIMIT);
+    let ca = std::fs::read_to_string(server.dir.path().join("data/tls/ca-cert.pem")).expect("the server's authority");
     for address in [loopback, host] {
         let victim_rdp = read_banner(SocketAddr::new(address, victim_rdp));
         assert_eq!(victim_rdp.as_deref(), Some("thindesk-demo victim"), "the victim's RDP port on {address}");
         let ssh_banner = read_banner(SocketAddr::new(address, ssh.port)).unwrap_or_default();
         assert!(ssh_banner.starts_with("SSH-2.0-thindesk-stand-in-"), "the stand-in SSH on {address}: {ssh_banner:?}");
-        let mut spice = TcpStream::connect((address, victim_spice)).expect("the victim's SPICE port");
-        spice.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-        spice.write_all(b"REDQ\x02\0\0\0\x02\0\0\0\x12\0\0\0\0\0\0\0\x01\0\0\0\0\0\0\0\0\0\x12\0\0\0").expect("link");
-        let mut magic = [0u8; 4];
-        spice.read_exact(&mut magic).expect("SPICE answers");
-        assert_eq!(&magic, b"REDQ", "SPICE on {address}");
+        // SPICE speaks TLS only: a link over TLS, trusting the server's authority, gets
+        // SPICE's verdict on a ticket.
+        let spice = thindesk_tests::spice::try_ticket_at(SocketAddr::new(address, victim_spice), &ca, "not-it");
+        assert_eq!(spice.expect("SPICE answers over TLS"), thindesk_tests::spice::Verdict::Refused(7), "on {address}");
         let api = server.runtime.block_on(reqwest::get(format!("http://{address}:{http_port}/api/v1.0/token")));
         assert_eq!(api.expect("the API answers").status(), 401, "the API on {address}");
     }

@@ -23,4 +23,5 @@ mod qemu;
 mod restart;
 mod seed_client;
 mod tickets;
+mod transport;
 mod viewer;

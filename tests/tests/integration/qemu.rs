@@ -28,10 +28,16 @@ fn a_machine_boots_the_demo_image_and_goes_through_its_power_cycle() {
     assert_eq!(view.status, DesktopStatus::Active);
     let display = view.display.expect("a running machine has a display");
     assert!(vm::port_open(display.spice_port), "SPICE listens on {}", display.spice_port);
+    let tls = display.spice_tls.clone().expect("the display speaks TLS");
+    let ca = tls.ca.as_str();
     assert!(display.spice_ticket.expose().len() >= 20, "the ticket is long enough to resist guessing");
-    assert_eq!(spice::try_ticket(display.spice_port, display.spice_ticket.expose()).expect("link"), Verdict::Accepted);
-    assert_eq!(spice::try_ticket(display.spice_port, "not-the-ticket").expect("link"), Verdict::Refused(7));
-    assert_eq!(spice::try_ticket(display.spice_port, "").expect("link"), Verdict::Refused(7));
+    assert_eq!(
+        spice::try_ticket(display.spice_port, ca, display.spice_ticket.expose()).expect("link"),
+        Verdict::Accepted
+    );
+    assert_eq!(spice::try_ticket(display.spice_port, ca, "not-the-ticket").expect("link"), Verdict::Refused(7));
+    assert_eq!(spice::try_ticket(display.spice_port, ca, "").expect("link"), Verdict::Refused(7));
+    the_display_speaks_tls_only(&state, &compute, "cycle", display.spice_port, &tls);
     vm::wait_for_serial(&compute, "cycle", "thindesk-demo name=Exam seat 7");
 
     // The ticket is on no command line: not QEMU's, not anyone's.
@@ -54,6 +60,7 @@ fn a_machine_boots_the_demo_image_and_goes_through_its_power_cycle() {
     let log = compute.serial_log("cycle").expect("log");
     assert!(log.contains("thindesk-demo: ACPI power button, powering off"), "a graceful shutdown: {log}");
     assert!(!vm::port_open(display.spice_port), "the SPICE port is free again");
+    assert!(!state.path().join("vms/cycle/tls").exists(), "the key's copy goes with the run");
     let view = compute.inspect("cycle").expect("inspect");
     assert_eq!(view.status, DesktopStatus::Shutoff);
     assert!(view.display.is_none());
@@ -62,19 +69,28 @@ fn a_machine_boots_the_demo_image_and_goes_through_its_power_cycle() {
     compute.power("cycle", PowerOp::Start).expect("start again");
     let again = compute.inspect("cycle").expect("inspect").display.expect("display");
     assert_ne!(again.spice_ticket, display.spice_ticket);
-    assert_eq!(spice::try_ticket(again.spice_port, display.spice_ticket.expose()).expect("link"), Verdict::Refused(7));
-    assert_eq!(spice::try_ticket(again.spice_port, again.spice_ticket.expose()).expect("link"), Verdict::Accepted);
+    assert_eq!(
+        spice::try_ticket(again.spice_port, ca, display.spice_ticket.expose()).expect("link"),
+        Verdict::Refused(7)
+    );
+    assert_eq!(spice::try_ticket(again.spice_port, ca, again.spice_ticket.expose()).expect("link"), Verdict::Accepted);
     let pid = compute.pid("cycle").expect("pid");
 
     // A new ticket cuts the session open on the old one, and only the new one works.
-    let session = spice::open_session(again.spice_port, again.spice_ticket.expose()).expect("a session");
+    let session = spice::open_session(again.spice_port, ca, again.spice_ticket.expose()).expect("a session");
     compute.new_ticket("cycle").expect("new ticket");
     assert!(spice::cut_within(session, Duration::from_secs(10)), "the open session is cut");
     let renewed = compute.inspect("cycle").expect("inspect").display.expect("display");
     assert_eq!(renewed.spice_port, again.spice_port, "same display, new ticket");
     assert_ne!(renewed.spice_ticket, again.spice_ticket);
-    assert_eq!(spice::try_ticket(again.spice_port, again.spice_ticket.expose()).expect("link"), Verdict::Refused(7));
-    assert_eq!(spice::try_ticket(again.spice_port, renewed.spice_ticket.expose()).expect("link"), Verdict::Accepted);
+    assert_eq!(
+        spice::try_ticket(again.spice_port, ca, again.spice_ticket.expose()).expect("link"),
+        Verdict::Refused(7)
+    );
+    assert_eq!(
+        spice::try_ticket(again.spice_port, ca, renewed.spice_ticket.expose()).expect("link"),
+        Verdict::Accepted
+    );
 
     // Power off is at once, whatever the guest does, and frees the display.
     let again_port = again.spice_port;
@@ -91,6 +107,46 @@ fn a_machine_boots_the_demo_image_and_goes_through_its_power_cycle() {
     assert!(!state.path().join("vms/cycle").exists(), "overlay and state are gone");
     assert!(matches!(compute.inspect("cycle"), Err(ComputeError::NoSuchMachine(_))));
     assert!(matches!(compute.destroy("cycle"), Err(ComputeError::NoSuchMachine(_))));
+}
+
+/// A running machine's display: TLS with the server's certificate (the subject and
+/// authority the display is said to have), no plain SPICE, nothing signed by another
+/// authority, and its copy of the key owner-only.
+fn the_display_speaks_tls_only(
+    state: &tempfile::TempDir,
+    compute: &QemuCompute,
+    id: &str,
+    port: u16,
+    tls: &thindesk_server::compute::SpiceTls,
+) {
+    let server = thindesk_server::tls::show(&state.path().join("tls")).expect("the server's identity");
+    assert_eq!(tls.host_subject, server.subject);
+    let issued = std::fs::read_to_string(state.path().join("tls/ca-cert.pem")).expect("ca");
+    assert_eq!(tls.ca, issued, "the authority the server issued");
+
+    let answer = spice::plain_link_answer(port).expect("connects");
+    assert!(!answer.starts_with(b"REDQ"), "a link in the clear gets no SPICE answer: {answer:?}");
+    eprintln!("a SPICE link in the clear was answered with {} bytes: {answer:02x?}", answer.len());
+    let elsewhere = tempfile::tempdir().expect("dir");
+    let other = thindesk_server::tls::ensure(&elsewhere.path().join("tls"), &["127.0.0.1".into()]).expect("other");
+    assert_ne!(other.ca_fingerprint, server.ca_fingerprint);
+    let other_ca = std::fs::read_to_string(elsewhere.path().join("tls/ca-cert.pem")).expect("other ca");
+    let refused = spice::try_ticket(port, &other_ca, "anything").expect_err("another authority's trust fails");
+    assert_eq!(refused.kind(), std::io::ErrorKind::InvalidData, "{refused}");
+
+    let pid = compute.pid(id).expect("pid");
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).expect("cmdline");
+    let arguments: Vec<String> = cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+    let spice_option = arguments.iter().skip_while(|a| *a != "-spice").nth(1).expect("-spice");
+    let options: Vec<&str> = spice_option.split(',').collect();
+    assert!(options.contains(&format!("tls-port={port}").as_str()), "{spice_option}");
+    assert!(!options.iter().any(|o| o.starts_with("port=")), "no plain port: {spice_option}");
+    use std::os::unix::fs::PermissionsExt;
+    let copy = state.path().join(format!("vms/{id}/tls"));
+    let mode = |path: &std::path::Path| std::fs::metadata(path).expect("metadata").permissions().mode() & 0o777;
+    assert_eq!(mode(&copy), 0o700);
+    assert_eq!(mode(&copy.join("server-key.pem")), 0o600, "the key is the owner's alone");
+    assert!(!copy.join("ca-key.pem").exists(), "the authority's key stays with the server");
 }
 
 #[test]

@@ -43,6 +43,7 @@ async fn machines_survive_a_server_crash_and_the_next_server_finds_them() {
     let vm_id = launched["vm_id"].as_str().expect("vm_id").to_owned();
     let ticket = launched["spice_password"].as_str().expect("ticket").to_owned();
     let spice_port = launched["spice_port"].as_u64().expect("port") as u16;
+    let ca = launched["spice_ca"].as_str().expect("the display's authority").to_owned();
 
     let listed = student(&setup.url, reqwest::Method::GET, "/users/me/desktops", None).await;
     let desktop_id = listed["data"]["desktop_list"][0]["id"].as_str().expect("desktop").to_owned();
@@ -59,7 +60,7 @@ async fn machines_survive_a_server_crash_and_the_next_server_finds_them() {
     // The server crashes. Its machines do not.
     server.kill("-KILL");
     assert!(vm::process_alive(exam_pid) && vm::process_alive(desktop_pid), "machines outlive the server");
-    assert_eq!(spice::try_ticket(spice_port, &ticket).expect("link"), Verdict::Accepted);
+    assert_eq!(spice::try_ticket(spice_port, &ca, &ticket).expect("link"), Verdict::Accepted);
     // While it is down, the desktop's machine dies too.
     assert!(Command::new("kill").args(["-KILL", &desktop_pid.to_string()]).status().expect("kill").success());
     vm::wait_until("the desktop's QEMU to exit", Duration::from_secs(30), || !vm::process_alive(desktop_pid));
@@ -73,7 +74,7 @@ async fn machines_survive_a_server_crash_and_the_next_server_finds_them() {
     assert_eq!(queried["ret_code"], 0, "{queried}");
     assert_eq!(queried["status"], "ACTIVE", "{queried}");
     assert_eq!(queried["spice_password"], ticket.as_str(), "same machine, same ticket");
-    assert_eq!(spice::try_ticket(spice_port, &ticket).expect("link"), Verdict::Accepted);
+    assert_eq!(spice::try_ticket(spice_port, &ca, &ticket).expect("link"), Verdict::Accepted);
     let listed = student(&setup.url, reqwest::Method::GET, "/users/me/desktops", None).await;
     assert_eq!(listed["data"]["desktop_list"][0]["status"], "SHUTOFF", "{listed}");
 

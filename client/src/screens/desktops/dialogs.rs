@@ -7,15 +7,17 @@
 
 use super::{DesktopsView, Intent};
 use crate::i18n::{Lang, Said, T, fill};
-use crate::widgets::{error_line, field, focus_until_focused};
+use crate::widgets::{busy_sign, error_line, field, focus_until_focused};
 use egui::RichText;
+use std::time::Instant;
 use thindesk_shared::DesktopAction;
 
 pub(super) struct PasswordDialog {
     current: String,
     new: String,
     repeat: String,
-    pub(super) busy: bool,
+    /// When the change under way began.
+    pub(super) busy: Option<Instant>,
     pub(super) error: Option<Said>,
     /// The keyboard is still to be put on the first field.
     want_focus: bool,
@@ -27,7 +29,7 @@ impl Default for PasswordDialog {
             current: String::new(),
             new: String::new(),
             repeat: String::new(),
-            busy: false,
+            busy: None,
             error: None,
             want_focus: true,
         }
@@ -99,11 +101,11 @@ pub(super) fn show(ctx: &egui::Context, lang: Lang, view: &mut DesktopsView) -> 
                 && (current.lost_focus() || new.lost_focus() || repeat.lost_focus());
             error_line(ui, lang, &dialog.error);
             ui.horizontal(|ui| {
-                let ready = !dialog.busy && !dialog.current.is_empty() && !dialog.new.is_empty();
+                let ready = dialog.busy.is_none() && !dialog.current.is_empty() && !dialog.new.is_empty();
                 let save = ui.add_enabled(ready, egui::Button::new(T::Save.get(lang))).clicked();
                 if ready && (save || enter) {
                     if dialog.new == dialog.repeat {
-                        dialog.busy = true;
+                        dialog.busy = Some(Instant::now());
                         dialog.error = None;
                         intent =
                             Some(Intent::ChangePassword { current: dialog.current.clone(), new: dialog.new.clone() });
@@ -112,14 +114,16 @@ pub(super) fn show(ctx: &egui::Context, lang: Lang, view: &mut DesktopsView) -> 
                         repeat.request_focus();
                     }
                 }
-                if ui.add_enabled(!dialog.busy, egui::Button::new(T::Cancel.get(lang))).clicked() {
+                if ui.add_enabled(dialog.busy.is_none(), egui::Button::new(T::Cancel.get(lang))).clicked() {
                     close = true;
                 }
-                // Always there, so nothing moves when it turns.
-                ui.add_visible(dialog.busy, egui::Spinner::new());
+                // Its space always kept, so nothing moves when it turns.
+                if let Some(since) = dialog.busy {
+                    busy_sign(ui, since);
+                }
             });
         });
-        if close || (modal.should_close() && !dialog.busy) {
+        if close || (modal.should_close() && dialog.busy.is_none()) {
             view.password = None;
         }
     }

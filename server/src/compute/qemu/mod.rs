@@ -13,13 +13,18 @@
 //! | --- | --- |
 //! | `machine.json` | the spec it was defined with |
 //! | `disk.qcow2` | the overlay |
-//! | `run.json` (0600) | while it runs: pid, ports, SPICE ticket |
+//! | `run.json` (0600) | while it runs: pid, ports, SPICE ticket and certificate |
+//! | `tls/` (0700) | while it runs: the certificate, key and authority its display uses |
 //! | `qemu.pid`, `qmp.sock` | QEMU's own |
 //! | `qga.sock` | the guest agent's channel, for images that run one |
 //! | `serial.log` | the guest's serial console |
 //!
 //! The SPICE ticket never appears on a command line: QEMU starts with ticketing on
 //! and no password (so every connection is refused) and gets the ticket over QMP.
+//! The display speaks TLS only (`tls-port`, no plain `port`), with the server's own
+//! certificate ([`crate::tls`]), copied into the machine's `tls/` at each start: the
+//! authority and subject a viewer is told to check are read from the very files QEMU
+//! loads, and a machine started before SPICE over TLS gets it at its next start.
 //! Neither does a guest account's password: a machine defined with one gets a
 //! guest-agent channel, and after each start a worker thread sets the password
 //! through the agent once the guest has booted ([`guest_agent`]).
@@ -39,7 +44,7 @@ mod orphans;
 mod qmp;
 pub mod shield;
 
-use super::{Compute, ComputeError, Display, GuestAccount, MachineSpec, MachineView, PowerOp};
+use super::{Compute, ComputeError, Display, GuestAccount, MachineSpec, MachineView, PowerOp, SpiceTls};
 use qmp::{Qmp, QmpError};
 use serde::{Deserialize, Serialize};
 use shield::Shield;
@@ -59,6 +64,8 @@ const PID_FILE: &str = "qemu.pid";
 const QMP_SOCKET: &str = "qmp.sock";
 const GUEST_AGENT_SOCKET: &str = "qga.sock";
 const SERIAL_LOG: &str = "serial.log";
+/// The machine's copy of the server's TLS identity, QEMU's `x509-dir`.
+const TLS_DIR: &str = "tls";
 /// `sun_path` is 108 bytes on Linux, including the terminating NUL.
 const MAX_SOCKET_PATH: usize = 107;
 /// How long QEMU may take to exit after `quit` before it is killed.
@@ -112,6 +119,9 @@ pub struct QemuConfig {
     /// can show whether it reaches the management server (no guest should); usually
     /// the server's port.
     pub guest_probe_port: Option<u16>,
+    /// The server's TLS identity ([`crate::tls::directory`]): the certificate every
+    /// display presents. Machines do not start without it.
+    pub x509_dir: PathBuf,
 }
 
 impl QemuConfig {
@@ -129,6 +139,7 @@ impl QemuConfig {
             vm_memory_mib: None,
             host_reserve_mib: 1024,
             guest_probe_port: None,
+            x509_dir: crate::tls::directory(data_dir),
         }
     }
 }
@@ -158,6 +169,9 @@ struct RunState {
     spice_port: u16,
     rdp_port: Option<u16>,
     spice_ticket: Secret,
+    /// `None`: started without TLS, by a server from before it.
+    #[serde(default)]
+    spice_tls: Option<SpiceTls>,
 }
 
 /// Host resources a running (or starting) machine holds.
@@ -380,12 +394,14 @@ impl QemuCompute {
         let claim = self.claim(id, &spec)?;
         let internet = spec.internet && self.internet_is_safe(id);
         let launch = || {
+            let spice_tls = self.copy_tls(dir)?;
             let pid = self.spawn(id, dir, &spec, claim, internet)?;
             let run = RunState {
                 pid,
                 spice_port: claim.spice_port,
                 rdp_port: claim.rdp_port,
                 spice_ticket: Secret::new(crate::random::token(18)),
+                spice_tls: Some(spice_tls),
             };
             write_private_json(&dir.join(RUN_FILE), &run)?;
             self.qmp(dir)?
@@ -426,6 +442,31 @@ impl QemuCompute {
             "machine started"
         );
         Ok(())
+    }
+
+    /// Copies the server's certificate, key and authority into the machine's `tls/`,
+    /// owner-only, for QEMU to load at its start; returns what a viewer must check of
+    /// that certificate. A broken or missing identity stops the start: a display
+    /// without TLS is never the fallback.
+    fn copy_tls(&self, dir: &Path) -> Result<SpiceTls, ComputeError> {
+        let copy = dir.join(TLS_DIR);
+        create_private_dir(&copy)?;
+        for file in [crate::tls::CA_CERT, crate::tls::SERVER_CERT, crate::tls::SERVER_KEY] {
+            let source = self.config.x509_dir.join(file);
+            let bytes = std::fs::read(&source).map_err(|e| {
+                ComputeError::Failed(format!(
+                    "SPICE needs the server's TLS files, and {} cannot be read ({e}); the server makes them at its \
+                     first start",
+                    source.display()
+                ))
+            })?;
+            write_private(&copy.join(file), &bytes)?;
+        }
+        let identity = crate::tls::show(&copy)
+            .map_err(|e| ComputeError::Failed(format!("the server's TLS certificate cannot serve SPICE: {e}")))?;
+        let ca = std::fs::read_to_string(copy.join(crate::tls::CA_CERT))
+            .map_err(|e| io_failure("reading the certificate authority", e))?;
+        Ok(SpiceTls { ca, host_subject: identity.subject })
     }
 
     /// Has a worker set the machine's guest account once its agent answers; a worker
@@ -494,7 +535,7 @@ impl QemuCompute {
             tracing::warn!(error, "KVM cannot run machines on this host; using TCG (slower) from now on");
             *lock(&self.accel) = Accel::Tcg;
             accel::remember(&self.config.state_dir, Accel::Tcg);
-            clear_run_state(dir);
+            clear_process_files(dir);
             // The aborted QEMU may hold its ports for a moment after its parent has
             // returned.
             wait_for_ports_free(self.config.display_address, [Some(claim.spice_port), claim.rdp_port]);
@@ -541,7 +582,9 @@ impl QemuCompute {
             _ => ("q35,accel=tcg", "qemu64"),
         };
         let path = |file: &str| dir.join(file).to_string_lossy().into_owned();
-        let mut spice = format!("port={},addr={address},seamless-migration=off", claim.spice_port);
+        // TLS only: without `port` QEMU opens no plain SPICE port.
+        let mut spice =
+            format!("tls-port={},addr={address},x509-dir={},seamless-migration=off", claim.spice_port, path(TLS_DIR));
         if !spec.policy.enable_clipboard {
             spice.push_str(",disable-copy-paste=on,disable-agent-file-xfer=on");
         }
@@ -836,7 +879,12 @@ impl Compute for QemuCompute {
             return Ok(MachineView { status: DesktopStatus::Shutoff, display: None });
         };
         let status = self.status(&dir)?;
-        let display = Display { spice_port: run.spice_port, spice_ticket: run.spice_ticket, rdp_port: run.rdp_port };
+        let display = Display {
+            spice_port: run.spice_port,
+            spice_ticket: run.spice_ticket,
+            rdp_port: run.rdp_port,
+            spice_tls: run.spice_tls,
+        };
         Ok(MachineView { status, display: Some(display) })
     }
 
@@ -986,7 +1034,15 @@ fn wait_for_ports_free(address: IpAddr, ports: [Option<u16>; 2]) {
     }
 }
 
+/// Removes what a machine has only while it runs.
 fn clear_run_state(dir: &Path) {
+    clear_process_files(dir);
+    let _ = std::fs::remove_dir_all(dir.join(TLS_DIR));
+}
+
+/// Removes what a QEMU process leaves, keeping the copy of the certificate for the
+/// next attempt of the same start.
+fn clear_process_files(dir: &Path) {
     for file in [RUN_FILE, PID_FILE, QMP_SOCKET, GUEST_AGENT_SOCKET] {
         let _ = std::fs::remove_file(dir.join(file));
     }
@@ -1012,10 +1068,15 @@ fn create_private_dir(dir: &Path) -> Result<(), ComputeError> {
 /// Writes `value` as JSON readable only by the owner, atomically: a reader sees the
 /// old file or the new one, never half of one.
 fn write_private_json<T: Serialize>(path: &Path, value: &T) -> Result<(), ComputeError> {
+    let text = serde_json::to_vec_pretty(value).map_err(|e| ComputeError::Failed(e.to_string()))?;
+    write_private(path, &text)
+}
+
+/// Writes `bytes` readable only by the owner, atomically.
+fn write_private(path: &Path, bytes: &[u8]) -> Result<(), ComputeError> {
     use std::io::Write;
     use std::os::unix::fs::OpenOptionsExt;
     let partial = path.with_extension("partial");
-    let text = serde_json::to_vec_pretty(value).map_err(|e| ComputeError::Failed(e.to_string()))?;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
         .create(true)
@@ -1023,7 +1084,7 @@ fn write_private_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Comput
         .mode(0o600)
         .open(&partial)
         .map_err(|e| io_failure("writing machine state", e))?;
-    file.write_all(&text).and_then(|()| file.sync_all()).map_err(|e| io_failure("writing machine state", e))?;
+    file.write_all(bytes).and_then(|()| file.sync_all()).map_err(|e| io_failure("writing machine state", e))?;
     std::fs::rename(&partial, path).map_err(|e| io_failure("writing machine state", e))
 }
 
@@ -1062,16 +1123,10 @@ mod tests {
         assert_eq!(user_network(true), "user,id=net0,ipv6=off,restrict=off");
     }
 
-    #[test]
-    fn a_driver_made_beside_a_machine_being_started_leaves_its_files() {
-        // What the CLI does while a server starts a machine: QEMU's pid file and
-        // socket exist, its run state does not yet.
-        let dir = tempfile::tempdir().expect("dir");
-        let config = QemuConfig { vm_memory_mib: Some(1024), ..QemuConfig::new(dir.path()) };
-        let machine = config.state_dir.join("starting");
-        create_private_dir(&machine).expect("dir");
-        let spec = StoredSpec {
-            name: "starting".into(),
+    /// A machine of 64 MiB, one CPU and no network, on a base disk that need not exist.
+    fn small_spec(name: &str) -> StoredSpec {
+        StoredSpec {
+            name: name.into(),
             base_disk: "/images/base.qcow2".into(),
             vcpus: 1,
             ram_mib: 64,
@@ -1080,13 +1135,47 @@ mod tests {
             rdp: false,
             policy: Policy::default(),
             guest_account: None,
-        };
+        }
+    }
+
+    #[test]
+    fn a_driver_made_beside_a_machine_being_started_leaves_its_files() {
+        // What the CLI does while a server starts a machine: QEMU's pid file and
+        // socket exist, its run state does not yet.
+        let dir = tempfile::tempdir().expect("dir");
+        let config = QemuConfig { vm_memory_mib: Some(1024), ..QemuConfig::new(dir.path()) };
+        let machine = config.state_dir.join("starting");
+        create_private_dir(&machine).expect("dir");
+        let spec = small_spec("starting");
         write_private_json(&machine.join(SPEC_FILE), &spec).expect("spec");
         for file in [PID_FILE, QMP_SOCKET] {
             std::fs::write(machine.join(file), b"").expect("file");
         }
         QemuCompute::new(config).expect("driver");
         assert!(machine.join(PID_FILE).exists() && machine.join(QMP_SOCKET).exists());
+    }
+
+    #[test]
+    fn the_display_gets_a_tls_port_and_no_plain_one() {
+        let dir = tempfile::tempdir().expect("dir");
+        let config = QemuConfig { vm_memory_mib: Some(1024), ..QemuConfig::new(dir.path()) };
+        let compute = QemuCompute::new(config).expect("driver");
+        let spec = small_spec("lab");
+        let claim = Claim { ram_mib: 64, spice_port: 5907, rdp_port: None, running: false };
+        let machine = dir.path().join("vms/lab");
+        let arguments = compute.qemu_arguments("lab", &machine, &spec, claim, Accel::Tcg, false);
+        let spice = arguments.iter().skip_while(|a| *a != "-spice").nth(1).expect("-spice");
+        let options: Vec<&str> = spice.split(',').collect();
+        assert!(options.contains(&"tls-port=5907"), "{spice}");
+        assert!(options.contains(&format!("x509-dir={}", machine.join("tls").display()).as_str()), "{spice}");
+        assert!(!options.iter().any(|o| o.starts_with("port=")), "{spice}");
+    }
+
+    #[test]
+    fn a_machine_started_before_spice_over_tls_shows_no_tls_until_its_next_start() {
+        let old = r#"{"pid": 1, "spice_port": 5900, "rdp_port": null, "spice_ticket": "t"}"#;
+        let run: RunState = serde_json::from_str(old).expect("a run.json from before");
+        assert!(run.spice_tls.is_none());
     }
 
     #[test]

@@ -183,6 +183,14 @@ fn overview(state: &AppState, ctx: &Ctx) -> Page {
     let running_instances = instances.iter().filter(|i| i.status == DesktopStatus::Active).count();
     let recent =
         state.services.admin().audit_entries(&crate::service::AuditFilter { limit: Some(8), ..Default::default() })?;
+    // Read afresh: a certificate imported with `tls import` shows at once.
+    let fingerprint = match crate::tls::show(&state.tls_dir) {
+        Ok(identity) => Some(identity.fingerprint),
+        Err(error) => {
+            tracing::warn!(%error, "cannot read the server certificate");
+            None
+        }
+    };
     let stat = |value: String, key: Text, href: &'static str| {
         html! { a.stat href=(href) { span.value { (value) } span.label { (lang.t(key)) } } }
     };
@@ -202,6 +210,13 @@ fn overview(state: &AppState, ctx: &Ctx) -> Page {
         section.card {
             h2 { (lang.t(Text::RecentActivity)) }
             (audit_table(lang, &recent))
+        }
+        @if let Some(fingerprint) = &fingerprint {
+            section.card {
+                h2 { (lang.t(Text::ServerCertificate)) }
+                p.muted { (lang.t(Text::ServerCertificateHint)) }
+                code.fingerprint { (fingerprint) }
+            }
         }
     })
 }
