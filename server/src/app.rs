@@ -2,6 +2,7 @@
 //! [`Config`], and assembles a running server from them. The binary, the command line,
 //! the tests and the client's demo all start the server through here.
 
+use crate::compute::openstack::{OpenStackCompute, OpenStackConfig};
 use crate::compute::qemu::{QemuCompute, QemuConfig};
 use crate::compute::{Compute, ComputeError, NoCompute};
 use crate::config::{Config, Hypervisor};
@@ -58,7 +59,47 @@ pub fn compute_for(config: &Config) -> Result<Arc<dyn Compute>, ComputeError> {
                 .map_err(|e| ComputeError::Failed(format!("the TLS certificate SPICE displays present: {e}")))?;
             Arc::new(QemuCompute::new(qemu)?)
         }
+        Hypervisor::OpenStack => {
+            let openstack = openstack_config(config)?;
+            let driver = OpenStackCompute::new(openstack).map_err(ComputeError::from)?;
+            Arc::new(driver)
+        }
     })
+}
+
+/// The OpenStack driver's settings for a server configured with `config`: its
+/// `[openstack]` table and this data directory's installation mark.
+pub fn openstack_config(config: &Config) -> Result<OpenStackConfig, ComputeError> {
+    let settings = config.openstack.as_ref().ok_or_else(|| {
+        ComputeError::PlatformConfig("hypervisor = \"openstack\" needs an [openstack] table".to_owned())
+    })?;
+    Ok(OpenStackConfig {
+        internet_network: settings.internet_network.clone(),
+        isolated_network: settings.isolated_network.clone(),
+        isolated_security_group: settings.isolated_security_group.clone(),
+        installation: installation_mark(&config.data_dir)?,
+        deadline: std::time::Duration::from_secs(settings.deadline_secs.max(10)),
+        ..OpenStackConfig::new(&settings.clouds_file, &settings.cloud)
+    })
+}
+
+/// This data directory's own mark, made once (`DATA_DIR/installation`): servers a
+/// cloud holds for another installation, even in the same project, are not ours.
+fn installation_mark(data_dir: &std::path::Path) -> Result<String, ComputeError> {
+    let path = data_dir.join("installation");
+    let failed = |e: std::io::Error| ComputeError::Failed(format!("{}: {e}", path.display()));
+    match std::fs::read_to_string(&path) {
+        Ok(mark) if !mark.trim().is_empty() => return Ok(mark.trim().to_owned()),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(failed(e)),
+    }
+    std::fs::create_dir_all(data_dir).map_err(failed)?;
+    let mark = crate::random::token(12);
+    let partial = data_dir.join("installation.partial");
+    std::fs::write(&partial, format!("{mark}\n")).map_err(failed)?;
+    std::fs::rename(&partial, &path).map_err(failed)?;
+    Ok(mark)
 }
 
 /// The QEMU driver's settings for a server configured with `config`.
@@ -91,6 +132,27 @@ pub struct RunningServer {
     services: Services,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+    /// Follows a cloud's own catalogue, on drivers that have one.
+    follower: Option<JoinHandle<()>>,
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        if let Some(follower) = self.follower.take() {
+            follower.abort();
+        }
+    }
+}
+
+/// How often a server on a cloud reads the cloud's images and flavors again.
+pub const PLATFORM_CATALOGUE_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Brings the catalogue in step with the platform's; a cloud that cannot be asked
+/// now is said in the log and asked again later, the catalogue left as it was.
+fn follow_platform_catalogue(services: &Services) {
+    if let Err(error) = services.catalogue.follow_platform() {
+        tracing::warn!(%error, "cannot read the platform's images and flavors; the catalogue stays as it was");
+    }
 }
 
 impl RunningServer {
@@ -105,6 +167,7 @@ impl RunningServer {
                 // can ask (see `service::recovery`).
                 let recovered = services.recovery.run()?;
                 tracing::info!(?recovered, "records and machines brought into agreement");
+                follow_platform_catalogue(&services);
                 let desktops = services.desktops.reconcile()?;
                 tracing::debug!(desktops, "desktop statuses reconciled with the hypervisor");
                 let tls_dir = tls::directory(&config.data_dir);
@@ -129,8 +192,21 @@ impl RunningServer {
             let _ = stopped.await;
         });
         let task = tokio::spawn(server);
+        let follower = services.catalogue.follows_platform().then(|| {
+            let services = services.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(PLATFORM_CATALOGUE_EVERY);
+                every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                every.tick().await;
+                loop {
+                    every.tick().await;
+                    let services = services.clone();
+                    let _ = tokio::task::spawn_blocking(move || follow_platform_catalogue(&services)).await;
+                }
+            })
+        });
         tracing::info!(%address, data_dir = %config.data_dir.display(), compute = services.desktops.compute_name(), "thindesk server listening");
-        Ok(Self { address, services, stop: Some(stop), task: Some(task) })
+        Ok(Self { address, services, stop: Some(stop), task: Some(task), follower })
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -161,6 +237,9 @@ impl RunningServer {
 
     /// Stops accepting connections and waits for requests in flight to finish.
     pub async fn shutdown(mut self) {
+        if let Some(follower) = self.follower.take() {
+            follower.abort();
+        }
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }

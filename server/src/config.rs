@@ -84,6 +84,48 @@ pub struct Config {
     /// Who may send credentials in plain HTTP: `loopback` (the default: anyone else
     /// gets 426 and must use HTTPS on the same port) or `allow`.
     pub plain_http: PlainHttp,
+    /// The `[openstack]` table: where the OpenStack driver keeps its machines. Needed
+    /// with `hypervisor = "openstack"`.
+    pub openstack: Option<OpenStackSettings>,
+}
+
+/// The `[openstack]` table of the configuration file.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenStackSettings {
+    /// A clouds.yaml-style file holding the credentials; it must be readable by its
+    /// owner only (the server refuses it otherwise).
+    pub clouds_file: PathBuf,
+    /// Which cloud of the file.
+    pub cloud: String,
+    /// The network of machines with `internet = true` (routed outside).
+    #[serde(default = "OpenStackSettings::default_internet_network")]
+    pub internet_network: String,
+    /// The network of machines with `internet = false` (no router).
+    #[serde(default = "OpenStackSettings::default_isolated_network")]
+    pub isolated_network: String,
+    /// The security group of machines with `internet = false` (no rules: nothing
+    /// in or out).
+    #[serde(default = "OpenStackSettings::default_isolated_security_group")]
+    pub isolated_security_group: String,
+    /// Seconds to wait for Nova to finish an operation.
+    #[serde(default = "OpenStackSettings::default_deadline_secs")]
+    pub deadline_secs: u64,
+}
+
+impl OpenStackSettings {
+    fn default_internet_network() -> String {
+        "thindesk-internet".to_owned()
+    }
+    fn default_isolated_network() -> String {
+        "thindesk-isolated".to_owned()
+    }
+    fn default_isolated_security_group() -> String {
+        "thindesk-isolated".to_owned()
+    }
+    fn default_deadline_secs() -> u64 {
+        300
+    }
 }
 
 /// Whether credentials are taken in plain HTTP (CONTRACT.md, "Encryption in transit").
@@ -108,6 +150,9 @@ pub enum Hypervisor {
     Qemu,
     /// No machines: desktops are listed, power actions answer 503.
     None,
+    /// Nova servers of an OpenStack cloud (the `[openstack]` table says which).
+    #[serde(rename = "openstack")]
+    OpenStack,
 }
 
 impl std::str::FromStr for Hypervisor {
@@ -116,7 +161,8 @@ impl std::str::FromStr for Hypervisor {
         match text {
             "qemu" => Ok(Self::Qemu),
             "none" => Ok(Self::None),
-            other => Err(format!("unknown hypervisor {other:?}; expected qemu or none")),
+            "openstack" => Ok(Self::OpenStack),
+            other => Err(format!("unknown hypervisor {other:?}; expected qemu, openstack or none")),
         }
     }
 }
@@ -146,6 +192,7 @@ impl Default for Config {
             desktop_status_ttl: crate::service::status::DEFAULT_STATUS_TTL,
             password_change_by_token: true,
             plain_http: PlainHttp::Loopback,
+            openstack: None,
         }
     }
 }
@@ -195,6 +242,7 @@ struct ConfigFile {
     desktop_status_ttl_ms: Option<u64>,
     password_change_by_token: Option<bool>,
     plain_http: Option<PlainHttp>,
+    openstack: Option<OpenStackSettings>,
 }
 
 /// Values from the environment or flags; `None` leaves the file's or default value.
@@ -226,6 +274,8 @@ pub enum ConfigError {
     PortRange { key: &'static str, value: String },
     #[error("spice_ports and rdp_ports must not overlap")]
     OverlappingPorts,
+    #[error("hypervisor = \"openstack\" needs an [openstack] table with clouds_file and cloud")]
+    OpenStackMissing,
 }
 
 impl Config {
@@ -280,6 +330,7 @@ impl Config {
             desktop_status_ttl: parsed.desktop_status_ttl_ms.map_or(defaults.desktop_status_ttl, Duration::from_millis),
             password_change_by_token: parsed.password_change_by_token.unwrap_or(defaults.password_change_by_token),
             plain_http: parsed.plain_http.unwrap_or(defaults.plain_http),
+            openstack: parsed.openstack,
         }
         .checked()
     }
@@ -297,6 +348,9 @@ impl Config {
         let (spice, rdp) = (&self.spice_ports, &self.rdp_ports);
         if spice.start() <= rdp.end() && rdp.start() <= spice.end() {
             return Err(ConfigError::OverlappingPorts);
+        }
+        if self.hypervisor == Hypervisor::OpenStack && self.openstack.is_none() {
+            return Err(ConfigError::OpenStackMissing);
         }
         Ok(self)
     }
@@ -355,6 +409,29 @@ mod tests {
         let overrides = Overrides { token_ttl_secs: Some(900), ..Overrides::default() };
         let config = Config::load(Some(&file), &overrides).expect("load");
         assert_eq!(config.token_ttl, Duration::from_secs(900));
+    }
+
+    #[test]
+    fn the_openstack_driver_needs_its_table_and_gets_the_test_cloud_names_by_default() {
+        let dir = tempfile::tempdir().expect("dir");
+        let file = dir.path().join("server.toml");
+        std::fs::write(&file, "hypervisor = \"openstack\"\n").expect("write");
+        assert!(matches!(Config::load(Some(&file), &Overrides::default()), Err(ConfigError::OpenStackMissing)));
+        std::fs::write(
+            &file,
+            "hypervisor = \"openstack\"\n[openstack]\nclouds_file = \"/etc/thindesk/clouds.yaml\"\ncloud = \"campus\"\n\
+             isolated_network = \"exam-net\"\n",
+        )
+        .expect("write");
+        let config = Config::load(Some(&file), &Overrides::default()).expect("load");
+        assert_eq!(config.hypervisor, Hypervisor::OpenStack);
+        let openstack = config.openstack.expect("table");
+        assert_eq!(openstack.cloud, "campus");
+        assert_eq!(openstack.isolated_network, "exam-net");
+        assert_eq!(openstack.internet_network, "thindesk-internet");
+        assert_eq!(openstack.isolated_security_group, "thindesk-isolated");
+        std::fs::write(&file, "[openstack]\nclouds_file = \"/x\"\ncloud = \"c\"\nnetwork = \"n\"\n").expect("write");
+        assert!(matches!(Config::load(Some(&file), &Overrides::default()), Err(ConfigError::Parse { .. })));
     }
 
     #[test]

@@ -178,7 +178,13 @@ pub fn parse_internet(text: &str) -> Option<bool> {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LaunchedInstance {
     pub vm_id: String,
+    /// The machine's own address where the platform gives it one (a cloud's fixed
+    /// address), else this host's.
     pub vm_ip: String,
+    /// Where `spice_port` and `rdp_port` are (added to the seed's answer): this
+    /// host, which differs from `vm_ip` on a cloud.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spice_ip: Option<String>,
     pub spice_port: u16,
     /// The SPICE ticket.
     pub spice_password: String,
@@ -207,6 +213,9 @@ pub struct InstanceInfo {
     /// OpenStack's words, as for desktops: `ACTIVE`, `SHUTOFF`, `ERROR`, ...
     pub status: crate::DesktopStatus,
     pub vm_ip: String,
+    /// Where the display ports are, as in [`LaunchedInstance::spice_ip`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spice_ip: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub spice_port: Option<u16>,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -83,6 +83,8 @@ pub fn demo_spec(id: &str, name: &str, internet: bool) -> MachineSpec {
         id: id.into(),
         name: name.into(),
         base_disk: demo_image(),
+        image: "demo".into(),
+        flavor: "tiny".into(),
         vcpus: 1,
         ram_mib: 256,
         disk_gib: 1,

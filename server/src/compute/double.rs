@@ -143,7 +143,7 @@ impl Compute for TestCompute {
         let machines = self.machines.lock().map_err(|_| ComputeError::Failed("poisoned".into()))?;
         let status = machines.get(desktop_id).copied().unwrap_or(DesktopStatus::Shutoff);
         let display = (status != DesktopStatus::Shutoff).then(|| self.display_for(desktop_id));
-        Ok(MachineView { status, display })
+        Ok(MachineView { status, display, address: None })
     }
 
     fn machines(&self) -> Result<Vec<String>, ComputeError> {

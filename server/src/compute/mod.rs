@@ -64,6 +64,40 @@ pub struct SpiceTls {
 pub struct MachineView {
     pub status: DesktopStatus,
     pub display: Option<Display>,
+    /// The guest's own address on its network, where the driver knows one (a cloud's
+    /// fixed address). `None`: the guest is reached through the host's address.
+    pub address: Option<String>,
+}
+
+/// The images and flavors a driver's own platform keeps, for a server whose catalogue
+/// is the cloud's (Glance and Nova) rather than the administrator's.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PlatformCatalogue {
+    pub images: Vec<PlatformImage>,
+    pub flavors: Vec<PlatformFlavor>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlatformImage {
+    pub name: String,
+    /// Where the platform keeps it (`glance:ID`), shown where a local image shows its
+    /// base disk.
+    pub location: String,
+    /// The image's login, from its properties (`os_admin_user`, the account Nova sets
+    /// passwords of).
+    pub os_username: String,
+    /// The guest runs the QEMU guest agent (`hw_qemu_guest_agent=yes`), so each
+    /// desktop's password can be set in it.
+    pub guest_agent: bool,
+    pub rdp: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlatformFlavor {
+    pub name: String,
+    pub vcpus: u32,
+    pub ram_mib: u32,
+    pub disk_gib: u32,
 }
 
 /// An account inside the guest whose password the driver sets, through the QEMU
@@ -83,6 +117,12 @@ pub struct MachineSpec {
     pub name: String,
     /// The image's base disk; the machine gets a copy-on-write overlay on it.
     pub base_disk: PathBuf,
+    /// The catalogue's name of the image, for a driver whose catalogue is the cloud's
+    /// own (OpenStack finds its Glance image by it; QEMU uses `base_disk`).
+    pub image: String,
+    /// The catalogue's name of the flavor, likewise (a Nova flavor); QEMU uses the
+    /// sizes below.
+    pub flavor: String,
     pub vcpus: u32,
     pub ram_mib: u32,
     /// The overlay's virtual size; never smaller than the base disk.
@@ -116,6 +156,14 @@ pub enum ComputeError {
     NoCapacity(String),
     #[error("the machine {0} has no guest agent")]
     NoGuestAgent(String),
+    /// The platform underneath (a cloud) refused or failed the machine and said why
+    /// in words fit for the caller (Nova's fault message), nothing secret in them.
+    #[error("the platform failed the machine: {0}")]
+    PlatformFault(String),
+    /// The platform cannot be used as configured: its credentials, its address, a
+    /// network or group the configuration names. What is wrong, without secrets.
+    #[error("the platform's configuration is wrong: {0}")]
+    PlatformConfig(String),
     #[error("the hypervisor failed: {0}")]
     Failed(String),
 }
@@ -160,6 +208,24 @@ pub trait Compute: Send + Sync {
     /// does not wait for that). [`ComputeError::NoGuestAgent`] for a machine defined
     /// without an account.
     fn set_guest_account(&self, desktop_id: &str, account: &GuestAccount) -> Result<(), ComputeError>;
+
+    /// The images and flavors of the platform underneath, when it keeps its own
+    /// (a cloud): the server's catalogue then follows it. `None` (the default): the
+    /// administrator's catalogue is the only one (QEMU runs whatever disk it is given).
+    fn platform_catalogue(&self) -> Result<Option<PlatformCatalogue>, ComputeError> {
+        Ok(None)
+    }
+
+    /// Whether [`Compute::platform_catalogue`] answers with one (without asking).
+    fn has_platform_catalogue(&self) -> bool {
+        false
+    }
+
+    /// Where this driver keeps its machines, for the console (`OpenStack cloud X,
+    /// project Y`); `None` for this host.
+    fn location(&self) -> Option<String> {
+        None
+    }
 }
 
 /// A server that has no hypervisor attached: it keeps and lists desktops, and answers

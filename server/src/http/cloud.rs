@@ -161,8 +161,11 @@ fn describe(failure: &Failure) -> (CloudReply, Option<Extra>) {
             E::InvalidFlavor(_) => (CloudReply::standard(R::InvalidFlavor), none),
             E::InvalidVmId => (CloudReply::standard(R::InvalidVmId), none),
             E::Launch(compute) => match compute {
-                ComputeError::NoCapacity(_) => (CloudReply::detailed(R::VmCreationFailure, &compute.to_string()), none),
-                ComputeError::BadImage(_) | ComputeError::NotConfigured => {
+                ComputeError::NoCapacity(_) | ComputeError::PlatformFault(_) => {
+                    tracing::error!(error = %compute, "cloud API launch: the platform refused the machine");
+                    (CloudReply::detailed(R::VmCreationFailure, &compute.to_string()), none)
+                }
+                ComputeError::BadImage(_) | ComputeError::NotConfigured | ComputeError::PlatformConfig(_) => {
                     tracing::error!(error = %compute, "cloud API launch: the platform is misconfigured");
                     (CloudReply::detailed(R::InvalidCloudConfig, &compute.to_string()), none)
                 }
@@ -178,7 +181,9 @@ fn describe(failure: &Failure) -> (CloudReply, Option<Extra>) {
             E::Destroy(compute) => {
                 tracing::error!(error = %compute, "cloud API destroy: the hypervisor failed");
                 let detail = match compute {
-                    ComputeError::NotConfigured => compute.to_string(),
+                    ComputeError::NotConfigured | ComputeError::PlatformConfig(_) | ComputeError::PlatformFault(_) => {
+                        compute.to_string()
+                    }
                     _ => format!("the hypervisor could not free the virtual machine; {LOG_HAS_DETAILS}"),
                 };
                 (CloudReply::detailed(R::InvalidCloudConfig, &detail), none)

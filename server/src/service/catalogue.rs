@@ -1,9 +1,13 @@
 //! The catalogue: images (base disks and how to log in to them) and flavors (machine
 //! sizes) that desktops and cloud instances are made from.
+//!
+//! On a driver whose platform keeps its own catalogue (OpenStack's Glance images and
+//! Nova flavors), the catalogue follows the platform's ([`Catalogue::follow_platform`])
+//! and administrators change it there, not here.
 
 use super::audit::{Actor, Audit};
 use super::{FieldErrors, ServiceError, unix_now};
-use crate::compute::{GuestAccount, MachineSpec};
+use crate::compute::{Compute, GuestAccount, MachineSpec, PlatformCatalogue};
 use crate::store::{Conflict, FlavorRecord, ImageRecord, NewFlavor, NewImage, Store, StoreError};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -49,16 +53,126 @@ pub struct Flavor {
 
 pub struct Catalogue {
     store: Arc<Store>,
+    compute: Arc<dyn Compute>,
     audit: Audit,
 }
 
+/// What [`Catalogue::follow_platform`] changed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Followed {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    /// Gone from the platform but still used by desktops or instances: kept until
+    /// those are deleted (starting them fails with the platform's words meanwhile).
+    pub kept_in_use: Vec<String>,
+}
+
 impl Catalogue {
-    pub fn new(store: Arc<Store>) -> Self {
-        Self { audit: Audit::new(store.clone()), store }
+    pub fn new(store: Arc<Store>, compute: Arc<dyn Compute>) -> Self {
+        Self { audit: Audit::new(store.clone()), store, compute }
+    }
+
+    /// Whether this catalogue follows a platform's own (and refuses changes here).
+    pub fn follows_platform(&self) -> bool {
+        self.compute.has_platform_catalogue()
+    }
+
+    /// Refuses a change to a catalogue that follows the platform's.
+    fn check_own_catalogue(&self) -> Result<(), ServiceError> {
+        if !self.compute.has_platform_catalogue() {
+            return Ok(());
+        }
+        let platform = self.compute.location().unwrap_or_else(|| "the platform".to_owned());
+        Err(ServiceError::Conflict(format!(
+            "this server's images and flavors are those of {platform}: change them there (Glance, Nova); \
+             they are followed here within a minute"
+        )))
+    }
+
+    /// Brings the catalogue in step with the platform's own, for a driver that has
+    /// one: what the platform added is added, what it no longer has is removed
+    /// unless desktops or instances use it. `None`: this driver has no catalogue of
+    /// its own, and nothing was done.
+    pub fn follow_platform(&self) -> Result<Option<Followed>, ServiceError> {
+        let Some(platform) = self.compute.platform_catalogue()? else {
+            return Ok(None);
+        };
+        let followed = self.follow(&platform)?;
+        if followed != Followed::default() {
+            tracing::info!(?followed, "the catalogue follows the platform's");
+        }
+        Ok(Some(followed))
+    }
+
+    fn follow(&self, platform: &PlatformCatalogue) -> Result<Followed, ServiceError> {
+        let by = Actor::system();
+        let mut followed = Followed::default();
+        let images = self.store.images()?;
+        for image in &platform.images {
+            if images.iter().any(|known| known.name == image.name) || !validate_name(&image.name).is_empty() {
+                continue;
+            }
+            let new = NewImage {
+                name: &image.name,
+                base_disk: &image.location,
+                default_connection_type: if image.rdp { ConnectionType::Rdp } else { ConnectionType::Spice },
+                os_username: &image.os_username,
+                // The platform does not say an image's password; with a guest agent
+                // each desktop gets its own anyway.
+                os_password: &Secret::default(),
+                guest_agent: image.guest_agent,
+            };
+            match self.store.insert_image(&new, unix_now()) {
+                // A name the platform has twice is added once; launching from it
+                // says it is ambiguous (the driver checks at each launch).
+                Ok(_) | Err(StoreError::Conflict(Conflict::ImageExists)) => {}
+                Err(other) => return Err(other.into()),
+            }
+            self.audit.record(&by, "image.follow", &image.name, &image.location);
+            followed.added.push(format!("image {}", image.name));
+        }
+        for known in images.iter().filter(|known| !platform.images.iter().any(|image| image.name == known.name)) {
+            match self.store.delete_image(&known.name) {
+                Ok(_) => {
+                    self.audit.record(&by, "image.unfollow", &known.name, "gone from the platform");
+                    followed.removed.push(format!("image {}", known.name));
+                }
+                Err(StoreError::InUse(_)) => followed.kept_in_use.push(format!("image {}", known.name)),
+                Err(other) => return Err(other.into()),
+            }
+        }
+        let flavors = self.store.flavors()?;
+        for flavor in &platform.flavors {
+            let valid = validate_name(&flavor.name).is_empty() && flavor.vcpus >= 1 && flavor.ram_mib >= 1;
+            if !valid || flavors.iter().any(|known| known.name == flavor.name) {
+                continue;
+            }
+            let new =
+                NewFlavor { name: &flavor.name, vcpus: flavor.vcpus, ram_mib: flavor.ram_mib, disk_gib: flavor.disk_gib };
+            match self.store.insert_flavor(&new) {
+                Ok(_) | Err(StoreError::Conflict(Conflict::FlavorExists)) => {}
+                Err(other) => return Err(other.into()),
+            }
+            let detail = format!("{} vCPU, {} MiB, {} GiB", flavor.vcpus, flavor.ram_mib, flavor.disk_gib);
+            self.audit.record(&by, "flavor.follow", &flavor.name, &detail);
+            followed.added.push(format!("flavor {}", flavor.name));
+        }
+        for known in flavors.iter().filter(|known| !platform.flavors.iter().any(|flavor| flavor.name == known.name)) {
+            match self.store.delete_flavor(&known.name) {
+                Ok(_) => {
+                    self.audit.record(&by, "flavor.unfollow", &known.name, "gone from the platform");
+                    followed.removed.push(format!("flavor {}", known.name));
+                }
+                Err(StoreError::InUse(_)) => followed.kept_in_use.push(format!("flavor {}", known.name)),
+                Err(other) => return Err(other.into()),
+            }
+        }
+        Ok(followed)
     }
 
     /// Adds an image after checking that its base disk is an existing regular file.
     pub fn add_image(&self, by: &Actor, spec: &ImageSpec) -> Result<(), ServiceError> {
+        self.check_own_catalogue()?;
         let name = spec.name.trim();
         let mut errors = validate_name(name);
         let base_disk = match check_base_disk(&spec.base_disk) {
@@ -113,6 +227,7 @@ impl Catalogue {
 
     /// Refused while a desktop or instance uses the image.
     pub fn delete_image(&self, by: &Actor, name: &str) -> Result<(), ServiceError> {
+        self.check_own_catalogue()?;
         match self.store.delete_image(name) {
             Ok(true) => {
                 self.audit.record(by, "image.delete", name, "");
@@ -125,6 +240,7 @@ impl Catalogue {
     }
 
     pub fn add_flavor(&self, by: &Actor, flavor: &Flavor) -> Result<(), ServiceError> {
+        self.check_own_catalogue()?;
         let name = flavor.name.trim();
         let mut errors = validate_name(name);
         if !(1..=MAX_VCPUS).contains(&flavor.vcpus) {
@@ -158,6 +274,7 @@ impl Catalogue {
 
     /// Refused while a desktop or instance is of this flavor.
     pub fn delete_flavor(&self, by: &Actor, name: &str) -> Result<(), ServiceError> {
+        self.check_own_catalogue()?;
         match self.store.delete_flavor(name) {
             Ok(true) => {
                 self.audit.record(by, "flavor.delete", name, "");
@@ -220,6 +337,8 @@ pub(crate) fn machine_spec(
         name: name.to_owned(),
         rdp: image.default_connection_type == ConnectionType::Rdp,
         base_disk: image.base_disk.clone(),
+        image: image.name.clone(),
+        flavor: flavor.name.clone(),
         vcpus: flavor.vcpus,
         ram_mib: flavor.ram_mib,
         disk_gib: flavor.disk_gib,
@@ -236,7 +355,7 @@ mod tests {
     fn catalogue() -> (tempfile::TempDir, Catalogue) {
         let dir = tempfile::tempdir().expect("dir");
         let store = Arc::new(Store::open(dir.path()).expect("store"));
-        (dir, Catalogue::new(store))
+        (dir, Catalogue::new(store, Arc::new(crate::compute::NoCompute)))
     }
 
     fn image(name: &str, disk: PathBuf) -> ImageSpec {

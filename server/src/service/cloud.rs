@@ -227,19 +227,20 @@ impl Cloud {
             self.forget(&id);
             return Err(CloudError::Launch(error));
         }
-        let started = self.start(&id).map_err(CloudError::Launch).and_then(|display| {
+        let started = self.start(&id).map_err(CloudError::Launch).and_then(|started| {
             if let Some(by) = by {
                 let detail = format!("{name:?}, image {}, flavor {}, internet {internet}", image.name, flavor.name);
                 self.audit.record(by, "instance.launch", &id, &detail);
             }
-            self.settle(&id).map(|()| display)
+            self.settle(&id).map(|()| started)
         });
         match started {
-            Ok(display) => {
+            Ok((display, address)) => {
                 tracing::info!(vm_id = %id, name, image = %image.name, flavor = %flavor.name, internet, "instance launched");
                 Ok(LaunchedInstance {
                     vm_id: id,
-                    vm_ip: self.public_address.clone(),
+                    vm_ip: address.unwrap_or_else(|| self.public_address.clone()),
+                    spice_ip: Some(self.public_address.clone()),
                     spice_port: display.spice_port,
                     spice_password: display.spice_ticket.expose().to_owned(),
                     rdp_port: display.rdp_port,
@@ -270,12 +271,14 @@ impl Cloud {
         }
     }
 
-    fn start(&self, id: &str) -> Result<Display, ComputeError> {
+    /// Starts the machine: its display, and its own address where the driver knows
+    /// one (a cloud's fixed address; else `vm_ip` is this host's).
+    fn start(&self, id: &str) -> Result<(Display, Option<String>), ComputeError> {
         self.compute.power(id, PowerOp::Start)?;
-        self.compute
-            .inspect(id)?
-            .display
-            .ok_or_else(|| ComputeError::Failed(format!("machine {id} runs but shows no display")))
+        let view = self.compute.inspect(id)?;
+        let display =
+            view.display.ok_or_else(|| ComputeError::Failed(format!("machine {id} runs but shows no display")))?;
+        Ok((display, view.address))
     }
 
     fn forget(&self, id: &str) {
@@ -342,11 +345,11 @@ impl Cloud {
     }
 
     fn info(&self, record: InstanceRecord) -> InstanceInfo {
-        let (status, display) = match self.compute.inspect(&record.id) {
-            Ok(view) => (view.status, view.display),
+        let (status, display, address) = match self.compute.inspect(&record.id) {
+            Ok(view) => (view.status, view.display, view.address),
             Err(error) => {
                 tracing::warn!(vm_id = %record.id, %error, "cannot inspect instance");
-                (DesktopStatus::Error, None)
+                (DesktopStatus::Error, None, None)
             }
         };
         InstanceInfo {
@@ -356,7 +359,8 @@ impl Cloud {
             flavor: record.flavor,
             internet: record.internet,
             status,
-            vm_ip: self.public_address.clone(),
+            vm_ip: address.unwrap_or_else(|| self.public_address.clone()),
+            spice_ip: Some(self.public_address.clone()),
             spice_port: display.as_ref().map(|d| d.spice_port),
             rdp_port: display.as_ref().and_then(|d| d.rdp_port),
             spice_tls_port: display.as_ref().filter(|d| d.spice_tls.is_some()).map(|d| d.spice_port),

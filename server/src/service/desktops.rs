@@ -109,6 +109,11 @@ impl Desktops {
         self.compute.name()
     }
 
+    /// Where the machines live, when not on this host (the console shows it).
+    pub fn location(&self) -> Option<String> {
+        self.compute.location()
+    }
+
     /// Creates a desktop. With an image and a flavor, its machine is defined on the
     /// hypervisor too (id = the desktop's id, internet allowed, RDP forwarded for RDP
     /// images), and the OS account and connection type default to the image's; if the

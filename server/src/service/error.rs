@@ -106,7 +106,9 @@ impl ServiceError {
                 .map(|(field, messages)| format!("{field} {}", messages.join("; ")))
                 .collect::<Vec<_>>()
                 .join("; "),
-            ServiceError::Compute(ComputeError::NoCapacity(reason)) => reason.clone(),
+            ServiceError::Compute(
+                ComputeError::NoCapacity(reason) | ComputeError::PlatformFault(reason) | ComputeError::PlatformConfig(reason),
+            ) => reason.clone(),
             ServiceError::Compute(_) | ServiceError::Store(_) | ServiceError::Internal(_) => {
                 tracing::error!(error = %self, "an administrative operation failed");
                 "the server failed; its log has the details".into()

@@ -71,7 +71,7 @@ impl Services {
             settings.public_address.clone(),
             settings.status_ttl,
         ));
-        let catalogue = Arc::new(Catalogue::new(store.clone()));
+        let catalogue = Arc::new(Catalogue::new(store.clone(), compute.clone()));
         let cloud =
             Arc::new(Cloud::new(store.clone(), compute.clone(), settings.public_address, settings.cloud_access));
         let audit = Arc::new(Audit::new(store.clone()));

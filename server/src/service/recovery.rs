@@ -268,6 +268,8 @@ mod tests {
                 id: id.into(),
                 name: "m".into(),
                 base_disk: "/base.qcow2".into(),
+                image: "base".into(),
+                flavor: "small".into(),
                 vcpus: 1,
                 ram_mib: 512,
                 disk_gib: 1,

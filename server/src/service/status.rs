@@ -117,7 +117,7 @@ mod tests {
     use thindesk_shared::DesktopStatus;
 
     fn view(status: DesktopStatus) -> MachineView {
-        MachineView { status, display: None }
+        MachineView { status, display: None, address: None }
     }
 
     #[test]

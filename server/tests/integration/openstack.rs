@@ -38,8 +38,10 @@ fn spec(id: &str, internet: bool) -> MachineSpec {
     MachineSpec {
         id: id.to_owned(),
         name: format!("openstack test {id}"),
-        // The Glance image `thindesk-demo` that up.sh uploads.
-        base_disk: PathBuf::from("thindesk-demo.qcow2"),
+        base_disk: PathBuf::from("glance:thindesk-demo"),
+        // The Glance image and Nova flavor that up.sh makes.
+        image: "thindesk-demo".to_owned(),
+        flavor: "thindesk.tiny".to_owned(),
         vcpus: 1,
         ram_mib: 256,
         disk_gib: 1,

@@ -39,6 +39,9 @@ pub struct Server {
 pub struct Address {
     pub addr: String,
     pub version: u8,
+    /// `fixed` or `floating`.
+    #[serde(rename = "OS-EXT-IPS:type", default)]
+    pub kind: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -94,12 +97,30 @@ pub struct Image {
     pub id: String,
     pub name: Option<String>,
     pub status: String,
+    /// Glance v2 gives an image's own properties (`os_admin_user`,
+    /// `hw_qemu_guest_agent`...) beside its fields.
+    #[serde(flatten)]
+    pub properties: BTreeMap<String, Value>,
+}
+
+impl Image {
+    /// A property as text (Glance keeps them as strings).
+    pub fn property(&self, key: &str) -> Option<&str> {
+        self.properties.get(key).and_then(Value::as_str)
+    }
 }
 
 #[derive(Debug, Deserialize)]
 struct ImagesPage {
     images: Vec<Image>,
+    /// The next page's path, when there is one.
+    #[serde(default)]
+    next: Option<String>,
 }
+
+/// Pages a listing may have at the most: a bound on what a cloud can make the server
+/// read (200 a page).
+const MAX_PAGES: usize = 50;
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct Network {
@@ -249,6 +270,50 @@ pub fn flavors(session: &Session) -> Result<Vec<Flavor>, OpenStackError> {
 pub fn images_named(session: &Session, name: &str) -> Result<Vec<Image>, OpenStackError> {
     let reply = session.send(IMAGE, Method::GET, &format!("/v2/images?name={}", query(name)), None, &[])?;
     Ok(expect_success(reply, IMAGE)?.json::<ImagesPage>(IMAGE)?.images)
+}
+
+/// Every active image the project sees, following Glance's pages.
+pub fn images(session: &Session) -> Result<Vec<Image>, OpenStackError> {
+    let mut all = Vec::new();
+    let mut path = "/v2/images?status=active&limit=200".to_owned();
+    for _ in 0..MAX_PAGES {
+        let page: ImagesPage =
+            expect_success(session.send(IMAGE, Method::GET, &path, None, &[])?, IMAGE)?.json(IMAGE)?;
+        all.extend(page.images);
+        match page.next {
+            Some(next) if next.starts_with("/v2/images?") => path = next,
+            _ => return Ok(all),
+        }
+    }
+    Err(OpenStackError::Protocol { service: IMAGE, detail: format!("more than {MAX_PAGES} pages of images") })
+}
+
+/// `os-getConsoleOutput`: the last `lines` lines of what the server wrote on its
+/// serial console; `None` when there is no such server. Only for running servers
+/// (a stopped one's makes nova-compute hang in Zed; tests/openstack/README.md).
+pub fn console_output(session: &Session, id: &str, lines: u32) -> Result<Option<String>, OpenStackError> {
+    #[derive(Deserialize)]
+    struct Output {
+        output: String,
+    }
+    let body = json!({"os-getConsoleOutput": {"length": lines}});
+    let reply = session.send(COMPUTE, Method::POST, &format!("/servers/{}/action", query(id)), Some(&body), &[])?;
+    if reply.status == 404 {
+        return Ok(None);
+    }
+    Ok(Some(expect_success(reply, COMPUTE)?.json::<Output>(COMPUTE)?.output))
+}
+
+/// `changePassword`: Nova sets the password of the image's `os_admin_user` through
+/// the guest agent, and answers only once it has (409 while the agent does not).
+pub fn change_password(session: &Session, id: &str, password: &str) -> Result<bool, OpenStackError> {
+    let body = json!({"changePassword": {"adminPass": password}});
+    let reply = session.send(COMPUTE, Method::POST, &format!("/servers/{}/action", query(id)), Some(&body), &[])?;
+    if reply.status == 404 {
+        return Ok(false);
+    }
+    expect_success(reply, COMPUTE)?;
+    Ok(true)
 }
 
 /// Neutron's networks named `name` that the project sees.

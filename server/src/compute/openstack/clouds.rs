@@ -65,6 +65,18 @@ pub struct Cloud {
 }
 
 impl Cloud {
+    /// The project as the file names it, for people: `"name" (domain D)`, `id X`,
+    /// or the application credential's.
+    pub fn project_label(&self) -> String {
+        match &self.credential {
+            Credential::Password { project: ProjectRef::Name { name, domain }, .. } => {
+                format!("{name:?} (domain {domain:?})")
+            }
+            Credential::Password { project: ProjectRef::Id(id), .. } => format!("id {id}"),
+            Credential::ApplicationCredential { id, .. } => format!("of application credential {id}"),
+        }
+    }
+
     /// Reads cloud `name` from the clouds.yaml-style file at `path`.
     pub fn load(path: &Path, name: &str) -> Result<Cloud, OpenStackError> {
         let config = |what: String| OpenStackError::Config(format!("{}: {what}", path.display()));

@@ -26,7 +26,10 @@ pub mod api;
 pub mod clouds;
 pub mod keystone;
 
-use super::{Compute, ComputeError, GuestAccount, MachineSpec, MachineView, PowerOp};
+use super::{
+    Compute, ComputeError, GuestAccount, MachineSpec, MachineView, PlatformCatalogue, PlatformFlavor, PlatformImage,
+    PowerOp,
+};
 use api::{NewServer, Server};
 use clouds::Cloud;
 use keystone::Session;
@@ -39,6 +42,10 @@ use thindesk_shared::DesktopStatus;
 
 /// The metadata key that ties a Nova server to its thindesk machine id.
 pub const ID_KEY: &str = "thindesk_id";
+/// The metadata key that ties a Nova server to the thindesk installation that made
+/// it, so that two installations in one project (a test cloud, a school's second
+/// server) never take each other's servers for their own strays.
+pub const INSTALLATION_KEY: &str = "thindesk_installation";
 /// Every server this driver makes is named this, then the machine's id.
 pub const NAME_PREFIX: &str = "thindesk-";
 
@@ -71,6 +78,13 @@ impl From<OpenStackError> for ComputeError {
             OpenStackError::Api { status: 403 | 413, message, .. } if message.contains("uota") => {
                 ComputeError::NoCapacity(error.to_string())
             }
+            OpenStackError::Fault(_) => ComputeError::PlatformFault(error.to_string()),
+            OpenStackError::Config(_) | OpenStackError::Auth(_) | OpenStackError::Unreachable { .. } => {
+                ComputeError::PlatformConfig(error.to_string())
+            }
+            OpenStackError::Api { status: 401 | 403, .. } => ComputeError::PlatformConfig(format!(
+                "{error} (the credentials' project or role does not allow this; README: the rights it needs)"
+            )),
             _ => ComputeError::Failed(error.to_string()),
         }
     }
@@ -89,6 +103,8 @@ pub struct OpenStackConfig {
     pub isolated_network: String,
     /// The security group of machines with `internet = false`: lets nothing out.
     pub isolated_security_group: String,
+    /// This installation's own mark on its servers (see [`INSTALLATION_KEY`]).
+    pub installation: String,
     /// How long to wait for Nova to finish an operation.
     pub deadline: Duration,
     /// How often to ask Nova meanwhile.
@@ -104,6 +120,7 @@ impl OpenStackConfig {
             internet_network: "thindesk-internet".to_owned(),
             isolated_network: "thindesk-isolated".to_owned(),
             isolated_security_group: "thindesk-isolated".to_owned(),
+            installation: "default".to_owned(),
             deadline: Duration::from_secs(180),
             poll: Duration::from_millis(500),
         }
@@ -164,6 +181,11 @@ impl OpenStackCompute {
         Ok((self.session.cloud().name.clone(), project))
     }
 
+    /// Whether `server` was made by this installation.
+    fn is_ours(&self, server: &Server) -> bool {
+        server.metadata.get(INSTALLATION_KEY) == Some(&self.config.installation)
+    }
+
     /// The Keystone session every request goes through.
     pub fn session(&self) -> &Session {
         &self.session
@@ -180,7 +202,9 @@ impl OpenStackCompute {
             self.servers.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
         }
         let found = api::servers(&self.session, &name_pattern(id))?.into_iter().find(|server| {
-            server.metadata.get(ID_KEY).map(String::as_str) == Some(id) && status_of(&server.status).is_some()
+            server.metadata.get(ID_KEY).map(String::as_str) == Some(id)
+                && self.is_ours(server)
+                && status_of(&server.status).is_some()
         });
         let server = found.ok_or_else(|| ComputeError::NoSuchMachine(id.to_owned()))?;
         self.servers.lock().unwrap_or_else(|p| p.into_inner()).insert(id.to_owned(), server.id.clone());
@@ -236,33 +260,32 @@ impl OpenStackCompute {
         }
     }
 
+    /// The Glance image the catalogue calls `spec.image`: exactly one active image of
+    /// that name (the contract: a name that is ambiguous is said to be).
     fn image_for(&self, spec: &MachineSpec) -> Result<String, ComputeError> {
-        let name = spec
-            .base_disk
-            .file_stem()
-            .and_then(|stem| stem.to_str())
-            .ok_or_else(|| ComputeError::BadImage(format!("{} names no image", spec.base_disk.display())))?;
-        let images = api::images_named(&self.session, name)?;
-        images.into_iter().find(|image| image.status == "active").map(|image| image.id).ok_or_else(|| {
-            ComputeError::BadImage(format!(
-                "the cloud has no active image named {name:?} (from {})",
-                spec.base_disk.display()
-            ))
-        })
+        let name = &spec.image;
+        let images: Vec<api::Image> =
+            api::images_named(&self.session, name)?.into_iter().filter(|image| image.status == "active").collect();
+        match images.as_slice() {
+            [image] => Ok(image.id.clone()),
+            [] => Err(ComputeError::BadImage(format!("the cloud has no active image named {name:?}"))),
+            _ => Err(ComputeError::BadImage(format!(
+                "the name {name:?} is ambiguous: the cloud has {} active images of that name",
+                images.len()
+            ))),
+        }
     }
 
+    /// The Nova flavor the catalogue calls `spec.flavor`.
     fn flavor_for(&self, spec: &MachineSpec) -> Result<String, ComputeError> {
-        let mut fitting: Vec<api::Flavor> = api::flavors(&self.session)?
-            .into_iter()
-            .filter(|f| f.vcpus >= spec.vcpus && f.ram >= spec.ram_mib && f.disk >= spec.disk_gib)
-            .collect();
-        fitting.sort_by_key(|f| (f.ram, f.vcpus, f.disk));
-        fitting.into_iter().next().map(|f| f.id).ok_or_else(|| {
-            ComputeError::NoCapacity(format!(
-                "no flavor of the cloud has {} vCPUs, {} MiB and {} GiB of disk",
-                spec.vcpus, spec.ram_mib, spec.disk_gib
-            ))
-        })
+        let name = &spec.flavor;
+        let flavors: Vec<api::Flavor> =
+            api::flavors(&self.session)?.into_iter().filter(|flavor| &flavor.name == name).collect();
+        match flavors.as_slice() {
+            [flavor] => Ok(flavor.id.clone()),
+            [] => Err(ComputeError::NoCapacity(format!("the cloud has no flavor named {name:?}"))),
+            _ => Err(ComputeError::NoCapacity(format!("the flavor name {name:?} is ambiguous in the cloud"))),
+        }
     }
 
     fn network_for(&self, internet: bool) -> Result<String, ComputeError> {
@@ -297,6 +320,7 @@ impl Compute for OpenStackCompute {
         let name = format!("{NAME_PREFIX}{}", spec.id);
         let metadata = BTreeMap::from([
             (ID_KEY.to_owned(), spec.id.clone()),
+            (INSTALLATION_KEY.to_owned(), self.config.installation.clone()),
             ("thindesk_name".to_owned(), spec.name.chars().take(255).collect()),
         ]);
         let new = NewServer {
@@ -376,7 +400,7 @@ impl Compute for OpenStackCompute {
     fn inspect(&self, desktop_id: &str) -> Result<MachineView, ComputeError> {
         let server = self.server_of(desktop_id)?;
         let status = status_of(&server.status).ok_or_else(|| ComputeError::NoSuchMachine(desktop_id.to_owned()))?;
-        Ok(MachineView { status, display: None })
+        Ok(MachineView { status, display: None, address: fixed_address(&server) })
     }
 
     fn new_ticket(&self, desktop_id: &str) -> Result<(), ComputeError> {
@@ -387,7 +411,7 @@ impl Compute for OpenStackCompute {
         let servers = api::servers(&self.session, &format!("^{NAME_PREFIX}"))?;
         let mut ids: Vec<String> = servers
             .into_iter()
-            .filter(|server| status_of(&server.status).is_some())
+            .filter(|server| status_of(&server.status).is_some() && self.is_ours(server))
             .filter_map(|server| server.metadata.get(ID_KEY).cloned())
             .collect();
         ids.sort();
@@ -398,6 +422,58 @@ impl Compute for OpenStackCompute {
     fn set_guest_account(&self, desktop_id: &str, _account: &GuestAccount) -> Result<(), ComputeError> {
         Err(ComputeError::NoGuestAgent(format!("{desktop_id} (the OpenStack driver sets no guest passwords yet)")))
     }
+
+    fn platform_catalogue(&self) -> Result<Option<PlatformCatalogue>, ComputeError> {
+        let images = api::images(&self.session)?;
+        let flavors = api::flavors(&self.session)?;
+        Ok(Some(platform_catalogue(images, flavors)))
+    }
+
+    fn has_platform_catalogue(&self) -> bool {
+        true
+    }
+
+    fn location(&self) -> Option<String> {
+        let project = &self.session.cloud().project_label();
+        Some(format!("OpenStack cloud {:?}, project {project}", self.session.cloud().name))
+    }
+}
+
+/// The server's fixed address (not a floating one), IPv4 first: what `vm_ip` says.
+fn fixed_address(server: &Server) -> Option<String> {
+    let mut addresses: Vec<&api::Address> = server
+        .addresses
+        .values()
+        .flatten()
+        .filter(|address| address.kind.as_deref().is_none_or(|kind| kind == "fixed"))
+        .collect();
+    addresses.sort_by_key(|address| address.version);
+    addresses.first().map(|address| address.addr.clone())
+}
+
+/// The platform's catalogue as the server keeps it: active images with a name, and
+/// every flavor the project may use.
+fn platform_catalogue(images: Vec<api::Image>, flavors: Vec<api::Flavor>) -> PlatformCatalogue {
+    let images = images
+        .into_iter()
+        .filter(|image| image.status == "active")
+        .filter_map(|image| {
+            let name = image.name.clone().filter(|name| !name.trim().is_empty())?;
+            let yes = |key: &str| image.property(key).is_some_and(|v| v.eq_ignore_ascii_case("yes") || v == "true");
+            Some(PlatformImage {
+                name,
+                location: format!("glance:{}", image.id),
+                os_username: image.property("os_admin_user").unwrap_or("root").to_owned(),
+                guest_agent: yes("hw_qemu_guest_agent"),
+                rdp: image.property("os_type").is_some_and(|os| os.eq_ignore_ascii_case("windows")),
+            })
+        })
+        .collect();
+    let flavors = flavors
+        .into_iter()
+        .map(|f| PlatformFlavor { name: f.name, vcpus: f.vcpus, ram_mib: f.ram, disk_gib: f.disk })
+        .collect();
+    PlatformCatalogue { images, flavors }
 }
 
 #[cfg(test)]

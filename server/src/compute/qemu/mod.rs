@@ -876,7 +876,7 @@ impl Compute for QemuCompute {
         let dir = self.existing_machine_dir(id)?;
         let Some(run) = self.live_run_state(&dir) else {
             self.release(id);
-            return Ok(MachineView { status: DesktopStatus::Shutoff, display: None });
+            return Ok(MachineView { status: DesktopStatus::Shutoff, display: None, address: None });
         };
         let status = self.status(&dir)?;
         let display = Display {
@@ -885,7 +885,7 @@ impl Compute for QemuCompute {
             rdp_port: run.rdp_port,
             spice_tls: run.spice_tls,
         };
-        Ok(MachineView { status, display: Some(display) })
+        Ok(MachineView { status, display: Some(display), address: None })
     }
 
     fn machines(&self) -> Result<Vec<String>, ComputeError> {

@@ -385,6 +385,9 @@ fn desktops(state: &AppState, ctx: &Ctx) -> Page {
     let flavors = state.services.catalogue.flavors()?;
     let users = state.services.accounts.users()?;
     let instances = state.services.cloud.list_instances()?;
+    // Every machine of this server lives in the same place: a cloud's project, or
+    // this host (no column then).
+    let location = state.services.desktops.location();
     Ok(html! {
         section.card {
             h2 { (lang.t(Text::GiveClass)) }
@@ -411,7 +414,9 @@ fn desktops(state: &AppState, ctx: &Ctx) -> Page {
                 table {
                     thead { tr {
                         th { (lang.t(Text::Name)) } th { (lang.t(Text::Owner)) } th { (lang.t(Text::Status)) } th { (lang.t(Text::Image)) }
-                        th { (lang.t(Text::Flavor)) } th { (lang.t(Text::Actions)) } th { (lang.t(Text::Assign)) }
+                        th { (lang.t(Text::Flavor)) }
+                        @if location.is_some() { th { (lang.t(Text::LivesIn)) } }
+                        th { (lang.t(Text::Actions)) } th { (lang.t(Text::Assign)) }
                     } }
                     tbody {
                         @for d in &desktops {
@@ -419,6 +424,7 @@ fn desktops(state: &AppState, ctx: &Ctx) -> Page {
                                 td { strong { (d.name) } br; span.mono.muted { (d.id) } }
                                 td { (d.owner) } td { (status_badge(d.status)) }
                                 td { (d.image.as_deref().unwrap_or("-")) } td { (d.flavor.as_deref().unwrap_or("-")) }
+                                @if let Some(location) = &location { td.muted.location { (location) } }
                                 td.actions {
                                     @if d.status != DesktopStatus::Active {
                                         (button(ctx, "/admin/desktops/action", &[("id", &d.id), ("action", "start")], lang.t(Text::Start), "small primary"))
@@ -447,13 +453,14 @@ fn desktops(state: &AppState, ctx: &Ctx) -> Page {
             h2 { (lang.t(Text::ExamMachines)) }
             @if instances.is_empty() { p.empty { (lang.t(Text::NoneYet)) } } @else {
                 table {
-                    thead { tr { th { (lang.t(Text::Name)) } th { (lang.t(Text::Status)) } th { (lang.t(Text::Image)) } th { (lang.t(Text::Flavor)) } th { (lang.t(Text::Internet)) } th { (lang.t(Text::Created)) } th { (lang.t(Text::Actions)) } } }
+                    thead { tr { th { (lang.t(Text::Name)) } th { (lang.t(Text::Status)) } th { (lang.t(Text::Image)) } th { (lang.t(Text::Flavor)) } th { (lang.t(Text::Internet)) } th { (lang.t(Text::Created)) } @if location.is_some() { th { (lang.t(Text::LivesIn)) } } th { (lang.t(Text::Actions)) } } }
                     tbody {
                         @for i in &instances {
                             tr {
                                 td { strong { (i.name) } br; span.mono.muted { (i.vm_id) } }
                                 td { (status_badge(i.status)) } td { (i.image) } td { (i.flavor) }
                                 td { (lang.t(if i.internet { Text::Yes } else { Text::No })) } td.muted { (i.created_at) }
+                                @if let Some(location) = &location { td.muted.location { (location) } }
                                 td.actions { (button(ctx, "/admin/instances/destroy", &[("id", &i.vm_id)], lang.t(Text::Destroy), "danger small")) }
                             }
                         }
@@ -468,7 +475,15 @@ fn catalogue(state: &AppState, ctx: &Ctx) -> Page {
     let lang = ctx.lang;
     let images = state.services.catalogue.images()?;
     let flavors = state.services.catalogue.flavors()?;
+    // A catalogue that follows a cloud's is changed there, not here.
+    let own = !state.services.catalogue.follows_platform();
     Ok(html! {
+        @if !own {
+            section.card.notice {
+                p { (lang.t(Text::CatalogueFollowsPlatform)) }
+                @if let Some(location) = state.services.desktops.location() { p.muted.location { (location) } }
+            }
+        }
         section.card {
             h2 { (lang.t(Text::Images)) }
             @if images.is_empty() { p.empty { (lang.t(Text::NoneYet)) } } @else {
@@ -478,11 +493,11 @@ fn catalogue(state: &AppState, ctx: &Ctx) -> Page {
                         td { strong { (i.name) } } td { (i.default_connection_type.as_str()) } td { (i.os_username) }
                         td { @if i.guest_agent { (lang.t(Text::OwnOsPasswords)) } @else { span.badge.amber { (lang.t(Text::SharedOsPassword)) } } }
                         td.mono { (i.base_disk.display()) }
-                        td.actions { (button(ctx, "/admin/images/delete", &[("name", &i.name)], lang.t(Text::Delete), "danger small")) }
+                        td.actions { @if own { (button(ctx, "/admin/images/delete", &[("name", &i.name)], lang.t(Text::Delete), "danger small")) } }
                     } } }
                 }
             }
-            form.row method="post" action="/admin/images/create" {
+            @if own { form.row method="post" action="/admin/images/create" {
                 (csrf(ctx))
                 label { (lang.t(Text::Name)) input type="text" name="name" required size="14"; }
                 label.grow { (lang.t(Text::BaseDisk)) input type="text" name="disk" required placeholder="/var/lib/thindesk/images/win10.qcow2"; }
@@ -491,7 +506,7 @@ fn catalogue(state: &AppState, ctx: &Ctx) -> Page {
                 label { (lang.t(Text::OsPassword)) input type="password" name="os_password" size="10" autocomplete="off"; }
                 label.check { input type="checkbox" name="guest_agent" value="true"; (lang.t(Text::HasGuestAgent)) }
                 button.primary type="submit" { (lang.t(Text::Add)) }
-            }
+            } }
         }
         section.card {
             h2 { (lang.t(Text::Flavors)) }
@@ -499,17 +514,17 @@ fn catalogue(state: &AppState, ctx: &Ctx) -> Page {
                 thead { tr { th { (lang.t(Text::Name)) } th { (lang.t(Text::Vcpus)) } th { (lang.t(Text::RamMib)) } th { (lang.t(Text::DiskGib)) } th { (lang.t(Text::Actions)) } } }
                 tbody { @for f in &flavors { tr {
                     td { strong { (f.name) } } td { (f.vcpus) } td { (f.ram_mib) } td { (f.disk_gib) }
-                    td.actions { (button(ctx, "/admin/flavors/delete", &[("name", &f.name)], lang.t(Text::Delete), "danger small")) }
+                    td.actions { @if own { (button(ctx, "/admin/flavors/delete", &[("name", &f.name)], lang.t(Text::Delete), "danger small")) } }
                 } } }
             }
-            form.row method="post" action="/admin/flavors/create" {
+            @if own { form.row method="post" action="/admin/flavors/create" {
                 (csrf(ctx))
                 label { (lang.t(Text::Name)) input type="text" name="name" required size="12"; }
                 label { (lang.t(Text::Vcpus)) input type="number" name="vcpus" min="1" max="64" value="1" required; }
                 label { (lang.t(Text::RamMib)) input type="number" name="ram" min="64" value="2048" required; }
                 label { (lang.t(Text::DiskGib)) input type="number" name="disk" min="1" value="20" required; }
                 button.primary type="submit" { (lang.t(Text::Add)) }
-            }
+            } }
         }
     })
 }
