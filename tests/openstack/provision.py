@@ -97,7 +97,10 @@ def image(conn, name, path, recipe, project):
 def flavors(conn):
     # name, RAM MiB, vCPUs, disk GiB. m1.* as the seed names them; thindesk.tiny fits
     # many TCG guests on a test machine.
-    wanted = [("thindesk.tiny", 256, 1, 1), ("m1.tiny", 512, 1, 1), ("m1.small", 2048, 1, 20)]
+    # thindesk.toolarge asks for a disk no host has (100 TB; Nova has no disk quota):
+    # the scheduler fails it with "No valid host", the Nova fault a test expects.
+    wanted = [("thindesk.tiny", 256, 1, 1), ("m1.tiny", 512, 1, 1), ("m1.small", 2048, 1, 20),
+              ("thindesk.toolarge", 256, 1, 100000)]
     have = {f.name: f for f in conn.compute.flavors(is_public=None)}
     for name, ram, vcpus, disk in wanted:
         if name in have:

@@ -36,6 +36,12 @@ impl Default for ServerBinary {
 
 impl ServerBinary {
     pub fn new() -> Self {
+        Self::with_config("")
+    }
+
+    /// With `extra` at the end of the configuration file (`hypervisor = ...` and a
+    /// table, say).
+    pub fn with_config(extra: &str) -> Self {
         let root = tempfile::tempdir().expect("dir");
         // The server binary is told its port: one no other test of this process is
         // given, nor the kernel for a `127.0.0.1:0` listener meanwhile.
@@ -47,7 +53,7 @@ impl ServerBinary {
             format!(
                 "listen = \"127.0.0.1:{port}\"\ndata_dir = \"{}\"\ndisplay_address = \"127.0.0.1\"\n\
                  public_address = \"127.0.0.1\"\nspice_ports = \"{}-{}\"\nrdp_ports = \"{}-{}\"\n\
-                 shutdown_timeout = 20\n",
+                 shutdown_timeout = 20\n{extra}",
                 root.path().join("data").display(),
                 spice.start(),
                 spice.end(),
@@ -69,11 +75,29 @@ impl ServerBinary {
         self.data_dir().join("vms")
     }
 
-    /// An administration command, with `stdin` as its standard input.
-    pub fn admin(&self, arguments: &[&str], stdin: &str) {
+    /// An administration command, with `stdin` as its standard input: what it printed.
+    pub fn admin(&self, arguments: &[&str], stdin: &str) -> String {
         let mut command = Command::new(server_binary());
         command.arg("--config").arg(&self.config).args(arguments);
-        crate::run_with_stdin(command, stdin);
+        String::from_utf8_lossy(&crate::run_with_stdin(command, stdin).stdout).into_owned()
+    }
+
+    /// An administration command that must fail: what it said on standard error.
+    pub fn admin_refused(&self, arguments: &[&str], stdin: &str) -> String {
+        use std::io::Write;
+        let mut child = Command::new(server_binary())
+            .arg("--config")
+            .arg(&self.config)
+            .args(arguments)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the server binary starts");
+        child.stdin.take().expect("stdin").write_all(stdin.as_bytes()).expect("stdin");
+        let output = child.wait_with_output().expect("the command ran");
+        assert!(!output.status.success(), "{arguments:?} was not refused: {}", String::from_utf8_lossy(&output.stdout));
+        String::from_utf8_lossy(&output.stderr).into_owned()
     }
 
     /// Starts `serve` and waits until it answers. Its log (stderr) goes to a file of

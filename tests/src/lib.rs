@@ -4,6 +4,7 @@
 pub mod binary;
 pub mod capture;
 pub mod netns;
+pub mod openstack;
 pub mod ports;
 pub mod screen;
 pub mod spice;

@@ -115,6 +115,11 @@ pub fn run(cli: Cli) -> anyhow::Result<()> {
             let compute = crate::app::compute_for(&config)?;
             let services = crate::app::open(&config, compute)
                 .with_context(|| format!("opening the data directory {}", config.data_dir.display()))?;
+            // On a cloud, the images and flavors a command names are the cloud's as
+            // they are now, whether or not a server has read them yet.
+            if services.catalogue.follows_platform() {
+                services.catalogue.follow_platform().context("reading the cloud's images and flavors")?;
+            }
             admin::administer(&services, command, &mut std::io::stdout().lock(), &mut read_new_password)
         }
     }

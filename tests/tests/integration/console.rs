@@ -5,9 +5,9 @@
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, SET_COOKIE};
 use serde_json::json;
-use thindesk_tests::{ADMIN, STUDENT, TestServer, basic};
+use thindesk_tests::{ADMIN, STUDENT, ServerCompute, TestServer, basic};
 
-fn client() -> reqwest::Client {
+pub(crate) fn client() -> reqwest::Client {
     reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().expect("client")
 }
 
@@ -35,7 +35,7 @@ struct Login {
     body: String,
 }
 
-async fn log_in(server: &TestServer, user: &str, password: &str, extra: &[(&str, &str)]) -> Login {
+async fn log_in<C: ?Sized + ServerCompute>(server: &TestServer<C>, user: &str, password: &str, extra: &[(&str, &str)]) -> Login {
     let http = client();
     let page = http.get(server.url("/admin/login")).send().await.expect("login page");
     let cookies = set_cookies(page.headers());
@@ -56,7 +56,7 @@ async fn log_in(server: &TestServer, user: &str, password: &str, extra: &[(&str,
 }
 
 /// An administrator's session cookie and the CSRF token of its forms.
-async fn admin_session(server: &TestServer) -> (String, String) {
+pub(crate) async fn admin_session<C: ?Sized + ServerCompute>(server: &TestServer<C>) -> (String, String) {
     let login = log_in(server, ADMIN.0, ADMIN.1, &[]).await;
     assert_eq!(login.status, StatusCode::SEE_OTHER, "{}", login.body);
     let session = cookie_value(&login.response_cookies, "td_session").expect("session cookie");

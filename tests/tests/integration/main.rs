@@ -18,6 +18,7 @@ mod console_browser;
 mod crash;
 mod demo;
 mod guest_network;
+mod openstack;
 mod openapi;
 mod qemu;
 mod restart;
