@@ -40,3 +40,32 @@ async fn the_seed_client_works_over_https_trusting_the_servers_authority() {
     let ca = server.data_dir().join("tls").join("ca-cert.pem");
     run_seed_client(server.server.https_url(), Some(ca)).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_seed_client_works_unchanged_with_desktops_on_openstack() {
+    use thindesk_tests::openstack::{DEMO_IMAGE, TINY_FLAVOR, TestCloud};
+    let Some(cloud) = TestCloud::find_async("the seed client on OpenStack").await else { return };
+    let mark = format!("seed-{}-{}", std::process::id(), thindesk_tests::ports::one());
+    let driver = cloud.driver_async(&mark).await;
+    let server = TestServer::builder(driver.clone()).public_address("127.0.0.1").start().await;
+    let id = thindesk_tests::desktop_from_image(server.services(), STUDENT.0, "seed desktop", DEMO_IMAGE, TINY_FLAVOR)
+        .await;
+    // Its resume, reboot and shutdown are carried out by Nova.
+    run_seed_client(server.server.url(), None).await;
+    let services = server.services().clone();
+    let status = tokio::task::spawn_blocking(move || {
+        let status = services.desktops.list_all(None).expect("desktops")[0].status;
+        services.desktops.delete(&thindesk_server::service::Actor::system(), &id).expect("delete");
+        status
+    })
+    .await
+    .expect("joined");
+    assert_eq!(status, thindesk_shared::DesktopStatus::Shutoff, "the seed client's last action was a shutdown");
+    let left = tokio::task::spawn_blocking(move || {
+        use thindesk_server::compute::Compute;
+        driver.machines().expect("machines")
+    })
+    .await
+    .expect("joined");
+    assert!(left.is_empty(), "{left:?}");
+}
