@@ -52,6 +52,8 @@ if [ ${#missing[@]} -gt 0 ]; then
         made_policy=yes
     fi
     t=$(date +%s)
+    # A fresh box has no package lists yet.
+    apt-get update -q >>"$OS_LOGS/apt.log" 2>&1 || die "apt-get update failed; see $OS_LOGS/apt.log"
     if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
         "${missing[@]}" >>"$OS_LOGS/apt.log" 2>&1; then
         [ $made_policy = no ] || rm -f /usr/sbin/policy-rc.d
