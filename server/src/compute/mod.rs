@@ -175,6 +175,15 @@ pub trait Compute: Send + Sync {
     /// Defines a machine (its disk overlay and settings) without starting it.
     fn define(&self, spec: &MachineSpec) -> Result<(), ComputeError>;
 
+    /// Defines a machine and starts it: what a cloud API launch needs. A driver whose
+    /// platform boots what it creates (Nova) does it in one step rather than boot,
+    /// stop and boot again. On failure, what was defined may be left for the caller
+    /// to destroy.
+    fn define_and_start(&self, spec: &MachineSpec) -> Result<(), ComputeError> {
+        self.define(spec)?;
+        self.power(&spec.id, PowerOp::Start)
+    }
+
     /// Stops the machine if it runs and frees everything it held: process, disk
     /// overlay, ports. Unknown machines are [`ComputeError::NoSuchMachine`].
     fn destroy(&self, id: &str) -> Result<(), ComputeError>;

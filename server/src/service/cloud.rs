@@ -4,7 +4,7 @@
 
 use super::audit::{Actor, Audit};
 use super::{iso8601, random_token, unix_now};
-use crate::compute::{Compute, ComputeError, Display, PowerOp};
+use crate::compute::{Compute, ComputeError, Display, MachineSpec};
 use crate::store::{InstanceRecord, NewInstance, Phase, Store, StoreError};
 use ipnet::IpNet;
 use sha2::{Digest, Sha256};
@@ -223,11 +223,7 @@ impl Cloud {
         self.store.insert_instance(&instance, unix_now())?;
         // The exam system's image decides how its guests log in: no account is set.
         let machine = super::catalogue::machine_spec(&id, name, &image, &flavor, internet, EXAM_POLICY, None);
-        if let Err(error) = self.compute.define(&machine) {
-            self.forget(&id);
-            return Err(CloudError::Launch(error));
-        }
-        let started = self.start(&id).map_err(CloudError::Launch).and_then(|started| {
+        let started = self.start(&machine).map_err(CloudError::Launch).and_then(|started| {
             if let Some(by) = by {
                 let detail = format!("{name:?}, image {}, flavor {}, internet {internet}", image.name, flavor.name);
                 self.audit.record(by, "instance.launch", &id, &detail);
@@ -273,8 +269,9 @@ impl Cloud {
 
     /// Starts the machine: its display, and its own address where the driver knows
     /// one (a cloud's fixed address; else `vm_ip` is this host's).
-    fn start(&self, id: &str) -> Result<(Display, Option<String>), ComputeError> {
-        self.compute.power(id, PowerOp::Start)?;
+    fn start(&self, machine: &MachineSpec) -> Result<(Display, Option<String>), ComputeError> {
+        let id = &machine.id;
+        self.compute.define_and_start(machine)?;
         let view = self.compute.inspect(id)?;
         let display =
             view.display.ok_or_else(|| ComputeError::Failed(format!("machine {id} runs but shows no display")))?;
@@ -375,6 +372,7 @@ impl Cloud {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compute::PowerOp;
     use crate::compute::double::TestCompute;
     use crate::compute::{GuestAccount, MachineSpec, MachineView};
     use crate::store::NewImage;

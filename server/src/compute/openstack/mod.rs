@@ -260,6 +260,48 @@ impl OpenStackCompute {
         }
     }
 
+    /// Creates the server of `spec` (Nova boots it at once): its Nova id.
+    fn create(&self, spec: &MachineSpec) -> Result<String, ComputeError> {
+        match self.server_of(&spec.id) {
+            Ok(_) => return Err(ComputeError::AlreadyDefined(spec.id.clone())),
+            Err(ComputeError::NoSuchMachine(_)) => {}
+            Err(other) => return Err(other),
+        }
+        let image_id = self.image_for(spec)?;
+        let flavor_id = self.flavor_for(spec)?;
+        let network_id = self.network_for(spec.internet)?;
+        let security_groups =
+            if spec.internet { Vec::new() } else { vec![self.config.isolated_security_group.clone()] };
+        let name = format!("{NAME_PREFIX}{}", spec.id);
+        let metadata = BTreeMap::from([
+            (ID_KEY.to_owned(), spec.id.clone()),
+            (INSTALLATION_KEY.to_owned(), self.config.installation.clone()),
+            ("thindesk_name".to_owned(), spec.name.chars().take(255).collect()),
+        ]);
+        let new = NewServer {
+            name: &name,
+            image_id: &image_id,
+            flavor_id: &flavor_id,
+            network_id: &network_id,
+            security_groups: &security_groups,
+            metadata,
+        };
+        let server_id = api::create_server(&self.session, &new)?;
+        self.servers.lock().unwrap_or_else(|p| p.into_inner()).insert(spec.id.clone(), server_id.clone());
+        Ok(server_id)
+    }
+
+    /// `outcome`, after deleting the half-made server if it is an error: a machine
+    /// that could not be made leaves nothing behind.
+    fn undo_unless(&self, outcome: Result<(), ComputeError>, id: &str, server_id: &str) -> Result<(), ComputeError> {
+        if outcome.is_err() {
+            if let Err(undo) = self.destroy(id) {
+                tracing::warn!(%id, server = %server_id, %undo, "a half-made server could not be deleted");
+            }
+        }
+        outcome
+    }
+
     /// The Glance image the catalogue calls `spec.image`: exactly one active image of
     /// that name (the contract: a name that is ambiguous is said to be).
     fn image_for(&self, spec: &MachineSpec) -> Result<String, ComputeError> {
@@ -307,47 +349,20 @@ impl Compute for OpenStackCompute {
     }
 
     fn define(&self, spec: &MachineSpec) -> Result<(), ComputeError> {
-        match self.server_of(&spec.id) {
-            Ok(_) => return Err(ComputeError::AlreadyDefined(spec.id.clone())),
-            Err(ComputeError::NoSuchMachine(_)) => {}
-            Err(other) => return Err(other),
-        }
-        let image_id = self.image_for(spec)?;
-        let flavor_id = self.flavor_for(spec)?;
-        let network_id = self.network_for(spec.internet)?;
-        let security_groups =
-            if spec.internet { Vec::new() } else { vec![self.config.isolated_security_group.clone()] };
-        let name = format!("{NAME_PREFIX}{}", spec.id);
-        let metadata = BTreeMap::from([
-            (ID_KEY.to_owned(), spec.id.clone()),
-            (INSTALLATION_KEY.to_owned(), self.config.installation.clone()),
-            ("thindesk_name".to_owned(), spec.name.chars().take(255).collect()),
-        ]);
-        let new = NewServer {
-            name: &name,
-            image_id: &image_id,
-            flavor_id: &flavor_id,
-            network_id: &network_id,
-            security_groups: &security_groups,
-            metadata,
-        };
-        let server_id = api::create_server(&self.session, &new)?;
-        self.servers.lock().unwrap_or_else(|p| p.into_inner()).insert(spec.id.clone(), server_id.clone());
+        let server_id = self.create(spec)?;
         // Nova boots what it creates; a defined machine is off, so stop it once up.
         let defined = self.wait_for(&spec.id, "ACTIVE", "creating the server").and_then(|server| {
             self.action(&spec.id, &server, json!({"os-stop": null}))?;
             self.wait_for(&spec.id, "SHUTOFF", "stopping the new server")
         });
-        match defined {
-            Ok(_) => Ok(()),
-            Err(error) => {
-                // Undo: a machine that could not be defined leaves nothing behind.
-                if let Err(undo) = self.destroy(&spec.id) {
-                    tracing::warn!(id = %spec.id, server = %server_id, %undo, "a half-made server could not be deleted");
-                }
-                Err(error)
-            }
-        }
+        self.undo_unless(defined.map(|_| ()), &spec.id, &server_id)
+    }
+
+    fn define_and_start(&self, spec: &MachineSpec) -> Result<(), ComputeError> {
+        // One boot: the server Nova creates is the started machine.
+        let server_id = self.create(spec)?;
+        let started = self.wait_for(&spec.id, "ACTIVE", "creating the server");
+        self.undo_unless(started.map(|_| ()), &spec.id, &server_id)
     }
 
     fn destroy(&self, id: &str) -> Result<(), ComputeError> {
