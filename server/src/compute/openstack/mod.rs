@@ -518,6 +518,53 @@ mod tests {
         let error: ComputeError = OpenStackError::Fault("No valid host was found.".into()).into();
         assert!(matches!(error, ComputeError::NoCapacity(_)));
         let error: ComputeError = OpenStackError::Fault("disk full".into()).into();
-        assert!(matches!(error, ComputeError::Failed(_)));
+        assert!(matches!(error, ComputeError::PlatformFault(_)));
+    }
+
+    #[test]
+    fn keystone_and_configuration_errors_are_the_platforms_configuration() {
+        let error: ComputeError = OpenStackError::Auth("401".into()).into();
+        assert!(matches!(error, ComputeError::PlatformConfig(_)));
+        let error: ComputeError = OpenStackError::Config("no network named \"x\"".into()).into();
+        assert!(matches!(error, ComputeError::PlatformConfig(_)));
+        let error: ComputeError =
+            OpenStackError::Api { service: "compute", status: 403, message: "Policy doesn't allow".into() }.into();
+        assert!(matches!(error, ComputeError::PlatformConfig(_)));
+        let error: ComputeError =
+            OpenStackError::Api { service: "compute", status: 403, message: "Quota exceeded for cores".into() }.into();
+        assert!(matches!(error, ComputeError::NoCapacity(_)));
+    }
+
+    #[test]
+    fn the_catalogue_takes_named_active_images_with_their_login_and_agent() {
+        let image = |name: Option<&str>, status: &str, properties: serde_json::Value| api::Image {
+            id: format!("id-{}", name.unwrap_or("none")),
+            name: name.map(str::to_owned),
+            status: status.to_owned(),
+            properties: serde_json::from_value(properties).expect("properties"),
+        };
+        let images = vec![
+            image(Some("desk"), "active", json!({"os_admin_user": "student", "hw_qemu_guest_agent": "yes"})),
+            image(Some("win"), "active", json!({"os_type": "windows"})),
+            image(Some("queued"), "queued", json!({})),
+            image(None, "active", json!({})),
+        ];
+        let flavors = vec![api::Flavor { id: "f".into(), name: "m1.small".into(), ram: 2048, vcpus: 1, disk: 20 }];
+        let catalogue = platform_catalogue(images, flavors);
+        let names: Vec<&str> = catalogue.images.iter().map(|i| i.name.as_str()).collect();
+        assert_eq!(names, ["desk", "win"]);
+        assert_eq!(
+            catalogue.images[0],
+            PlatformImage {
+                name: "desk".into(),
+                location: "glance:id-desk".into(),
+                os_username: "student".into(),
+                guest_agent: true,
+                rdp: false
+            }
+        );
+        assert!(catalogue.images[1].rdp && !catalogue.images[1].guest_agent);
+        assert_eq!(catalogue.images[1].os_username, "root");
+        assert_eq!(catalogue.flavors[0], PlatformFlavor { name: "m1.small".into(), vcpus: 1, ram_mib: 2048, disk_gib: 20 });
     }
 }
