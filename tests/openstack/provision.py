@@ -78,9 +78,13 @@ def compute_up(conn):
         raise SystemExit(1)
 
 
-def image(conn, name, path, recipe, project):
+def image(conn, name, path, recipe, project, **properties):
     for found in conn.image.images(name=name):
         if found.properties.get("thindesk_recipe") == recipe and found.status == "active":
+            changed = {k: v for k, v in properties.items() if found.properties.get(k) != v}
+            if changed:
+                conn.image.update_image(found, **changed)
+                say(f"image {name}: properties {sorted(changed)} set")
             return found
         conn.image.delete_image(found)
         say(f"image {name}: stale copy {found.id} deleted")
@@ -88,7 +92,7 @@ def image(conn, name, path, recipe, project):
         name=name, filename=path, disk_format="qcow2", container_format="bare",
         visibility="public", thindesk_recipe=recipe, wait=True, allow_duplicates=True,
         # The demo image boots from a FAT disk through SeaBIOS on IDE or virtio.
-        hw_disk_bus="virtio", hw_video_model="qxl",
+        hw_disk_bus="virtio", hw_video_model="qxl", **properties,
     )
     say(f"image {name} uploaded: {created.id}")
     return created
@@ -130,7 +134,9 @@ def network(conn, name, physnet, cidr, gateway, project, external=False, shared=
 def contents(conn, demo, probe, demo_recipe, probe_recipe):
     thindesk = conn.identity.find_project("thindesk", domain_id="default")
     admin = conn.identity.find_project("admin", domain_id="default")
-    image(conn, "thindesk-demo", demo, demo_recipe, thindesk)
+    # The demo guest runs the QEMU guest agent: Nova's changePassword sets the
+    # password of os_admin_user in it, thindesk's per-desktop OS password.
+    image(conn, "thindesk-demo", demo, demo_recipe, thindesk, hw_qemu_guest_agent="yes", os_admin_user="student")
     image(conn, "thindesk-probe", probe, probe_recipe, thindesk)
     flavors(conn)
 

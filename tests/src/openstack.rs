@@ -77,8 +77,10 @@ impl TestCloud {
     /// A driver of the installation marked `installation` (a server's data directory
     /// holds its mark in the file `installation`).
     pub fn driver(&self, installation: &str) -> Result<OpenStackCompute, String> {
-        let config =
-            OpenStackConfig { installation: installation.to_owned(), ..OpenStackConfig::new(&self.clouds_file, &self.cloud) };
+        let config = OpenStackConfig {
+            installation: installation.to_owned(),
+            ..OpenStackConfig::new(&self.clouds_file, &self.cloud)
+        };
         OpenStackCompute::new(config).map_err(|e| e.to_string())
     }
 

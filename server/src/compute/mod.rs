@@ -225,6 +225,13 @@ pub trait Compute: Send + Sync {
         Ok(None)
     }
 
+    /// Whether the driver keeps guest accounts in memory only (a cloud driver keeps
+    /// no secret on this host): a starting server then hands each machine's account
+    /// over again with [`Compute::set_guest_account`].
+    fn guest_accounts_in_memory(&self) -> bool {
+        false
+    }
+
     /// Whether [`Compute::platform_catalogue`] answers with one (without asking).
     fn has_platform_catalogue(&self) -> bool {
         false

@@ -147,8 +147,12 @@ impl Catalogue {
             if !valid || flavors.iter().any(|known| known.name == flavor.name) {
                 continue;
             }
-            let new =
-                NewFlavor { name: &flavor.name, vcpus: flavor.vcpus, ram_mib: flavor.ram_mib, disk_gib: flavor.disk_gib };
+            let new = NewFlavor {
+                name: &flavor.name,
+                vcpus: flavor.vcpus,
+                ram_mib: flavor.ram_mib,
+                disk_gib: flavor.disk_gib,
+            };
             match self.store.insert_flavor(&new) {
                 Ok(_) | Err(StoreError::Conflict(Conflict::FlavorExists)) => {}
                 Err(other) => return Err(other.into()),

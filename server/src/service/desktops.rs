@@ -352,7 +352,23 @@ impl Desktops {
     /// desktops whose machines died while the server was down read `SHUTOFF` before
     /// anyone asks.
     pub fn reconcile(&self) -> Result<usize, ServiceError> {
+        if self.compute.guest_accounts_in_memory() {
+            self.hand_over_guest_accounts()?;
+        }
         Ok(self.list_all(None)?.len())
+    }
+
+    /// Gives a driver that keeps guest accounts in memory each desktop's account
+    /// again, as a starting server must.
+    fn hand_over_guest_accounts(&self) -> Result<(), ServiceError> {
+        for record in self.store.all_desktops()?.into_iter().filter(|record| record.guest_agent) {
+            let account = GuestAccount { username: record.os_username.clone(), password: record.os_password.clone() };
+            match self.compute.set_guest_account(&record.id, &account) {
+                Ok(()) | Err(ComputeError::NoSuchMachine(_)) => {}
+                Err(error) => tracing::warn!(desktop = %record.id, %error, "cannot hand the desktop's OS account over"),
+            }
+        }
+        Ok(())
     }
 
     /// Every desktop, or those of `owner`, for the administrator.

@@ -107,7 +107,9 @@ impl ServiceError {
                 .collect::<Vec<_>>()
                 .join("; "),
             ServiceError::Compute(
-                ComputeError::NoCapacity(reason) | ComputeError::PlatformFault(reason) | ComputeError::PlatformConfig(reason),
+                ComputeError::NoCapacity(reason)
+                | ComputeError::PlatformFault(reason)
+                | ComputeError::PlatformConfig(reason),
             ) => reason.clone(),
             ServiceError::Compute(_) | ServiceError::Store(_) | ServiceError::Internal(_) => {
                 tracing::error!(error = %self, "an administrative operation failed");

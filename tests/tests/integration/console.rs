@@ -35,7 +35,12 @@ struct Login {
     body: String,
 }
 
-async fn log_in<C: ?Sized + ServerCompute>(server: &TestServer<C>, user: &str, password: &str, extra: &[(&str, &str)]) -> Login {
+async fn log_in<C: ?Sized + ServerCompute>(
+    server: &TestServer<C>,
+    user: &str,
+    password: &str,
+    extra: &[(&str, &str)],
+) -> Login {
     let http = client();
     let page = http.get(server.url("/admin/login")).send().await.expect("login page");
     let cookies = set_cookies(page.headers());

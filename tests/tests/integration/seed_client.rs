@@ -48,8 +48,8 @@ async fn the_seed_client_works_unchanged_with_desktops_on_openstack() {
     let mark = format!("seed-{}-{}", std::process::id(), thindesk_tests::ports::one());
     let driver = cloud.driver_async(&mark).await;
     let server = TestServer::builder(driver.clone()).public_address("127.0.0.1").start().await;
-    let id = thindesk_tests::desktop_from_image(server.services(), STUDENT.0, "seed desktop", DEMO_IMAGE, TINY_FLAVOR)
-        .await;
+    let id =
+        thindesk_tests::desktop_from_image(server.services(), STUDENT.0, "seed desktop", DEMO_IMAGE, TINY_FLAVOR).await;
     // Its resume, reboot and shutdown are carried out by Nova.
     run_seed_client(server.server.url(), None).await;
     let services = server.services().clone();

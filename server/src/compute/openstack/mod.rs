@@ -22,6 +22,7 @@
 //! a new ticket, and a guest account (no guest agent channel through Nova): those
 //! answer an error that says so.
 
+pub mod accounts;
 pub mod api;
 pub mod clouds;
 pub mod keystone;
@@ -30,13 +31,14 @@ use super::{
     Compute, ComputeError, GuestAccount, MachineSpec, MachineView, PlatformCatalogue, PlatformFlavor, PlatformImage,
     PowerOp,
 };
+use accounts::GuestAccounts;
 use api::{NewServer, Server};
 use clouds::Cloud;
 use keystone::Session;
 use serde_json::json;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use thindesk_shared::DesktopStatus;
 
@@ -46,6 +48,8 @@ pub const ID_KEY: &str = "thindesk_id";
 /// it, so that two installations in one project (a test cloud, a school's second
 /// server) never take each other's servers for their own strays.
 pub const INSTALLATION_KEY: &str = "thindesk_installation";
+/// How long an action waits for Nova to finish setting a guest's password.
+const PASSWORD_TASK_PATIENCE: Duration = Duration::from_secs(60);
 /// Every server this driver makes is named this, then the machine's id.
 pub const NAME_PREFIX: &str = "thindesk-";
 
@@ -129,21 +133,22 @@ impl OpenStackConfig {
 
 pub struct OpenStackCompute {
     config: OpenStackConfig,
-    session: Session,
+    session: Arc<Session>,
     /// Machine id → Nova server id, as found.
     servers: Mutex<HashMap<String, String>>,
+    /// Each machine's guest account, set in the guest after every start.
+    accounts: GuestAccounts,
 }
 
 /// Nova's status word as the seed's (the seed's words are Nova's, and Nova has more).
 pub fn status_of(nova: &str) -> Option<DesktopStatus> {
     Some(match nova {
-        "ACTIVE" => DesktopStatus::Active,
+        // PASSWORD: running, while Nova sets the guest's password (`accounts`).
+        "ACTIVE" | "PASSWORD" => DesktopStatus::Active,
         "SHUTOFF" | "STOPPED" | "SHELVED" | "SHELVED_OFFLOADED" => DesktopStatus::Shutoff,
         "SUSPENDED" => DesktopStatus::Suspended,
         "PAUSED" => DesktopStatus::Paused,
-        "BUILD" | "REBUILD" | "RESIZE" | "VERIFY_RESIZE" | "REVERT_RESIZE" | "MIGRATING" | "PASSWORD" => {
-            DesktopStatus::Build
-        }
+        "BUILD" | "REBUILD" | "RESIZE" | "VERIFY_RESIZE" | "REVERT_RESIZE" | "MIGRATING" => DesktopStatus::Build,
         "REBOOT" | "HARD_REBOOT" => DesktopStatus::Reboot,
         "ERROR" | "RESCUE" | "UNKNOWN" => DesktopStatus::Error,
         // DELETED, SOFT_DELETED: gone, as far as thindesk is concerned.
@@ -169,8 +174,9 @@ impl OpenStackCompute {
     /// [`OpenStackCompute::check`] to ask now).
     pub fn new(config: OpenStackConfig) -> Result<Self, OpenStackError> {
         let cloud = Cloud::load(&config.clouds_file, &config.cloud)?;
-        let session = Session::new(cloud, Duration::from_secs(60))?;
-        Ok(OpenStackCompute { config, session, servers: Mutex::new(HashMap::new()) })
+        let session = Arc::new(Session::new(cloud, Duration::from_secs(60))?);
+        let accounts = GuestAccounts::new(session.clone());
+        Ok(OpenStackCompute { config, session, servers: Mutex::new(HashMap::new()), accounts })
     }
 
     /// Authenticates and finds the compute endpoint: the cloud and project this
@@ -252,11 +258,24 @@ impl OpenStackCompute {
     }
 
     fn action(&self, id: &str, server: &Server, body: serde_json::Value) -> Result<(), ComputeError> {
-        if api::action(&self.session, &server.id, &body)? {
-            Ok(())
-        } else {
-            self.servers.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
-            Err(ComputeError::NoSuchMachine(id.to_owned()))
+        let started = Instant::now();
+        loop {
+            match api::action(&self.session, &server.id, &body) {
+                Ok(true) => return Ok(()),
+                Ok(false) => {
+                    self.servers.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+                    return Err(ComputeError::NoSuchMachine(id.to_owned()));
+                }
+                // Nova refuses an action while it sets the guest's password (this
+                // driver's own background task, `accounts`): wait for that, briefly.
+                Err(OpenStackError::Api { status: 409, .. })
+                    if started.elapsed() < PASSWORD_TASK_PATIENCE
+                        && self.server_of(id)?.task_state.as_deref() == Some("updating_password") =>
+                {
+                    std::thread::sleep(self.config.poll);
+                }
+                Err(error) => return Err(error.into()),
+            }
         }
     }
 
@@ -350,6 +369,9 @@ impl Compute for OpenStackCompute {
 
     fn define(&self, spec: &MachineSpec) -> Result<(), ComputeError> {
         let server_id = self.create(spec)?;
+        if let Some(account) = &spec.guest_account {
+            self.accounts.remember(&spec.id, account.clone());
+        }
         // Nova boots what it creates; a defined machine is off, so stop it once up.
         let defined = self.wait_for(&spec.id, "ACTIVE", "creating the server").and_then(|server| {
             self.action(&spec.id, &server, json!({"os-stop": null}))?;
@@ -361,8 +383,15 @@ impl Compute for OpenStackCompute {
     fn define_and_start(&self, spec: &MachineSpec) -> Result<(), ComputeError> {
         // One boot: the server Nova creates is the started machine.
         let server_id = self.create(spec)?;
+        if let Some(account) = &spec.guest_account {
+            self.accounts.remember(&spec.id, account.clone());
+        }
         let started = self.wait_for(&spec.id, "ACTIVE", "creating the server");
-        self.undo_unless(started.map(|_| ()), &spec.id, &server_id)
+        let started = self.undo_unless(started.map(|_| ()), &spec.id, &server_id);
+        if started.is_ok() {
+            self.accounts.apply_soon(&spec.id, &server_id);
+        }
+        started
     }
 
     fn destroy(&self, id: &str) -> Result<(), ComputeError> {
@@ -388,6 +417,7 @@ impl Compute for OpenStackCompute {
             }
         }
         self.servers.lock().unwrap_or_else(|p| p.into_inner()).remove(id);
+        self.accounts.forget(id);
         Ok(())
     }
 
@@ -409,6 +439,11 @@ impl Compute for OpenStackCompute {
         // The action is accepted at once; wait until Nova has carried it out. A
         // reboot's task must start and end, so wait for the task to be gone.
         self.wait_for(desktop_id, target, &format!("{op:?}"))?;
+        if target == "ACTIVE" {
+            // A guest that booted again needs its account again (the contract: set
+            // at every start).
+            self.accounts.apply_soon(desktop_id, &server.id);
+        }
         Ok(())
     }
 
@@ -434,8 +469,17 @@ impl Compute for OpenStackCompute {
         Ok(ids)
     }
 
-    fn set_guest_account(&self, desktop_id: &str, _account: &GuestAccount) -> Result<(), ComputeError> {
-        Err(ComputeError::NoGuestAgent(format!("{desktop_id} (the OpenStack driver sets no guest passwords yet)")))
+    fn set_guest_account(&self, desktop_id: &str, account: &GuestAccount) -> Result<(), ComputeError> {
+        let server = self.server_of(desktop_id)?;
+        self.accounts.remember(desktop_id, account.clone());
+        if server.status == "ACTIVE" {
+            self.accounts.apply_soon(desktop_id, &server.id);
+        }
+        Ok(())
+    }
+
+    fn guest_accounts_in_memory(&self) -> bool {
+        true
     }
 
     fn platform_catalogue(&self) -> Result<Option<PlatformCatalogue>, ComputeError> {
@@ -565,6 +609,9 @@ mod tests {
         );
         assert!(catalogue.images[1].rdp && !catalogue.images[1].guest_agent);
         assert_eq!(catalogue.images[1].os_username, "root");
-        assert_eq!(catalogue.flavors[0], PlatformFlavor { name: "m1.small".into(), vcpus: 1, ram_mib: 2048, disk_gib: 20 });
+        assert_eq!(
+            catalogue.flavors[0],
+            PlatformFlavor { name: "m1.small".into(), vcpus: 1, ram_mib: 2048, disk_gib: 20 }
+        );
     }
 }
