@@ -1,7 +1,12 @@
 //! `launch_instance` latency through the real cloud API, beside a bare QEMU start of
 //! the same disk on the same machine.
 //!
-//!     cargo bench -p thindesk-tests --bench launch [-- ROUNDS]
+//!     cargo bench -p thindesk-tests --bench launch [-- ROUNDS] [--openstack]
+//!
+//! With `--openstack`, the same launches on the OpenStack driver against the test
+//! cloud (`tests/openstack/up.sh`) follow in the same run: ROUNDS one at a time and
+//! one round of 5 at once (the project's default quota is 10 servers), beside the
+//! local driver's one-at-a-time figures.
 //!
 //! For each of "one launch at a time" and "20 at once" it prints p50 and p95 of the
 //! time from sending the request to the answer (the VM is then running and its
@@ -104,7 +109,7 @@ fn main() {
 
     println!("| launches | samples | bare QEMU p50 | p95 | launch_instance p50 | p95 | ratio p50 | ratio p95 |");
     println!("| --- | --- | --- | --- | --- | --- | --- | --- |");
-    for (label, bare, launch) in [("one at a time", bare_one, one), ("20 at once", bare_many, many)] {
+    for (label, bare, launch) in [("one at a time", bare_one, one.clone()), ("20 at once", bare_many, many)] {
         let (b50, b95, l50, l95) = (pct(&bare, 50), pct(&bare, 95), pct(&launch, 50), pct(&launch, 95));
         println!(
             "| {label} | {} | {} | {} | {} | {} | {:.2} | {:.2} |",
@@ -119,16 +124,83 @@ fn main() {
     }
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!("\naccelerator: {accel}; {cpus} CPUs; {rounds} rounds");
+
+    if std::env::args().any(|argument| argument == "--openstack") {
+        let Some(cloud) = thindesk_tests::openstack::TestCloud::find("the launch benchmark on OpenStack") else {
+            std::process::exit(1);
+        };
+        let (cloud_one, cloud_many) = runtime.block_on(openstack_launches(cloud, rounds));
+        println!("\n| driver | launches | samples | p50 | p95 | p50 / local p50 |");
+        println!("| --- | --- | --- | --- | --- | --- |");
+        let local = pct(&one, 50);
+        for (label, driver, times) in [
+            ("one at a time", "local QEMU", &one),
+            ("one at a time", "OpenStack", &cloud_one),
+            ("5 at once", "OpenStack", &cloud_many),
+        ] {
+            let (p50, p95) = (pct(times, 50), pct(times, 95));
+            println!(
+                "| {driver} | {label} | {} | {} | {} | {:.1} |",
+                times.len(),
+                ms(p50),
+                ms(p95),
+                p50.as_secs_f64() / local.as_secs_f64()
+            );
+        }
+    }
+}
+
+/// `launch_instance` on the OpenStack driver: `rounds` one at a time, then 5 at once.
+async fn openstack_launches(
+    cloud: thindesk_tests::openstack::TestCloud,
+    rounds: usize,
+) -> (Vec<Duration>, Vec<Duration>) {
+    const CLOUD_AT_ONCE: usize = 5;
+    let data = tempfile::tempdir().expect("dir");
+    let mark = format!("bench-{}", std::process::id());
+    let driver = cloud.driver_async(&mark).await;
+    let config = Config {
+        listen: "127.0.0.1:0".parse().expect("address"),
+        data_dir: data.path().to_owned(),
+        ..Config::default()
+    };
+    let server = RunningServer::start(config, driver).await.expect("server");
+    let url = format!("{}/cloud_api", server.url());
+    let http = reqwest::Client::new();
+    let (image, flavor) = (thindesk_tests::openstack::DEMO_IMAGE, thindesk_tests::openstack::TINY_FLAVOR);
+    let mut one = Vec::new();
+    for i in 0..rounds {
+        let (took, vm_id) = launch_of(&http, &url, image, flavor, &format!("bench-{i}")).await;
+        one.push(took);
+        destroy(&http, &url, &vm_id).await;
+    }
+    let launches: Vec<_> = (0..CLOUD_AT_ONCE)
+        .map(|i| {
+            let (http, url) = (http.clone(), url.clone());
+            tokio::spawn(async move { launch_of(&http, &url, image, flavor, &format!("bench-many-{i}")).await })
+        })
+        .collect();
+    let mut many = Vec::new();
+    let mut ids = Vec::new();
+    for handle in launches {
+        let (took, vm_id) = handle.await.expect("launch task");
+        many.push(took);
+        ids.push(vm_id);
+    }
+    for vm_id in ids {
+        destroy(&http, &url, &vm_id).await;
+    }
+    server.shutdown().await;
+    (one, many)
 }
 
 async fn launch(http: &reqwest::Client, url: &str, name: &str) -> (Duration, String) {
-    let form = [
-        ("command", "launch_instance"),
-        ("image", "thindesk-demo"),
-        ("flavor", "m1.tiny"),
-        ("internet", "false"),
-        ("name", name),
-    ];
+    launch_of(http, url, "thindesk-demo", "m1.tiny", name).await
+}
+
+async fn launch_of(http: &reqwest::Client, url: &str, image: &str, flavor: &str, name: &str) -> (Duration, String) {
+    let form =
+        [("command", "launch_instance"), ("image", image), ("flavor", flavor), ("internet", "false"), ("name", name)];
     let start = Instant::now();
     let reply: serde_json::Value = http.post(url).form(&form).send().await.expect("sent").json().await.expect("JSON");
     let took = start.elapsed();
