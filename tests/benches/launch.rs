@@ -89,19 +89,9 @@ fn main() {
         }
         let mut many = Vec::new();
         for round in 0..rounds {
-            let launches = (0..AT_ONCE).map(|i| {
-                let (http, url) = (http.clone(), url.clone());
-                tokio::spawn(async move { launch(&http, &url, &format!("bench-{round}-{i}")).await })
-            });
-            let mut ids = Vec::new();
-            for handle in launches.collect::<Vec<_>>() {
-                let (took, vm_id) = handle.await.expect("launch task");
-                many.push(took);
-                ids.push(vm_id);
-            }
-            for vm_id in ids {
-                destroy(&http, &url, &vm_id).await;
-            }
+            many.extend(
+                launch_round(&http, &url, "thindesk-demo", "m1.tiny", AT_ONCE, &format!("bench-{round}")).await,
+            );
         }
         server.shutdown().await;
         (one, many)
@@ -174,24 +164,36 @@ async fn openstack_launches(
         one.push(took);
         destroy(&http, &url, &vm_id).await;
     }
-    let launches: Vec<_> = (0..CLOUD_AT_ONCE)
+    let many = launch_round(&http, &url, image, flavor, CLOUD_AT_ONCE, "bench-many").await;
+    server.shutdown().await;
+    (one, many)
+}
+
+/// `count` launches at once, each timed, then destroyed.
+async fn launch_round(
+    http: &reqwest::Client,
+    url: &str,
+    image: &'static str,
+    flavor: &'static str,
+    count: usize,
+    prefix: &str,
+) -> Vec<Duration> {
+    let launches: Vec<_> = (0..count)
         .map(|i| {
-            let (http, url) = (http.clone(), url.clone());
-            tokio::spawn(async move { launch_of(&http, &url, image, flavor, &format!("bench-many-{i}")).await })
+            let (http, url, name) = (http.clone(), url.to_owned(), format!("{prefix}-{i}"));
+            tokio::spawn(async move { launch_of(&http, &url, image, flavor, &name).await })
         })
         .collect();
-    let mut many = Vec::new();
-    let mut ids = Vec::new();
+    let (mut times, mut ids) = (Vec::new(), Vec::new());
     for handle in launches {
         let (took, vm_id) = handle.await.expect("launch task");
-        many.push(took);
+        times.push(took);
         ids.push(vm_id);
     }
     for vm_id in ids {
-        destroy(&http, &url, &vm_id).await;
+        destroy(http, url, &vm_id).await;
     }
-    server.shutdown().await;
-    (one, many)
+    times
 }
 
 async fn launch(http: &reqwest::Client, url: &str, name: &str) -> (Duration, String) {

@@ -171,6 +171,22 @@ impl ServerBinary {
     }
 }
 
+/// A v1.0 API call as user `kim` (password `kims-pw-1`, as the binary tests add
+/// him): the whole JSend body.
+pub async fn as_kim(
+    url: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<serde_json::Value>,
+) -> serde_json::Value {
+    let mut request =
+        reqwest::Client::new().request(method, format!("{url}/api/v1.0{path}")).basic_auth("kim", Some("kims-pw-1"));
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    request.send().await.expect("sent").json().await.expect("json")
+}
+
 /// A running `thindesk-server serve`.
 pub struct Served {
     pub child: Child,

@@ -10,24 +10,15 @@ use std::sync::Arc;
 use thindesk_server::compute::Compute;
 use thindesk_server::compute::openstack::OpenStackCompute;
 use thindesk_server::{Config, RunningServer};
-use thindesk_tests::binary::ServerBinary;
+use thindesk_tests::binary::{ServerBinary, as_kim};
 use thindesk_tests::openstack::{DEMO_IMAGE, INTERNET_CIDR, TINY_FLAVOR, TestCloud};
 use thindesk_tests::{TestServer, launch_form};
 
 /// The network of machines without internet (up.sh's `thindesk-isolated`).
 const ISOLATED_CIDR: &str = "10.91.0.";
 
-async fn student(url: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-    let mut request =
-        reqwest::Client::new().request(method, format!("{url}/api/v1.0{path}")).basic_auth("kim", Some("kims-pw-1"));
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    request.send().await.expect("sent").json().await.expect("json")
-}
-
 async fn the_desktop(url: &str) -> Value {
-    let listed = student(url, reqwest::Method::GET, "/users/me/desktops", None).await;
+    let listed = as_kim(url, reqwest::Method::GET, "/users/me/desktops", None).await;
     assert_eq!(listed["status"], "success", "{listed}");
     let list = listed["data"]["desktop_list"].as_array().expect("list").clone();
     assert_eq!(list.len(), 1, "{listed}");
@@ -36,7 +27,7 @@ async fn the_desktop(url: &str) -> Value {
 
 async fn act(url: &str, id: &str, action: &str) {
     let reply =
-        student(url, reqwest::Method::POST, &format!("/desktops/{id}/action"), Some(json!({action: null}))).await;
+        as_kim(url, reqwest::Method::POST, &format!("/desktops/{id}/action"), Some(json!({action: null}))).await;
     assert_eq!(reply, json!({"status": "success", "data": null}), "{action}");
 }
 
@@ -66,7 +57,19 @@ async fn until_password_set(driver: &Arc<OpenStackCompute>, server_id: &str, tim
     }
 }
 
-async fn machines(driver: &Arc<OpenStackCompute>) -> Vec<String> {
+/// A server in this process on the test cloud, with an installation mark of its own:
+/// the mark, the driver and the server.
+pub(crate) async fn cloud_server(
+    cloud: &TestCloud,
+    prefix: &str,
+) -> (String, Arc<OpenStackCompute>, TestServer<OpenStackCompute>) {
+    let mark = format!("{prefix}-{}-{}", std::process::id(), thindesk_tests::ports::one());
+    let driver = cloud.driver_async(&mark).await;
+    let server = TestServer::builder(driver.clone()).public_address("127.0.0.1").start().await;
+    (mark, driver, server)
+}
+
+pub(crate) async fn machines(driver: &Arc<OpenStackCompute>) -> Vec<String> {
     let driver = driver.clone();
     tokio::task::spawn_blocking(move || driver.machines().expect("machines")).await.expect("joined")
 }
@@ -132,9 +135,7 @@ async fn a_desktop_lives_on_openstack_through_the_v1_api_and_a_killed_server_los
 #[tokio::test(flavor = "multi_thread")]
 async fn an_exam_machine_on_openstack_answers_with_its_fixed_address_and_the_console_says_where_it_lives() {
     let Some(cloud) = TestCloud::find_async("the OpenStack cloud API test").await else { return };
-    let mark = format!("test-{}-{}", std::process::id(), thindesk_tests::ports::one());
-    let driver = cloud.driver_async(&mark).await;
-    let server = TestServer::builder(driver.clone()).public_address("127.0.0.1").start().await;
+    let (_, driver, server) = cloud_server(&cloud, "test").await;
 
     // The catalogue came from Glance and Nova at start.
     let images = server.cloud(&[("command", "list_images")]).await;
@@ -184,9 +185,7 @@ async fn an_exam_machine_on_openstack_answers_with_its_fixed_address_and_the_con
 #[tokio::test(flavor = "multi_thread")]
 async fn a_fault_of_nova_answers_7_and_what_is_wrong_with_the_configuration_8() {
     let Some(cloud) = TestCloud::find_async("the OpenStack error test").await else { return };
-    let mark = format!("test-{}-{}", std::process::id(), thindesk_tests::ports::one());
-    let driver = cloud.driver_async(&mark).await;
-    let server = TestServer::builder(driver.clone()).public_address("127.0.0.1").start().await;
+    let (mark, driver, server) = cloud_server(&cloud, "test").await;
 
     // A flavor no host of the cloud can hold (up.sh makes it): Nova's scheduler
     // fails the server, and the fault is the caller's answer.

@@ -7,22 +7,13 @@ use std::process::Command;
 use std::time::Duration;
 use thindesk_server::store::Store;
 use thindesk_shared::DesktopStatus;
-use thindesk_tests::binary::ServerBinary;
+use thindesk_tests::binary::{ServerBinary, as_kim};
 use thindesk_tests::spice::{self, Verdict};
 use thindesk_tests::{launch_form, vm};
 
 async fn cloud(url: &str, form: &[(&str, &str)]) -> Value {
     let reply = reqwest::Client::new().post(format!("{url}/cloud_api")).form(form).send().await.expect("sent");
     reply.json().await.expect("json")
-}
-
-async fn student(url: &str, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-    let mut request =
-        reqwest::Client::new().request(method, format!("{url}/api/v1.0{path}")).basic_auth("kim", Some("kims-pw-1"));
-    if let Some(body) = body {
-        request = request.json(&body);
-    }
-    request.send().await.expect("sent").json().await.expect("json")
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -45,9 +36,9 @@ async fn machines_survive_a_server_crash_and_the_next_server_finds_them() {
     let spice_port = launched["spice_port"].as_u64().expect("port") as u16;
     let ca = launched["spice_ca"].as_str().expect("the display's authority").to_owned();
 
-    let listed = student(&setup.url, reqwest::Method::GET, "/users/me/desktops", None).await;
+    let listed = as_kim(&setup.url, reqwest::Method::GET, "/users/me/desktops", None).await;
     let desktop_id = listed["data"]["desktop_list"][0]["id"].as_str().expect("desktop").to_owned();
-    let resumed = student(
+    let resumed = as_kim(
         &setup.url,
         reqwest::Method::POST,
         &format!("/desktops/{desktop_id}/action"),
@@ -75,7 +66,7 @@ async fn machines_survive_a_server_crash_and_the_next_server_finds_them() {
     assert_eq!(queried["status"], "ACTIVE", "{queried}");
     assert_eq!(queried["spice_password"], ticket.as_str(), "same machine, same ticket");
     assert_eq!(spice::try_ticket(spice_port, &ca, &ticket).expect("link"), Verdict::Accepted);
-    let listed = student(&setup.url, reqwest::Method::GET, "/users/me/desktops", None).await;
+    let listed = as_kim(&setup.url, reqwest::Method::GET, "/users/me/desktops", None).await;
     assert_eq!(listed["data"]["desktop_list"][0]["status"], "SHUTOFF", "{listed}");
 
     // The re-attached machine is still fully managed: destroy frees it.

@@ -45,9 +45,7 @@ async fn the_seed_client_works_over_https_trusting_the_servers_authority() {
 async fn the_seed_client_works_unchanged_with_desktops_on_openstack() {
     use thindesk_tests::openstack::{DEMO_IMAGE, TINY_FLAVOR, TestCloud};
     let Some(cloud) = TestCloud::find_async("the seed client on OpenStack").await else { return };
-    let mark = format!("seed-{}-{}", std::process::id(), thindesk_tests::ports::one());
-    let driver = cloud.driver_async(&mark).await;
-    let server = TestServer::builder(driver.clone()).public_address("127.0.0.1").start().await;
+    let (_, driver, server) = crate::openstack::cloud_server(&cloud, "seed").await;
     let id =
         thindesk_tests::desktop_from_image(server.services(), STUDENT.0, "seed desktop", DEMO_IMAGE, TINY_FLAVOR).await;
     // Its resume, reboot and shutdown are carried out by Nova.
@@ -61,11 +59,6 @@ async fn the_seed_client_works_unchanged_with_desktops_on_openstack() {
     .await
     .expect("joined");
     assert_eq!(status, thindesk_shared::DesktopStatus::Shutoff, "the seed client's last action was a shutdown");
-    let left = tokio::task::spawn_blocking(move || {
-        use thindesk_server::compute::Compute;
-        driver.machines().expect("machines")
-    })
-    .await
-    .expect("joined");
+    let left = crate::openstack::machines(&driver).await;
     assert!(left.is_empty(), "{left:?}");
 }
