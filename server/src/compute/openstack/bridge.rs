@@ -91,6 +91,7 @@ struct Bridge {
     ticket: watch::Sender<Secret>,
     spice_tls: SpiceTls,
     listener: tokio::task::JoinHandle<()>,
+    shared: Arc<Shared>,
 }
 
 impl Bridge {
@@ -120,8 +121,10 @@ struct Shared {
     key: RsaPrivateKey,
     key_der: Vec<u8>,
     console: ConsoleSource,
-    /// The console URL last given by Nova and when.
+    /// The console's websocket URL last given by Nova and when.
     cached: Mutex<Option<(String, Instant)>>,
+    /// Held while Nova is asked, so that a viewer's channels opening together ask once.
+    asking: tokio::sync::Mutex<()>,
     slots: Arc<Semaphore>,
 }
 
@@ -206,14 +209,33 @@ impl Bridges {
             key_der,
             console,
             cached: Mutex::new(None),
+            asking: tokio::sync::Mutex::new(()),
             slots: Arc::new(Semaphore::new(self.settings.max_connections)),
         });
-        let listener = runtime.spawn(accept(listener, tls, shared));
+        let listener = runtime.spawn(accept(listener, tls, shared.clone()));
         tracing::info!(machine = id, port, "SPICE bridge open");
-        let bridge = Bridge { port, ticket, spice_tls, listener };
+        let bridge = Bridge { port, ticket, spice_tls, listener, shared };
         let display = bridge.display();
         open.insert(id.to_owned(), bridge);
         Ok(display)
+    }
+
+    /// Gets machine `id` a console token now, in the calling thread, asking Nova again
+    /// until `within` has passed: a viewer connecting then need not wait for Nova.
+    /// Nova's console call goes to nova-compute, which sometimes does not answer right
+    /// after a start (the call then hangs until the console session's timeout), and a
+    /// viewer gives up long before Nova does. `false` if no token could be had.
+    pub fn prefetch(&self, id: &str, within: Duration) -> bool {
+        let shared = self.lock().get(id).map(|bridge| bridge.shared.clone());
+        shared.is_some_and(|shared| prefetch(&shared, within))
+    }
+
+    /// [`Bridges::prefetch`] in the background.
+    pub fn prefetch_soon(&self, id: &str, within: Duration) {
+        let Some(runtime) = self.runtime.as_ref() else { return };
+        if let Some(shared) = self.lock().get(id).map(|bridge| bridge.shared.clone()) {
+            runtime.spawn_blocking(move || prefetch(&shared, within));
+        }
     }
 
     /// Replaces machine `id`'s ticket, which cuts every connection of its bridge.
@@ -273,6 +295,26 @@ impl Bridges {
             self.settings.address,
             taken.len()
         )))
+    }
+}
+
+fn prefetch(shared: &Shared, within: Duration) -> bool {
+    let started = Instant::now();
+    loop {
+        match (shared.console)().and_then(|page| websocket_url(&page)) {
+            Ok(url) => {
+                *shared.cached.lock().unwrap_or_else(|p| p.into_inner()) = Some((url, Instant::now()));
+                return true;
+            }
+            Err(error) if started.elapsed() < within && shared.ticket.has_changed().is_ok() => {
+                tracing::info!(machine = %shared.machine, %error, "no console token from Nova yet; asking again");
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            Err(error) => {
+                tracing::warn!(machine = %shared.machine, %error, "no console token from Nova; viewers' connections will ask");
+                return false;
+            }
+        }
     }
 }
 
@@ -364,6 +406,7 @@ where
     };
     let mut message = header.to_vec();
     message.extend_from_slice(&body);
+    tracing::debug!(machine = %shared.machine, channel = mess.channel_type, id = mess.channel_id, "SPICE link from a viewer");
 
     let (mut proxy, reply_header, reply_body) = match linked_proxy(shared, &message).await {
         Ok(linked) => linked,
@@ -472,6 +515,7 @@ async fn link_through(
     message: &[u8],
 ) -> Result<(ProxySocket, [u8; link::HEADER_LEN], Received), BridgeError> {
     let mut proxy = open_websocket(url).await?;
+    tracing::debug!(url = redacted(url), "websocket to the console proxy open");
     proxy.send(Message::binary(message.to_vec())).await.map_err(|e| BridgeError::Proxy(e.to_string()))?;
     let mut got = Vec::new();
     let header = read_from(&mut proxy, &mut got, link::HEADER_LEN).await?;
@@ -522,13 +566,20 @@ fn redacted(url: &str) -> &str {
 /// The websocket URL of the machine's console: the cached one while young enough,
 /// else a new one from Nova.
 async fn console_url(shared: &Shared, fresh: bool) -> Result<String, BridgeError> {
+    let young = |since: Instant| since.elapsed() < shared.settings.token_reuse;
+    let cached = || shared.cached.lock().unwrap_or_else(|p| p.into_inner()).clone();
     if !fresh {
-        let cached = shared.cached.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        if let Some((url, since)) = cached.filter(|(_, since)| since.elapsed() < shared.settings.token_reuse) {
-            let _ = since;
+        if let Some((url, _)) = cached().filter(|(_, since)| young(*since)) {
             return Ok(url);
         }
     }
+    let asked_at = Instant::now();
+    let _asking = shared.asking.lock().await;
+    // Another connection may have asked meanwhile: its token is as good as a new one.
+    if let Some((url, _)) = cached().filter(|(_, since)| young(*since) && (!fresh || *since >= asked_at)) {
+        return Ok(url);
+    }
+    tracing::debug!(machine = %shared.machine, "asking Nova for a console token");
     let console = shared.console.clone();
     let page = tokio::task::spawn_blocking(move || console())
         .await

@@ -148,11 +148,25 @@ impl OpenStackConfig {
 pub struct OpenStackCompute {
     config: OpenStackConfig,
     session: Arc<Session>,
+    /// The same credentials, for the bridges' console calls (see `new`).
+    console_session: Arc<Session>,
     /// Machine id → Nova server id, as found.
     servers: Mutex<HashMap<String, String>>,
     bridges: Bridges,
     /// Whether the cloud has `spice-direct` consoles, once asked.
     spice_direct: OnceLock<bool>,
+}
+
+/// How long a new bridge keeps asking Nova for its first console token.
+const PREFETCH_WITHIN: Duration = Duration::from_secs(60);
+
+/// When a new bridge gets its first console token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Prefetch {
+    /// Before the call returns: a start is done when its display can be reached.
+    Now,
+    /// In the background: `inspect` answers at once.
+    Soon,
 }
 
 /// Nova's status word as the seed's (the seed's words are Nova's, and Nova has more).
@@ -191,6 +205,11 @@ impl OpenStackCompute {
     pub fn new(config: OpenStackConfig) -> Result<Self, OpenStackError> {
         let cloud = Cloud::load(&config.clouds_file, &config.cloud)?;
         let session = Arc::new(Session::new(cloud, Duration::from_secs(60))?);
+        // Consoles have a session of their own with a short timeout: Nova's console
+        // call waits on nova-compute, which sometimes never answers (then Nova gives up
+        // after its RPC timeout, 60 s), and asking again soon does better than waiting.
+        let console_session =
+            Arc::new(Session::new(Cloud::load(&config.clouds_file, &config.cloud)?, Duration::from_secs(15))?);
         let bridges = Bridges::new(BridgeSettings {
             address: config.display_address,
             ports: config.spice_ports.clone(),
@@ -203,6 +222,7 @@ impl OpenStackCompute {
         Ok(OpenStackCompute {
             config,
             session,
+            console_session,
             servers: Mutex::new(HashMap::new()),
             bridges,
             spice_direct: OnceLock::new(),
@@ -245,7 +265,8 @@ impl OpenStackCompute {
     /// websocket accepts and over which raw SPICE flows (what the bridge uses).
     pub fn spice_console(&self, id: &str) -> Result<api::RemoteConsole, ComputeError> {
         let server = self.server_of(id)?;
-        api::spice_html5_console(&self.session, &server.id)?.ok_or_else(|| ComputeError::NoSuchMachine(id.to_owned()))
+        api::spice_html5_console(&self.console_session, &server.id)?
+            .ok_or_else(|| ComputeError::NoSuchMachine(id.to_owned()))
     }
 
     /// Whether the cloud offers `spice-direct` consoles (microversion 2.99: a token
@@ -264,19 +285,28 @@ impl OpenStackCompute {
     }
 
     /// The machine's display: its bridge, opened with a fresh ticket if it has none.
-    fn display_of(&self, id: &str, server: &Server) -> Result<super::Display, ComputeError> {
+    /// A new bridge gets its first console token from Nova now ([`Prefetch::Now`]), or in
+    /// the background.
+    fn display_of(&self, id: &str, server: &Server, prefetch: Prefetch) -> Result<super::Display, ComputeError> {
         if let Some(display) = self.bridges.display(id) {
             return Ok(display);
         }
         self.spice_direct(&server.id);
-        let session = self.session.clone();
+        let session = self.console_session.clone();
         let server_id = server.id.clone();
         let console: ConsoleSource = Arc::new(move || match api::spice_html5_console(&session, &server_id) {
             Ok(Some(console)) => Ok(console.url),
             Ok(None) => Err(format!("Nova has no server {server_id}")),
             Err(error) => Err(error.to_string()),
         });
-        self.bridges.open(id, console)
+        let display = self.bridges.open(id, console)?;
+        match prefetch {
+            Prefetch::Now => {
+                self.bridges.prefetch(id, PREFETCH_WITHIN);
+            }
+            Prefetch::Soon => self.bridges.prefetch_soon(id, PREFETCH_WITHIN),
+        }
+        Ok(display)
     }
 
     /// Polls machine `id` until `done` says so, an ERROR or the deadline.
@@ -463,7 +493,7 @@ impl Compute for OpenStackCompute {
         // reboot's task must start and end, so wait for the task to be gone.
         let server = self.wait_for(desktop_id, target, &format!("{op:?}"))?;
         if target == "ACTIVE" {
-            self.display_of(desktop_id, &server)?;
+            self.display_of(desktop_id, &server, Prefetch::Now)?;
         }
         Ok(())
     }
@@ -474,7 +504,7 @@ impl Compute for OpenStackCompute {
         let display = match status {
             // A display that cannot be had (no port free, no TLS identity) is said in
             // the log and by power(); the machine's state is still worth knowing.
-            DesktopStatus::Active => match self.display_of(desktop_id, &server) {
+            DesktopStatus::Active => match self.display_of(desktop_id, &server, Prefetch::Soon) {
                 Ok(display) => Some(display),
                 Err(error) => {
                     tracing::warn!(id = desktop_id, %error, "a running OpenStack machine has no display");
@@ -498,7 +528,7 @@ impl Compute for OpenStackCompute {
             // Not running: its next start makes a new ticket anyway.
             return Ok(());
         }
-        self.display_of(desktop_id, &server).map(|_| ())
+        self.display_of(desktop_id, &server, Prefetch::Soon).map(|_| ())
     }
 
     fn machines(&self) -> Result<Vec<String>, ComputeError> {
