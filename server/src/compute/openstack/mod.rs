@@ -32,6 +32,8 @@
 
 pub mod api;
 pub mod bridge;
+#[cfg(test)]
+mod bridge_tests;
 pub mod clouds;
 pub mod keystone;
 pub mod spice_link;
