@@ -54,6 +54,8 @@ async fn proxy(stream_after_link: usize) -> Proxy {
     Proxy { port, seen }
 }
 
+// tungstenite's handshake callback returns its error response by value, as it is.
+#[allow(clippy::result_large_err)]
 async fn qemu(tcp: TcpStream, seen: Arc<Seen>, key: RsaPrivateKey, der: Vec<u8>, stream: usize) {
     use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
     let callback = |request: &Request, mut response: Response| {
