@@ -25,6 +25,8 @@ use tokio_tungstenite::tungstenite::Message;
 #[derive(Default)]
 struct Seen {
     websockets: AtomicUsize,
+    /// Websockets opened with a token the stand-in does not take.
+    stale: AtomicUsize,
     after_link: Mutex<Vec<Vec<u8>>>,
     tickets: Mutex<Vec<Vec<u8>>>,
 }
@@ -58,16 +60,20 @@ async fn proxy(stream_after_link: usize) -> Proxy {
 #[allow(clippy::result_large_err)]
 async fn qemu(tcp: TcpStream, seen: Arc<Seen>, key: RsaPrivateKey, der: Vec<u8>, stream: usize) {
     use tokio_tungstenite::tungstenite::handshake::server::{Request, Response};
+    let stale = std::sync::atomic::AtomicBool::new(false);
     let callback = |request: &Request, mut response: Response| {
-        assert!(
-            request.uri().query().is_some_and(|q| q.contains("token=t0k")),
-            "the console token: {:?}",
-            request.uri()
-        );
+        // nova-spicehtml5proxy upgrades first and then closes on a token it does not
+        // know (expired, or made before a restart of the guest).
+        stale.store(!request.uri().query().is_some_and(|q| q.contains("token=t0k")), Ordering::SeqCst);
         response.headers_mut().insert("Sec-WebSocket-Protocol", "binary".parse().expect("value"));
         Ok(response)
     };
     let Ok(mut ws) = tokio_tungstenite::accept_hdr_async(tcp, callback).await else { return };
+    if stale.load(Ordering::SeqCst) {
+        seen.stale.fetch_add(1, Ordering::SeqCst);
+        let _ = ws.close(None).await;
+        return;
+    }
     seen.websockets.fetch_add(1, Ordering::SeqCst);
     let index = {
         let mut after = seen.after_link.lock().expect("lock");
@@ -333,6 +339,32 @@ async fn plain_silent_and_surplus_connections_get_nothing() {
     let read = tokio::time::timeout(Duration::from_secs(5), third.read(&mut byte)).await;
     assert!(matches!(read, Ok(Ok(0)) | Ok(Err(_))), "the third connection is closed: {read:?}");
     assert_eq!(setup.proxy.seen.websockets.load(Ordering::SeqCst), 2, "only the linked ones reached the proxy");
+}
+
+#[tokio::test]
+async fn a_refused_console_token_is_replaced_and_an_old_one_is_not_reused() {
+    let setup = setup(|settings| settings.token_reuse = Duration::from_millis(300), 0).await;
+    let (port, asked) = (setup.proxy.port, setup.asked.clone());
+    let console: ConsoleSource = Arc::new(move || {
+        // The first token Nova gives is one the proxy no longer takes.
+        let token = if asked.fetch_add(1, Ordering::SeqCst) == 0 { "expired" } else { "t0k" };
+        Ok(format!("http://127.0.0.1:{port}/spice_auto.html?token={token}"))
+    });
+    let display = setup.bridges.open("m", console).expect("open");
+    let mut viewer = connect(display.spice_port, &setup.ca).await;
+    assert_eq!(link_with(&mut viewer, display.spice_ticket.expose()).await, link::LINK_ERR_OK);
+    assert_eq!(setup.proxy.seen.stale.load(Ordering::SeqCst), 1, "the stale token was tried once");
+    assert_eq!(setup.asked.load(Ordering::SeqCst), 2, "then Nova was asked for another");
+    let mut again = connect(display.spice_port, &setup.ca).await;
+    assert_eq!(link_with(&mut again, display.spice_ticket.expose()).await, link::LINK_ERR_OK);
+    assert_eq!(setup.asked.load(Ordering::SeqCst), 2, "a young token is reused");
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let mut later = connect(display.spice_port, &setup.ca).await;
+    assert_eq!(link_with(&mut later, display.spice_ticket.expose()).await, link::LINK_ERR_OK);
+    assert_eq!(setup.asked.load(Ordering::SeqCst), 3, "an old token is not");
+    assert!(setup.bridges.prefetch("m", Duration::ZERO), "a prefetch stores a token");
+    assert_eq!(setup.asked.load(Ordering::SeqCst), 4);
+    assert!(!setup.bridges.prefetch("no such machine", Duration::ZERO));
 }
 
 #[tokio::test]
