@@ -484,7 +484,7 @@ impl Compute for OpenStackCompute {
         };
         // A stop ends the display; a start from off gets a fresh ticket (the
         // contract), so the old bridge goes first either way. A resume of a paused
-        // or suspended machine and a reboot keep ticket and sessions' port.
+        // or suspended machine and a reboot keep the ticket and the port.
         let starts =
             matches!(op, PowerOp::Start | PowerOp::Resume) && status_of(&server.status) == Some(DesktopStatus::Shutoff);
         if starts || matches!(op, PowerOp::Shutdown | PowerOp::PowerOff) {
