@@ -593,7 +593,8 @@ async fn console_url(shared: &Shared, fresh: bool) -> Result<String, BridgeError
 /// nova-spicehtml5proxy's websocket for the page URL Nova gives
 /// (`http://HOST:PORT/spice_auto.html?token=T` → `ws://HOST:PORT/?token=T`):
 /// websockify serves the page and the websocket on the same port, the token in the
-/// query. A proxy behind `https` is `wss`.
+/// query. A proxy behind `https` is `wss`, which this websocket client (built
+/// without TLS) refuses, saying so: not needed on the clouds tested so far.
 pub fn websocket_url(page: &str) -> Result<String, String> {
     let (scheme, rest) = if let Some(rest) = page.strip_prefix("http://") {
         ("ws", rest)
