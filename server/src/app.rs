@@ -79,7 +79,10 @@ pub fn openstack_config(config: &Config) -> Result<OpenStackConfig, ComputeError
         isolated_security_group: settings.isolated_security_group.clone(),
         installation: installation_mark(&config.data_dir)?,
         deadline: std::time::Duration::from_secs(settings.deadline_secs.max(10)),
-        ..OpenStackConfig::new(&settings.clouds_file, &settings.cloud)
+        // The displays are this server's, whatever runs the machines.
+        display_address: config.display_address,
+        spice_ports: config.spice_ports.clone(),
+        ..OpenStackConfig::new(&settings.clouds_file, &settings.cloud, &config.data_dir)
     })
 }
 

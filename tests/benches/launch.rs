@@ -148,7 +148,7 @@ async fn openstack_launches(
     const CLOUD_AT_ONCE: usize = 5;
     let data = tempfile::tempdir().expect("dir");
     let mark = format!("bench-{}", std::process::id());
-    let driver = cloud.driver_async(&mark).await;
+    let driver = cloud.driver_async(&mark, data.path()).await;
     let config = Config {
         listen: "127.0.0.1:0".parse().expect("address"),
         data_dir: data.path().to_owned(),

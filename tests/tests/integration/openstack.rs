@@ -64,8 +64,9 @@ pub(crate) async fn cloud_server(
     prefix: &str,
 ) -> (String, Arc<OpenStackCompute>, TestServer<OpenStackCompute>) {
     let mark = format!("{prefix}-{}-{}", std::process::id(), thindesk_tests::ports::one());
-    let driver = cloud.driver_async(&mark).await;
-    let server = TestServer::builder(driver.clone()).public_address("127.0.0.1").start().await;
+    let data_dir = tempfile::tempdir().expect("dir");
+    let driver = cloud.driver_async(&mark, data_dir.path()).await;
+    let server = TestServer::builder(driver.clone()).public_address("127.0.0.1").data_dir(data_dir).start().await;
     (mark, driver, server)
 }
 
@@ -87,7 +88,7 @@ async fn a_desktop_lives_on_openstack_through_the_v1_api_and_a_killed_server_los
     setup.admin(&["user", "add", "kim"], "kims-pw-1\n");
     setup.admin(&["desktop", "create", "--user", "kim", "--image", DEMO_IMAGE, "--flavor", TINY_FLAVOR], "");
     let installation = std::fs::read_to_string(setup.data_dir().join("installation")).expect("installation mark");
-    let driver = cloud.driver_async(installation.trim()).await;
+    let driver = cloud.driver_async(installation.trim(), &setup.data_dir()).await;
 
     let mut server = setup.serve().await;
     let desktop = the_desktop(&setup.url).await;
@@ -195,8 +196,11 @@ async fn a_fault_of_nova_answers_7_and_what_is_wrong_with_the_configuration_8() 
     assert!(machines(&driver).await.is_empty(), "the failed server is deleted");
 
     // A network the configuration names that the cloud does not have.
-    let misnamed = cloud.driver_with(&mark, |config| config.isolated_network = "no-such-network".to_owned()).await;
-    let server = TestServer::builder(misnamed).public_address("127.0.0.1").start().await;
+    let data_dir = tempfile::tempdir().expect("dir");
+    let misnamed = cloud
+        .driver_with(&mark, data_dir.path(), |config| config.isolated_network = "no-such-network".to_owned())
+        .await;
+    let server = TestServer::builder(misnamed).public_address("127.0.0.1").data_dir(data_dir).start().await;
     let wrong = server.cloud(&launch_form(DEMO_IMAGE, TINY_FLAVOR, "false", "exam")).await;
     assert_eq!(wrong.code, 8, "{:?}", wrong.body);
     assert!(wrong.description.contains("no network named \"no-such-network\""), "{}", wrong.description);
@@ -212,7 +216,9 @@ async fn a_fault_of_nova_answers_7_and_what_is_wrong_with_the_configuration_8() 
     let wrong_file = dir.path().join("clouds.yaml");
     std::fs::write(&wrong_file, text.replace(&password, "not-the-password")).expect("write");
     std::fs::set_permissions(&wrong_file, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("0600");
-    let refused = TestCloud { clouds_file: wrong_file, cloud: cloud.cloud.clone() }.driver_async(&mark).await;
+    let refused = TestCloud { clouds_file: wrong_file, cloud: cloud.cloud.clone() }
+        .driver_async(&mark, &dir.path().join("data"))
+        .await;
     let config = Config {
         listen: "127.0.0.1:0".parse().expect("address"),
         data_dir: dir.path().join("data"),

@@ -260,6 +260,23 @@ pub fn spice_html5_console(session: &Session, id: &str) -> Result<Option<RemoteC
     Ok(Some(expect_success(reply, COMPUTE)?.json::<RemoteConsoleBody>(COMPUTE)?.remote_console))
 }
 
+/// Whether Nova makes `spice-direct` consoles (microversion 2.99). Clouds before it
+/// (Zed among them) refuse the microversion: 406, or 400 from some proxies in front.
+pub fn spice_direct_offered(session: &Session, id: &str) -> Result<bool, OpenStackError> {
+    let body = json!({"remote_console": {"protocol": "spice", "type": "spice-direct"}});
+    let reply = session.send(
+        COMPUTE,
+        Method::POST,
+        &format!("/servers/{}/remote-consoles", query(id)),
+        Some(&body),
+        &[("OpenStack-API-Version", "compute 2.99"), ("X-OpenStack-Nova-API-Version", "2.99")],
+    )?;
+    match reply.status {
+        406 | 400 | 404 => Ok(false),
+        _ => Ok(expect_success(reply, COMPUTE).is_ok()),
+    }
+}
+
 /// Every flavor the project may use.
 pub fn flavors(session: &Session) -> Result<Vec<Flavor>, OpenStackError> {
     let reply = session.send(COMPUTE, Method::GET, "/flavors/detail", None, &[])?;
