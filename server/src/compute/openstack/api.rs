@@ -321,6 +321,27 @@ pub fn console_output(session: &Session, id: &str, lines: u32) -> Result<Option<
     Ok(Some(expect_success(reply, COMPUTE)?.json::<Output>(COMPUTE)?.output))
 }
 
+/// One action Nova recorded on a server (`os-instance-actions`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct InstanceAction {
+    pub action: String,
+    /// `Error` when it failed; none when it succeeded or is under way.
+    #[serde(default)]
+    pub message: Option<String>,
+}
+
+/// The actions Nova recorded on server `id`, newest first.
+pub fn instance_actions(session: &Session, id: &str) -> Result<Vec<InstanceAction>, OpenStackError> {
+    #[derive(Deserialize)]
+    struct Actions {
+        #[serde(rename = "instanceActions")]
+        actions: Vec<InstanceAction>,
+    }
+    let path = format!("/servers/{}/os-instance-actions", query(id));
+    let reply = session.send(COMPUTE, Method::GET, &path, None, &[])?;
+    Ok(expect_success(reply, COMPUTE)?.json::<Actions>(COMPUTE)?.actions)
+}
+
 /// `changePassword`: Nova sets the password of the image's `os_admin_user` through
 /// the guest agent, and answers only once it has (409 while the agent does not).
 pub fn change_password(session: &Session, id: &str, password: &str) -> Result<bool, OpenStackError> {
