@@ -2,9 +2,10 @@
 # Installs and starts a single-node OpenStack Zed from Debian 12's own packages, by
 # hand (no systemd): MariaDB, RabbitMQ, memcached, Keystone, Glance, Placement, Nova
 # (api, conductor, scheduler, compute on libvirt with virt_type=qemu,
-# spicehtml5proxy) and Neutron (API, RPC server, linuxbridge agent). Then uploads the
-# demo image, makes the flavors and networks thindesk's tests use, and writes the
-# credentials thindesk reads.
+# spicehtml5proxy) and Neutron (API, RPC server, linuxbridge, DHCP and L3 agents).
+# Then uploads the demo and probe images, makes the flavors and networks thindesk's
+# tests use, the "outside world" behind the external network (a network namespace),
+# and writes the credentials thindesk reads.
 #
 #   tests/openstack/up.sh          # as root; idempotent: reuses what already runs
 #   tests/openstack/down.sh        # stops every service (keeps data and packages)
@@ -33,6 +34,8 @@ PACKAGES=(mariadb-server python3-pymysql rabbitmq-server memcached python3-memca
     nova-compute-kvm nova-consoleproxy spice-html5 libvirt-daemon-system
     libvirt-clients python3-openstackclient crudini neutron-server
     neutron-linuxbridge-agent uwsgi-plugin-python3 iptables ipset bridge-utils
+    # DHCP (dnsmasq) and routers (namespaces); genisoimage makes Nova's config drives
+    neutron-dhcp-agent neutron-l3-agent dnsmasq-base genisoimage
     # the demo image's recipe (assets/demo-image/build.sh)
     busybox-static syslinux syslinux-common mtools dosfstools qemu-utils)
 
@@ -274,11 +277,46 @@ set_conf $lb linux_bridge physical_interface_mappings ''
 set_conf $lb vxlan enable_vxlan false
 set_conf $lb securitygroup enable_security_group true
 set_conf $lb securitygroup firewall_driver iptables
+# DHCP and L3 agents plug their namespaces' ends into the bridges through the
+# linuxbridge agent. No metadata agent: guests read Nova's config drive instead (the
+# isolated security group would drop their requests to 169.254.169.254 anyway).
+dh=/etc/neutron/dhcp_agent.ini
+crudini --merge $dh DEFAULT <<EOF
+interface_driver = linuxbridge
+dhcp_driver = neutron.agent.linux.dhcp.Dnsmasq
+enable_isolated_metadata = false
+force_metadata = false
+EOF
+l3=/etc/neutron/l3_agent.ini
+crudini --merge $l3 DEFAULT <<EOF
+interface_driver = linuxbridge
+enable_metadata_proxy = false
+EOF
 mkdir -p /var/lib/neutron/tmp && chown -R neutron:neutron /var/lib/neutron
 for bridge in tdos-public tdos-lan tdos-iso; do
     ip link show "$bridge" >/dev/null 2>&1 || ip link add "$bridge" type bridge
+    # No address of the host on the guests' bridges, not even IPv6 link-local: the
+    # host's root namespace (where thindesk and the cloud's APIs listen) is then on
+    # none of the guests' links.
+    sysctl -q -w "net.ipv6.conf.$bridge.disable_ipv6=1"
     ip link set "$bridge" up
 done
+# The outside world of the external network `public`: a namespace holding the
+# public subnet's gateway 203.0.113.1, on tdos-public through a veth pair, with no
+# route anywhere else. The routers' SNAT reaches it; a test runs its listener in it
+# (ip netns exec tdos-outside ...). It is not the host: the host has no address on
+# tdos-public and the namespace forwards nothing.
+ip netns list | awk '{print $1}' | grep -x tdos-outside >/dev/null || ip netns add tdos-outside
+if ! ip link show tdos-out >/dev/null 2>&1; then
+    ip link add tdos-out type veth peer name tdos-out-ns netns tdos-outside
+fi
+ip link set tdos-out master tdos-public
+sysctl -q -w net.ipv6.conf.tdos-out.disable_ipv6=1
+ip link set tdos-out up
+ip -n tdos-outside addr replace 203.0.113.1/24 dev tdos-out-ns
+ip netns exec tdos-outside sysctl -q -w net.ipv4.ip_forward=0
+ip -n tdos-outside link set tdos-out-ns up
+ip -n tdos-outside link set lo up
 neutron_args=(--config-file=/etc/neutron/neutron.conf --config-file=/etc/neutron/plugins/ml2/ml2_conf.ini)
 # One thread: neutron's eventlet-patched code under uwsgi threads logs "greenlet.error:
 # cannot switch to a different thread".
@@ -442,6 +480,11 @@ start_service neutron-api root uwsgi --ini "$OS_STATE/neutron-api-uwsgi.ini"
 start_service neutron-rpc neutron /usr/bin/neutron-rpc-server "${neutron_args[@]}"
 start_service neutron-linuxbridge root /usr/bin/neutron-linuxbridge-agent \
     --config-file=/etc/neutron/neutron.conf --config-file="$lb"
+# As root: they make namespaces and veth pairs and run dnsmasq.
+start_service neutron-dhcp root /usr/bin/neutron-dhcp-agent \
+    --config-file=/etc/neutron/neutron.conf --config-file="$dh"
+start_service neutron-l3 root /usr/bin/neutron-l3-agent \
+    --config-file=/etc/neutron/neutron.conf --config-file="$l3"
 start_service virtlogd root /usr/sbin/virtlogd
 start_service libvirtd root /usr/sbin/libvirtd
 wait_for Glance 120 curl -fsS "http://127.0.0.1:$GLANCE_PORT/"
