@@ -244,7 +244,12 @@ authtoken $pc placement "$PLACEMENT_PASS"
 uwsgi_ini placement "$PLACEMENT_PORT" /usr/bin/placement-api placement
 
 # Neutron: ML2 with flat networks on bridges made by hand with no uplink (this
-# kernel has no dummy links, notes 8), linuxbridge (experimental in Zed).
+# kernel has no dummy links, notes 8), linuxbridge (experimental in Zed). Each
+# physnet's "physical interface" is one end of a veth pair whose other end is in
+# the hand-made bridge: the agent enslaves it in the network's own bridge (brqNET),
+# where Nova plugs the servers. (With bridge_mappings the agent put its own DHCP and
+# router ports in the hand-made bridge, but Zed's linuxbridge driver does not tell
+# Nova that bridge's name, so servers landed in an unconnected brqNET.)
 nc=/etc/neutron/neutron.conf
 crudini --merge $nc DEFAULT <<EOF
 core_plugin = ml2
@@ -272,8 +277,8 @@ extension_drivers = port_security
 EOF
 set_conf $ml2 ml2_type_flat flat_networks 'physnet-public,physnet-lan,physnet-iso'
 lb=/etc/neutron/plugins/ml2/linuxbridge_agent.ini
-set_conf $lb linux_bridge bridge_mappings 'physnet-public:tdos-public,physnet-lan:tdos-lan,physnet-iso:tdos-iso'
-set_conf $lb linux_bridge physical_interface_mappings ''
+set_conf $lb linux_bridge bridge_mappings ''
+set_conf $lb linux_bridge physical_interface_mappings 'physnet-public:tdos-public-up,physnet-lan:tdos-lan-up,physnet-iso:tdos-iso-up'
 set_conf $lb vxlan enable_vxlan false
 set_conf $lb securitygroup enable_security_group true
 set_conf $lb securitygroup firewall_driver iptables
@@ -295,11 +300,20 @@ EOF
 mkdir -p /var/lib/neutron/tmp && chown -R neutron:neutron /var/lib/neutron
 for bridge in tdos-public tdos-lan tdos-iso; do
     ip link show "$bridge" >/dev/null 2>&1 || ip link add "$bridge" type bridge
-    # No address of the host on the guests' bridges, not even IPv6 link-local: the
+    ip link show "$bridge-up" >/dev/null 2>&1 || ip link add "$bridge-up" type veth peer name "$bridge-sw"
+    ip link set "$bridge-sw" master "$bridge"
+    # No address of the host on the guests' links, not even IPv6 link-local: the
     # host's root namespace (where thindesk and the cloud's APIs listen) is then on
-    # none of the guests' links.
-    sysctl -q -w "net.ipv6.conf.$bridge.disable_ipv6=1"
-    ip link set "$bridge" up
+    # none of them. The brqNET bridges and the taps come later: no IPv6 on any new
+    # link of the root namespace (namespaces have their own setting).
+    for link in "$bridge" "$bridge-up" "$bridge-sw"; do
+        sysctl -q -w "net.ipv6.conf.$link.disable_ipv6=1"
+        ip link set "$link" up
+    done
+done
+sysctl -q -w net.ipv6.conf.default.disable_ipv6=1
+for link in $(ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -E '^(brq|tap)'); do
+    sysctl -q -w "net.ipv6.conf.$link.disable_ipv6=1"
 done
 # The outside world of the external network `public`: a namespace holding the
 # public subnet's gateway 203.0.113.1, on tdos-public through a veth pair, with no
@@ -365,7 +379,11 @@ set_conf $ncc libvirt cpu_mode none
 # A soft reboot the guest ignores becomes a hard one after this long (default 120 s):
 # a guest still booting under TCG has no ACPI daemon yet.
 set_conf $ncc libvirt wait_soft_reboot_seconds 30
-uwsgi_ini nova-api "$NOVA_PORT" /usr/bin/nova-api-wsgi nova
+# One thread, as neutron's: with four, eventlet (nova-api is monkey-patched) handed
+# RPC replies to a waiter in another thread ("greenlet.error: cannot switch to a
+# different thread" in nova-api.log) and console-output calls failed after 60 s with
+# MessagingTimeout now and then.
+uwsgi_ini nova-api "$NOVA_PORT" /usr/bin/nova-api-wsgi nova 1
 mkdir -p /var/lib/nova/tmp /var/lib/nova/instances && chown -R nova:nova /var/lib/nova
 
 # libvirt: root's libvirtd; nova reaches it through the socket of group libvirt
@@ -508,11 +526,11 @@ if [ ! -f "$demo" ]; then
     log "building the demo image (assets/demo-image/build.sh)"
     bash "$repo/assets/demo-image/build.sh" "$demo" >>"$OS_LOGS/demo-image.log" 2>&1
 fi
-probe_recipe=$( (cat "$repo"/assets/demo-image/* "$repo/assets/probe-image/init") | sha256sum | cut -c1-12)
+probe_recipe=$(cat "$repo"/assets/demo-image/* "$repo"/assets/probe-image/* | sha256sum | cut -c1-12)
 probe=$image_dir/thindesk-probe-$probe_recipe.qcow2
 if [ ! -f "$probe" ]; then
-    log "building the probe image (assets/probe-image/init)"
-    bash "$repo/assets/demo-image/build.sh" "$probe" "$repo/assets/probe-image/init" >>"$OS_LOGS/demo-image.log" 2>&1
+    log "building the probe image (assets/probe-image/build.sh)"
+    bash "$repo/assets/probe-image/build.sh" "$probe" >>"$OS_LOGS/demo-image.log" 2>&1
 fi
 
 # ---------------------------------------------------------------- compute host, cloud contents
