@@ -3,6 +3,7 @@
 //! every later release accept.
 
 use super::OpenStackError;
+use base64::Engine;
 use super::keystone::{Reply, Session};
 use reqwest::Method;
 use serde::Deserialize;
@@ -122,6 +123,9 @@ pub struct NewServer<'a> {
     /// Security groups by name; empty: the project's `default`.
     pub security_groups: &'a [String],
     pub metadata: BTreeMap<String, String>,
+    /// Given to the guest on a config drive (`openstack/latest/user_data`): a
+    /// guest that cannot reach a metadata service (an isolated one) still reads it.
+    pub user_data: Option<&'a [u8]>,
 }
 
 fn expect_success(reply: Reply, service: &'static str) -> Result<Reply, OpenStackError> {
@@ -181,6 +185,10 @@ pub fn create_server(session: &Session, new: &NewServer<'_>) -> Result<String, O
     if !new.security_groups.is_empty() {
         server["security_groups"] = new.security_groups.iter().map(|name| json!({"name": name})).collect();
     }
+    if let Some(user_data) = new.user_data {
+        server["user_data"] = json!(base64::engine::general_purpose::STANDARD.encode(user_data));
+        server["config_drive"] = json!(true);
+    }
     let reply = session.send(COMPUTE, Method::POST, "/servers", Some(&json!({"server": server})), &[])?;
     Ok(expect_success(reply, COMPUTE)?.json::<CreatedBody>(COMPUTE)?.server.id)
 }
@@ -204,6 +212,24 @@ pub fn action(session: &Session, id: &str, body: &Value) -> Result<bool, OpenSta
     }
     expect_success(reply, COMPUTE)?;
     Ok(true)
+}
+
+#[derive(Debug, Deserialize)]
+struct ConsoleOutputBody {
+    output: String,
+}
+
+/// The last `lines` lines of the server's serial console log
+/// (`{"os-getConsoleOutput": {"length": N}}`); `None` when there is no such server.
+/// Only of a running server: for a stopped one nova-compute (Zed, libvirt) reads
+/// the stale pty its inactive domain names and never answers.
+pub fn console_output(session: &Session, id: &str, lines: u32) -> Result<Option<String>, OpenStackError> {
+    let body = json!({"os-getConsoleOutput": {"length": lines}});
+    let reply = session.send(COMPUTE, Method::POST, &format!("/servers/{}/action", query(id)), Some(&body), &[])?;
+    if reply.status == 404 {
+        return Ok(None);
+    }
+    Ok(Some(expect_success(reply, COMPUTE)?.json::<ConsoleOutputBody>(COMPUTE)?.output))
 }
 
 #[derive(Debug, Deserialize)]

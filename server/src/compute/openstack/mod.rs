@@ -16,6 +16,8 @@
 //!
 //! - `spice_console` gets a `spice-html5` console URL from Nova's remote-console API
 //!   (its token opens nova-spicehtml5proxy's websocket, which carries raw SPICE).
+//! - `define_with_user_data` gives the guest user data on a config drive (read
+//!   without any network), `console_output` reads a running server's serial log.
 //!
 //! Not yet: the display as the trait has it (a SPICE port and ticket: that needs a
 //! bridge from a local port to the proxy's websocket; `inspect` gives no display),
@@ -196,6 +198,60 @@ impl OpenStackCompute {
         api::spice_html5_console(&self.session, &server.id)?.ok_or_else(|| ComputeError::NoSuchMachine(id.to_owned()))
     }
 
+    /// [`Compute::define`], with `user_data` for the guest on a config drive (Nova's
+    /// `user_data` with `config_drive: true`). The same image can then boot with
+    /// different instructions per server, e.g. the network probe's targets.
+    pub fn define_with_user_data(&self, spec: &MachineSpec, user_data: Option<&[u8]>) -> Result<(), ComputeError> {
+        match self.server_of(&spec.id) {
+            Ok(_) => return Err(ComputeError::AlreadyDefined(spec.id.clone())),
+            Err(ComputeError::NoSuchMachine(_)) => {}
+            Err(other) => return Err(other),
+        }
+        let image_id = self.image_for(spec)?;
+        let flavor_id = self.flavor_for(spec)?;
+        let network_id = self.network_for(spec.internet)?;
+        let security_groups =
+            if spec.internet { Vec::new() } else { vec![self.config.isolated_security_group.clone()] };
+        let name = format!("{NAME_PREFIX}{}", spec.id);
+        let metadata = BTreeMap::from([
+            (ID_KEY.to_owned(), spec.id.clone()),
+            ("thindesk_name".to_owned(), spec.name.chars().take(255).collect()),
+        ]);
+        let new = NewServer {
+            name: &name,
+            image_id: &image_id,
+            flavor_id: &flavor_id,
+            network_id: &network_id,
+            security_groups: &security_groups,
+            metadata,
+            user_data,
+        };
+        let server_id = api::create_server(&self.session, &new)?;
+        self.servers.lock().unwrap_or_else(|p| p.into_inner()).insert(spec.id.clone(), server_id.clone());
+        // Nova boots what it creates; a defined machine is off, so stop it once up.
+        let defined = self.wait_for(&spec.id, "ACTIVE", "creating the server").and_then(|server| {
+            self.action(&spec.id, &server, json!({"os-stop": null}))?;
+            self.wait_for(&spec.id, "SHUTOFF", "stopping the new server")
+        });
+        match defined {
+            Ok(_) => Ok(()),
+            Err(error) => {
+                // Undo: a machine that could not be defined leaves nothing behind.
+                if let Err(undo) = self.destroy(&spec.id) {
+                    tracing::warn!(id = %spec.id, server = %server_id, %undo, "a half-made server could not be deleted");
+                }
+                Err(error)
+            }
+        }
+    }
+
+    /// The last `lines` lines of the running machine `id`'s serial console, as Nova
+    /// logged them (every boot of the server, one after the other).
+    pub fn console_output(&self, id: &str, lines: u32) -> Result<String, ComputeError> {
+        let server = self.server_of(id)?;
+        api::console_output(&self.session, &server.id, lines)?.ok_or_else(|| ComputeError::NoSuchMachine(id.to_owned()))
+    }
+
     /// Polls machine `id` until `done` says so, an ERROR or the deadline.
     fn wait(&self, id: &str, what: &str, done: impl Fn(&Server) -> bool) -> Result<Server, ComputeError> {
         let started = Instant::now();
@@ -284,46 +340,7 @@ impl Compute for OpenStackCompute {
     }
 
     fn define(&self, spec: &MachineSpec) -> Result<(), ComputeError> {
-        match self.server_of(&spec.id) {
-            Ok(_) => return Err(ComputeError::AlreadyDefined(spec.id.clone())),
-            Err(ComputeError::NoSuchMachine(_)) => {}
-            Err(other) => return Err(other),
-        }
-        let image_id = self.image_for(spec)?;
-        let flavor_id = self.flavor_for(spec)?;
-        let network_id = self.network_for(spec.internet)?;
-        let security_groups =
-            if spec.internet { Vec::new() } else { vec![self.config.isolated_security_group.clone()] };
-        let name = format!("{NAME_PREFIX}{}", spec.id);
-        let metadata = BTreeMap::from([
-            (ID_KEY.to_owned(), spec.id.clone()),
-            ("thindesk_name".to_owned(), spec.name.chars().take(255).collect()),
-        ]);
-        let new = NewServer {
-            name: &name,
-            image_id: &image_id,
-            flavor_id: &flavor_id,
-            network_id: &network_id,
-            security_groups: &security_groups,
-            metadata,
-        };
-        let server_id = api::create_server(&self.session, &new)?;
-        self.servers.lock().unwrap_or_else(|p| p.into_inner()).insert(spec.id.clone(), server_id.clone());
-        // Nova boots what it creates; a defined machine is off, so stop it once up.
-        let defined = self.wait_for(&spec.id, "ACTIVE", "creating the server").and_then(|server| {
-            self.action(&spec.id, &server, json!({"os-stop": null}))?;
-            self.wait_for(&spec.id, "SHUTOFF", "stopping the new server")
-        });
-        match defined {
-            Ok(_) => Ok(()),
-            Err(error) => {
-                // Undo: a machine that could not be defined leaves nothing behind.
-                if let Err(undo) = self.destroy(&spec.id) {
-                    tracing::warn!(id = %spec.id, server = %server_id, %undo, "a half-made server could not be deleted");
-                }
-                Err(error)
-            }
-        }
+        self.define_with_user_data(spec, None)
     }
 
     fn destroy(&self, id: &str) -> Result<(), ComputeError> {
