@@ -19,6 +19,7 @@ mod crash;
 mod demo;
 mod guest_network;
 mod openapi;
+mod openstack_network;
 mod qemu;
 mod restart;
 mod seed_client;

@@ -3,8 +3,8 @@
 //! every later release accept.
 
 use super::OpenStackError;
-use base64::Engine;
 use super::keystone::{Reply, Session};
+use base64::Engine;
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
