@@ -155,7 +155,7 @@ impl ManagementListener {
     }
 
     /// Connections from anywhere but the host itself.
-    fn from_elsewhere(&self, host: &[IpAddr]) -> Vec<SocketAddr> {
+    fn strangers(&self, host: &[IpAddr]) -> Vec<SocketAddr> {
         let peers = self.peers.lock().unwrap_or_else(|p| p.into_inner());
         peers.iter().filter(|peer| !host.contains(&peer.ip())).copied().collect()
     }
@@ -334,7 +334,7 @@ fn an_isolated_machine_reaches_neither_the_management_host_nor_another_machine_o
     for target in ["other-machine", "management-host", "management-loopback"] {
         assert!(!connected(&routed_reached, "internet=true", target), "internet=true reaches {target}");
     }
-    let strangers = management.from_elsewhere(&host_addresses);
+    let strangers = management.strangers(&host_addresses);
     assert!(strangers.is_empty(), "the management listener was reached from {strangers:?}");
     drop(outside);
 }
