@@ -175,6 +175,12 @@ pub fn servers(session: &Session, name_pattern: &str) -> Result<Vec<Server>, Ope
 
 /// `POST /servers`: the new server's id (it is in BUILD).
 pub fn create_server(session: &Session, new: &NewServer<'_>) -> Result<String, OpenStackError> {
+    let body = json!({"server": server_body(new)});
+    let reply = session.send(COMPUTE, Method::POST, "/servers", Some(&body), &[])?;
+    Ok(expect_success(reply, COMPUTE)?.json::<CreatedBody>(COMPUTE)?.server.id)
+}
+
+fn server_body(new: &NewServer<'_>) -> Value {
     let mut server = json!({
         "name": new.name,
         "imageRef": new.image_id,
@@ -189,8 +195,7 @@ pub fn create_server(session: &Session, new: &NewServer<'_>) -> Result<String, O
         server["user_data"] = json!(base64::engine::general_purpose::STANDARD.encode(user_data));
         server["config_drive"] = json!(true);
     }
-    let reply = session.send(COMPUTE, Method::POST, "/servers", Some(&json!({"server": server})), &[])?;
-    Ok(expect_success(reply, COMPUTE)?.json::<CreatedBody>(COMPUTE)?.server.id)
+    server
 }
 
 /// `DELETE /servers/{id}`; `false` when there was no such server.
@@ -291,6 +296,25 @@ mod tests {
     fn query_values_are_percent_encoded() {
         assert_eq!(query("^thindesk-a_b$"), "%5Ethindesk-a_b%24");
         assert_eq!(query("m1.small"), "m1.small");
+    }
+
+    #[test]
+    fn user_data_goes_on_a_config_drive() {
+        let mut new = NewServer {
+            name: "thindesk-x",
+            image_id: "i",
+            flavor_id: "f",
+            network_id: "n",
+            security_groups: &[],
+            metadata: BTreeMap::new(),
+            user_data: None,
+        };
+        let plain = server_body(&new);
+        assert!(plain.get("user_data").is_none() && plain.get("config_drive").is_none());
+        new.user_data = Some(b"thindesk.targets=a=1.2.3.4:80:none\n");
+        let body = server_body(&new);
+        assert_eq!(body["config_drive"], json!(true));
+        assert_eq!(body["user_data"], json!("dGhpbmRlc2sudGFyZ2V0cz1hPTEuMi4zLjQ6ODA6bm9uZQo="));
     }
 
     #[test]
