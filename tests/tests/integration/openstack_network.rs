@@ -194,7 +194,12 @@ impl Servers<'_> {
         let user_data = format!("thindesk.targets={}\n", list.join(","));
         self.ids.lock().unwrap_or_else(|p| p.into_inner()).push(id.to_owned());
         let started = Instant::now();
-        self.driver.define_with_user_data(&spec(id, internet), Some(user_data.as_bytes())).expect("defined");
+        if let Err(error) = self.driver.define_with_user_data(&spec(id, internet), Some(user_data.as_bytes())) {
+            panic!(
+                "defining {id}: {error} (a server stuck in BUILD may be the linuxbridge agent stuck on \
+                 ebtables: Known problems in tests/openstack/README.md)"
+            );
+        }
         eprintln!("openstack network: {id} defined in {:.1} s", started.elapsed().as_secs_f64());
     }
 
