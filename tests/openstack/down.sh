@@ -25,4 +25,13 @@ for pidfile in /run/libvirt/qemu/instance-*.pid; do
         kill -TERM "$pid" && log "stopped guest ${pidfile##*/}"
     fi
 done
+# The DHCP agent's dnsmasq daemons leave its session; they are found by the pid
+# files the agent gives them (one per network).
+for pidfile in /var/lib/neutron/dhcp/*/pid; do
+    [ -f "$pidfile" ] || continue
+    pid=$(cat "$pidfile")
+    if [ -n "$pid" ] && [ "$(ps -o comm= -p "$pid" 2>/dev/null)" = dnsmasq ]; then
+        kill -TERM "$pid" && log "stopped dnsmasq of network $(basename "$(dirname "$pidfile")")"
+    fi
+done
 log "down.sh done in $(($(date +%s) - began)) s"

@@ -16,7 +16,7 @@ SPICE_PROXY_PORT=6082
 
 # The services up.sh starts, in start order; down.sh stops them in reverse.
 OS_SERVICES=(mariadb memcached epmd rabbitmq keystone glance placement neutron-api
-    neutron-rpc neutron-linuxbridge virtlogd libvirtd nova-api nova-conductor
+    neutron-rpc neutron-linuxbridge neutron-dhcp neutron-l3 virtlogd libvirtd nova-api nova-conductor
     nova-scheduler nova-compute nova-spicehtml5proxy)
 
 log() { printf '%s [%s] %s\n' "$(date -u +%H:%M:%S)" "${0##*/}" "$*" >&2; }

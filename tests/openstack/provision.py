@@ -113,7 +113,7 @@ def flavors(conn):
         say(f"flavor {name} created")
 
 
-def network(conn, name, physnet, cidr, gateway, project, external=False, shared=False):
+def network(conn, name, physnet, cidr, gateway, project, external=False, shared=False, dhcp=False):
     net = conn.network.find_network(name)
     if net is None:
         net = conn.network.create_network(
@@ -122,12 +122,26 @@ def network(conn, name, physnet, cidr, gateway, project, external=False, shared=
         )
         say(f"network {name} created")
     subnet_name = f"{name}-v4"
-    if conn.network.find_subnet(subnet_name) is None:
+    subnet = conn.network.find_subnet(subnet_name)
+    if subnet is None:
         conn.network.create_subnet(
             name=subnet_name, network_id=net.id, ip_version=4, cidr=cidr, gateway_ip=gateway,
-            is_dhcp_enabled=False, project_id=project.id,
+            is_dhcp_enabled=dhcp, project_id=project.id,
         )
         say(f"subnet {subnet_name} {cidr} created")
+    elif subnet.is_dhcp_enabled != dhcp:
+        # Subnets made before the DHCP agent ran had DHCP off.
+        conn.network.update_subnet(subnet, is_dhcp_enabled=dhcp)
+        say(f"subnet {subnet_name}: DHCP {'on' if dhcp else 'off'}")
+    if dhcp and not list(conn.network.network_hosting_dhcp_agents(net)):
+        # Neutron schedules a network onto a DHCP agent when a subnet or port is
+        # made or an agent starts; a subnet whose DHCP was turned on later, or one
+        # made before the agent first reported, stays without one.
+        agents = [a for a in conn.network.agents(agent_type="DHCP agent") if a.is_alive]
+        if not agents:
+            raise SystemExit(f"no live DHCP agent for network {name}")
+        conn.network.add_dhcp_agent_to_network(agents[0], net)
+        say(f"network {name}: served by DHCP agent {agents[0].host}")
     return net
 
 
@@ -143,7 +157,8 @@ def contents(conn, demo, probe, demo_recipe, probe_recipe):
     # internet=true: thindesk's LAN, routed to an external network.
     public = network(conn, "public", "physnet-public", "203.0.113.0/24", "203.0.113.1", admin,
                      external=True)
-    lan = network(conn, "thindesk-internet", "physnet-lan", "10.90.0.0/24", "10.90.0.1", thindesk)
+    lan = network(conn, "thindesk-internet", "physnet-lan", "10.90.0.0/24", "10.90.0.1", thindesk,
+                  dhcp=True)
     router = conn.network.find_router("thindesk-router")
     if router is None:
         router = conn.network.create_router(
@@ -158,7 +173,7 @@ def contents(conn, demo, probe, demo_recipe, probe_recipe):
         say("router thindesk-router: interface on thindesk-internet")
 
     # internet=false: no router, and a security group that lets nothing out.
-    network(conn, "thindesk-isolated", "physnet-iso", "10.91.0.0/24", None, thindesk)
+    network(conn, "thindesk-isolated", "physnet-iso", "10.91.0.0/24", None, thindesk, dhcp=True)
     group = conn.network.find_security_group("thindesk-isolated", project_id=thindesk.id)
     if group is None:
         group = conn.network.create_security_group(

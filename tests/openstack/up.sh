@@ -2,9 +2,10 @@
 # Installs and starts a single-node OpenStack Zed from Debian 12's own packages, by
 # hand (no systemd): MariaDB, RabbitMQ, memcached, Keystone, Glance, Placement, Nova
 # (api, conductor, scheduler, compute on libvirt with virt_type=qemu,
-# spicehtml5proxy) and Neutron (API, RPC server, linuxbridge agent). Then uploads the
-# demo image, makes the flavors and networks thindesk's tests use, and writes the
-# credentials thindesk reads.
+# spicehtml5proxy) and Neutron (API, RPC server, linuxbridge, DHCP and L3 agents).
+# Then uploads the demo and probe images, makes the flavors and networks thindesk's
+# tests use, the "outside world" behind the external network (a network namespace),
+# and writes the credentials thindesk reads.
 #
 #   tests/openstack/up.sh          # as root; idempotent: reuses what already runs
 #   tests/openstack/down.sh        # stops every service (keeps data and packages)
@@ -33,6 +34,8 @@ PACKAGES=(mariadb-server python3-pymysql rabbitmq-server memcached python3-memca
     nova-compute-kvm nova-consoleproxy spice-html5 libvirt-daemon-system
     libvirt-clients python3-openstackclient crudini neutron-server
     neutron-linuxbridge-agent uwsgi-plugin-python3 iptables ipset bridge-utils
+    # DHCP (dnsmasq) and routers (namespaces); genisoimage makes Nova's config drives
+    neutron-dhcp-agent neutron-l3-agent dnsmasq-base genisoimage
     # the demo image's recipe (assets/demo-image/build.sh)
     busybox-static syslinux syslinux-common mtools dosfstools qemu-utils)
 
@@ -243,7 +246,12 @@ authtoken $pc placement "$PLACEMENT_PASS"
 uwsgi_ini placement "$PLACEMENT_PORT" /usr/bin/placement-api placement
 
 # Neutron: ML2 with flat networks on bridges made by hand with no uplink (this
-# kernel has no dummy links, notes 8), linuxbridge (experimental in Zed).
+# kernel has no dummy links, notes 8), linuxbridge (experimental in Zed). Each
+# physnet's "physical interface" is one end of a veth pair whose other end is in
+# the hand-made bridge: the agent enslaves it in the network's own bridge (brqNET),
+# where Nova plugs the servers. (With bridge_mappings the agent put its own DHCP and
+# router ports in the hand-made bridge, but Zed's linuxbridge driver does not tell
+# Nova that bridge's name, so servers landed in an unconnected brqNET.)
 nc=/etc/neutron/neutron.conf
 crudini --merge $nc DEFAULT <<EOF
 core_plugin = ml2
@@ -271,16 +279,60 @@ extension_drivers = port_security
 EOF
 set_conf $ml2 ml2_type_flat flat_networks 'physnet-public,physnet-lan,physnet-iso'
 lb=/etc/neutron/plugins/ml2/linuxbridge_agent.ini
-set_conf $lb linux_bridge bridge_mappings 'physnet-public:tdos-public,physnet-lan:tdos-lan,physnet-iso:tdos-iso'
-set_conf $lb linux_bridge physical_interface_mappings ''
+set_conf $lb linux_bridge bridge_mappings ''
+set_conf $lb linux_bridge physical_interface_mappings 'physnet-public:tdos-public-up,physnet-lan:tdos-lan-up,physnet-iso:tdos-iso-up'
 set_conf $lb vxlan enable_vxlan false
 set_conf $lb securitygroup enable_security_group true
 set_conf $lb securitygroup firewall_driver iptables
+# DHCP and L3 agents plug their namespaces' ends into the bridges through the
+# linuxbridge agent. No metadata agent: guests read Nova's config drive instead (the
+# isolated security group would drop their requests to 169.254.169.254 anyway).
+dh=/etc/neutron/dhcp_agent.ini
+crudini --merge $dh DEFAULT <<EOF
+interface_driver = linuxbridge
+dhcp_driver = neutron.agent.linux.dhcp.Dnsmasq
+enable_isolated_metadata = false
+force_metadata = false
+EOF
+l3=/etc/neutron/l3_agent.ini
+crudini --merge $l3 DEFAULT <<EOF
+interface_driver = linuxbridge
+enable_metadata_proxy = false
+EOF
 mkdir -p /var/lib/neutron/tmp && chown -R neutron:neutron /var/lib/neutron
 for bridge in tdos-public tdos-lan tdos-iso; do
     ip link show "$bridge" >/dev/null 2>&1 || ip link add "$bridge" type bridge
-    ip link set "$bridge" up
+    ip link show "$bridge-up" >/dev/null 2>&1 || ip link add "$bridge-up" type veth peer name "$bridge-sw"
+    ip link set "$bridge-sw" master "$bridge"
+    # No address of the host on the guests' links, not even IPv6 link-local: the
+    # host's root namespace (where thindesk and the cloud's APIs listen) is then on
+    # none of them. The brqNET bridges and the taps come later: no IPv6 on any new
+    # link of the root namespace (namespaces have their own setting).
+    for link in "$bridge" "$bridge-up" "$bridge-sw"; do
+        sysctl -q -w "net.ipv6.conf.$link.disable_ipv6=1"
+        ip link set "$link" up
+    done
 done
+sysctl -q -w net.ipv6.conf.default.disable_ipv6=1
+for link in $(ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | grep -E '^(brq|tap)'); do
+    sysctl -q -w "net.ipv6.conf.$link.disable_ipv6=1"
+done
+# The outside world of the external network `public`: a namespace holding the
+# public subnet's gateway 203.0.113.1, on tdos-public through a veth pair, with no
+# route anywhere else. The routers' SNAT reaches it; a test runs its listener in it
+# (ip netns exec tdos-outside ...). It is not the host: the host has no address on
+# tdos-public and the namespace forwards nothing.
+ip netns list | awk '{print $1}' | grep -x tdos-outside >/dev/null || ip netns add tdos-outside
+if ! ip link show tdos-out >/dev/null 2>&1; then
+    ip link add tdos-out type veth peer name tdos-out-ns netns tdos-outside
+fi
+ip link set tdos-out master tdos-public
+sysctl -q -w net.ipv6.conf.tdos-out.disable_ipv6=1
+ip link set tdos-out up
+ip -n tdos-outside addr replace 203.0.113.1/24 dev tdos-out-ns
+ip netns exec tdos-outside sysctl -q -w net.ipv4.ip_forward=0
+ip -n tdos-outside link set tdos-out-ns up
+ip -n tdos-outside link set lo up
 neutron_args=(--config-file=/etc/neutron/neutron.conf --config-file=/etc/neutron/plugins/ml2/ml2_conf.ini)
 # One thread: neutron's eventlet-patched code under uwsgi threads logs "greenlet.error:
 # cannot switch to a different thread".
@@ -329,7 +381,11 @@ set_conf $ncc libvirt cpu_mode none
 # A soft reboot the guest ignores becomes a hard one after this long (default 120 s):
 # a guest still booting under TCG has no ACPI daemon yet.
 set_conf $ncc libvirt wait_soft_reboot_seconds 30
-uwsgi_ini nova-api "$NOVA_PORT" /usr/bin/nova-api-wsgi nova
+# One thread, as neutron's: with four, eventlet (nova-api is monkey-patched) handed
+# RPC replies to a waiter in another thread ("greenlet.error: cannot switch to a
+# different thread" in nova-api.log) and console-output calls failed after 60 s with
+# MessagingTimeout now and then.
+uwsgi_ini nova-api "$NOVA_PORT" /usr/bin/nova-api-wsgi nova 1
 mkdir -p /var/lib/nova/tmp /var/lib/nova/instances && chown -R nova:nova /var/lib/nova
 
 # libvirt: root's libvirtd; nova reaches it through the socket of group libvirt
@@ -442,8 +498,18 @@ start_service placement root uwsgi --ini "$OS_STATE/placement-uwsgi.ini"
 # Neutron before Nova: Nova asks Neutron for every server (notes 7).
 start_service neutron-api root uwsgi --ini "$OS_STATE/neutron-api-uwsgi.ini"
 start_service neutron-rpc neutron /usr/bin/neutron-rpc-server "${neutron_args[@]}"
-start_service neutron-linuxbridge root /usr/bin/neutron-linuxbridge-agent \
+# Its ebtables is a wrapper (ebtables-wrapper: ebtables-nft cannot delete the
+# agent's --among-src rules, which otherwise wedges the agent on the first port
+# updated twice, a rebooted server's).
+mkdir -p "$OS_STATE/bin"
+install -m 755 "$here/ebtables-wrapper" "$OS_STATE/bin/ebtables"
+start_service neutron-linuxbridge root env PATH="$OS_STATE/bin:$PATH" /usr/bin/neutron-linuxbridge-agent \
     --config-file=/etc/neutron/neutron.conf --config-file="$lb"
+# As root: they make namespaces and veth pairs and run dnsmasq.
+start_service neutron-dhcp root /usr/bin/neutron-dhcp-agent \
+    --config-file=/etc/neutron/neutron.conf --config-file="$dh"
+start_service neutron-l3 root /usr/bin/neutron-l3-agent \
+    --config-file=/etc/neutron/neutron.conf --config-file="$l3"
 start_service virtlogd root /usr/sbin/virtlogd
 start_service libvirtd root /usr/sbin/libvirtd
 wait_for Glance 120 curl -fsS "http://127.0.0.1:$GLANCE_PORT/"
@@ -467,11 +533,11 @@ if [ ! -f "$demo" ]; then
     log "building the demo image (assets/demo-image/build.sh)"
     bash "$repo/assets/demo-image/build.sh" "$demo" >>"$OS_LOGS/demo-image.log" 2>&1
 fi
-probe_recipe=$( (cat "$repo"/assets/demo-image/* "$repo/assets/probe-image/init") | sha256sum | cut -c1-12)
+probe_recipe=$(cat "$repo"/assets/demo-image/* "$repo"/assets/probe-image/* | sha256sum | cut -c1-12)
 probe=$image_dir/thindesk-probe-$probe_recipe.qcow2
 if [ ! -f "$probe" ]; then
-    log "building the probe image (assets/probe-image/init)"
-    bash "$repo/assets/demo-image/build.sh" "$probe" "$repo/assets/probe-image/init" >>"$OS_LOGS/demo-image.log" 2>&1
+    log "building the probe image (assets/probe-image/build.sh)"
+    bash "$repo/assets/probe-image/build.sh" "$probe" >>"$OS_LOGS/demo-image.log" 2>&1
 fi
 
 # ---------------------------------------------------------------- compute host, cloud contents

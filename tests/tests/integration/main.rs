@@ -20,6 +20,7 @@ mod demo;
 mod guest_network;
 mod openapi;
 mod openstack;
+mod openstack_network;
 mod openstack_viewer;
 mod qemu;
 mod restart;

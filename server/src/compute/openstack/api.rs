@@ -4,6 +4,7 @@
 
 use super::OpenStackError;
 use super::keystone::{Reply, Session};
+use base64::Engine;
 use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -143,6 +144,9 @@ pub struct NewServer<'a> {
     /// Security groups by name; empty: the project's `default`.
     pub security_groups: &'a [String],
     pub metadata: BTreeMap<String, String>,
+    /// Given to the guest on a config drive (`openstack/latest/user_data`): a
+    /// guest that cannot reach a metadata service (an isolated one) still reads it.
+    pub user_data: Option<&'a [u8]>,
 }
 
 fn expect_success(reply: Reply, service: &'static str) -> Result<Reply, OpenStackError> {
@@ -192,6 +196,12 @@ pub fn servers(session: &Session, name_pattern: &str) -> Result<Vec<Server>, Ope
 
 /// `POST /servers`: the new server's id (it is in BUILD).
 pub fn create_server(session: &Session, new: &NewServer<'_>) -> Result<String, OpenStackError> {
+    let body = json!({"server": server_body(new)});
+    let reply = session.send(COMPUTE, Method::POST, "/servers", Some(&body), &[])?;
+    Ok(expect_success(reply, COMPUTE)?.json::<CreatedBody>(COMPUTE)?.server.id)
+}
+
+fn server_body(new: &NewServer<'_>) -> Value {
     let mut server = json!({
         "name": new.name,
         "imageRef": new.image_id,
@@ -202,8 +212,11 @@ pub fn create_server(session: &Session, new: &NewServer<'_>) -> Result<String, O
     if !new.security_groups.is_empty() {
         server["security_groups"] = new.security_groups.iter().map(|name| json!({"name": name})).collect();
     }
-    let reply = session.send(COMPUTE, Method::POST, "/servers", Some(&json!({"server": server})), &[])?;
-    Ok(expect_success(reply, COMPUTE)?.json::<CreatedBody>(COMPUTE)?.server.id)
+    if let Some(user_data) = new.user_data {
+        server["user_data"] = json!(base64::engine::general_purpose::STANDARD.encode(user_data));
+        server["config_drive"] = json!(true);
+    }
+    server
 }
 
 /// `DELETE /servers/{id}`; `false` when there was no such server.
@@ -225,6 +238,24 @@ pub fn action(session: &Session, id: &str, body: &Value) -> Result<bool, OpenSta
     }
     expect_success(reply, COMPUTE)?;
     Ok(true)
+}
+
+#[derive(Debug, Deserialize)]
+struct ConsoleOutputBody {
+    output: String,
+}
+
+/// The last `lines` lines of the server's serial console log
+/// (`{"os-getConsoleOutput": {"length": N}}`); `None` when there is no such server.
+/// Only of a running server: for a stopped one nova-compute (Zed, libvirt) reads
+/// the stale pty its inactive domain names and never answers.
+pub fn console_output(session: &Session, id: &str, lines: u32) -> Result<Option<String>, OpenStackError> {
+    let body = json!({"os-getConsoleOutput": {"length": lines}});
+    let reply = session.send(COMPUTE, Method::POST, &format!("/servers/{}/action", query(id)), Some(&body), &[])?;
+    if reply.status == 404 {
+        return Ok(None);
+    }
+    Ok(Some(expect_success(reply, COMPUTE)?.json::<ConsoleOutputBody>(COMPUTE)?.output))
 }
 
 #[derive(Debug, Deserialize)]
@@ -305,22 +336,6 @@ pub fn images(session: &Session) -> Result<Vec<Image>, OpenStackError> {
     Err(OpenStackError::Protocol { service: IMAGE, detail: format!("more than {MAX_PAGES} pages of images") })
 }
 
-/// `os-getConsoleOutput`: the last `lines` lines of what the server wrote on its
-/// serial console; `None` when there is no such server. Only for running servers
-/// (a stopped one's makes nova-compute hang in Zed; tests/openstack/README.md).
-pub fn console_output(session: &Session, id: &str, lines: u32) -> Result<Option<String>, OpenStackError> {
-    #[derive(Deserialize)]
-    struct Output {
-        output: String,
-    }
-    let body = json!({"os-getConsoleOutput": {"length": lines}});
-    let reply = session.send(COMPUTE, Method::POST, &format!("/servers/{}/action", query(id)), Some(&body), &[])?;
-    if reply.status == 404 {
-        return Ok(None);
-    }
-    Ok(Some(expect_success(reply, COMPUTE)?.json::<Output>(COMPUTE)?.output))
-}
-
 /// One action Nova recorded on a server (`os-instance-actions`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct InstanceAction {
@@ -368,6 +383,25 @@ mod tests {
     fn query_values_are_percent_encoded() {
         assert_eq!(query("^thindesk-a_b$"), "%5Ethindesk-a_b%24");
         assert_eq!(query("m1.small"), "m1.small");
+    }
+
+    #[test]
+    fn user_data_goes_on_a_config_drive() {
+        let mut new = NewServer {
+            name: "thindesk-x",
+            image_id: "i",
+            flavor_id: "f",
+            network_id: "n",
+            security_groups: &[],
+            metadata: BTreeMap::new(),
+            user_data: None,
+        };
+        let plain = server_body(&new);
+        assert!(plain.get("user_data").is_none() && plain.get("config_drive").is_none());
+        new.user_data = Some(b"thindesk.targets=a=1.2.3.4:80:none\n");
+        let body = server_body(&new);
+        assert_eq!(body["config_drive"], json!(true));
+        assert_eq!(body["user_data"], json!("dGhpbmRlc2sudGFyZ2V0cz1hPTEuMi4zLjQ6ODA6bm9uZQo="));
     }
 
     #[test]

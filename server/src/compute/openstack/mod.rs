@@ -25,6 +25,8 @@
 //!   bridge and ticket at its first `inspect`: Nova holds the state, this host no
 //!   secret. The cost: display traffic crosses this host (`tests/openstack/README.md`
 //!   has the figures).
+//! - `define_with_user_data` gives the guest user data on a config drive (read
+//!   without any network), `console_output` reads a running server's serial log.
 //!
 //! Not yet: a guest account (no guest agent channel through Nova), which answers an
 //! error that says so; a console proxy behind `https` (the websocket client has no
@@ -342,6 +344,29 @@ impl OpenStackCompute {
         Ok(display)
     }
 
+    /// [`Compute::define`], with `user_data` for the guest on a config drive (Nova's
+    /// `user_data` with `config_drive: true`). The same image can then boot with
+    /// different instructions per server, e.g. the network probe's targets.
+    pub fn define_with_user_data(&self, spec: &MachineSpec, user_data: Option<&[u8]>) -> Result<(), ComputeError> {
+        let server_id = self.create(spec, user_data)?;
+        if let Some(account) = &spec.guest_account {
+            self.accounts.remember(&spec.id, account.clone());
+        }
+        // Nova boots what it creates; a defined machine is off, so stop it once up.
+        let defined = self.wait_for(&spec.id, "ACTIVE", "creating the server").and_then(|server| {
+            self.action(&spec.id, &server, json!({"os-stop": null}))?;
+            self.wait_for(&spec.id, "SHUTOFF", "stopping the new server")
+        });
+        self.undo_unless(defined.map(|_| ()), &spec.id, &server_id)
+    }
+
+    /// The last `lines` lines of the running machine `id`'s serial console, as Nova
+    /// logged them (every boot of the server, one after the other).
+    pub fn console_output(&self, id: &str, lines: u32) -> Result<String, ComputeError> {
+        let server = self.server_of(id)?;
+        api::console_output(&self.session, &server.id, lines)?.ok_or_else(|| ComputeError::NoSuchMachine(id.to_owned()))
+    }
+
     /// Polls machine `id` until `done` says so, an ERROR or the deadline.
     fn wait(&self, id: &str, what: &str, done: impl Fn(&Server) -> bool) -> Result<Server, ComputeError> {
         let started = Instant::now();
@@ -396,7 +421,7 @@ impl OpenStackCompute {
     }
 
     /// Creates the server of `spec` (Nova boots it at once): its Nova id.
-    fn create(&self, spec: &MachineSpec) -> Result<String, ComputeError> {
+    fn create(&self, spec: &MachineSpec, user_data: Option<&[u8]>) -> Result<String, ComputeError> {
         match self.server_of(&spec.id) {
             Ok(_) => return Err(ComputeError::AlreadyDefined(spec.id.clone())),
             Err(ComputeError::NoSuchMachine(_)) => {}
@@ -420,6 +445,7 @@ impl OpenStackCompute {
             network_id: &network_id,
             security_groups: &security_groups,
             metadata,
+            user_data,
         };
         let server_id = api::create_server(&self.session, &new)?;
         self.servers.lock().unwrap_or_else(|p| p.into_inner()).insert(spec.id.clone(), server_id.clone());
@@ -484,21 +510,12 @@ impl Compute for OpenStackCompute {
     }
 
     fn define(&self, spec: &MachineSpec) -> Result<(), ComputeError> {
-        let server_id = self.create(spec)?;
-        if let Some(account) = &spec.guest_account {
-            self.accounts.remember(&spec.id, account.clone());
-        }
-        // Nova boots what it creates; a defined machine is off, so stop it once up.
-        let defined = self.wait_for(&spec.id, "ACTIVE", "creating the server").and_then(|server| {
-            self.action(&spec.id, &server, json!({"os-stop": null}))?;
-            self.wait_for(&spec.id, "SHUTOFF", "stopping the new server")
-        });
-        self.undo_unless(defined.map(|_| ()), &spec.id, &server_id)
+        self.define_with_user_data(spec, None)
     }
 
     fn define_and_start(&self, spec: &MachineSpec) -> Result<(), ComputeError> {
         // One boot: the server Nova creates is the started machine.
-        let server_id = self.create(spec)?;
+        let server_id = self.create(spec, None)?;
         if let Some(account) = &spec.guest_account {
             self.accounts.remember(&spec.id, account.clone());
         }
