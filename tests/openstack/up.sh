@@ -500,10 +500,11 @@ start_service neutron-api root uwsgi --ini "$OS_STATE/neutron-api-uwsgi.ini"
 start_service neutron-rpc neutron /usr/bin/neutron-rpc-server "${neutron_args[@]}"
 # Its ebtables is a wrapper (ebtables-wrapper: ebtables-nft cannot delete the
 # agent's --among-src rules, which otherwise wedges the agent on the first port
-# updated twice, a rebooted server's).
-mkdir -p "$OS_STATE/bin"
-install -m 755 "$here/ebtables-wrapper" "$OS_STATE/bin/ebtables"
-start_service neutron-linuxbridge root env PATH="$OS_STATE/bin:$PATH" /usr/bin/neutron-linuxbridge-agent \
+# updated twice, a rebooted server's). The agent runs ebtables in its privsep
+# daemon, which sudo starts with sudo's own PATH: so the wrapper goes where that
+# PATH looks first, /usr/local/sbin. It changes nothing but those deletes.
+install -m 755 "$here/ebtables-wrapper" /usr/local/sbin/ebtables
+start_service neutron-linuxbridge root /usr/bin/neutron-linuxbridge-agent \
     --config-file=/etc/neutron/neutron.conf --config-file="$lb"
 # As root: they make namespaces and veth pairs and run dnsmasq.
 start_service neutron-dhcp root /usr/bin/neutron-dhcp-agent \
