@@ -237,11 +237,13 @@ fn a_machine_without_internet_is_on_the_isolated_network_and_what_the_cloud_lack
     assert_eq!(groups, ["thindesk-isolated"], "only the group that lets nothing out");
 
     let mut no_image = spec(&unique("noimg"), true);
-    no_image.base_disk = PathBuf::from("/nowhere/no-such-image.qcow2");
+    no_image.image = "no-such-image".to_owned();
     let error = driver.define(&no_image).expect_err("no such image");
     assert!(matches!(error, ComputeError::BadImage(ref m) if m.contains("no-such-image")), "{error}");
 
-    let mut too_big = spec(&unique("big"), true);
-    too_big.ram_mib = 10 * 1024 * 1024;
-    assert!(matches!(driver.define(&too_big), Err(ComputeError::NoCapacity(_))));
+    let mut no_flavor = spec(&unique("noflavor"), true);
+    no_flavor.flavor = "no-such-flavor".to_owned();
+    let error = driver.define(&no_flavor).expect_err("no such flavor");
+    assert!(matches!(error, ComputeError::NoCapacity(ref m) if m.contains("no-such-flavor")), "{error}");
+    assert!(driver.machines().expect("machines").iter().all(|machine| !machine.starts_with("no")), "nothing left");
 }
