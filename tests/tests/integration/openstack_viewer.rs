@@ -9,12 +9,13 @@
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 use thindesk_server::compute::openstack::OpenStackCompute;
 use thindesk_server::compute::{Compute, Display, MachineSpec, PowerOp};
 use thindesk_shared::Policy;
 use thindesk_tests::openstack::{DEMO_IMAGE, TINY_FLAVOR, TestCloud};
+use crate::viewer::{open_viewer, shot_path};
 use thindesk_tests::screen::{self, VirtualScreen};
 use thindesk_tests::spice::{self, Verdict};
 use thindesk_tests::vm;
@@ -61,24 +62,6 @@ fn connection_file(display: &Display, ticket: &str) -> String {
     )
 }
 
-fn open_viewer(screen: &VirtualScreen, file: &str, log: &std::path::Path) -> Child {
-    let mut viewer = Command::new("remote-viewer")
-        .arg("-")
-        .env("DISPLAY", &screen.display)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(log).expect("log file"))
-        .spawn()
-        .expect("remote-viewer starts");
-    let mut stdin = viewer.stdin.take().expect("stdin");
-    stdin.write_all(file.as_bytes()).expect("connection file written");
-    drop(stdin);
-    viewer
-}
-
-fn shot_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name)
-}
 
 /// Established (or closing) connections on loopback `port`, either end.
 fn connections_open(port: u16) -> usize {

@@ -37,7 +37,7 @@ fn connection_file_for(display: &Display, ca: &str, subject: &str, ticket: &str)
 
 /// `remote-viewer -`, reading the connection file from standard input, so that the
 /// ticket is never in an argument or a file. Its messages go to `log`.
-fn open_viewer(screen: &VirtualScreen, file: &str, log: &std::path::Path) -> Child {
+pub(crate) fn open_viewer(screen: &VirtualScreen, file: &str, log: &std::path::Path) -> Child {
     let mut viewer = Command::new("remote-viewer")
         .arg("-")
         .env("DISPLAY", &screen.display)
@@ -52,7 +52,7 @@ fn open_viewer(screen: &VirtualScreen, file: &str, log: &std::path::Path) -> Chi
     viewer
 }
 
-fn shot_path(name: &str) -> PathBuf {
+pub(crate) fn shot_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(name)
 }
 
