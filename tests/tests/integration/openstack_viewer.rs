@@ -7,6 +7,7 @@
 //! new ticket, the old one get nothing; a new ticket cuts the open viewer. Without a
 //! cloud the test fails under CI (`CI` set) and is skipped elsewhere, loudly.
 
+use crate::viewer::{open_viewer, shot_path};
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::process::Child;
@@ -15,7 +16,6 @@ use thindesk_server::compute::openstack::OpenStackCompute;
 use thindesk_server::compute::{Compute, Display, MachineSpec, PowerOp};
 use thindesk_shared::Policy;
 use thindesk_tests::openstack::{DEMO_IMAGE, TINY_FLAVOR, TestCloud};
-use crate::viewer::{open_viewer, shot_path};
 use thindesk_tests::screen::{self, VirtualScreen};
 use thindesk_tests::spice::{self, Verdict};
 use thindesk_tests::vm;
@@ -61,7 +61,6 @@ fn connection_file(display: &Display, ticket: &str) -> String {
         tls.host_subject
     )
 }
-
 
 /// Established (or closing) connections on loopback `port`, either end.
 fn connections_open(port: u16) -> usize {
