@@ -19,6 +19,20 @@ def say(text):
     print(f"provision.py: {text}", file=sys.stderr, flush=True)
 
 
+def password_works(name, password, project):
+    # keystoneauth itself: openstack.connect would mix in OS_CLOUD's admin settings.
+    from keystoneauth1 import session
+    from keystoneauth1.identity import v3
+    auth_url = openstack.config.OpenStackConfig().get_one().auth["auth_url"]
+    auth = v3.Password(auth_url=auth_url, username=name, password=password, user_domain_id="default",
+                       project_id=project.id)
+    try:
+        session.Session(auth=auth).get_token()
+        return True
+    except Exception:  # any refusal: the password is set again
+        return False
+
+
 def identity(conn, ports):
     keystone, glance, placement, nova, neutron = ports
     ident = conn.identity
@@ -40,8 +54,13 @@ def identity(conn, ports):
             found = ident.create_user(name=name, password=password, domain_id=domain.id,
                                       default_project_id=project.id)
             say(f"user {name} created")
-        else:
+        elif not password_works(name, password, project):
+            # Only when it changed: Keystone revokes every token of a user whose
+            # password is set, and nova-compute's cached service token then fails the
+            # servers it is building ("Networking client is experiencing an
+            # unauthorized exception").
             ident.update_user(found, password=password)
+            say(f"user {name}: password set")
         for role in roles:
             ident.assign_project_role_to_user(project, found, role)
 
@@ -81,7 +100,9 @@ def compute_up(conn):
 def image(conn, name, path, recipe, project, **properties):
     for found in conn.image.images(name=name):
         if found.properties.get("thindesk_recipe") == recipe and found.status == "active":
-            changed = {k: v for k, v in properties.items() if found.properties.get(k) != v}
+            # Glance properties the SDK knows are attributes, the others in .properties.
+            changed = {k: v for k, v in properties.items()
+                       if getattr(found, k, None) != v and found.properties.get(k) != v}
             if changed:
                 conn.image.update_image(found, **changed)
                 say(f"image {name}: properties {sorted(changed)} set")
