@@ -488,12 +488,12 @@ fn catalogue(state: &AppState, ctx: &Ctx) -> Page {
             h2 { (lang.t(Text::Images)) }
             @if images.is_empty() { p.empty { (lang.t(Text::NoneYet)) } } @else {
                 table {
-                    thead { tr { th { (lang.t(Text::Name)) } th { (lang.t(Text::Connection)) } th { (lang.t(Text::OsUsername)) } th { (lang.t(Text::GuestAgent)) } th { (lang.t(Text::BaseDisk)) } th { (lang.t(Text::Actions)) } } }
+                    thead { tr { th { (lang.t(Text::Name)) } th { (lang.t(Text::Connection)) } th { (lang.t(Text::OsUsername)) } th { (lang.t(Text::GuestAgent)) } th { (lang.t(if own { Text::BaseDisk } else { Text::LivesIn })) } @if own { th { (lang.t(Text::Actions)) } } } }
                     tbody { @for i in &images { tr data-image=(i.name) {
                         td { strong { (i.name) } } td { (i.default_connection_type.as_str()) } td { (i.os_username) }
                         td { @if i.guest_agent { (lang.t(Text::OwnOsPasswords)) } @else { span.badge.amber { (lang.t(Text::SharedOsPassword)) } } }
                         td.mono { (i.base_disk.display()) }
-                        td.actions { @if own { (button(ctx, "/admin/images/delete", &[("name", &i.name)], lang.t(Text::Delete), "danger small")) } }
+                        @if own { td.actions { (button(ctx, "/admin/images/delete", &[("name", &i.name)], lang.t(Text::Delete), "danger small")) } }
                     } } }
                 }
             }
@@ -511,10 +511,10 @@ fn catalogue(state: &AppState, ctx: &Ctx) -> Page {
         section.card {
             h2 { (lang.t(Text::Flavors)) }
             table {
-                thead { tr { th { (lang.t(Text::Name)) } th { (lang.t(Text::Vcpus)) } th { (lang.t(Text::RamMib)) } th { (lang.t(Text::DiskGib)) } th { (lang.t(Text::Actions)) } } }
+                thead { tr { th { (lang.t(Text::Name)) } th { (lang.t(Text::Vcpus)) } th { (lang.t(Text::RamMib)) } th { (lang.t(Text::DiskGib)) } @if own { th { (lang.t(Text::Actions)) } } } }
                 tbody { @for f in &flavors { tr {
                     td { strong { (f.name) } } td { (f.vcpus) } td { (f.ram_mib) } td { (f.disk_gib) }
-                    td.actions { @if own { (button(ctx, "/admin/flavors/delete", &[("name", &f.name)], lang.t(Text::Delete), "danger small")) } }
+                    @if own { td.actions { (button(ctx, "/admin/flavors/delete", &[("name", &f.name)], lang.t(Text::Delete), "danger small")) } }
                 } } }
             }
             @if own { form.row method="post" action="/admin/flavors/create" {
