@@ -7,10 +7,9 @@
 //! new ticket, the old one get nothing; a new ticket cuts the open viewer. Without a
 //! cloud the test fails under CI (`CI` set) and is skipped elsewhere, loudly.
 
-use crate::viewer::{open_viewer, shot_path};
+use crate::viewer::{open_viewer, shot_path, shows_no_guest};
 use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::process::Child;
 use std::time::{Duration, Instant};
 use thindesk_server::compute::openstack::OpenStackCompute;
 use thindesk_server::compute::{Compute, Display, MachineSpec, PowerOp};
@@ -270,19 +269,4 @@ fn remote_viewer_shows_an_openstack_machine_through_the_bridge_with_its_ticket_o
     );
     drop(machine);
     vm::wait_until("destroy to close the port", Duration::from_secs(10), || !vm::port_open(restarted.spice_port));
-}
-
-/// Waits until the viewer has drawn something (its error), then a while more: the
-/// screen must still show no guest.
-fn shows_no_guest(screen: &VirtualScreen, mut viewer: Child, shot: &str) -> bool {
-    let shot = shot_path(shot);
-    vm::wait_until("the refused viewer to draw (its error)", Duration::from_secs(60), || {
-        let shown = screen.screenshot(&shot);
-        shown.count_near([0, 0, 0], 10) < shown.width * shown.height
-    });
-    std::thread::sleep(Duration::from_secs(5));
-    let shown = screen.screenshot(&shot);
-    let _ = viewer.kill();
-    let _ = viewer.wait();
-    shown.count_near(BANNER_BLUE, 30) < 100
 }

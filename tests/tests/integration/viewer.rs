@@ -58,7 +58,7 @@ pub(crate) fn shot_path(name: &str) -> PathBuf {
 
 /// Waits until the viewer has drawn something (its error), then as long again as it
 /// took to show the guest, and more: the screen must still show no guest.
-fn shows_no_guest(screen: &VirtualScreen, mut viewer: Child, shot: &str) -> bool {
+pub(crate) fn shows_no_guest(screen: &VirtualScreen, mut viewer: Child, shot: &str) -> bool {
     let shot = shot_path(shot);
     vm::wait_until("the refused viewer to draw (its error)", Duration::from_secs(60), || {
         let shown = screen.screenshot(&shot);
